@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+import { createInterface } from 'node:readline/promises';
+import type { CliContext } from './context.js';
+import { runCli } from './program.js';
+import { reportError } from './report-error.js';
+
+/**
+ * The one exit point of imdsguard. Everything else throws or returns an exit code.
+ * Exit codes: 0 ok, 1 findings or failed changes (or a runtime failure), 2 usage or configuration error.
+ */
+function realContext(): CliContext {
+  const reloadHandlers = new Set<() => void>();
+  process.on('SIGHUP', () => {
+    for (const h of reloadHandlers) h();
+  });
+  const shutdown = new Promise<string>((resolve) => {
+    const stop = (sig: string) => () => resolve(sig);
+    process.once('SIGINT', stop('SIGINT'));
+    process.once('SIGTERM', stop('SIGTERM'));
+  });
+  return {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    cwd: process.cwd(),
+    shutdown,
+    onReload(handler) {
+      reloadHandlers.add(handler);
+      return () => reloadHandlers.delete(handler);
+    },
+    async confirm(question) {
+      if (!process.stdin.isTTY || !process.stderr.isTTY) return false;
+      const rl = createInterface({ input: process.stdin, output: process.stderr });
+      try {
+        const answer = await rl.question(`${question} [y/N] `);
+        return /^y(es)?$/i.test(answer.trim());
+      } finally {
+        rl.close();
+      }
+    },
+    exitCode: 0,
+  };
+}
+
+async function main(): Promise<void> {
+  const ctx = realContext();
+  try {
+    process.exitCode = await runCli(process.argv.slice(2), ctx);
+  } catch (err) {
+    process.exitCode = reportError(err, process.stderr, process.env['IMDSGUARD_DEBUG'] === '1');
+  }
+  // Long-running commands resolve after their servers closed; anything left (timers, sockets) is a bug,
+  // but it must not keep a finished command alive.
+  if (process.env['IMDSGUARD_NO_FORCE_EXIT'] !== '1') setImmediate(() => process.exit());
+}
+
+await main();

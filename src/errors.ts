@@ -1,0 +1,54 @@
+/**
+ * Stable error codes. Every error imdsguard raises on purpose is an ImdsguardError with one of these
+ * codes. docs/errors.md lists every code; test/unit/errors-docs.test.ts keeps the two in sync.
+ *
+ * exit: the process exit code when this error ends a command (2 usage or configuration, 1 runtime).
+ */
+export const ERROR_CODES = {
+  IMDSGUARD_E_USAGE: { exit: 2, summary: 'Unknown command or option, or a bad option value.' },
+  IMDSGUARD_E_CONFIG: { exit: 2, summary: 'The configuration (file, flags or environment) is invalid.' },
+  IMDSGUARD_E_CONFIG_READ: { exit: 2, summary: 'A configuration or input file cannot be read or parsed.' },
+  IMDSGUARD_E_INSTANCE_FILE: { exit: 2, summary: 'The emulator instance file is invalid.' },
+  IMDSGUARD_E_RULE: { exit: 2, summary: 'A policy rule cannot be compiled.' },
+  IMDSGUARD_E_LISTEN: { exit: 1, summary: 'A server cannot listen on the requested address.' },
+  IMDSGUARD_E_NOT_IMPLEMENTED: { exit: 1, summary: 'The command exists but is not implemented yet.' },
+  IMDSGUARD_E_INTERNAL: { exit: 1, summary: 'An unexpected internal error (a bug): please report it.' },
+} as const satisfies Record<string, { exit: 1 | 2; summary: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface ImdsguardErrorOptions {
+  cause?: unknown;
+  /** A short suggestion the user can act on, printed after the message. */
+  hint?: string;
+  /** Structured context (account, region, instance, path...). Never put secrets here. */
+  details?: Record<string, unknown>;
+}
+
+export class ImdsguardError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: ImdsguardErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ImdsguardError';
+    this.code = code;
+    this.hint = options.hint;
+    this.details = options.details;
+  }
+
+  get exitCode(): 1 | 2 {
+    return ERROR_CODES[this.code].exit;
+  }
+}
+
+export function isImdsguardError(err: unknown, code?: ErrorCode): err is ImdsguardError {
+  return err instanceof ImdsguardError && (code === undefined || err.code === code);
+}
+
+/** A one-line message for any thrown value, never including a stack. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,55 @@
+/**
+ * What the guard knows about the process on the other end of a connection, and the small interface
+ * that finds it. The resolver over /proc lives beside this file; the guard only sees ProcessResolver.
+ */
+
+export interface ConnectionInfo {
+  family: 4 | 6;
+  /** The client's address and port as the guard's socket sees them. */
+  remoteAddress: string;
+  remotePort: number;
+  /** The guard's side of the connection. */
+  localAddress: string;
+  localPort: number;
+}
+
+export interface ProcessRef {
+  pid: number;
+  exe?: string;
+}
+
+export interface ContainerRef {
+  id: string;
+  runtime: 'docker' | 'containerd' | 'cri-o' | 'podman' | 'kubernetes' | 'unknown';
+  /** Kubernetes pod UID, when the cgroup path names one. */
+  podUid?: string;
+}
+
+export interface Caller {
+  /** full: pid and exe known; partial: some facts (often only the uid); none: nothing known. */
+  resolved: 'full' | 'partial' | 'none';
+  pid?: number;
+  exe?: string;
+  /** argv, bounded in count and length; never environment variables. */
+  cmdline?: string[];
+  uid?: number;
+  user?: string;
+  container?: ContainerRef;
+  /** The parent chain, nearest first, a few levels at most. */
+  parents?: ProcessRef[];
+  /** 'other' when the connection came from another network namespace (a container bridge). */
+  netns?: 'host' | 'other';
+  /** Why attribution is partial or failed, for a person: "permission denied reading /proc/1234/exe". */
+  error?: string;
+}
+
+export interface ProcessResolver {
+  resolve(conn: ConnectionInfo): Promise<Caller>;
+  close(): Promise<void>;
+}
+
+/** A resolver for when attribution is switched off. */
+export const noAttribution: ProcessResolver = {
+  resolve: async () => ({ resolved: 'none', error: 'attribution disabled' }),
+  close: async () => {},
+};

@@ -1,0 +1,54 @@
+import type { CliContext, Output } from '../../src/cli/context.js';
+import { runCli } from '../../src/cli/program.js';
+import { reportError } from '../../src/cli/report-error.js';
+
+export interface Captured extends Output {
+  text: string;
+}
+
+export function capture(isTTY = false): Captured {
+  const out: Captured = {
+    text: '',
+    isTTY,
+    write(chunk: string) {
+      out.text += chunk;
+      return true;
+    },
+  };
+  return out;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the CLI in-process with captured output, the way main.ts would, and returns the exit code.
+ * `shutdown` lets a test stop a long-running command.
+ */
+export async function runInProcess(
+  argv: string[],
+  opts: { env?: Record<string, string>; shutdown?: Promise<string>; cwd?: string } = {},
+): Promise<RunResult> {
+  const stdout = capture();
+  const stderr = capture();
+  const ctx: CliContext = {
+    stdout,
+    stderr,
+    env: opts.env ?? {},
+    cwd: opts.cwd ?? process.cwd(),
+    shutdown: opts.shutdown ?? Promise.resolve('test'),
+    onReload: () => () => {},
+    confirm: async () => false,
+    exitCode: 0,
+  };
+  let code: number;
+  try {
+    code = await runCli(argv, ctx);
+  } catch (err) {
+    code = reportError(err, stderr, true);
+  }
+  return { code, stdout: stdout.text, stderr: stderr.text };
+}

@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { COMMANDS } from '../../src/cli/commands/index.js';
+import { parseDuration, parseIntInRange, parseListen } from '../../src/cli/options.js';
+import { isImdsguardError } from '../../src/errors.js';
+import { runInProcess } from '../support/cli.js';
+
+describe('cli shell', () => {
+  it('prints help with every command of the table', async () => {
+    const r = await runInProcess(['--help']);
+    expect(r.code).toBe(0);
+    for (const spec of COMMANDS) expect(r.stdout).toContain(spec.name);
+    expect(r.stdout).toContain('Exit codes:');
+  });
+
+  it('prints the package version', async () => {
+    const r = await runInProcess(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('gives a usage error with a suggestion for an unknown command', async () => {
+    const r = await runInProcess(['emulat']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown command 'emulat'");
+    expect(r.stderr).toContain('Did you mean emulate?');
+    expect(r.stderr).toContain('IMDSGUARD_E_USAGE');
+  });
+
+  it('gives a usage error for an unknown flag', async () => {
+    const r = await runInProcess(['--frobnicate']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown option '--frobnicate'");
+  });
+
+  it('every command has a summary', () => {
+    for (const spec of COMMANDS) expect(spec.summary.length).toBeGreaterThan(10);
+  });
+});
+
+describe('option parsers', () => {
+  it('parses listen addresses', () => {
+    expect(parseListen('127.0.0.1:80')).toEqual({ host: '127.0.0.1', port: 80 });
+    expect(parseListen('[::1]:0')).toEqual({ host: '::1', port: 0 });
+    expect(parseListen(':1338')).toEqual({ host: '127.0.0.1', port: 1338 });
+  });
+
+  it.each(['127.0.0.1', '1.2.3.4:99999', '[nothex]:80', 'host:port'])('refuses listen "%s"', (v) => {
+    let err: unknown;
+    try {
+      parseListen(v);
+    } catch (e) {
+      err = e;
+    }
+    expect(isImdsguardError(err, 'IMDSGUARD_E_USAGE')).toBe(true);
+  });
+
+  it('parses durations and ranges', () => {
+    expect(parseDuration('15m')).toBe(900_000);
+    expect(parseDuration('7d')).toBe(7 * 86_400_000);
+    expect(() => parseDuration('7 days')).toThrow(/duration/);
+    expect(parseIntInRange('64', 1, 64, '--hop-limit')).toBe(64);
+    expect(() => parseIntInRange('65', 1, 64, '--hop-limit')).toThrow(/out of range 1..64/);
+  });
+});

@@ -52,6 +52,8 @@ export interface GuardEvent {
   alert: boolean;
   /** Total time in the guard, milliseconds. */
   durationMs?: number;
+  /** Time spent finding the caller, milliseconds (absent when attribution is off). */
+  attributionMs?: number;
 }
 
 /**

@@ -99,23 +99,3 @@ export function createNetns(label: string): Netns {
   };
   return ns;
 }
-
-/** Deletes leftover namespaces of this project (from a crashed run). */
-export function removeStaleNetns(): void {
-  let list = '';
-  try {
-    list = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-  } catch {
-    return;
-  }
-  for (const line of list.split('\n')) {
-    const n = line.split(' ')[0];
-    if (n?.startsWith('imdsg-')) {
-      try {
-        execFileSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
-      } catch {
-        // ignore
-      }
-    }
-  }
-}

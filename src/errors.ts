@@ -11,6 +11,19 @@ export const ERROR_CODES = {
   IMDSGUARD_E_INSTANCE_FILE: { exit: 2, summary: 'The emulator instance file is invalid.' },
   IMDSGUARD_E_RULE: { exit: 2, summary: 'A policy rule cannot be compiled.' },
   IMDSGUARD_E_LISTEN: { exit: 1, summary: 'A server cannot listen on the requested address.' },
+  IMDSGUARD_E_HOST_COMMAND: {
+    exit: 1,
+    summary: 'A host command (iptables, nft, useradd, systemctl) failed.',
+  },
+  IMDSGUARD_E_HOST_BACKEND: {
+    exit: 1,
+    summary: 'No usable firewall backend (iptables or nft) on this host.',
+  },
+  IMDSGUARD_E_HOST_USER: { exit: 2, summary: 'The guard user does not exist and cannot be created here.' },
+  IMDSGUARD_E_GUARD_UNHEALTHY: {
+    exit: 1,
+    summary: 'The guard is not healthy, so install refuses to add the redirect.',
+  },
   IMDSGUARD_E_NOT_IMPLEMENTED: { exit: 1, summary: 'The command exists but is not implemented yet.' },
   IMDSGUARD_E_INTERNAL: { exit: 1, summary: 'An unexpected internal error (a bug): please report it.' },
 } as const satisfies Record<string, { exit: 1 | 2; summary: string }>;

@@ -24,6 +24,10 @@ export const ERROR_CODES = {
     exit: 1,
     summary: 'The guard is not healthy, so install refuses to add the redirect.',
   },
+  IMDSGUARD_E_STORE: {
+    exit: 1,
+    summary: 'The event store or the alert spool cannot be opened, read or written.',
+  },
   IMDSGUARD_E_NOT_IMPLEMENTED: { exit: 1, summary: 'The command exists but is not implemented yet.' },
   IMDSGUARD_E_INTERNAL: { exit: 1, summary: 'An unexpected internal error (a bug): please report it.' },
 } as const satisfies Record<string, { exit: 1 | 2; summary: string }>;

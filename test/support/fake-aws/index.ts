@@ -1,0 +1,260 @@
+/**
+ * fake-aws: a local AWS endpoint the real AWS SDK v3 talks to (client option `endpoint`, CLI
+ * `--endpoint-url`). One HTTP server on 127.0.0.1:0 serves every service, routed by protocol:
+ *
+ *   EC2          query protocol, form body Action=...&Version=2016-11-15, XML in the EC2 namespace,
+ *                errors <Response><Errors><Error><Code>..   (ec2.ts)
+ *   Auto Scaling awsquery XML, Version=2011-01-01            (autoscaling.ts)
+ *   STS          awsquery XML, Version=2011-06-15             (sts.ts)
+ *   Organizations AWS JSON 1.1, X-Amz-Target AWSOrganizationsV20161128.*  (organizations.ts)
+ *   CloudWatch   AWS JSON 1.0, X-Amz-Target GraniteServiceVersion20100801.* (cloudwatch.ts: a stub for issue 9)
+ *
+ * The account a request acts in comes from the access key id in the SigV4 Authorization header:
+ * AssumeRole hands out ASIA<12-digit account><4 hex>; any other key is the caller's own account
+ * (fleet.managementAccountId, or `accessKeys` to map more). The region is the credential scope's.
+ * Signatures are not verified. Sessions expire after `sessionSeconds` (ExpiredToken/RequestExpired).
+ *
+ * Usage:
+ *   const aws = await startFakeAws({ generate: { accounts: 3, regions: ['us-east-1', 'eu-west-1'], instancesPerRegion: 500 } });
+ *   new EC2Client({ endpoint: aws.url, region: 'us-east-1', credentials: FAKE_CREDENTIALS });
+ *   aws.faults.throttle({ action: 'DescribeInstances', next: 3 });
+ *   aws.calls.count({ action: 'DescribeInstances', region: 'us-east-1' });
+ *   await aws.close();
+ *
+ * See README.md beside this file.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AUTOSCALING_NS, handleAutoScaling, queryErrorBody } from './autoscaling.js';
+import { CallLog } from './calls.js';
+import { CLOUDWATCH_TARGET, handleCloudWatch } from './cloudwatch.js';
+import { FakeAwsError, type FakeSession, type HandlerContext, type HandlerResult } from './context.js';
+import { ec2ErrorBody, handleEc2 } from './ec2.js';
+import { expiredErrorFor, Faults } from './faults.js';
+import { type GenerateFleetOptions, generateFleet } from './generate.js';
+import { RateLimits } from './limits.js';
+import type { FakeFleet } from './model.js';
+import { handleOrganizations, ORGANIZATIONS_TARGET } from './organizations.js';
+import { handleSts, STS_NS } from './sts.js';
+
+export type { CallFilter, CallRecord } from './calls.js';
+export { CallLog } from './calls.js';
+export { FakeAwsError } from './context.js';
+export { Faults } from './faults.js';
+export { type GenerateFleetOptions, generateFleet, prng } from './generate.js';
+export { EC2_DEFAULT_LIMITS, RateLimits } from './limits.js';
+export * from './model.js';
+
+/** Credentials for tests: any values work; this key id maps to the fleet's management account. */
+export const FAKE_CREDENTIALS = {
+  accessKeyId: 'AKIAFAKEFAKEFAKE0001',
+  secretAccessKey: 'fake-secret-access-key-not-a-secret',
+} as const;
+
+export interface FakeAwsOptions {
+  /** The fleet to serve (mutable). Default: generateFleet(generate). */
+  fleet?: FakeFleet;
+  generate?: GenerateFleetOptions;
+  /** Extra access key id -> account id mappings for non-assumed credentials. */
+  accessKeys?: Record<string, string>;
+  /** Lifetime of AssumeRole credentials, seconds (default 3600). */
+  sessionSeconds?: number;
+  /** How long a ModifyInstanceMetadataOptions change reads `pending`, ms (default 0: applied at the next read). */
+  pendingForMs?: number;
+  /** Seed for percent-based fault injection (default 42). */
+  faultSeed?: number;
+  /** Request bodies larger than this are refused with 413, bytes (default 1 MiB). */
+  maxBodyBytes?: number;
+  /** Artificial latency added to every response, ms (default 0). */
+  latencyMs?: number;
+}
+
+export interface FakeAws {
+  /** http://127.0.0.1:PORT */
+  url: string;
+  port: number;
+  fleet: FakeFleet;
+  calls: CallLog;
+  faults: Faults;
+  limits: RateLimits;
+  /** AssumeRole sessions issued, by access key id. */
+  sessions: Map<string, FakeSession>;
+  close(): Promise<void>;
+}
+
+const SCOPE_RE = /Credential=([^/,\s]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request/;
+const VERSION_SERVICE: Record<string, string> = {
+  '2016-11-15': 'ec2',
+  '2011-01-01': 'autoscaling',
+  '2011-06-15': 'sts',
+};
+
+function readBody(req: IncomingMessage, limit: number): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= limit) chunks.push(c);
+    });
+    req.on('end', () => resolve(size > limit ? null : Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+export async function startFakeAws(options: FakeAwsOptions = {}): Promise<FakeAws> {
+  const fleet = options.fleet ?? generateFleet(options.generate);
+  const calls = new CallLog();
+  const faults = new Faults(options.faultSeed ?? 42);
+  const limits = new RateLimits();
+  const sessions = new Map<string, FakeSession>();
+  const sessionSeconds = options.sessionSeconds ?? 3600;
+  const pendingForMs = options.pendingForMs ?? 0;
+  const maxBody = options.maxBodyBytes ?? 1024 * 1024;
+  const latency = options.latencyMs ?? 0;
+
+  function accountFor(accessKeyId: string): string {
+    const m = /^ASIA(\d{12})/.exec(accessKeyId);
+    if (m) return m[1] as string;
+    return options.accessKeys?.[accessKeyId] ?? fleet.managementAccountId;
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = randomUUID();
+    const body = await readBody(req, maxBody);
+    if (body === null) {
+      res.writeHead(413, { 'content-type': 'text/plain' }).end('request body too large');
+      return;
+    }
+    const auth = String(req.headers['authorization'] ?? '');
+    const scope = SCOPE_RE.exec(auth);
+    const target = req.headers['x-amz-target'];
+    let service: string;
+    let action: string;
+    let params = new URLSearchParams();
+    let json: Record<string, unknown> = {};
+    if (typeof target === 'string' && target.includes('.')) {
+      const [prefix, op] = target.split('.', 2) as [string, string];
+      service =
+        prefix === ORGANIZATIONS_TARGET
+          ? 'organizations'
+          : prefix === CLOUDWATCH_TARGET
+            ? 'cloudwatch'
+            : prefix;
+      action = op;
+      try {
+        json = body.length > 0 ? (JSON.parse(body) as Record<string, unknown>) : {};
+      } catch {
+        json = {};
+      }
+    } else {
+      params = new URLSearchParams(body);
+      action = params.get('Action') ?? '';
+      service = VERSION_SERVICE[params.get('Version') ?? ''] ?? scope?.[4] ?? 'unknown';
+    }
+    const accessKeyId = scope?.[1] ?? '';
+    const region = scope?.[3] ?? 'us-east-1';
+    const accountId = accountFor(accessKeyId);
+    const ctx: HandlerContext = {
+      fleet,
+      faults,
+      action,
+      accountId,
+      region,
+      accessKeyId,
+      requestId,
+      now: Date.now(),
+      params,
+      json,
+      sessions,
+      options: { sessionSeconds, pendingForMs },
+    };
+    let result: HandlerResult | undefined;
+    let error: FakeAwsError | undefined;
+    try {
+      if (!scope)
+        throw new FakeAwsError('MissingAuthenticationToken', 'Request is missing Authentication Token', 403);
+      const session = accessKeyId.startsWith('ASIA') ? sessions.get(accessKeyId) : undefined;
+      if (session && session.expiresAt <= ctx.now) {
+        const e = expiredErrorFor(service);
+        throw new FakeAwsError(e.code, e.message, e.status);
+      }
+      const injected = faults.check({ service, action, accountId, region, accessKeyId });
+      if (injected) throw new FakeAwsError(injected.code, injected.message, injected.status);
+      if (!limits.take(accountId, region, action)) {
+        throw new FakeAwsError(
+          service === 'ec2' ? 'RequestLimitExceeded' : 'Throttling',
+          'Request limit exceeded.',
+          service === 'ec2' ? 503 : 400,
+        );
+      }
+      if (service === 'ec2') result = handleEc2(ctx);
+      else if (service === 'autoscaling') result = handleAutoScaling(ctx);
+      else if (service === 'sts') result = handleSts(ctx);
+      else if (service === 'organizations') result = handleOrganizations(ctx);
+      else if (service === 'cloudwatch') result = handleCloudWatch(ctx);
+      else throw new FakeAwsError('UnknownService', `fake-aws does not speak ${service}`, 400);
+    } catch (err) {
+      error =
+        err instanceof FakeAwsError
+          ? err
+          : new FakeAwsError('InternalError', `fake-aws bug: ${String(err)}`, 500);
+    }
+    const status = error ? error.status : (result?.status ?? 200);
+    calls.record({ service, action, accountId, region, status, errorCode: error?.code, at: ctx.now });
+    if (latency > 0) await new Promise((r) => setTimeout(r, latency));
+    const headers: Record<string, string> = { 'x-amzn-requestid': requestId };
+    let out: string;
+    if (error) {
+      if (service === 'organizations' || service === 'cloudwatch') {
+        headers['content-type'] =
+          service === 'organizations' ? 'application/x-amz-json-1.1' : 'application/x-amz-json-1.0';
+        headers['x-amzn-errortype'] = error.code;
+        if (service === 'cloudwatch') headers['x-amzn-query-error'] = `${error.code};Sender`;
+        out = JSON.stringify({ __type: error.code, message: error.message });
+      } else if (service === 'ec2') {
+        headers['content-type'] = 'text/xml;charset=UTF-8';
+        out = ec2ErrorBody(error.code, error.message, requestId);
+      } else {
+        headers['content-type'] = 'text/xml';
+        out = queryErrorBody(
+          service === 'sts' ? STS_NS : AUTOSCALING_NS,
+          error.code,
+          error.message,
+          requestId,
+          status,
+        );
+      }
+    } else {
+      headers['content-type'] = (result as HandlerResult).contentType;
+      out = (result as HandlerResult).body;
+    }
+    headers['content-length'] = String(Buffer.byteLength(out));
+    res.writeHead(status, headers).end(out);
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err) => {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(`fake-aws: ${String(err)}`);
+    });
+  });
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    fleet,
+    calls,
+    faults,
+    limits,
+    sessions,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

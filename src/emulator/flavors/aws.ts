@@ -215,7 +215,6 @@ export function awsDynamicTree(i: InstanceModel): TreeDir {
   };
 }
 
-const VERSIONS = new Set<string>(AWS_VERSIONS);
 const VERSION_LIKE = /^(\d+\.\d+|\d{4}-\d{2}-\d{2})$/;
 
 export interface AwsHandlerOptions {
@@ -224,6 +223,10 @@ export interface AwsHandlerOptions {
   tokens: TokenIssuer;
   /** Refuse the token PUT and token-bearing requests carrying X-Forwarded-For (AWS does). */
   refuseForwardedWithToken: boolean;
+  /** API versions served (the first path segment); '' lists them at GET /. */
+  versions: readonly string[];
+  /** Answer 403 to a token PUT under a dated version instead of /latest (AWS does). */
+  refuseVersionedTokenPut: boolean;
   /** Extra response headers on every response (Server: EC2ws, ...). */
   serverHeaders: Record<string, string>;
   /** Builds the tree served under /VERSION/. Called once; leaves may be dynamic. */
@@ -234,6 +237,7 @@ export interface AwsHandlerOptions {
 export function createEc2StyleHandler(opts: AwsHandlerOptions) {
   let cached: { instance: InstanceModel; root: TreeDir } | undefined;
   const { scheme } = opts;
+  const versions = new Set<string>(opts.versions);
   return (req: EmuRequest, state: EmulatorState): EmuResponse => {
     const res = handle(req, state);
     res.headers = { ...opts.serverHeaders, ...res.headers };
@@ -267,7 +271,7 @@ export function createEc2StyleHandler(opts: AwsHandlerOptions) {
         tokenPut: true,
       };
     }
-    if (isTokenPath && VERSION_LIKE.test(version) && req.method === 'PUT') {
+    if (isTokenPath && opts.refuseVersionedTokenPut && VERSION_LIKE.test(version) && req.method === 'PUT') {
       return { ...awsError(403), tokenPut: true };
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return awsError(405, { allow: 'GET, HEAD' });
@@ -290,8 +294,8 @@ export function createEc2StyleHandler(opts: AwsHandlerOptions) {
 
   function serve(segs: string[], state: EmulatorState): EmuResponse {
     const version = segs[0] ?? '';
-    if (segs.length === 1 && version === '') return text(AWS_VERSIONS.join('\n'));
-    if (!VERSIONS.has(version)) return awsError(404);
+    if (segs.length === 1 && version === '') return text(opts.versions.join('\n'));
+    if (!versions.has(version)) return awsError(404);
     const root = rootFor(state);
     const rest = segs.slice(1);
     const found = resolve(root, rest);
@@ -311,6 +315,8 @@ export function createAwsHandler(tokens: TokenIssuer) {
     scheme: AWS_TOKEN,
     tokens,
     refuseForwardedWithToken: true,
+    versions: AWS_VERSIONS,
+    refuseVersionedTokenPut: true,
     serverHeaders: { server: 'EC2ws', 'accept-ranges': 'none' },
     root: (state) => {
       const i = state.instance;

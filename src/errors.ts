@@ -28,6 +28,19 @@ export const ERROR_CODES = {
     exit: 1,
     summary: 'The event store or the alert spool cannot be opened, read or written.',
   },
+  IMDSGUARD_E_AWS: {
+    exit: 1,
+    summary: 'An AWS API call failed (the message names the account, region and call).',
+  },
+  IMDSGUARD_E_AWS_AUTH: { exit: 1, summary: 'AWS credentials are missing, invalid or expired.' },
+  IMDSGUARD_E_AWS_ACCESS: {
+    exit: 1,
+    summary: 'AWS refused a call for lack of permission (AccessDenied, UnauthorizedOperation).',
+  },
+  IMDSGUARD_E_AWS_ASSUME_ROLE: { exit: 1, summary: 'A role in a target account cannot be assumed.' },
+  IMDSGUARD_E_AWS_REGION: { exit: 1, summary: 'A region is disabled or not opted in for the account.' },
+  IMDSGUARD_E_AWS_THROTTLED: { exit: 1, summary: 'AWS kept throttling a call after every retry.' },
+  IMDSGUARD_E_OUTPUT: { exit: 1, summary: 'The output file (--output) cannot be written.' },
   IMDSGUARD_E_NOT_IMPLEMENTED: { exit: 1, summary: 'The command exists but is not implemented yet.' },
   IMDSGUARD_E_INTERNAL: { exit: 1, summary: 'An unexpected internal error (a bug): please report it.' },
 } as const satisfies Record<string, { exit: 1 | 2; summary: string }>;

@@ -83,7 +83,7 @@ const settingsPatchSchema = z
 
 /** Validates a settings patch (from code or the admin endpoint). Throws IMDSGUARD_E_CONFIG. */
 export function validateSettingsPatch(patch: unknown): Partial<EmulatorSettings> {
-  const r = settingsPatchSchema.safeParse(patch);
+  const r = settingsPatchSchema.safeParse(patch, { reportInput: true });
   if (!r.success) {
     throw new ImdsguardError('IMDSGUARD_E_CONFIG', `emulator settings: ${formatIssue(r.error.issues[0]!)}`, {
       details: { problems: r.error.issues.map(formatIssue) },

@@ -171,8 +171,10 @@ export function formatIssue(issue: z.core.$ZodIssue): string {
       const expected = issue.expected === 'int' ? 'an integer' : `${article} ${issue.expected}`;
       return `${where}: must be ${expected}, got ${describeType(issue.input)}`;
     }
-    case 'unrecognized_keys':
-      return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    case 'unrecognized_keys': {
+      const prefix = issue.path.length === 0 ? '' : `${where}.`;
+      return issue.keys.map((k) => `${prefix}${k}: unknown key "${k}"`).join('; ');
+    }
     case 'invalid_value':
       return `${where}: must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'too_small':
@@ -204,7 +206,7 @@ export function parseInstance(input: unknown, source = 'instance'): InstanceMode
     );
   }
   const merged = { ...defaultInstance(), ...(input as Record<string, unknown>) };
-  const result = instanceSchema.safeParse(merged);
+  const result = instanceSchema.safeParse(merged, { reportInput: true });
   if (!result.success) {
     const problems = result.error.issues.map(formatIssue);
     throw new ImdsguardError('IMDSGUARD_E_INSTANCE_FILE', `${source}: ${problems[0]}`, {

@@ -30,6 +30,8 @@ export interface Caller {
   resolved: 'full' | 'partial' | 'none';
   pid?: number;
   exe?: string;
+  /** True when the executable was deleted or replaced after the process started (an upgrade, or a dropper). */
+  exeDeleted?: boolean;
   /** argv, bounded in count and length; never environment variables. */
   cmdline?: string[];
   uid?: number;

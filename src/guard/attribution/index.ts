@@ -1,0 +1,783 @@
+import { readdir, readlink, stat } from 'node:fs/promises';
+import { endianness as osEndianness } from 'node:os';
+import { Lru } from './lru.js';
+import { describeFsError, isDenied, isGone, readAll, readOnce } from './proc-io.js';
+import {
+  addressToKernelHex,
+  type Endianness,
+  findRowsByLocal,
+  parseCgroup,
+  parseCmdline,
+  parseExeLink,
+  parseNsLink,
+  parsePasswd,
+  parseSocketLink,
+  parseStat,
+  parseStatus,
+  pickClientRow,
+  TCP_STATES,
+  type TcpRow,
+  unmapIPv4,
+} from './proc-parse.js';
+import type { Caller, ConnectionInfo, ProcessRef, ProcessResolver } from './types.js';
+
+export type { Caller, ConnectionInfo, ProcessRef, ProcessResolver } from './types.js';
+export { noAttribution } from './types.js';
+
+/**
+ * The socket -> process resolver over /proc. docs/attribution.md explains the design; in short:
+ *
+ * 1. the client's (address, port) is looked up in /proc/net/tcp or tcp6 (one read per lookup, shared
+ *    by concurrent lookups), which gives the socket's uid and inode;
+ * 2. the inode is mapped to a pid WITHOUT scanning every /proc/PID/fd: an inode -> pid index, then the
+ *    processes that called recently, then processes that appeared recently (newest first), then the
+ *    rest ordered by uid match and fd count, until a per-lookup time budget runs out;
+ * 3. the pid is described (exe, bounded cmdline, uid/user, parents, container, network namespace).
+ *
+ * Every cache is bounded; every failure becomes a Caller with `error`, never an exception.
+ */
+
+export interface ProcResolverOptions {
+  /** Root of the proc filesystem. Default '/proc' (tests pass a fake tree). */
+  procRoot?: string;
+  /** The passwd file for user names. Default '/etc/passwd'. */
+  passwdPath?: string;
+  /** Time budget of one lookup, milliseconds; past it the lookup returns what it knows. Default 50. */
+  budgetMs?: number;
+  /** Resolved callers cached by socket inode: entries. Default 4096. */
+  callerCacheSize?: number;
+  /** ...and how long they stay valid, milliseconds. Default 30000. */
+  callerCacheTtlMs?: number;
+  /** inode -> pid index: entries. Default 65536. */
+  socketIndexSize?: number;
+  /** Processes tracked (pid -> uid, fd count, network namespace): entries. Default 65536. */
+  maxTrackedPids?: number;
+  /** Pids that called recently, tried first on a new socket: entries. Default 64. */
+  recentCallers?: number;
+  /** Processes first seen within this window are tried before older ones, milliseconds. Default 30000. */
+  freshWindowMs?: number;
+  /** Ancestors reported in Caller.parents. Default 4. */
+  maxParents?: number;
+  /** Parent exe/ppid cache: entries and TTL in milliseconds. Default 1024 and 5000. */
+  parentCacheSize?: number;
+  parentCacheTtlMs?: number;
+  /** cmdline bounds: arguments, characters per argument, bytes read. Default 32, 256, 8192. */
+  maxCmdlineArgs?: number;
+  maxCmdlineArgLength?: number;
+  maxCmdlineBytes?: number;
+  /** Largest /proc/net/tcp{,6} read, bytes. Default 64 MiB (about 440,000 sockets). */
+  maxTableBytes?: number;
+  /** Background refresh of the process list, milliseconds (0 = off). Default 2000. */
+  refreshIntervalMs?: number;
+  /** CPU budget of one background refresh, milliseconds. Default 20. */
+  refreshBudgetMs?: number;
+  /** Other network namespaces searched for a socket not in the guard's own: count. Default 64. */
+  maxNetns?: number;
+  /** A pid found in the index is re-verified by an fd scan when it has at most this many fds. Default 4096. */
+  verifyMaxFds?: number;
+  /** Concurrent process scans within one lookup. Default 4. */
+  scanConcurrency?: number;
+  /** Concurrent readlink calls within one process scan. Default 16. */
+  fdConcurrency?: number;
+  /** Byte order of the kernel's hex addresses. Default: this machine's. */
+  endianness?: Endianness;
+  /** Monotonic clock in milliseconds. Default performance.now. */
+  now?: () => number;
+}
+
+export interface ResolverStats {
+  lookups: number;
+  /** Found in the resolved-caller cache (same socket seen before). */
+  cacheHits: number;
+  /** Found through the inode -> pid index. */
+  indexHits: number;
+  /** Found among the recent callers. */
+  recentHits: number;
+  /** Found among recently appeared processes. */
+  freshHits: number;
+  /** Found in the ordered scan of the remaining processes. */
+  scanHits: number;
+  /** No socket row, or no owning process found. */
+  unresolved: number;
+  budgetExceeded: number;
+  tableReads: number;
+  pidScans: number;
+  fdReads: number;
+  otherNetnsRows: number;
+  trackedPids: number;
+  indexedSockets: number;
+}
+
+export interface ProcResolver extends ProcessResolver {
+  stats(): ResolverStats;
+  /** Refreshes the process list now; the background timer calls it every refreshIntervalMs. */
+  refresh(): Promise<void>;
+}
+
+interface PidEntry {
+  /** When the pid first appeared in a listing (now() ms); -Infinity for the first listing. */
+  firstSeen: number;
+  probed: boolean;
+  uid?: number;
+  fdCount?: number;
+  netns?: string;
+  /** Socket inodes seen in the last fd scan (bounded), to drop index entries when the pid goes. */
+  sockets?: number[];
+}
+
+interface ScanResult {
+  sockets: number[];
+  complete: boolean;
+  error?: 'denied' | 'gone' | string;
+}
+
+interface InFlight<T> {
+  startedAt: number;
+  promise: Promise<T>;
+}
+
+interface FoundRow {
+  row: TcpRow;
+  /** The network namespace (inode) whose table held the row; undefined for the guard's own. */
+  netns?: string;
+}
+
+interface ParentInfo {
+  exe?: string;
+  ppid?: number;
+}
+
+const MAX_SOCKETS_PER_PID = 4096;
+const PASSWD_REFRESH_MS = 30_000;
+
+export function createProcResolver(options: ProcResolverOptions = {}): ProcResolver {
+  return new ProcFsResolver(options);
+}
+
+class ProcFsResolver implements ProcResolver {
+  readonly #root: string;
+  readonly #passwdPath: string;
+  readonly #budgetMs: number;
+  readonly #now: () => number;
+  readonly #endian: Endianness;
+  readonly #o: Required<
+    Pick<
+      ProcResolverOptions,
+      | 'maxTrackedPids'
+      | 'freshWindowMs'
+      | 'maxParents'
+      | 'maxCmdlineArgs'
+      | 'maxCmdlineArgLength'
+      | 'maxCmdlineBytes'
+      | 'maxTableBytes'
+      | 'refreshBudgetMs'
+      | 'maxNetns'
+      | 'verifyMaxFds'
+      | 'scanConcurrency'
+      | 'fdConcurrency'
+    >
+  >;
+
+  readonly #callers: Lru<number, Caller>;
+  readonly #index: Lru<number, number>;
+  readonly #recent: Lru<number, true>;
+  readonly #parents: Lru<number, ParentInfo>;
+  readonly #addrNetns: Lru<string, string>;
+  readonly #pids = new Map<number, PidEntry>();
+  readonly #tables = new Map<string, InFlight<string>>();
+  readonly #scans = new Map<number, InFlight<ScanResult>>();
+  #listing: InFlight<number[]> | undefined;
+  #listedOnce = false;
+  #selfNetns: Promise<string | undefined> | undefined;
+  #passwd: Map<number, string> | undefined;
+  #passwdLoadedAt = Number.NEGATIVE_INFINITY;
+  #passwdLoading: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #refreshing = false;
+  #closed = false;
+  readonly #stats: Omit<ResolverStats, 'trackedPids' | 'indexedSockets'> = {
+    lookups: 0,
+    cacheHits: 0,
+    indexHits: 0,
+    recentHits: 0,
+    freshHits: 0,
+    scanHits: 0,
+    unresolved: 0,
+    budgetExceeded: 0,
+    tableReads: 0,
+    pidScans: 0,
+    fdReads: 0,
+    otherNetnsRows: 0,
+  };
+
+  constructor(o: ProcResolverOptions) {
+    this.#root = (o.procRoot ?? '/proc').replace(/\/+$/, '');
+    this.#passwdPath = o.passwdPath ?? '/etc/passwd';
+    this.#budgetMs = o.budgetMs ?? 50;
+    this.#now = o.now ?? (() => performance.now());
+    this.#endian = o.endianness ?? (osEndianness() === 'BE' ? 'BE' : 'LE');
+    this.#o = {
+      maxTrackedPids: o.maxTrackedPids ?? 65_536,
+      freshWindowMs: o.freshWindowMs ?? 30_000,
+      maxParents: o.maxParents ?? 4,
+      maxCmdlineArgs: o.maxCmdlineArgs ?? 32,
+      maxCmdlineArgLength: o.maxCmdlineArgLength ?? 256,
+      maxCmdlineBytes: o.maxCmdlineBytes ?? 8192,
+      maxTableBytes: o.maxTableBytes ?? 64 * 1024 * 1024,
+      refreshBudgetMs: o.refreshBudgetMs ?? 20,
+      maxNetns: o.maxNetns ?? 64,
+      verifyMaxFds: o.verifyMaxFds ?? 4096,
+      scanConcurrency: Math.max(1, o.scanConcurrency ?? 4),
+      fdConcurrency: Math.max(1, o.fdConcurrency ?? 16),
+    };
+    this.#callers = new Lru(o.callerCacheSize ?? 4096, o.callerCacheTtlMs ?? 30_000, this.#now);
+    this.#index = new Lru(o.socketIndexSize ?? 65_536, 0, this.#now);
+    this.#recent = new Lru(o.recentCallers ?? 64, 0, this.#now);
+    this.#parents = new Lru(o.parentCacheSize ?? 1024, o.parentCacheTtlMs ?? 5000, this.#now);
+    this.#addrNetns = new Lru(1024, 60_000, this.#now);
+    const interval = o.refreshIntervalMs ?? 2000;
+    if (interval > 0) {
+      this.#timer = setInterval(() => {
+        void this.refresh();
+      }, interval);
+      this.#timer.unref();
+    }
+  }
+
+  stats(): ResolverStats {
+    return { ...this.#stats, trackedPids: this.#pids.size, indexedSockets: this.#index.size };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#callers.clear();
+    this.#index.clear();
+    this.#recent.clear();
+    this.#parents.clear();
+    this.#pids.clear();
+  }
+
+  async resolve(conn: ConnectionInfo): Promise<Caller> {
+    this.#stats.lookups++;
+    const start = this.#now();
+    try {
+      return await this.#resolve(conn, start, start + this.#budgetMs);
+    } catch (err) {
+      this.#stats.unresolved++;
+      return { resolved: 'none', error: `attribution failed: ${describeFsError(err)}` };
+    }
+  }
+
+  async #resolve(conn: ConnectionInfo, start: number, deadline: number): Promise<Caller> {
+    const client = `${conn.remoteAddress}:${conn.remotePort}`;
+    const found = await this.#findRow(conn, start, deadline);
+    if (!found) {
+      this.#stats.unresolved++;
+      return {
+        resolved: 'none',
+        error: `no TCP socket for client ${client} in the guard's or any visible network namespace (the connection closed, or the client is beyond NAT)`,
+      };
+    }
+    const { row } = found;
+    // TIME_WAIT rows print uid 0 whatever the owner was; other ownerless rows keep the real uid.
+    const uid = row.state === TCP_STATES.TIME_WAIT ? undefined : row.uid;
+    const base: Caller = { resolved: 'partial' };
+    if (uid !== undefined) {
+      base.uid = uid;
+      const user = await this.#userName(uid);
+      if (user !== undefined) base.user = user;
+    }
+    if (found.netns !== undefined) base.netns = 'other';
+    if (row.inode === 0) {
+      this.#stats.unresolved++;
+      base.error = `the client socket ${client} is already closed (the process may have exited); only its uid is known`;
+      if (uid === undefined) {
+        base.resolved = 'none';
+        base.error = `the client socket ${client} is already closed (the process may have exited)`;
+      }
+      return base;
+    }
+    const cached = this.#callers.get(row.inode);
+    if (cached) {
+      this.#stats.cacheHits++;
+      return structuredClone(cached);
+    }
+    const pidResult = await this.#findPid(row.inode, uid, found.netns, start, deadline);
+    if (pidResult.pid === undefined) {
+      this.#stats.unresolved++;
+      base.error = `socket inode ${row.inode} of ${client}: ${pidResult.error}`;
+      return base;
+    }
+    const caller = await this.#describe(pidResult.pid, uid);
+    if (caller.netns === undefined && found.netns !== undefined) caller.netns = 'other';
+    if (caller.uid === undefined && base.uid !== undefined) {
+      caller.uid = base.uid;
+      if (base.user !== undefined) caller.user = base.user;
+    }
+    this.#recent.set(pidResult.pid, true);
+    if (caller.resolved === 'full') this.#callers.set(row.inode, structuredClone(caller));
+    return caller;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The socket row
+
+  async #findRow(conn: ConnectionInfo, since: number, deadline: number): Promise<FoundRow | undefined> {
+    const lookups = this.#tableLookups(conn.remoteAddress);
+    if (lookups.length === 0) return undefined;
+    for (const [table, hex] of lookups) {
+      const text = await this.#table(`${this.#root}/net/${table}`, since);
+      const row = pickClientRow(findRowsByLocal(text, hex, conn.remotePort), conn.localPort);
+      if (row) return { row };
+    }
+    return this.#findRowElsewhere(conn, lookups, since, deadline);
+  }
+
+  /** [table, kernel hex] pairs to search, in order, for a client address. */
+  #tableLookups(address: string): Array<['tcp' | 'tcp6', string]> {
+    const v4 = unmapIPv4(address) ?? (/^\d+\.\d+\.\d+\.\d+$/.test(address) ? address : undefined);
+    if (v4 !== undefined) {
+      const hex4 = addressToKernelHex(v4, this.#endian);
+      const hex6 = addressToKernelHex(`::ffff:${v4}`, this.#endian);
+      // An AF_INET client is in tcp; a dual-stack AF_INET6 client (Java, for one) is in tcp6, mapped.
+      return hex4 && hex6
+        ? [
+            ['tcp', hex4],
+            ['tcp6', hex6],
+          ]
+        : [];
+    }
+    const hex = addressToKernelHex(address, this.#endian);
+    return hex ? [['tcp6', hex]] : [];
+  }
+
+  /** One read of a table, shared by every lookup that started before the read did. */
+  #table(path: string, since: number): Promise<string> {
+    const cur = this.#tables.get(path);
+    if (cur && cur.startedAt >= since) return cur.promise;
+    this.#stats.tableReads++;
+    const startedAt = this.#now();
+    const promise = readAll(path, this.#o.maxTableBytes).then(
+      (r) => r.text,
+      (err: unknown) => {
+        if (isGone(err) || isDenied(err)) return '';
+        throw err;
+      },
+    );
+    this.#tables.delete(path);
+    this.#tables.set(path, { startedAt, promise });
+    // Bounded: one entry per table path (the guard's two plus two per other namespace read).
+    while (this.#tables.size > 4 * this.#o.maxNetns + 4) {
+      const oldest = this.#tables.keys().next();
+      if (oldest.done) break;
+      this.#tables.delete(oldest.value);
+    }
+    return promise;
+  }
+
+  /**
+   * Callers in other network namespaces (a container bridge with a PREROUTING redirect): their
+   * sockets are in their own namespace's table, readable through /proc/PID/net/tcp of any process
+   * in that namespace. One representative pid per namespace; the namespace that held this client
+   * address last time is tried first.
+   */
+  async #findRowElsewhere(
+    conn: ConnectionInfo,
+    lookups: Array<['tcp' | 'tcp6', string]>,
+    since: number,
+    deadline: number,
+  ): Promise<FoundRow | undefined> {
+    const self = await this.#selfNs();
+    if (self === undefined) return undefined;
+    await this.#listPids(since);
+    await this.#probeUnprobed(deadline, (e) => e.netns === undefined);
+    const reps = new Map<string, number>();
+    for (const [pid, e] of this.#pids) {
+      if (e.netns !== undefined && e.netns !== self && !reps.has(e.netns)) reps.set(e.netns, pid);
+    }
+    const hint = this.#addrNetns.get(conn.remoteAddress);
+    const order = [...reps.keys()]
+      .sort((a, b) => Number(b === hint) - Number(a === hint))
+      .slice(0, this.#o.maxNetns);
+    for (const ns of order) {
+      if (this.#now() > deadline) break;
+      const rep = reps.get(ns) as number;
+      for (const [table, hex] of lookups) {
+        const text = await this.#table(`${this.#root}/${rep}/net/${table}`, since);
+        const row = pickClientRow(findRowsByLocal(text, hex, conn.remotePort), conn.localPort);
+        if (row) {
+          this.#stats.otherNetnsRows++;
+          this.#addrNetns.set(conn.remoteAddress, ns);
+          return { row, netns: ns };
+        }
+      }
+    }
+    return undefined;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // inode -> pid
+
+  async #findPid(
+    inode: number,
+    uid: number | undefined,
+    netns: string | undefined,
+    since: number,
+    deadline: number,
+  ): Promise<{ pid?: number; error: string }> {
+    const tried = new Set<number>();
+    const problems = { denied: 0, gone: 0, incomplete: 0 };
+    const scanList = async (list: readonly number[], parallel: number): Promise<number | undefined> => {
+      let i = 0;
+      let found: number | undefined;
+      const worker = async () => {
+        while (found === undefined && i < list.length) {
+          if (this.#now() > deadline) return;
+          const pid = list[i++] as number;
+          if (tried.has(pid)) continue;
+          tried.add(pid);
+          const r = await this.#scanPid(pid, since, deadline);
+          if (r.sockets.includes(inode)) found ??= pid;
+          else if (r.error === 'denied') problems.denied++;
+          else if (r.error === 'gone') problems.gone++;
+          else if (!r.complete) problems.incomplete++;
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(parallel, list.length) }, worker));
+      return found;
+    };
+
+    // 0. The index: a socket seen in an earlier scan of its process.
+    const indexed = this.#index.get(inode);
+    if (indexed !== undefined) {
+      const entry = this.#pids.get(indexed);
+      if (entry?.fdCount !== undefined && entry.fdCount > this.#o.verifyMaxFds) {
+        if (await this.#alive(indexed)) {
+          this.#stats.indexHits++;
+          return { pid: indexed, error: '' };
+        }
+      } else if ((await scanList([indexed], 1)) !== undefined) {
+        this.#stats.indexHits++;
+        return { pid: indexed, error: '' };
+      }
+      this.#index.delete(inode);
+    }
+
+    // 1. Recent callers: long-lived agents open a new connection per request.
+    const recent = await scanList(this.#recent.keysByRecency(), 2);
+    if (recent !== undefined) {
+      this.#stats.recentHits++;
+      return { pid: recent, error: '' };
+    }
+
+    // 2. Processes that appeared recently, newest first (curl, a cron job, a fresh container).
+    const listed = await this.#listPids(since);
+    const now = this.#now();
+    const fresh: number[] = [];
+    const rest: number[] = [];
+    for (const pid of listed) {
+      const e = this.#pids.get(pid);
+      if (e && now - e.firstSeen <= this.#o.freshWindowMs) fresh.push(pid);
+      else rest.push(pid);
+    }
+    const inNs = (pid: number) => (netns !== undefined && this.#pids.get(pid)?.netns === netns ? 0 : 1);
+    fresh.sort(
+      (a, b) =>
+        inNs(a) - inNs(b) ||
+        (this.#pids.get(b)?.firstSeen ?? 0) - (this.#pids.get(a)?.firstSeen ?? 0) ||
+        b - a,
+    );
+    const freshHit = await scanList(fresh, this.#o.scanConcurrency);
+    if (freshHit !== undefined) {
+      this.#stats.freshHits++;
+      return { pid: freshHit, error: '' };
+    }
+
+    // 3. Everyone else: same network namespace, then same uid, then fewest fds first.
+    const uidRank = (pid: number) => {
+      const u = this.#pids.get(pid)?.uid;
+      return u === undefined ? 1 : u === uid ? 0 : 2;
+    };
+    const fds = (pid: number) => this.#pids.get(pid)?.fdCount ?? 64;
+    rest.sort((a, b) => inNs(a) - inNs(b) || uidRank(a) - uidRank(b) || fds(a) - fds(b) || b - a);
+    const scanHit = await scanList(rest, this.#o.scanConcurrency);
+    if (scanHit !== undefined) {
+      this.#stats.scanHits++;
+      return { pid: scanHit, error: '' };
+    }
+
+    const reasons: string[] = [];
+    const overBudget = this.#now() > deadline;
+    if (overBudget) {
+      this.#stats.budgetExceeded++;
+      reasons.push(
+        `owner not found within the ${this.#budgetMs} ms budget (${tried.size} of ${listed.length} processes inspected)`,
+      );
+    } else {
+      reasons.push(`no process holds it (${tried.size} processes inspected; it may have exited)`);
+    }
+    if (problems.denied > 0) {
+      reasons.push(
+        `permission denied reading /proc/PID/fd of ${problems.denied} processes (run the guard as root or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)`,
+      );
+    }
+    return { error: reasons.join('; ') };
+  }
+
+  async #alive(pid: number): Promise<boolean> {
+    try {
+      await stat(`${this.#root}/${pid}`);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Scans one process's fds for socket inodes and indexes them. Shared by concurrent lookups. */
+  #scanPid(pid: number, since: number, deadline: number): Promise<ScanResult> {
+    const cur = this.#scans.get(pid);
+    if (cur && cur.startedAt >= since) return cur.promise;
+    const startedAt = this.#now();
+    const promise = this.#doScan(pid, deadline);
+    const entry = { startedAt, promise };
+    this.#scans.set(pid, entry);
+    void promise.finally(() => {
+      if (this.#scans.get(pid) === entry) this.#scans.delete(pid);
+    });
+    return promise;
+  }
+
+  async #doScan(pid: number, deadline: number): Promise<ScanResult> {
+    this.#stats.pidScans++;
+    const dir = `${this.#root}/${pid}/fd`;
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (err) {
+      if (isGone(err)) this.#forget(pid);
+      return {
+        sockets: [],
+        complete: false,
+        error: isDenied(err) ? 'denied' : isGone(err) ? 'gone' : describeFsError(err),
+      };
+    }
+    const sockets: number[] = [];
+    let complete = true;
+    const step = this.#o.fdConcurrency;
+    for (let i = 0; i < names.length; i += step) {
+      if (i > 0 && this.#now() > deadline) {
+        complete = false;
+        break;
+      }
+      const batch = names.slice(i, i + step);
+      this.#stats.fdReads += batch.length;
+      const links = await Promise.all(batch.map((n) => readlink(`${dir}/${n}`).catch(() => '')));
+      for (const l of links) {
+        if (l.charCodeAt(0) !== 115 /* s */) continue;
+        const inode = parseSocketLink(l);
+        if (inode !== undefined) sockets.push(inode);
+      }
+    }
+    for (const inode of sockets) this.#index.set(inode, pid);
+    const entry = this.#pids.get(pid);
+    if (entry) {
+      entry.sockets = sockets.slice(0, MAX_SOCKETS_PER_PID);
+      if (complete) entry.fdCount = names.length;
+    }
+    return { sockets, complete };
+  }
+
+  #forget(pid: number): void {
+    const e = this.#pids.get(pid);
+    if (e?.sockets) {
+      for (const inode of e.sockets) if (this.#index.peek(inode) === pid) this.#index.delete(inode);
+    }
+    this.#pids.delete(pid);
+    this.#recent.delete(pid);
+  }
+
+  /** Lists /proc (shared by lookups that started before the listing did) and updates the pid table. */
+  #listPids(since: number): Promise<number[]> {
+    const cur = this.#listing;
+    if (cur && cur.startedAt >= since) return cur.promise;
+    const startedAt = this.#now();
+    const promise = readdir(this.#root).then((names) => {
+      const pids: number[] = [];
+      for (const n of names) {
+        const c = n.charCodeAt(0);
+        if (c < 48 || c > 57) continue;
+        const pid = Number(n);
+        if (Number.isInteger(pid)) pids.push(pid);
+      }
+      const seen = new Set(pids);
+      for (const pid of this.#pids.keys()) if (!seen.has(pid)) this.#forget(pid);
+      const firstSeen = this.#listedOnce ? startedAt : Number.NEGATIVE_INFINITY;
+      for (const pid of pids) {
+        if (this.#pids.size >= this.#o.maxTrackedPids) break;
+        if (!this.#pids.has(pid)) this.#pids.set(pid, { firstSeen, probed: false });
+      }
+      this.#listedOnce = true;
+      return pids;
+    });
+    this.#listing = { startedAt, promise };
+    return promise;
+  }
+
+  /** Reads uid, fd count and network namespace of pids not probed yet, until the deadline. */
+  async #probeUnprobed(deadline: number, want: (e: PidEntry) => boolean = () => true): Promise<void> {
+    const todo: Array<[number, PidEntry]> = [];
+    for (const [pid, e] of this.#pids) if (!e.probed && want(e)) todo.push([pid, e]);
+    // Newest first: they matter most for lookups.
+    todo.sort((a, b) => b[1].firstSeen - a[1].firstSeen || b[0] - a[0]);
+    let i = 0;
+    const worker = async () => {
+      while (i < todo.length && this.#now() <= deadline) {
+        const [pid, e] = todo[i++] as [number, PidEntry];
+        await this.#probe(pid, e);
+      }
+    };
+    await Promise.all(Array.from({ length: 4 }, worker));
+  }
+
+  async #probe(pid: number, e: PidEntry): Promise<void> {
+    const base = `${this.#root}/${pid}`;
+    const [st, fd, ns] = await Promise.allSettled([
+      stat(base),
+      stat(`${base}/fd`),
+      readlink(`${base}/ns/net`),
+    ]);
+    if (st.status === 'fulfilled') e.uid = st.value.uid;
+    // Linux 6.2+ reports the number of open fds as the size of /proc/PID/fd; older kernels say 0.
+    if (fd.status === 'fulfilled' && fd.value.size > 0) e.fdCount = fd.value.size;
+    if (ns.status === 'fulfilled') e.netns = parseNsLink(ns.value);
+    e.probed = true;
+  }
+
+  async refresh(): Promise<void> {
+    if (this.#refreshing || this.#closed) return;
+    this.#refreshing = true;
+    try {
+      const start = this.#now();
+      await this.#listPids(start);
+      await this.#probeUnprobed(start + this.#o.refreshBudgetMs);
+    } catch {
+      // The next tick tries again; lookups never depend on the refresh having worked.
+    } finally {
+      this.#refreshing = false;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // pid -> Caller
+
+  async #describe(pid: number, socketUid: number | undefined): Promise<Caller> {
+    const base = `${this.#root}/${pid}`;
+    const [exeR, cmdR, statusR, cgroupR, nsR, selfNs] = await Promise.allSettled([
+      readlink(`${base}/exe`),
+      readOnce(`${base}/cmdline`, this.#o.maxCmdlineBytes),
+      readOnce(`${base}/status`, 16_384),
+      readOnce(`${base}/cgroup`, 16_384),
+      readlink(`${base}/ns/net`),
+      this.#selfNs(),
+    ]);
+    const caller: Caller = { resolved: 'partial', pid };
+    const errors: string[] = [];
+    if (exeR.status === 'fulfilled') {
+      const { exe, deleted } = parseExeLink(exeR.value);
+      caller.exe = exe;
+      if (deleted) caller.exeDeleted = true;
+    } else {
+      errors.push(`${describeFsError(exeR.reason)} reading ${base}/exe`);
+    }
+    if (cmdR.status === 'fulfilled') {
+      caller.cmdline = parseCmdline(cmdR.value, {
+        maxArgs: this.#o.maxCmdlineArgs,
+        maxArgLength: this.#o.maxCmdlineArgLength,
+      });
+    }
+    let ppid: number | undefined;
+    if (statusR.status === 'fulfilled') {
+      const s = parseStatus(statusR.value.toString('latin1'));
+      if (s.uids) caller.uid = s.uids[1];
+      ppid = s.ppid;
+    } else {
+      errors.push(`${describeFsError(statusR.reason)} reading ${base}/status`);
+    }
+    if (caller.uid === undefined && socketUid !== undefined) caller.uid = socketUid;
+    if (caller.uid !== undefined) {
+      const user = await this.#userName(caller.uid);
+      if (user !== undefined) caller.user = user;
+    }
+    if (cgroupR.status === 'fulfilled') {
+      const c = parseCgroup(cgroupR.value.toString('utf8'));
+      if (c) caller.container = c;
+    }
+    if (nsR.status === 'fulfilled' && selfNs.status === 'fulfilled' && selfNs.value !== undefined) {
+      const ns = parseNsLink(nsR.value);
+      if (ns !== undefined) caller.netns = ns === selfNs.value ? 'host' : 'other';
+    }
+    if (ppid !== undefined && ppid > 0 && this.#o.maxParents > 0)
+      caller.parents = await this.#ancestors(ppid);
+    if (caller.exe !== undefined) caller.resolved = 'full';
+    if (errors.length > 0) caller.error = errors.join('; ');
+    return caller;
+  }
+
+  async #ancestors(first: number): Promise<ProcessRef[]> {
+    const out: ProcessRef[] = [];
+    let pid: number | undefined = first;
+    while (pid !== undefined && pid > 0 && out.length < this.#o.maxParents) {
+      let info = this.#parents.get(pid);
+      if (!info) {
+        const base = `${this.#root}/${pid}`;
+        const [exeR, statR] = await Promise.allSettled([
+          readlink(`${base}/exe`),
+          readOnce(`${base}/stat`, 4096),
+        ]);
+        info = {};
+        if (exeR.status === 'fulfilled') info.exe = parseExeLink(exeR.value).exe;
+        if (statR.status === 'fulfilled') {
+          const s = parseStat(statR.value.toString('latin1'));
+          if (s) info.ppid = s.ppid;
+        } else if (isGone(statR.reason)) {
+          break;
+        }
+        this.#parents.set(pid, info);
+      }
+      const ref: ProcessRef = { pid };
+      if (info.exe !== undefined) ref.exe = info.exe;
+      out.push(ref);
+      pid = info.ppid;
+    }
+    return out;
+  }
+
+  #selfNs(): Promise<string | undefined> {
+    this.#selfNetns ??= readlink(`${this.#root}/self/ns/net`).then(parseNsLink, () => undefined);
+    return this.#selfNetns;
+  }
+
+  async #userName(uid: number): Promise<string | undefined> {
+    const have = this.#passwd?.get(uid);
+    if (have !== undefined) return have;
+    if (this.#now() - this.#passwdLoadedAt > PASSWD_REFRESH_MS) {
+      this.#passwdLoading ??= readAll(this.#passwdPath, 16 * 1024 * 1024)
+        .then(
+          (r) => {
+            this.#passwd = parsePasswd(r.text);
+          },
+          () => {
+            this.#passwd ??= new Map();
+          },
+        )
+        .finally(() => {
+          this.#passwdLoadedAt = this.#now();
+          this.#passwdLoading = undefined;
+        });
+      await this.#passwdLoading;
+    }
+    return this.#passwd?.get(uid);
+  }
+}

@@ -1,0 +1,119 @@
+import {
+  CloudWatchLogsClient,
+  type CloudWatchLogsClientConfig,
+  CreateLogGroupCommand,
+  CreateLogStreamCommand,
+  PutLogEventsCommand,
+} from '@aws-sdk/client-cloudwatch-logs';
+import type { Alert } from '../alert.js';
+import { type AlertSink, SinkError } from './types.js';
+
+/**
+ * Alerts per PutLogEvents call. An alert is at most a few KiB of JSON, so 200 stays well under the
+ * call's 1 MiB and 10,000-event limits.
+ */
+export const CLOUDWATCH_MAX_BATCH = 200;
+
+export interface CloudWatchLogsOptions {
+  name: string;
+  group: string;
+  stream: string;
+  region?: string;
+  /** Endpoint override (tests, VPC endpoints). */
+  endpoint?: string;
+  timeoutMs: number;
+  /** Extra client settings (credentials in tests). */
+  clientConfig?: CloudWatchLogsClientConfig;
+  /** A client to use instead of building one (not closed by close()). */
+  client?: CloudWatchLogsClient;
+}
+
+function errName(err: unknown): string {
+  return err instanceof Error ? err.name : '';
+}
+
+/**
+ * CloudWatch Logs through PutLogEvents: one log event per alert, the alert's JSON as the message (Logs
+ * Insights parses it). The log group and stream are created on first use; ResourceAlreadyExists is
+ * fine. The SDK's own retries are off: the pipeline retries with its backoff and keeps order.
+ */
+export function createCloudWatchLogsSink(opts: CloudWatchLogsOptions): AlertSink {
+  const owned = opts.client === undefined;
+  const client =
+    opts.client ??
+    new CloudWatchLogsClient({
+      ...(opts.region ? { region: opts.region } : {}),
+      ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+      maxAttempts: 1,
+      ...opts.clientConfig,
+    });
+  let ready = false;
+  let lastTimestamp = 0;
+
+  const ensure = async (): Promise<void> => {
+    if (ready) return;
+    try {
+      await client.send(new CreateLogGroupCommand({ logGroupName: opts.group }), {
+        abortSignal: AbortSignal.timeout(opts.timeoutMs),
+      });
+    } catch (err) {
+      if (errName(err) !== 'ResourceAlreadyExistsException') throw wrap(err, `CreateLogGroup ${opts.group}`);
+    }
+    try {
+      await client.send(
+        new CreateLogStreamCommand({ logGroupName: opts.group, logStreamName: opts.stream }),
+        {
+          abortSignal: AbortSignal.timeout(opts.timeoutMs),
+        },
+      );
+    } catch (err) {
+      if (errName(err) !== 'ResourceAlreadyExistsException')
+        throw wrap(err, `CreateLogStream ${opts.stream}`);
+    }
+    ready = true;
+  };
+
+  const wrap = (err: unknown, what: string): SinkError => {
+    const name = errName(err);
+    const permanent =
+      name === 'AccessDeniedException' ||
+      name === 'UnrecognizedClientException' ||
+      name === 'InvalidParameterException';
+    return new SinkError(
+      `cloudwatch logs ${opts.name}: ${what}: ${name || 'error'}: ${err instanceof Error ? err.message : String(err)}`,
+      {
+        cause: err,
+        transient: !permanent,
+      },
+    );
+  };
+
+  return {
+    name: opts.name,
+    maxBatch: CLOUDWATCH_MAX_BATCH,
+    async send(batch: readonly Alert[]) {
+      if (batch.length === 0) return;
+      await ensure();
+      // Events in one call must be in time order; keep the spool's order and never go backwards.
+      let ts = lastTimestamp;
+      const logEvents = batch.map((a) => {
+        const t = Date.parse(a.time);
+        ts = Math.max(ts, Number.isNaN(t) ? Date.now() : t);
+        return { timestamp: ts, message: JSON.stringify(a) };
+      });
+      try {
+        await client.send(
+          new PutLogEventsCommand({ logGroupName: opts.group, logStreamName: opts.stream, logEvents }),
+          { abortSignal: AbortSignal.timeout(opts.timeoutMs) },
+        );
+      } catch (err) {
+        if (errName(err) === 'ResourceNotFoundException') ready = false;
+        throw wrap(err, 'PutLogEvents');
+      }
+      lastTimestamp = ts;
+    },
+    async close() {
+      if (owned) client.destroy();
+    },
+  };
+}

@@ -1,14 +1,173 @@
-import { ImdsguardError } from '../../errors.js';
-import type { CommandSpec } from '../context.js';
+import {
+  type ApplyReport,
+  applyRules,
+  detectBackend,
+  emptyState,
+  enableRouteLocalnet,
+  readState,
+  resolveGuardUser,
+  runSystemd,
+  writeFiles,
+  writeState,
+} from '../../host/apply.js';
+import { defaultHealthTarget } from '../../host/http-probe.js';
+import {
+  parseBackend,
+  parseBin,
+  parseBridges,
+  parseFailMode,
+  parseHealthTimeout,
+  parseHealthUrl,
+  parsePort,
+  parseRoot,
+  parseUser,
+} from '../../host/options.js';
+import { buildInstallPlan, renderPlan, useraddCommand } from '../../host/plan.js';
+import { execRunner } from '../../host/runner.js';
+import { selfCommand } from '../../host/self.js';
+import { DEFAULT_USER, type InstallOptions } from '../../host/types.js';
+import type { CliContext, CommandSpec } from '../context.js';
+
+interface InstallFlags {
+  apply?: boolean;
+  backend?: string;
+  user?: string;
+  port?: string;
+  ipv6?: boolean;
+  containers?: boolean;
+  bridges?: string;
+  systemd?: boolean;
+  root?: string;
+  failOpen?: boolean;
+  force?: boolean;
+  healthUrl?: string;
+  healthTimeout?: string;
+  rulesOnly?: boolean;
+  bin?: string;
+  json?: boolean;
+}
+
+export function writeReport(ctx: CliContext, report: ApplyReport, json: boolean, extra: object = {}): void {
+  if (json) {
+    ctx.stdout.write(`${JSON.stringify({ ...extra, changes: report.changes, notes: report.notes })}\n`);
+    return;
+  }
+  for (const c of report.changes) ctx.stdout.write(`changed: ${c}\n`);
+  for (const n of report.notes) ctx.stdout.write(`note: ${n}\n`);
+  if (report.changes.length === 0) ctx.stdout.write('nothing to change\n');
+}
+
+async function run(flags: InstallFlags, ctx: CliContext): Promise<void> {
+  const runner = execRunner({ ...ctx.env } as NodeJS.ProcessEnv);
+  const apply = flags.apply === true;
+  const rulesOnly = flags.rulesOnly === true;
+  const root = parseRoot(flags.root, ctx.cwd);
+  const port = parsePort(flags.port);
+  const bridges = flags.containers ? parseBridges(flags.bridges) : [];
+  const healthUrl = parseHealthUrl(flags.healthUrl);
+  const healthWaitMs = parseHealthTimeout(flags.healthTimeout);
+  const self = parseBin(flags.bin) ?? selfCommand();
+  const failMode = parseFailMode(flags.failOpen);
+  const userName = flags.user === undefined ? DEFAULT_USER : parseUser(flags.user);
+  const backend = parseBackend(flags.backend) ?? (await detectBackend(runner));
+  const report: ApplyReport = { changes: [], notes: [] };
+
+  const user = await resolveGuardUser(
+    runner,
+    userName,
+    flags.user !== undefined,
+    apply && !rulesOnly,
+    root,
+    report,
+    useraddCommand(userName).argv,
+  );
+  const opts: InstallOptions = {
+    backend,
+    port,
+    ipv6: flags.ipv6 === true,
+    bridges,
+    exempt: user.uid === undefined ? user.name : String(user.uid),
+    user,
+    root,
+    systemd: flags.systemd === true,
+    failMode,
+    self,
+    healthUrl,
+  };
+  const plan = buildInstallPlan(opts);
+  if (!apply) {
+    if (flags.json) ctx.stdout.write(`${JSON.stringify({ applied: false, plan }, null, 2)}\n`);
+    else ctx.stdout.write(renderPlan(plan, { rulesOnly }));
+    return;
+  }
+
+  const state = rulesOnly ? undefined : ((await readState(root)) ?? emptyState({ ...opts, user: user.name }));
+  if (state) {
+    Object.assign(state, { backend, port, user: user.name, ipv6: opts.ipv6, bridges, failMode });
+    if (user.created) state.userCreated = true;
+    await writeFiles(root, plan.files, user.gid, state, report);
+    await enableRouteLocalnet(bridges, state, report);
+    // Recorded before the rules, so uninstall can undo the files even if the health gate refuses.
+    await writeState(root, state);
+  }
+  const created = await applyRules(
+    runner,
+    opts,
+    plan.rules,
+    { force: flags.force === true, health: defaultHealthTarget(port, healthUrl), healthWaitMs },
+    report,
+  );
+  if (state) {
+    for (const t of created) if (!state.createdTables.includes(t)) state.createdTables.push(t);
+    await writeState(root, state);
+    await runSystemd(runner, plan.systemd, root, report);
+  }
+  writeReport(ctx, report, flags.json === true, { applied: true, backend, port, user: user.name });
+}
 
 export const installCommand: CommandSpec = {
   name: 'install',
   summary:
     'Print or apply the redirect rules, service user and systemd unit that put the guard in front of IMDS.',
-  examples: [],
-  configure(cmd) {
-    cmd.action(() => {
-      throw new ImdsguardError('IMDSGUARD_E_NOT_IMPLEMENTED', 'install is not implemented yet');
-    });
+  examples: [
+    ['imdsguard install', 'print everything install would do (changes nothing)'],
+    [
+      'sudo imdsguard install --apply --systemd',
+      'create the imdsguard user, config, unit, and the redirect (the guard must be healthy)',
+    ],
+    [
+      'sudo imdsguard install --apply --ipv6 --containers --backend nftables',
+      'also redirect [fd00:ec2::254] and traffic from docker0/cni0/cbr0',
+    ],
+    [
+      'imdsguard install --systemd --fail-open --root ./pkgroot --user imdsguard --apply --force',
+      'write the files under a packaging root',
+    ],
+  ],
+  configure(cmd, ctx) {
+    cmd
+      .option('--apply', 'apply the plan (default: print it and change nothing)')
+      .option('--backend <name>', 'iptables or nftables (default: detected)')
+      .option('--user <name>', 'existing user the guard runs as (default: create the imdsguard system user)')
+      .option('--port <n>', 'port the guard listens on, 127.0.0.1 and [::1] (default 16925)')
+      .option('--ipv6', 'also redirect [fd00:ec2::254]:80 (the guard must listen on [::1])')
+      .option('--containers', 'also redirect IPv4 metadata traffic arriving from container bridges')
+      .option('--bridges <list>', 'bridge interfaces for --containers (default docker0,cni0,cbr0)')
+      .option('--systemd', 'install the systemd unit (enabled with --apply when systemd is PID 1)')
+      .option('--root <dir>', 'write files under this prefix (packaging, tests); rules still apply live', '/')
+      .option('--fail-open', 'redirect only while the guard runs (default: fail closed, see docs/install.md)')
+      .option('--force', 'add the redirect even when the guard is not healthy')
+      .option(
+        '--health-url <url>',
+        'URL that must answer 2xx (the guard admin /healthz); default: any answer on the guard port',
+      )
+      .option(
+        '--health-timeout <duration>',
+        'wait this long for the guard to become healthy (e.g. 15s; default: check once)',
+      )
+      .option('--rules-only', 'only the redirect rules (used by the unit hooks)')
+      .option('--bin <path>', 'imdsguard executable the unit runs (default: this node and dist/cli/main.js)')
+      .option('--json', 'print the plan or the changes as JSON')
+      .action((flags: InstallFlags) => run(flags, ctx));
   },
 };

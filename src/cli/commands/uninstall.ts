@@ -1,13 +1,61 @@
-import { ImdsguardError } from '../../errors.js';
-import type { CommandSpec } from '../context.js';
+import { type ApplyReport, installedBackends, readState, uninstallApply } from '../../host/apply.js';
+import { parseBackend, parseRoot } from '../../host/options.js';
+import { execRunner } from '../../host/runner.js';
+import { PATHS } from '../../host/types.js';
+import type { CliContext, CommandSpec } from '../context.js';
+import { writeReport } from './install.js';
+
+interface UninstallFlags {
+  apply?: boolean;
+  backend?: string;
+  root?: string;
+  rulesOnly?: boolean;
+  json?: boolean;
+}
+
+async function run(flags: UninstallFlags, ctx: CliContext): Promise<void> {
+  const runner = execRunner({ ...ctx.env } as NodeJS.ProcessEnv);
+  const root = parseRoot(flags.root, ctx.cwd);
+  const backend = parseBackend(flags.backend);
+  if (!flags.apply) {
+    const state = await readState(root);
+    const backends = backend ? [backend] : await installedBackends(runner);
+    const lines = [
+      '# imdsguard uninstall plan. Nothing was changed; re-run with --apply.',
+      `# rules: remove every imdsguard rule and chain (${backends.length > 0 ? backends.join(', ') : 'none found'})`,
+    ];
+    if (!flags.rulesOnly) {
+      for (const f of state?.files ?? []) lines.push(`# file: remove ${f.path} (if unchanged since install)`);
+      for (const s of state?.sysctl ?? []) lines.push(`# sysctl: restore ${s.path} = ${s.previous}`);
+      for (const t of state?.createdTables ?? []) lines.push(`# table: delete ${t} if left empty`);
+      if (state?.userCreated) lines.push(`# user: delete ${state.user}`);
+      if (!state)
+        lines.push(`# no install record at ${PATHS.state}: files are removed only if they carry our header`);
+    }
+    if (flags.json)
+      ctx.stdout.write(`${JSON.stringify({ applied: false, backends, state: state ?? null })}\n`);
+    else ctx.stdout.write(`${lines.join('\n')}\n`);
+    return;
+  }
+  const report: ApplyReport = { changes: [], notes: [] };
+  await uninstallApply(runner, { root, backend, rulesOnly: flags.rulesOnly === true }, report);
+  writeReport(ctx, report, flags.json === true, { applied: true });
+}
 
 export const uninstallCommand: CommandSpec = {
   name: 'uninstall',
   summary: 'Print or apply the removal of exactly what install added.',
-  examples: [],
-  configure(cmd) {
-    cmd.action(() => {
-      throw new ImdsguardError('IMDSGUARD_E_NOT_IMPLEMENTED', 'uninstall is not implemented yet');
-    });
+  examples: [
+    ['imdsguard uninstall', 'print what would be removed'],
+    ['sudo imdsguard uninstall --apply', 'remove the rules, files, unit (and the user install created)'],
+  ],
+  configure(cmd, ctx) {
+    cmd
+      .option('--apply', 'apply the removal (default: print it)')
+      .option('--backend <name>', 'iptables or nftables (default: every backend holding imdsguard rules)')
+      .option('--root <dir>', 'the prefix install wrote its files under', '/')
+      .option('--rules-only', 'only remove the redirect rules (used by the unit hooks)')
+      .option('--json', 'print the changes as JSON')
+      .action((flags: UninstallFlags) => run(flags, ctx));
   },
 };

@@ -1,0 +1,111 @@
+import { createHash } from 'node:crypto';
+import { IMDS_PORT, IMDS_V4, IMDS_V6, RULE_MARK, type RuleOptions } from './types.js';
+
+/**
+ * PURE nftables generation. Everything lives in one table of our own, `inet imdsguard`, whose comment
+ * carries a digest of its definition: install compares the digest and changes nothing when it
+ * matches, and otherwise replaces the table in one atomic `nft -f` transaction. Uninstall deletes the
+ * table, which is exactly what install added.
+ */
+
+export const NFT_FAMILY = 'inet';
+export const NFT_TABLE = 'imdsguard';
+/** Just before the standard dstnat priority (-100), so our redirect wins over other nat tables. */
+export const NFT_NAT_PRIORITY = -101;
+
+/** The body of the table (chains and rules), without the digest comment. */
+export function nftTableBody(opts: RuleOptions): string {
+  const skuid = /^\d+$/.test(opts.exempt) ? opts.exempt : `"${opts.exempt}"`;
+  const redirect = `meta skuid != ${skuid} redirect to :${opts.port}`;
+  const lines: string[] = [];
+  lines.push('\tchain output {');
+  lines.push(`\t\ttype nat hook output priority ${NFT_NAT_PRIORITY}; policy accept;`);
+  lines.push(`\t\tip daddr ${IMDS_V4} tcp dport ${IMDS_PORT} ${redirect}`);
+  if (opts.ipv6) lines.push(`\t\tip6 daddr ${IMDS_V6} tcp dport ${IMDS_PORT} ${redirect}`);
+  lines.push('\t}');
+  if (opts.bridges.length > 0) {
+    const set = `{ ${opts.bridges.map((b) => `"${b}"`).join(', ')} }`;
+    lines.push('\tchain prerouting {');
+    lines.push(`\t\ttype nat hook prerouting priority ${NFT_NAT_PRIORITY}; policy accept;`);
+    lines.push(
+      `\t\tiifname ${set} ip daddr ${IMDS_V4} tcp dport ${IMDS_PORT} dnat ip to 127.0.0.1:${opts.port}`,
+    );
+    lines.push('\t}');
+    // route_localnet lets bridges reach 127.0.0.1: drop whatever our DNAT did not produce.
+    lines.push('\tchain input {');
+    lines.push('\t\ttype filter hook input priority -1; policy accept;');
+    lines.push(`\t\tiifname ${set} ip daddr 127.0.0.0/8 ct status != dnat drop`);
+    lines.push('\t}');
+  }
+  return lines.join('\n');
+}
+
+/** Short digest of the table body, stored in the table comment. */
+export function nftDigest(body: string): string {
+  return createHash('sha256').update(body).digest('hex').slice(0, 16);
+}
+
+export function nftComment(body: string): string {
+  return `${RULE_MARK} sha256=${nftDigest(body)}`;
+}
+
+/** The full table definition. */
+export function nftTableDefinition(opts: RuleOptions): string {
+  const body = nftTableBody(opts);
+  return `table ${NFT_FAMILY} ${NFT_TABLE} {\n\tcomment "${nftComment(body)}"\n${body}\n}\n`;
+}
+
+/**
+ * The script `nft -f -` runs to install: declaring the table first makes the delete valid whether
+ * or not it exists; the whole file is one transaction, so the redirect never disappears in between.
+ */
+export function nftInstallScript(opts: RuleOptions): string {
+  return `table ${NFT_FAMILY} ${NFT_TABLE}\ndelete table ${NFT_FAMILY} ${NFT_TABLE}\n${nftTableDefinition(opts)}`;
+}
+
+export function nftDeleteArgs(): string[] {
+  return ['delete', 'table', NFT_FAMILY, NFT_TABLE];
+}
+
+export function nftListArgs(): string[] {
+  return ['list', 'table', NFT_FAMILY, NFT_TABLE];
+}
+
+/** The digest in a `nft list table inet imdsguard` listing, or undefined. */
+export function listedDigest(listing: string): string | undefined {
+  const m = new RegExp(`comment "${RULE_MARK} sha256=([0-9a-f]+)"`).exec(listing);
+  return m?.[1];
+}
+
+/** True when the listed table is exactly what these options produce. */
+export function nftUpToDate(listing: string | undefined, opts: RuleOptions): boolean {
+  if (listing === undefined) return false;
+  return listedDigest(listing) === nftDigest(nftTableBody(opts));
+}
+
+/** What a listing of our table says, for doctor. */
+export interface NftFacts {
+  v4Redirect: { port: number; exemptUid: string } | undefined;
+  v6Redirect: { port: number; exemptUid: string } | undefined;
+  bridges: string[];
+}
+
+export function parseNftListing(listing: string): NftFacts {
+  const facts: NftFacts = { v4Redirect: undefined, v6Redirect: undefined, bridges: [] };
+  for (const raw of listing.split('\n')) {
+    const line = raw.trim();
+    const m = /^(ip6?) daddr (\S+) tcp dport 80 meta skuid != "?([^"\s]+)"? .*redirect to :(\d+)/.exec(line);
+    if (m) {
+      const r = { port: Number(m[4]), exemptUid: m[3] as string };
+      if (m[1] === 'ip' && m[2] === IMDS_V4) facts.v4Redirect = r;
+      if (m[1] === 'ip6' && m[2] === IMDS_V6) facts.v6Redirect = r;
+      continue;
+    }
+    const b = /^iifname (?:\{ (.+) \}|"([^"]+)") ip daddr 169\.254\.169\.254 .*dnat/.exec(line);
+    if (b) {
+      const names = (b[1] ?? `"${b[2]}"`).split(',').map((s) => s.trim().replace(/"/g, ''));
+      facts.bridges.push(...names.filter(Boolean));
+    }
+  }
+  return facts;
+}

@@ -1,0 +1,73 @@
+import { isAbsolute, resolve } from 'node:path';
+import { parseChoice, parseDuration, parseIntInRange, parseList } from '../cli/options.js';
+import { ImdsguardError } from '../errors.js';
+import { BACKENDS, type Backend, DEFAULT_BRIDGES, DEFAULT_GUARD_PORT, type FailMode } from './types.js';
+
+/** PURE parsing of the host command flags shared by install, uninstall and doctor. */
+
+const IFACE = /^[A-Za-z0-9_.:-]{1,15}$/;
+const USER = /^[a-z_][a-z0-9_-]{0,31}\$?$|^\d+$/;
+
+export function parseBackend(value: string | undefined): Backend | undefined {
+  return value === undefined ? undefined : parseChoice(value, BACKENDS, '--backend');
+}
+
+export function parsePort(value: string | undefined): number {
+  return value === undefined ? DEFAULT_GUARD_PORT : parseIntInRange(value, 1, 65535, '--port');
+}
+
+export function parseUser(value: string): string {
+  if (!USER.test(value)) {
+    throw new ImdsguardError('IMDSGUARD_E_USAGE', `--user: "${value}" is not a valid user name`);
+  }
+  return value;
+}
+
+/** Bridge interface names (Linux limits them to 15 characters). */
+export function parseBridges(value: string | undefined): string[] {
+  const list = value === undefined ? [...DEFAULT_BRIDGES] : parseList(value);
+  if (list.length === 0) throw new ImdsguardError('IMDSGUARD_E_USAGE', '--bridges: at least one interface');
+  for (const i of list) {
+    if (!IFACE.test(i))
+      throw new ImdsguardError('IMDSGUARD_E_USAGE', `--bridges: "${i}" is not an interface name`);
+  }
+  return [...new Set(list)];
+}
+
+export function parseRoot(value: string | undefined, cwd: string): string {
+  if (value === undefined || value === '/') return '/';
+  return isAbsolute(value) ? resolve(value) : resolve(cwd, value);
+}
+
+export function parseHealthUrl(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ImdsguardError('IMDSGUARD_E_USAGE', `--health-url: "${value}" is not a URL`);
+  }
+  if (url.protocol !== 'http:') {
+    throw new ImdsguardError('IMDSGUARD_E_USAGE', '--health-url: only http:// URLs are supported');
+  }
+  return url.toString();
+}
+
+export function parseFailMode(failOpen: boolean | undefined): FailMode {
+  return failOpen ? 'open' : 'closed';
+}
+
+/** Health wait in ms; at most 5 minutes. */
+export function parseHealthTimeout(value: string | undefined): number {
+  if (value === undefined) return 0;
+  const ms = parseDuration(value, '--health-timeout');
+  if (ms > 300_000) throw new ImdsguardError('IMDSGUARD_E_USAGE', '--health-timeout: at most 5m');
+  return ms;
+}
+
+/** --bin: the imdsguard executable the unit runs (one absolute path). */
+export function parseBin(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  if (!isAbsolute(value)) throw new ImdsguardError('IMDSGUARD_E_USAGE', '--bin: expected an absolute path');
+  return [value];
+}

@@ -1,0 +1,232 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { parseListen } from '../cli/options.js';
+import { adminConfigSchema, alertsConfigSchema, eventsConfigSchema } from '../guard/events/config.js';
+import { GUARD_MODES, IMDS_VERSIONS } from '../guard/events/types.js';
+import { DEFAULT_ALLOWED_USER_AGENTS, DEFAULT_AUTH_HEADER } from '../guard/policy/defaults.js';
+import { FLAVOR_SPECS, FLAVORS } from '../imds/flavors.js';
+
+/**
+ * The configuration schema: one object with the sections guard, events, alerts and admin. Unknown
+ * keys are refused. Every size and time has a finite default with its unit in the name
+ * (Ms = milliseconds, Bytes = bytes). docs/config.md documents every key.
+ */
+
+const oneOrMany = <T extends z.ZodType>(item: T) =>
+  z.union([item, z.array(item)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);
+
+const absolutePath = z
+  .string()
+  .refine((s) => s.startsWith('/'), 'must be an absolute path')
+  .refine((s) => !s.includes('\0'), 'must not contain NUL');
+
+const pathPattern = z.string().refine((s) => s.startsWith('/'), 'must start with "/"');
+
+const userRef = z.union([z.string().min(1), z.number().int().nonnegative()]);
+
+const headerName = z
+  .string()
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name')
+  .transform((s) => s.toLowerCase());
+
+const listenAddress = z.string().transform((s, ctx) => {
+  try {
+    return parseListen(s, 'listen');
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message.replace(/^listen: /, '') });
+    return z.NEVER;
+  }
+});
+
+export interface UpstreamAddress {
+  href: string;
+  host: string;
+  port: number;
+  /** host[:port] as in a Host header. */
+  authority: string;
+}
+
+const upstreamUrl = z.string().transform((s, ctx): UpstreamAddress => {
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `must be a URL such as http://169.254.169.254, got "${s}"` });
+    return z.NEVER;
+  }
+  if (u.protocol !== 'http:') {
+    ctx.addIssue({ code: 'custom', message: 'must be an http:// URL (the metadata service speaks HTTP)' });
+    return z.NEVER;
+  }
+  if (u.pathname !== '/' || u.search !== '' || u.username !== '' || u.password !== '') {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'must be scheme://host[:port] with no path, query or credentials',
+    });
+    return z.NEVER;
+  }
+  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
+  return { href: `http://${u.host}`, host, port: u.port === '' ? 80 : Number(u.port), authority: u.host };
+});
+
+export const ruleSchema = z
+  .object({
+    /** Name shown as the event's rule (default rule[N]). */
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9._:-]+$/, 'must be letters, digits, ".", "_", ":" or "-"')
+      .optional(),
+    action: z.enum(['allow', 'deny']),
+    /** Sentence for the event's reason. */
+    reason: z.string().min(1).max(200).optional(),
+    /** Raise an alert when this rule decides (denials always alert). */
+    alert: z.boolean().optional(),
+    path: oneOrMany(pathPattern).optional(),
+    method: oneOrMany(z.string().regex(/^[A-Za-z]+$/, 'must be an HTTP method')).optional(),
+    version: oneOrMany(z.enum(IMDS_VERSIONS)).optional(),
+    userAgent: oneOrMany(z.string().min(1)).optional(),
+    exe: oneOrMany(absolutePath).optional(),
+    user: oneOrMany(userRef).optional(),
+    /** true: any container; false: not in a container; strings: container id prefixes. */
+    container: z.union([z.boolean(), oneOrMany(z.string().min(1))]).optional(),
+    parentExe: oneOrMany(absolutePath).optional(),
+    netns: z.enum(['host', 'other']).optional(),
+  })
+  .strict()
+  .refine(
+    (r) =>
+      [r.path, r.method, r.version, r.userAgent, r.exe, r.user, r.container, r.parentExe, r.netns].some(
+        (m) => m !== undefined,
+      ),
+    'a rule needs at least one condition (path, method, version, userAgent, exe, user, container, parentExe or netns)',
+  );
+
+export const limitsSchema = z
+  .object({
+    /** Largest request head (request line plus headers), bytes: bigger gets 431. */
+    maxHeaderBytes: z.number().int().min(1024).max(65536).default(8192),
+    /** Largest request body, bytes (IMDS requests have none): bigger gets 413. */
+    maxBodyBytes: z.number().int().min(0).max(1_048_576).default(1024),
+    /** Time allowed to receive the request head, ms (slowloris): 408 after it. */
+    headersTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+    /** Time allowed to receive the whole request, ms. */
+    requestTimeoutMs: z.number().int().min(100).max(300_000).default(30_000),
+    /** Idle time before a client keep-alive connection is closed, ms. */
+    keepAliveTimeoutMs: z.number().int().min(100).max(300_000).default(5_000),
+    /** Upstream connect and idle timeout, ms: 504 after it. */
+    upstreamTimeoutMs: z.number().int().min(10).max(120_000).default(5_000),
+    /** Concurrent upstream connections. */
+    maxUpstreamConnections: z.number().int().min(1).max(4096).default(64),
+    /** Requests waiting for an upstream connection: beyond it, 503. */
+    maxQueuedRequests: z.number().int().min(0).max(65_536).default(1024),
+    /** Concurrent client connections. */
+    maxClientConnections: z.number().int().min(1).max(65_536).default(4096),
+  })
+  .strict();
+
+export const honeyCredentialsSchema = z
+  .object({
+    role: z.string().regex(/^[\w+=,.@-]{1,64}$/, 'must be an IAM role name'),
+    accessKeyId: z.string().regex(/^A[SK]IA[A-Z0-9]{12,}$/, 'must look like an access key id (ASIA...)'),
+    secretAccessKey: z.string().min(16),
+    token: z.string().min(16).optional(),
+  })
+  .strict();
+
+export const trapSchema = z
+  .object({
+    /** Credentials served to whoever asks in trap mode: use canary tokens that alert when used. */
+    honeyCredentials: honeyCredentialsSchema.optional(),
+    /** Instance identity shown by the trap (random-looking defaults derived from the host name). */
+    instanceId: z
+      .string()
+      .regex(/^i-[0-9a-f]{8,17}$/, 'must look like i-0123456789abcdef0')
+      .optional(),
+    region: z
+      .string()
+      .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be a region name such as us-east-1')
+      .default('us-east-1'),
+  })
+  .strict();
+
+export const attributionSchema = z
+  .object({
+    /** Find the calling process (needed by exe/user/container rules). */
+    enabled: z.boolean().default(true),
+    /** Resolve the caller for every event, not only when a rule needs it. */
+    forEvents: z.boolean().default(true),
+    /** Longest wait for attribution, ms; after it the caller is unknown. */
+    timeoutMs: z.number().int().min(1).max(5_000).default(50),
+  })
+  .strict();
+
+export const guardConfigSchema = z
+  .object({
+    mode: z.enum(GUARD_MODES).default('enforce'),
+    flavor: z.enum(FLAVORS).default('aws'),
+    listen: z.array(listenAddress).min(1).prefault(['127.0.0.1:16925', '[::1]:16925']),
+    /** Default: the flavour's metadata address (169.254.169.254, or 100.100.100.200 for alibaba). */
+    upstream: upstreamUrl.optional(),
+    /** Name of the guard's secret header (stripped before forwarding). */
+    authHeader: headerName.default(DEFAULT_AUTH_HEADER),
+    /** The secret a tokenless caller may send in authHeader (never logged). */
+    authSecret: z.string().min(8, 'must be at least 8 characters').max(512).optional(),
+    /** User-Agent prefixes allowed to make tokenless requests (case-sensitive). */
+    allowUserAgents: z.array(z.string().min(1)).default([...DEFAULT_ALLOWED_USER_AGENTS]),
+    /** Allow tokenless requests carrying `Metadata-Flavor: Amazon`. */
+    allowMetadataFlavorAmazon: z.boolean().default(true),
+    /** Executables allowed without token (exact, `/dir/*` prefix, or glob). */
+    allowExe: z.array(absolutePath).default([]),
+    /** Users (names or uids) allowed without token. */
+    allowUser: z.array(userRef).default([]),
+    /** Extra Host header values accepted (besides the metadata addresses and the guard's own). */
+    allowHosts: z.array(z.string().min(1)).default([]),
+    /** Deny tokenless requests unless the caller is allowed (allowExe, allowUser, the secret). */
+    requireV2: z.boolean().default(false),
+    /** Token requests from containers or other network namespaces: deny unless the caller is allowed. */
+    containerTokens: z.enum(['deny', 'allow']).default('deny'),
+    /** Ordered rules, first match wins, after the always-refuse checks. */
+    rules: z.array(ruleSchema).default([]),
+    attribution: attributionSchema.prefault({}),
+    limits: limitsSchema.prefault({}),
+    trap: trapSchema.prefault({}),
+    /** Add an `X-Imdsguard-Rule` header to refusals (off: refusals look exactly like IMDS errors). */
+    revealRule: z.boolean().default(false),
+  })
+  .strict()
+  .superRefine((g, ctx) => {
+    for (const [i, h] of g.allowHosts.entries()) {
+      if (/[\s/]/.test(h))
+        ctx.addIssue({ code: 'custom', path: ['allowHosts', i], message: 'must be HOST or HOST:PORT' });
+    }
+    for (const [i, l] of g.listen.entries()) {
+      if (isIP(l.host) === 0 && l.host !== 'localhost') {
+        ctx.addIssue({ code: 'custom', path: ['listen', i], message: 'must be an IP address' });
+      }
+    }
+  })
+  .transform((g) => {
+    const address = FLAVOR_SPECS[g.flavor].addresses[0] as string;
+    const upstream: UpstreamAddress = g.upstream ?? {
+      href: `http://${address}`,
+      host: address,
+      port: 80,
+      authority: address,
+    };
+    return { ...g, upstream };
+  });
+
+export const configSchema = z
+  .object({
+    guard: guardConfigSchema.prefault({}),
+    events: eventsConfigSchema.prefault({}),
+    alerts: alertsConfigSchema.prefault({}),
+    admin: adminConfigSchema.prefault({}),
+  })
+  .strict();
+
+export type ImdsguardConfig = z.output<typeof configSchema>;
+export type GuardConfig = ImdsguardConfig['guard'];
+export type RuleConfig = GuardConfig['rules'][number];
+export type LimitsConfig = GuardConfig['limits'];
+export type TrapConfig = GuardConfig['trap'];

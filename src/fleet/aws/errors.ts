@@ -1,0 +1,120 @@
+/**
+ * Wraps AWS SDK errors into ImdsguardError with context (account, region, call, instance), a stable
+ * code and a hint. Pure: it only looks at the error object.
+ */
+import { type ErrorCode, errorMessage, ImdsguardError } from '../../errors.js';
+
+export interface AwsCallContext {
+  /** e.g. 'ec2:DescribeInstances' */
+  operation: string;
+  accountId?: string | null;
+  region?: string | null;
+  instanceId?: string | null;
+}
+
+const AUTH_CODES = new Set([
+  'ExpiredToken',
+  'ExpiredTokenException',
+  'RequestExpired',
+  'InvalidClientTokenId',
+  'UnrecognizedClientException',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'IncompleteSignature',
+  'MissingAuthenticationToken',
+  'TokenRefreshRequired',
+  'CredentialsProviderError',
+]);
+const REGION_CODES = new Set(['OptInRequired', 'AuthFailure', 'InvalidRegion']);
+const ACCESS_CODES = new Set([
+  'AccessDenied',
+  'AccessDeniedException',
+  'UnauthorizedOperation',
+  'UnauthorizedAccess',
+  'Blocked',
+]);
+const THROTTLE_CODES = new Set([
+  'RequestLimitExceeded',
+  'Throttling',
+  'ThrottlingException',
+  'TooManyRequestsException',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'SlowDown',
+]);
+
+export const AUTH_HINT =
+  'refresh your SSO session (aws sso login) or your credentials, or choose another --profile';
+
+/** The AWS error code of an SDK error (its name), or null for non-AWS errors. */
+export function awsErrorCode(err: unknown): string | null {
+  if (err && typeof err === 'object') {
+    const e = err as { name?: unknown; Code?: unknown; $metadata?: unknown; code?: unknown };
+    if (typeof e.Code === 'string') return e.Code;
+    if (typeof e.name === 'string' && (e.$metadata !== undefined || AUTH_CODES.has(e.name))) return e.name;
+  }
+  return null;
+}
+
+export function isAuthError(err: unknown): boolean {
+  const code = awsErrorCode(err);
+  return code !== null && AUTH_CODES.has(code);
+}
+
+export function isThrottleError(err: unknown): boolean {
+  const code = awsErrorCode(err);
+  return code !== null && THROTTLE_CODES.has(code);
+}
+
+/** Where a failure happened, for messages: "account 123 us-east-1 ec2:DescribeInstances i-1". */
+export function describeContext(ctx: AwsCallContext): string {
+  return [
+    ctx.accountId ? `account ${ctx.accountId}` : null,
+    ctx.region ?? null,
+    ctx.operation,
+    ctx.instanceId ?? null,
+  ]
+    .filter((x): x is string => x !== null && x !== '')
+    .join(' ');
+}
+
+/** Turns any error from an AWS call into an ImdsguardError that keeps the cause. */
+export function wrapAwsError(err: unknown, ctx: AwsCallContext): ImdsguardError {
+  if (err instanceof ImdsguardError) return err;
+  const awsCode = awsErrorCode(err);
+  const where = describeContext(ctx);
+  let code: ErrorCode = 'IMDSGUARD_E_AWS';
+  let hint: string | undefined;
+  if (awsCode !== null && AUTH_CODES.has(awsCode)) {
+    code = 'IMDSGUARD_E_AWS_AUTH';
+    hint = AUTH_HINT;
+  } else if (ctx.operation === 'sts:AssumeRole') {
+    code = 'IMDSGUARD_E_AWS_ASSUME_ROLE';
+    hint = 'check that the role exists in the target account and that its trust policy allows the caller';
+  } else if (awsCode !== null && REGION_CODES.has(awsCode)) {
+    code = 'IMDSGUARD_E_AWS_REGION';
+    hint = 'enable the region for this account, or leave it out of --regions';
+  } else if (awsCode !== null && ACCESS_CODES.has(awsCode)) {
+    code = 'IMDSGUARD_E_AWS_ACCESS';
+    hint = `grant ${ctx.operation} to the caller or the assumed role (docs/fleet.md lists the permissions)`;
+  } else if (awsCode !== null && THROTTLE_CODES.has(awsCode)) {
+    code = 'IMDSGUARD_E_AWS_THROTTLED';
+    hint = 'lower --concurrency or raise --max-attempts, or run again later';
+  } else if (awsCode === null) {
+    const netCode = (err as { code?: unknown } | null)?.code;
+    if (typeof netCode === 'string' && /^E[A-Z]+$/.test(netCode)) {
+      hint = 'check --endpoint-url, the network and any proxy settings';
+    }
+  }
+  return new ImdsguardError(code, `${where}: ${awsCode ? `${awsCode}: ` : ''}${errorMessage(err)}`, {
+    cause: err,
+    hint,
+    details: {
+      operation: ctx.operation,
+      accountId: ctx.accountId ?? null,
+      region: ctx.region ?? null,
+      instanceId: ctx.instanceId ?? null,
+      awsCode,
+    },
+  });
+}

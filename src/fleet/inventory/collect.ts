@@ -1,0 +1,490 @@
+/**
+ * Collects the inventory: for each account and region (bounded concurrency), every instance
+ * (DescribeInstances, pages of 1,000), the account's IMDS defaults, launch templates with their
+ * default and latest versions (and any version in use), Auto Scaling groups, launch configurations
+ * and the AMIs in use. A failure is recorded for its account/region/stage and the rest goes on.
+ */
+import {
+  paginateDescribeAutoScalingGroups,
+  paginateDescribeLaunchConfigurations,
+} from '@aws-sdk/client-auto-scaling';
+import {
+  DescribeImagesCommand,
+  type EC2Client,
+  GetInstanceMetadataDefaultsCommand,
+  paginateDescribeInstances,
+  paginateDescribeLaunchTemplates,
+  paginateDescribeLaunchTemplateVersions,
+} from '@aws-sdk/client-ec2';
+import { type ErrorCode, ImdsguardError, isImdsguardError } from '../../errors.js';
+import type { AccountTarget, AwsClientFactory } from '../aws/clients.js';
+import { mapBounded } from '../aws/concurrency.js';
+import { awsErrorCode, wrapAwsError } from '../aws/errors.js';
+import type { ResolvedTargets } from '../aws/targets.js';
+import {
+  toAutoScalingGroupRecord,
+  toDefaultsRecord,
+  toImageRecord,
+  toInstanceRecord,
+  toLaunchConfigurationRecord,
+  toTemplateVersionRecord,
+} from './convert.js';
+import {
+  type AccountRecord,
+  type AutoScalingGroupRecord,
+  type ImageRecord,
+  INVENTORY_SCHEMA_VERSION,
+  type InstanceRecord,
+  type Inventory,
+  type LaunchConfigurationRecord,
+  type LaunchTemplateRecord,
+  type RegionScan,
+  type ScanFailure,
+  type ScanStage,
+} from './model.js';
+
+/** Defaults, with units. */
+export const COLLECT_DEFAULTS = {
+  /** Account x region scans in flight. */
+  concurrency: 8,
+  /** DescribeInstances MaxResults (the API maximum). */
+  pageSize: 1000,
+  /** Image ids per DescribeImages call (image-id filter values). */
+  imagesPerCall: 200,
+  /** Launch templates whose extra versions are described at once, per region. */
+  templateConcurrency: 4,
+} as const;
+
+export interface CollectProgress {
+  /** Account x region scans finished. */
+  done: number;
+  total: number;
+  instances: number;
+}
+
+export interface CollectOptions {
+  concurrency?: number | undefined;
+  pageSize?: number | undefined;
+  /**
+   * What to collect besides instances (default: everything). `fleet roles` needs instances only;
+   * images are needed for the instances' imageImdsSupport.
+   */
+  include?: { defaults?: boolean; templates?: boolean; autoScaling?: boolean; images?: boolean } | undefined;
+  onProgress?: ((p: CollectProgress) => void) | undefined;
+  /** Clock for generatedAt (tests). */
+  now?: (() => Date) | undefined;
+}
+
+function failureOf(
+  err: unknown,
+  accountId: string | null,
+  region: string | null,
+  stage: ScanStage,
+): ScanFailure {
+  const e = isImdsguardError(err)
+    ? err
+    : new ImdsguardError('IMDSGUARD_E_AWS', err instanceof Error ? err.message : String(err), { cause: err });
+  const awsCode = (e.details?.['awsCode'] as string | null | undefined) ?? awsErrorCode(e.cause);
+  return {
+    accountId,
+    region,
+    stage,
+    code: e.code as ErrorCode,
+    awsCode: awsCode ?? null,
+    message: e.message,
+    hint: e.hint ?? null,
+  };
+}
+
+interface ScanResult {
+  scan: RegionScan;
+  instances: InstanceRecord[];
+  failures: ScanFailure[];
+}
+
+async function collectInstances(
+  ec2: EC2Client,
+  accountId: string,
+  region: string,
+  pageSize: number,
+  onPage: (n: number) => void,
+): Promise<InstanceRecord[]> {
+  const out: InstanceRecord[] = [];
+  try {
+    for await (const page of paginateDescribeInstances({ client: ec2, pageSize }, {})) {
+      let n = 0;
+      for (const res of page.Reservations ?? []) {
+        // Every instance of every reservation: a reservation may hold many.
+        for (const inst of res.Instances ?? []) {
+          out.push(toInstanceRecord(inst, accountId, region));
+          n += 1;
+        }
+      }
+      onPage(n);
+    }
+  } catch (err) {
+    throw wrapAwsError(err, { operation: 'ec2:DescribeInstances', accountId, region });
+  }
+  return out;
+}
+
+async function collectDefaults(ec2: EC2Client, accountId: string, region: string) {
+  try {
+    const out = await ec2.send(new GetInstanceMetadataDefaultsCommand({}));
+    return toDefaultsRecord(out.AccountLevel);
+  } catch (err) {
+    throw wrapAwsError(err, { operation: 'ec2:GetInstanceMetadataDefaults', accountId, region });
+  }
+}
+
+async function collectTemplates(
+  ec2: EC2Client,
+  accountId: string,
+  region: string,
+): Promise<LaunchTemplateRecord[]> {
+  const templates = new Map<string, LaunchTemplateRecord>();
+  try {
+    for await (const page of paginateDescribeLaunchTemplates({ client: ec2, pageSize: 200 }, {})) {
+      for (const t of page.LaunchTemplates ?? []) {
+        if (!t.LaunchTemplateId) continue;
+        templates.set(t.LaunchTemplateId, {
+          accountId,
+          region,
+          launchTemplateId: t.LaunchTemplateId,
+          launchTemplateName: t.LaunchTemplateName ?? '',
+          defaultVersionNumber: t.DefaultVersionNumber ?? 0,
+          latestVersionNumber: t.LatestVersionNumber ?? 0,
+          versions: [],
+        });
+      }
+    }
+  } catch (err) {
+    throw wrapAwsError(err, { operation: 'ec2:DescribeLaunchTemplates', accountId, region });
+  }
+  if (templates.size === 0) return [];
+  try {
+    // Without a template id, $Default and $Latest of every template come back in one paginated call.
+    for await (const page of paginateDescribeLaunchTemplateVersions(
+      { client: ec2, pageSize: 200 },
+      { Versions: ['$Default', '$Latest'] },
+    )) {
+      for (const v of page.LaunchTemplateVersions ?? []) {
+        const t = v.LaunchTemplateId ? templates.get(v.LaunchTemplateId) : undefined;
+        if (!t) continue;
+        const rec = toTemplateVersionRecord(v);
+        if (!t.versions.some((x) => x.versionNumber === rec.versionNumber)) t.versions.push(rec);
+      }
+    }
+  } catch (err) {
+    throw new TemplatesPartial(
+      [...templates.values()],
+      wrapAwsError(err, { operation: 'ec2:DescribeLaunchTemplateVersions', accountId, region }),
+    );
+  }
+  return [...templates.values()];
+}
+
+/** Templates were listed but their versions could not be described. */
+class TemplatesPartial extends Error {
+  readonly templates: LaunchTemplateRecord[];
+  readonly error: ImdsguardError;
+  constructor(templates: LaunchTemplateRecord[], error: ImdsguardError) {
+    super(error.message);
+    this.templates = templates;
+    this.error = error;
+  }
+}
+
+/** Describes template versions that instances or groups use but that are neither default nor latest. */
+async function collectExtraVersions(
+  ec2: EC2Client,
+  accountId: string,
+  region: string,
+  templates: LaunchTemplateRecord[],
+  instances: InstanceRecord[],
+  groups: AutoScalingGroupRecord[],
+): Promise<void> {
+  const wanted = new Map<string, Set<number>>();
+  const want = (id: string | null, version: string | null) => {
+    if (!id || !version || !/^\d+$/.test(version)) return;
+    const t = templates.find((x) => x.launchTemplateId === id);
+    if (!t || t.versions.some((v) => v.versionNumber === Number(version))) return;
+    let s = wanted.get(id);
+    if (!s) {
+      s = new Set();
+      wanted.set(id, s);
+    }
+    s.add(Number(version));
+  };
+  for (const i of instances)
+    want(i.launchTemplate?.launchTemplateId ?? null, i.launchTemplate?.version ?? null);
+  for (const g of groups) want(g.launchTemplate?.launchTemplateId ?? null, g.launchTemplate?.version ?? null);
+  await mapBounded([...wanted], COLLECT_DEFAULTS.templateConcurrency, async ([id, versions]) => {
+    const t = templates.find((x) => x.launchTemplateId === id) as LaunchTemplateRecord;
+    try {
+      for await (const page of paginateDescribeLaunchTemplateVersions(
+        { client: ec2, pageSize: 200 },
+        { LaunchTemplateId: id, Versions: [...versions].map(String) },
+      )) {
+        for (const v of page.LaunchTemplateVersions ?? []) t.versions.push(toTemplateVersionRecord(v));
+      }
+    } catch (err) {
+      // A deleted version is not an error of the scan: the instance just keeps its recorded number.
+      if (awsErrorCode(err) === 'InvalidLaunchTemplateId.VersionNotFound') return;
+      throw wrapAwsError(err, { operation: 'ec2:DescribeLaunchTemplateVersions', accountId, region });
+    }
+  });
+  for (const t of templates) t.versions.sort((a, b) => a.versionNumber - b.versionNumber);
+}
+
+async function collectImages(
+  ec2: EC2Client,
+  accountId: string,
+  region: string,
+  imageIds: string[],
+): Promise<ImageRecord[]> {
+  const out: ImageRecord[] = [];
+  for (let i = 0; i < imageIds.length; i += COLLECT_DEFAULTS.imagesPerCall) {
+    const chunk = imageIds.slice(i, i + COLLECT_DEFAULTS.imagesPerCall);
+    try {
+      // A filter, not ImageIds: an id that is gone (deregistered, unshared) must not fail the call.
+      let token: string | undefined;
+      do {
+        const page = await ec2.send(
+          new DescribeImagesCommand({ Filters: [{ Name: 'image-id', Values: chunk }], NextToken: token }),
+        );
+        for (const img of page.Images ?? []) out.push(toImageRecord(img, accountId, region));
+        token = page.NextToken;
+      } while (token);
+    } catch (err) {
+      throw wrapAwsError(err, { operation: 'ec2:DescribeImages', accountId, region });
+    }
+  }
+  return out;
+}
+
+async function scanRegion(
+  factory: AwsClientFactory,
+  target: AccountTarget,
+  region: string,
+  opts: CollectOptions,
+  onPage: (n: number) => void,
+): Promise<ScanResult> {
+  const { accountId } = target;
+  const include = {
+    defaults: opts.include?.defaults ?? true,
+    templates: opts.include?.templates ?? true,
+    autoScaling: opts.include?.autoScaling ?? true,
+    images: opts.include?.images ?? true,
+  };
+  const failures: ScanFailure[] = [];
+  const scan: RegionScan = {
+    accountId,
+    region,
+    status: 'ok',
+    instanceCount: 0,
+    defaults: null,
+    launchTemplates: [],
+    autoScalingGroups: [],
+    launchConfigurations: [],
+    images: [],
+  };
+  const ec2 = factory.ec2(target, region);
+  const asg = include.autoScaling ? factory.autoScaling(target, region) : undefined;
+  const [instR, defR, tplR, grpR, lcR] = await Promise.allSettled([
+    collectInstances(ec2, accountId, region, opts.pageSize ?? COLLECT_DEFAULTS.pageSize, onPage),
+    include.defaults ? collectDefaults(ec2, accountId, region) : Promise.resolve(null),
+    include.templates ? collectTemplates(ec2, accountId, region) : Promise.resolve([]),
+    asg
+      ? (async () => {
+          const out: AutoScalingGroupRecord[] = [];
+          try {
+            for await (const p of paginateDescribeAutoScalingGroups({ client: asg, pageSize: 100 }, {})) {
+              for (const g of p.AutoScalingGroups ?? [])
+                out.push(toAutoScalingGroupRecord(g, accountId, region));
+            }
+          } catch (err) {
+            throw wrapAwsError(err, {
+              operation: 'autoscaling:DescribeAutoScalingGroups',
+              accountId,
+              region,
+            });
+          }
+          return out;
+        })()
+      : Promise.resolve([]),
+    asg
+      ? (async () => {
+          const out: LaunchConfigurationRecord[] = [];
+          try {
+            for await (const p of paginateDescribeLaunchConfigurations({ client: asg, pageSize: 100 }, {})) {
+              for (const c of p.LaunchConfigurations ?? [])
+                out.push(toLaunchConfigurationRecord(c, accountId, region));
+            }
+          } catch (err) {
+            throw wrapAwsError(err, {
+              operation: 'autoscaling:DescribeLaunchConfigurations',
+              accountId,
+              region,
+            });
+          }
+          return out;
+        })()
+      : Promise.resolve([]),
+  ]);
+
+  if (instR.status === 'rejected') {
+    // Without instances the scan failed; the other calls most likely failed for the same reason.
+    scan.status = 'failed';
+    failures.push(failureOf(instR.reason, accountId, region, 'instances'));
+    return { scan, instances: [], failures };
+  }
+  const instances = instR.value;
+  if (defR.status === 'fulfilled') scan.defaults = defR.value;
+  else failures.push(failureOf(defR.reason, accountId, region, 'account-defaults'));
+  if (tplR.status === 'fulfilled') scan.launchTemplates = tplR.value;
+  else if (tplR.reason instanceof TemplatesPartial) {
+    scan.launchTemplates = tplR.reason.templates;
+    failures.push(failureOf(tplR.reason.error, accountId, region, 'launch-template-versions'));
+  } else failures.push(failureOf(tplR.reason, accountId, region, 'launch-templates'));
+  if (grpR.status === 'fulfilled') scan.autoScalingGroups = grpR.value;
+  else failures.push(failureOf(grpR.reason, accountId, region, 'auto-scaling-groups'));
+  if (lcR.status === 'fulfilled') scan.launchConfigurations = lcR.value;
+  else failures.push(failureOf(lcR.reason, accountId, region, 'launch-configurations'));
+
+  // Join: group membership (for instances without the tag) and template names.
+  const byId = new Map(instances.map((i) => [i.instanceId, i]));
+  for (const g of scan.autoScalingGroups) {
+    for (const id of g.instanceIds) {
+      const inst = byId.get(id);
+      if (inst && inst.autoScalingGroupName === null) inst.autoScalingGroupName = g.name;
+    }
+  }
+  const templateNames = new Map(scan.launchTemplates.map((t) => [t.launchTemplateId, t.launchTemplateName]));
+  for (const i of instances) {
+    if (i.launchTemplate)
+      i.launchTemplate.launchTemplateName = templateNames.get(i.launchTemplate.launchTemplateId) ?? null;
+  }
+
+  if (include.templates && scan.launchTemplates.length > 0) {
+    try {
+      await collectExtraVersions(
+        ec2,
+        accountId,
+        region,
+        scan.launchTemplates,
+        instances,
+        scan.autoScalingGroups,
+      );
+    } catch (err) {
+      failures.push(failureOf(err, accountId, region, 'launch-template-versions'));
+    }
+  }
+
+  if (include.images) {
+    const ids = new Set<string>();
+    for (const i of instances) if (i.imageId) ids.add(i.imageId);
+    for (const t of scan.launchTemplates) for (const v of t.versions) if (v.imageId) ids.add(v.imageId);
+    for (const c of scan.launchConfigurations) if (c.imageId) ids.add(c.imageId);
+    try {
+      scan.images = await collectImages(ec2, accountId, region, [...ids].sort());
+      const support = new Map(scan.images.map((img) => [img.imageId, img.imdsSupport]));
+      for (const i of instances) {
+        if (i.imageId && support.has(i.imageId)) i.imageImdsSupport = support.get(i.imageId) ?? null;
+      }
+    } catch (err) {
+      failures.push(failureOf(err, accountId, region, 'images'));
+    }
+  }
+
+  scan.instanceCount = instances.length;
+  if (failures.length > 0) scan.status = 'partial';
+  return { scan, instances, failures };
+}
+
+/** Collects the inventory of every target account and region. Never throws for a per-target failure. */
+export async function collectInventory(
+  factory: AwsClientFactory,
+  targets: ResolvedTargets,
+  opts: CollectOptions = {},
+): Promise<Inventory> {
+  const now = opts.now ?? (() => new Date());
+  const tasks = targets.accounts.flatMap((account) => targets.regions.map((region) => ({ account, region })));
+  const failures: ScanFailure[] = [];
+  const assumeFailed = new Map<string, ScanFailure>();
+  let done = 0;
+  let instanceCount = 0;
+  const progress = () => opts.onProgress?.({ done, total: tasks.length, instances: instanceCount });
+  progress();
+
+  const results = await mapBounded(
+    tasks,
+    opts.concurrency ?? COLLECT_DEFAULTS.concurrency,
+    async ({ account, region }) => {
+      try {
+        if (account.roleArn !== null && !assumeFailed.has(account.accountId)) {
+          try {
+            await factory.assumeRole(account);
+          } catch (err) {
+            if (!assumeFailed.has(account.accountId)) {
+              assumeFailed.set(account.accountId, failureOf(err, account.accountId, null, 'assume-role'));
+            }
+          }
+        }
+        if (assumeFailed.has(account.accountId)) {
+          const scan: RegionScan = {
+            accountId: account.accountId,
+            region,
+            status: 'failed',
+            instanceCount: 0,
+            defaults: null,
+            launchTemplates: [],
+            autoScalingGroups: [],
+            launchConfigurations: [],
+            images: [],
+          };
+          return { scan, instances: [], failures: [] } satisfies ScanResult;
+        }
+        return await scanRegion(factory, account, region, opts, (n) => {
+          instanceCount += n;
+          progress();
+        });
+      } finally {
+        done += 1;
+        progress();
+      }
+    },
+  );
+
+  const accounts: AccountRecord[] = targets.accounts.map((a) => ({
+    accountId: a.accountId,
+    name: a.name,
+    access: a.roleArn === null ? 'caller' : 'assumed',
+    roleArn: a.roleArn,
+    status: assumeFailed.has(a.accountId) ? 'failed' : 'ok',
+  }));
+  failures.push(...assumeFailed.values());
+  const instances: InstanceRecord[] = [];
+  const scans: RegionScan[] = [];
+  for (const r of results) {
+    scans.push(r.scan);
+    failures.push(...r.failures);
+    for (const i of r.instances) instances.push(i);
+  }
+  instances.sort((a, b) =>
+    a.accountId !== b.accountId
+      ? a.accountId.localeCompare(b.accountId)
+      : a.region !== b.region
+        ? a.region.localeCompare(b.region)
+        : a.instanceId.localeCompare(b.instanceId),
+  );
+  return {
+    schemaVersion: INVENTORY_SCHEMA_VERSION,
+    generatedAt: now().toISOString(),
+    regions: [...targets.regions],
+    accounts,
+    scans,
+    instances,
+    failures,
+  };
+}

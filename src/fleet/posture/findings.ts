@@ -1,0 +1,426 @@
+/**
+ * PURE: findings from an inventory. Every finding id is in FINDINGS with its severity, and explained
+ * with its fix in docs/findings.md (a test keeps the two in sync).
+ */
+import {
+  type AccountDefaultsRecord,
+  allowsImdsV1,
+  type HttpTokens,
+  type InstanceRecord,
+  type Inventory,
+  type LaunchMetadataOptions,
+  type LaunchTemplateRecord,
+  type RegionScan,
+  type Toggle,
+} from '../inventory/model.js';
+import { isLive } from './summary.js';
+
+export const SEVERITIES = ['high', 'medium', 'low', 'info'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+export const FINDINGS = {
+  'instance-imdsv1-with-role': {
+    severity: 'high',
+    title: 'IMDSv1 allowed on an instance with an instance profile',
+  },
+  'instance-imdsv1-no-role': {
+    severity: 'medium',
+    title: 'IMDSv1 allowed on an instance without an instance profile',
+  },
+  'instance-hop-limit': { severity: 'medium', title: 'Hop limit above 1 with no sign of containers' },
+  'instance-metadata-pending': { severity: 'low', title: 'Metadata options change still pending' },
+  'instance-ipv6-endpoint': { severity: 'info', title: 'IMDS IPv6 endpoint enabled' },
+  'instance-tags-in-metadata': { severity: 'info', title: 'Instance tags readable from IMDS' },
+  'template-default-imdsv1': {
+    severity: 'high',
+    title: "Launch template's default version launches IMDSv1 instances",
+  },
+  'template-latest-imdsv1': {
+    severity: 'medium',
+    title: "Launch template's latest version launches IMDSv1 instances",
+  },
+  'asg-launches-imdsv1': {
+    severity: 'high',
+    title: 'Auto Scaling group launches IMDSv1 instances (regression source)',
+  },
+  'launch-config-imdsv1': { severity: 'medium', title: 'Launch configuration launches IMDSv1 instances' },
+  'account-default-imdsv1': { severity: 'medium', title: 'Account default does not require IMDSv2 tokens' },
+  'image-no-imdsv2-support': { severity: 'low', title: 'AMI in use without ImdsSupport v2.0' },
+} as const satisfies Record<string, { severity: Severity; title: string }>;
+
+export type FindingId = keyof typeof FINDINGS;
+
+export type ResourceType =
+  | 'instance'
+  | 'launch-template'
+  | 'auto-scaling-group'
+  | 'launch-configuration'
+  | 'account-defaults'
+  | 'image';
+
+export interface Finding {
+  id: FindingId;
+  severity: Severity;
+  resourceType: ResourceType;
+  /** Instance id, template id, group name, configuration name, image id, or "ACCOUNT/REGION" for defaults. */
+  resourceId: string;
+  accountId: string;
+  region: string;
+  message: string;
+  details: Record<string, string | number | boolean | null>;
+}
+
+/** Tags that say an instance runs containers (a hop limit of 2 is then expected). */
+const CONTAINER_TAG_PATTERNS: readonly RegExp[] = [
+  /^eks:cluster-name$/,
+  /^aws:eks:cluster-name$/,
+  /^kubernetes\.io\/cluster\//,
+  /^k8s\.io\//,
+  /^alpha\.eksctl\.io\//,
+  /^eks:nodegroup-name$/,
+  /^aws:ecs:/,
+  /^ecs:/,
+  /^AmazonECSManaged$/,
+  /^karpenter\.sh\//,
+  /^nomad/i,
+  /^docker/i,
+];
+
+export function hasContainerHint(tags: Record<string, string>): boolean {
+  return Object.keys(tags).some((k) => CONTAINER_TAG_PATTERNS.some((re) => re.test(k)));
+}
+
+/**
+ * The HttpTokens an instance launched with these options gets. Precedence (EC2 user guide, "order of
+ * precedence for instance metadata options"): launch parameters, then the account default, then the
+ * AMI's ImdsSupport (v2.0 means required), then optional.
+ */
+export function effectiveLaunchTokens(
+  options: Pick<LaunchMetadataOptions, 'httpTokens'> | null,
+  defaults: AccountDefaultsRecord | null,
+  imageImdsSupport: 'v2.0' | null | 'unknown',
+): HttpTokens {
+  if (options?.httpTokens) return options.httpTokens;
+  if (defaults?.httpTokens) return defaults.httpTokens;
+  if (imageImdsSupport === 'v2.0') return 'required';
+  return 'optional';
+}
+
+export function effectiveLaunchEndpoint(
+  options: Pick<LaunchMetadataOptions, 'httpEndpoint'> | null,
+  defaults: AccountDefaultsRecord | null,
+): Toggle {
+  return options?.httpEndpoint ?? defaults?.httpEndpoint ?? 'enabled';
+}
+
+function launchAllowsV1(
+  options: Pick<LaunchMetadataOptions, 'httpTokens' | 'httpEndpoint'> | null,
+  scan: RegionScan,
+  imageId: string | null,
+): { allows: boolean; tokens: HttpTokens; source: string } {
+  const image = imageId ? scan.images.find((x) => x.imageId === imageId) : undefined;
+  const support = image ? image.imdsSupport : imageId ? 'unknown' : null;
+  const tokens = effectiveLaunchTokens(options, scan.defaults, support);
+  const endpoint = effectiveLaunchEndpoint(options, scan.defaults);
+  const source = options?.httpTokens
+    ? 'launch settings'
+    : scan.defaults?.httpTokens
+      ? 'account default'
+      : support === 'v2.0'
+        ? 'AMI ImdsSupport'
+        : 'EC2 default (optional)';
+  return { allows: tokens === 'optional' && endpoint !== 'disabled', tokens, source };
+}
+
+function make(
+  id: FindingId,
+  resourceType: ResourceType,
+  resourceId: string,
+  accountId: string,
+  region: string,
+  message: string,
+  details: Finding['details'] = {},
+): Finding {
+  return {
+    id,
+    severity: FINDINGS[id].severity,
+    resourceType,
+    resourceId,
+    accountId,
+    region,
+    message,
+    details,
+  };
+}
+
+function instanceFindings(i: InstanceRecord, out: Finding[]): void {
+  if (!isLive(i)) return;
+  const m = i.metadataOptions;
+  const base = { state: i.state, autoScalingGroup: i.autoScalingGroupName };
+  if (allowsImdsV1(m)) {
+    if (i.instanceProfileArn) {
+      out.push(
+        make(
+          'instance-imdsv1-with-role',
+          'instance',
+          i.instanceId,
+          i.accountId,
+          i.region,
+          `${i.instanceId} allows IMDSv1 and has instance profile ${i.instanceProfileName ?? i.instanceProfileArn}: an SSRF can read its role credentials`,
+          { ...base, instanceProfileArn: i.instanceProfileArn },
+        ),
+      );
+    } else {
+      out.push(
+        make(
+          'instance-imdsv1-no-role',
+          'instance',
+          i.instanceId,
+          i.accountId,
+          i.region,
+          `${i.instanceId} allows IMDSv1`,
+          base,
+        ),
+      );
+    }
+  }
+  const hop = m.httpPutResponseHopLimit ?? 1;
+  if (m.httpEndpoint !== 'disabled' && hop > 1 && !hasContainerHint(i.tags)) {
+    out.push(
+      make(
+        'instance-hop-limit',
+        'instance',
+        i.instanceId,
+        i.accountId,
+        i.region,
+        `${i.instanceId} has hop limit ${hop} but no container tags: tokens reach one network hop further than needed`,
+        { ...base, hopLimit: hop },
+      ),
+    );
+  }
+  if (m.state === 'pending') {
+    out.push(
+      make(
+        'instance-metadata-pending',
+        'instance',
+        i.instanceId,
+        i.accountId,
+        i.region,
+        `${i.instanceId} has metadata options still pending: the last change is not in effect yet`,
+        base,
+      ),
+    );
+  }
+  if (m.httpEndpoint !== 'disabled' && m.httpProtocolIpv6 === 'enabled') {
+    out.push(
+      make(
+        'instance-ipv6-endpoint',
+        'instance',
+        i.instanceId,
+        i.accountId,
+        i.region,
+        `${i.instanceId} serves IMDS on [fd00:ec2::254] too: firewall rules and the guard must cover IPv6`,
+        base,
+      ),
+    );
+  }
+  if (m.httpEndpoint !== 'disabled' && m.instanceMetadataTags === 'enabled') {
+    out.push(
+      make(
+        'instance-tags-in-metadata',
+        'instance',
+        i.instanceId,
+        i.accountId,
+        i.region,
+        `${i.instanceId} exposes its tags in IMDS: keep secrets out of tags`,
+        base,
+      ),
+    );
+  }
+}
+
+function templateFindings(t: LaunchTemplateRecord, scan: RegionScan, out: Finding[]): void {
+  const def = t.versions.find((v) => v.versionNumber === t.defaultVersionNumber);
+  const latest = t.versions.find((v) => v.versionNumber === t.latestVersionNumber);
+  if (def) {
+    const r = launchAllowsV1(def.metadataOptions, scan, def.imageId);
+    if (r.allows) {
+      out.push(
+        make(
+          'template-default-imdsv1',
+          'launch-template',
+          t.launchTemplateId,
+          t.accountId,
+          t.region,
+          `launch template ${t.launchTemplateName} (default version ${def.versionNumber}) launches instances with IMDSv1 allowed (from ${r.source})`,
+          { launchTemplateName: t.launchTemplateName, version: def.versionNumber, tokensFrom: r.source },
+        ),
+      );
+    }
+  }
+  if (latest && latest.versionNumber !== t.defaultVersionNumber) {
+    const r = launchAllowsV1(latest.metadataOptions, scan, latest.imageId);
+    if (r.allows) {
+      out.push(
+        make(
+          'template-latest-imdsv1',
+          'launch-template',
+          t.launchTemplateId,
+          t.accountId,
+          t.region,
+          `launch template ${t.launchTemplateName} (latest version ${latest.versionNumber}) launches instances with IMDSv1 allowed (from ${r.source})`,
+          { launchTemplateName: t.launchTemplateName, version: latest.versionNumber, tokensFrom: r.source },
+        ),
+      );
+    }
+  }
+}
+
+function groupFindings(scan: RegionScan, out: Finding[]): void {
+  for (const g of scan.autoScalingGroups) {
+    let allows = false;
+    let what = '';
+    let source = '';
+    if (g.launchTemplate) {
+      const t = scan.launchTemplates.find(
+        (x) =>
+          (g.launchTemplate?.launchTemplateId && x.launchTemplateId === g.launchTemplate.launchTemplateId) ||
+          (!g.launchTemplate?.launchTemplateId &&
+            x.launchTemplateName === g.launchTemplate?.launchTemplateName),
+      );
+      if (!t) continue;
+      const ver = g.launchTemplate.version;
+      const n =
+        ver === '$Latest' ? t.latestVersionNumber : ver === '$Default' ? t.defaultVersionNumber : Number(ver);
+      const v = t.versions.find((x) => x.versionNumber === n);
+      if (!v) continue;
+      const r = launchAllowsV1(v.metadataOptions, scan, v.imageId);
+      allows = r.allows;
+      source = r.source;
+      what = `launch template ${t.launchTemplateName} version ${n}${ver.startsWith('$') ? ` (${ver})` : ''}`;
+    } else if (g.launchConfigurationName) {
+      const c = scan.launchConfigurations.find((x) => x.name === g.launchConfigurationName);
+      if (!c) continue;
+      const r = launchAllowsV1(c.metadataOptions, scan, c.imageId);
+      allows = r.allows;
+      source = r.source;
+      what = `launch configuration ${c.name}`;
+    }
+    if (allows) {
+      out.push(
+        make(
+          'asg-launches-imdsv1',
+          'auto-scaling-group',
+          g.name,
+          g.accountId,
+          g.region,
+          `Auto Scaling group ${g.name} launches IMDSv1 instances from ${what} (from ${source}): instances hardened by hand come back with IMDSv1 when it replaces them`,
+          { launches: what, tokensFrom: source, instances: g.instanceIds.length },
+        ),
+      );
+    }
+  }
+}
+
+function configFindings(scan: RegionScan, out: Finding[]): void {
+  for (const c of scan.launchConfigurations) {
+    const r = launchAllowsV1(c.metadataOptions, scan, c.imageId);
+    if (r.allows) {
+      const usedBy = scan.autoScalingGroups
+        .filter((g) => g.launchConfigurationName === c.name)
+        .map((g) => g.name);
+      out.push(
+        make(
+          'launch-config-imdsv1',
+          'launch-configuration',
+          c.name,
+          c.accountId,
+          c.region,
+          `launch configuration ${c.name} launches instances with IMDSv1 allowed (from ${r.source})${usedBy.length > 0 ? `; used by ${usedBy.join(', ')}` : ''}`,
+          { tokensFrom: r.source, usedByGroups: usedBy.length },
+        ),
+      );
+    }
+  }
+}
+
+function defaultsFindings(scan: RegionScan, out: Finding[]): void {
+  if (scan.defaults === null) return;
+  if (scan.defaults.httpTokens !== 'required') {
+    out.push(
+      make(
+        'account-default-imdsv1',
+        'account-defaults',
+        `${scan.accountId}/${scan.region}`,
+        scan.accountId,
+        scan.region,
+        `account ${scan.accountId} in ${scan.region}: the IMDS default is ${scan.defaults.httpTokens ?? 'no-preference'}, so launches that set nothing may allow IMDSv1`,
+        { httpTokens: scan.defaults.httpTokens },
+      ),
+    );
+  }
+}
+
+function imageFindings(scan: RegionScan, instances: InstanceRecord[], out: Finding[]): void {
+  const users = new Map<string, number>();
+  for (const i of instances) {
+    if (!isLive(i) || !i.imageId || i.accountId !== scan.accountId || i.region !== scan.region) continue;
+    users.set(i.imageId, (users.get(i.imageId) ?? 0) + 1);
+  }
+  for (const img of scan.images) {
+    const n = users.get(img.imageId) ?? 0;
+    if (n === 0 || img.imdsSupport === 'v2.0') continue;
+    out.push(
+      make(
+        'image-no-imdsv2-support',
+        'image',
+        img.imageId,
+        scan.accountId,
+        scan.region,
+        `AMI ${img.imageId}${img.name ? ` (${img.name})` : ''} is used by ${n} instance(s) and does not set ImdsSupport v2.0`,
+        { instances: n, imageName: img.name },
+      ),
+    );
+  }
+}
+
+const SEVERITY_RANK: Record<Severity, number> = { high: 0, medium: 1, low: 2, info: 3 };
+
+/** Every finding of the inventory, sorted by severity, then account, region, id and resource. */
+export function findFindings(inv: Pick<Inventory, 'instances' | 'scans'>): Finding[] {
+  const out: Finding[] = [];
+  for (const i of inv.instances) instanceFindings(i, out);
+  const byScan = new Map<string, InstanceRecord[]>();
+  for (const i of inv.instances) {
+    const k = `${i.accountId}/${i.region}`;
+    let list = byScan.get(k);
+    if (!list) {
+      list = [];
+      byScan.set(k, list);
+    }
+    list.push(i);
+  }
+  for (const scan of inv.scans) {
+    if (scan.status === 'failed') continue;
+    for (const t of scan.launchTemplates) templateFindings(t, scan, out);
+    groupFindings(scan, out);
+    configFindings(scan, out);
+    defaultsFindings(scan, out);
+    imageFindings(scan, byScan.get(`${scan.accountId}/${scan.region}`) ?? [], out);
+  }
+  return out.sort(
+    (a, b) =>
+      SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] ||
+      a.accountId.localeCompare(b.accountId) ||
+      a.region.localeCompare(b.region) ||
+      a.id.localeCompare(b.id) ||
+      a.resourceId.localeCompare(b.resourceId),
+  );
+}
+
+/** Counts per severity. */
+export function countBySeverity(findings: readonly Finding[]): Record<Severity, number> {
+  const out: Record<Severity, number> = { high: 0, medium: 0, low: 0, info: 0 };
+  for (const f of findings) out[f.severity] += 1;
+  return out;
+}

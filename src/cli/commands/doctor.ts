@@ -1,13 +1,69 @@
-import { ImdsguardError } from '../../errors.js';
-import type { CommandSpec } from '../context.js';
+import { readState } from '../../host/apply.js';
+import { doctorExitCode, evaluateDoctor, renderChecks } from '../../host/doctor.js';
+import { gatherDoctorFacts } from '../../host/doctor-io.js';
+import { defaultHealthTarget } from '../../host/http-probe.js';
+import { parseBackend, parseHealthUrl, parsePort, parseRoot, parseUser } from '../../host/options.js';
+import { execRunner } from '../../host/runner.js';
+import { DEFAULT_USER } from '../../host/types.js';
+import type { CliContext, CommandSpec } from '../context.js';
+
+interface DoctorFlags {
+  json?: boolean;
+  port?: string;
+  healthUrl?: string;
+  backend?: string;
+  user?: string;
+  ipv6?: boolean;
+  v1Probe?: boolean;
+  root?: string;
+}
+
+async function run(flags: DoctorFlags, ctx: CliContext): Promise<void> {
+  const runner = execRunner({ ...ctx.env } as NodeJS.ProcessEnv);
+  // What install recorded fills in the flags not given.
+  const state = await readState(parseRoot(flags.root, ctx.cwd));
+  const port = flags.port !== undefined ? parsePort(flags.port) : (state?.port ?? parsePort(undefined));
+  const userName = flags.user !== undefined ? parseUser(flags.user) : (state?.user ?? DEFAULT_USER);
+  const facts = await gatherDoctorFacts(runner, {
+    port,
+    userName,
+    ipv6Expected: flags.ipv6 === true || state?.ipv6 === true,
+    backend: parseBackend(flags.backend),
+    health: defaultHealthTarget(port, parseHealthUrl(flags.healthUrl)),
+    probeV1: flags.v1Probe !== false,
+  });
+  const checks = evaluateDoctor(facts);
+  ctx.exitCode = Math.max(ctx.exitCode, doctorExitCode(checks));
+  if (flags.json) {
+    ctx.stdout.write(`${JSON.stringify({ ok: doctorExitCode(checks) === 0, checks }, null, 2)}\n`);
+  } else {
+    ctx.stdout.write(renderChecks(checks));
+  }
+}
 
 export const doctorCommand: CommandSpec = {
   name: 'doctor',
   summary: 'Check the redirect, the guard, its exemption, IMDS reachability and capabilities on this host.',
-  examples: [],
-  configure(cmd) {
-    cmd.action(() => {
-      throw new ImdsguardError('IMDSGUARD_E_NOT_IMPLEMENTED', 'doctor is not implemented yet');
-    });
+  examples: [
+    ['sudo imdsguard doctor', 'check everything; exit 1 when any check is not ok'],
+    [
+      'sudo imdsguard doctor --json --health-url http://127.0.0.1:16926/healthz',
+      'JSON for scripts, with the guard admin health endpoint',
+    ],
+  ],
+  configure(cmd, ctx) {
+    cmd
+      .option('--json', 'print the checks as JSON')
+      .option('--port <n>', 'guard port (default: as installed, else 16925)')
+      .option(
+        '--health-url <url>',
+        'URL that must answer 2xx (the guard admin /healthz); default: any answer on the guard port',
+      )
+      .option('--backend <name>', 'iptables or nftables (default: wherever imdsguard rules are)')
+      .option('--user <name>', 'the guard user the rules must exempt (default: as installed, else imdsguard)')
+      .option('--ipv6', 'expect the IPv6 redirect too (default: as installed)')
+      .option('--no-v1-probe', 'do not send the tokenless GET (it counts in CloudWatch MetadataNoToken)')
+      .option('--root <dir>', 'the prefix install wrote its record under', '/')
+      .action((flags: DoctorFlags) => run(flags, ctx));
   },
 };

@@ -1,0 +1,197 @@
+import { spawn } from 'node:child_process';
+import { readdir, readFile, readlink } from 'node:fs/promises';
+import { installedBackends, lookupUser } from './apply.js';
+import {
+  type DoctorFacts,
+  type GuardProcess,
+  iptablesRedirect,
+  listeningInodes,
+  nftRedirects,
+  type Outcome,
+  parseProcStatus,
+  type RedirectFacts,
+} from './doctor.js';
+import { checkHealth, type HealthTarget, probe } from './http-probe.js';
+import { IPT_TOOLS, parseIptablesSave } from './iptables.js';
+import { nftListArgs } from './nftables.js';
+import type { CommandRunner } from './runner.js';
+import { type Backend, IMDS_V4 } from './types.js';
+
+/** I/O half of doctor: reads the firewall, /proc and probes HTTP, returning facts for evaluateDoctor. */
+
+/** Most /proc/PID/fd entries doctor reads while looking for the guard's socket. */
+export const MAX_FD_SCAN = 500_000;
+/** Timeout of the IMDS probe run as the guard user (ms). */
+export const IMDS_PROBE_TIMEOUT_MS = 8_000;
+
+export async function readRedirects(
+  runner: CommandRunner,
+  backend: Backend | undefined,
+): Promise<RedirectFacts> {
+  const backends = backend ? [backend] : await installedBackends(runner);
+  for (const b of backends) {
+    if (b === 'nftables') {
+      const l = await runner.run(['nft', ...nftListArgs()]);
+      const r = nftRedirects(l.code === 0 ? l.stdout : undefined);
+      if (r.v4 || r.v6) return { backend: b, v4: r.v4, v6: r.v6 };
+    } else {
+      const fams = await Promise.all(
+        (['ipv4', 'ipv6'] as const).map(async (fam) => {
+          const r = await runner.run([IPT_TOOLS[fam].save]);
+          return r.code === 0 ? iptablesRedirect(parseIptablesSave(r.stdout), fam) : undefined;
+        }),
+      );
+      if (fams[0] || fams[1]) return { backend: b, v4: fams[0], v6: fams[1] };
+    }
+  }
+  return { backend: backends[0], v4: undefined, v6: undefined };
+}
+
+/** The process listening on the guard port (its socket inode found in /proc/PID/fd). */
+export async function findGuardProcess(port: number): Promise<GuardProcess | undefined> {
+  const inodes = new Set<string>();
+  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const text = await readFile(f, 'utf8').catch(() => '');
+    for (const i of listeningInodes(text, port)) inodes.add(`socket:[${i}]`);
+  }
+  if (inodes.size === 0) return undefined;
+  let scanned = 0;
+  const pids = (await readdir('/proc').catch(() => [] as string[])).filter((p) => /^\d+$/.test(p));
+  for (const pid of pids) {
+    const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+    for (const fd of fds) {
+      if (++scanned > MAX_FD_SCAN) return undefined;
+      const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+      if (!inodes.has(target)) continue;
+      const status = parseProcStatus(await readFile(`/proc/${pid}/status`, 'utf8').catch(() => ''));
+      if (status) return { pid: Number(pid), ...status };
+    }
+  }
+  return undefined;
+}
+
+function outcome(p: Promise<{ status: number }>): Promise<Outcome> {
+  return p.then(
+    (r) => r.status,
+    (e: Error) => e.message,
+  );
+}
+
+/** Token PUT and a GET through the redirect target (the guard port), Host set to the IMDS address. */
+export async function probeViaGuard(port: number): Promise<DoctorFacts['viaGuard']> {
+  const base = `http://127.0.0.1:${port}`;
+  const host = { Host: IMDS_V4 };
+  let token: string | undefined;
+  const put = await outcome(
+    probe({
+      url: `${base}/latest/api/token`,
+      method: 'PUT',
+      headers: { ...host, 'X-aws-ec2-metadata-token-ttl-seconds': '60' },
+    }).then((r) => {
+      if (r.status === 200) token = r.body.trim();
+      return r;
+    }),
+  );
+  if (token === undefined) return { put, get: undefined };
+  const get = await outcome(
+    probe({
+      url: `${base}/latest/meta-data/instance-id`,
+      headers: { ...host, 'X-aws-ec2-metadata-token': token },
+    }),
+  );
+  return { put, get };
+}
+
+/**
+ * What IMDS itself allows, asked as the guard user (whom the redirect exempts) by a child Node
+ * process: a token PUT and, unless disabled, one tokenless GET. Only status codes come back.
+ */
+const IMDS_PROBE_SCRIPT = `
+const http = require('node:http');
+const req = (method, path, headers) => new Promise((resolve) => {
+  const r = http.request({ host: ${JSON.stringify(IMDS_V4)}, port: 80, path, method, headers, agent: false, timeout: 2500 },
+    (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); });
+  r.on('timeout', () => r.destroy(new Error('timed out')));
+  r.on('error', (e) => resolve(e.code || e.message));
+  r.end();
+});
+(async () => {
+  const put = await req('PUT', '/latest/api/token', { 'X-aws-ec2-metadata-token-ttl-seconds': '60' });
+  const tokenless = process.argv[1] === 'v1' ? await req('GET', '/latest/meta-data/', {}) : null;
+  process.stdout.write(JSON.stringify({ put, tokenless }));
+})();
+`;
+
+export async function probeImdsAs(
+  uid: number | undefined,
+  gid: number | undefined,
+  probeV1: boolean,
+  isRoot: boolean,
+): Promise<DoctorFacts['imds']> {
+  if (!isRoot)
+    return {
+      skipped: 'doctor is not root, so it cannot ask IMDS as the guard user',
+      put: undefined,
+      tokenless: undefined,
+    };
+  if (uid === undefined || gid === undefined) {
+    return { skipped: 'the guard user does not exist', put: undefined, tokenless: undefined };
+  }
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['-e', IMDS_PROBE_SCRIPT, probeV1 ? 'v1' : 'no-v1'], {
+      uid,
+      gid,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: IMDS_PROBE_TIMEOUT_MS,
+      cwd: '/',
+      env: { PATH: '/usr/bin:/bin' },
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => {
+      if (out.length < 4096) out += c.toString();
+    });
+    child.on('error', (e) =>
+      resolve({ skipped: `probe failed: ${e.message}`, put: undefined, tokenless: undefined }),
+    );
+    child.on('close', () => {
+      try {
+        const r = JSON.parse(out) as { put: Outcome; tokenless: Outcome | null };
+        resolve({ skipped: undefined, put: r.put, tokenless: r.tokenless ?? undefined });
+      } catch {
+        resolve({ skipped: 'the probe process gave no answer', put: undefined, tokenless: undefined });
+      }
+    });
+  });
+}
+
+export interface GatherOptions {
+  port: number;
+  userName: string;
+  ipv6Expected: boolean;
+  backend: Backend | undefined;
+  health: HealthTarget;
+  probeV1: boolean;
+  /** Default: whether this process runs as root. */
+  isRoot?: boolean;
+}
+
+export async function gatherDoctorFacts(runner: CommandRunner, o: GatherOptions): Promise<DoctorFacts> {
+  const [user, redirects, health, guard, viaGuard] = await Promise.all([
+    lookupUser(runner, o.userName),
+    readRedirects(runner, o.backend),
+    checkHealth(o.health),
+    findGuardProcess(o.port),
+    probeViaGuard(o.port),
+  ]);
+  const imds = await probeImdsAs(user?.uid, user?.gid, o.probeV1, o.isRoot ?? process.getuid?.() === 0);
+  return {
+    port: o.port,
+    user: { name: o.userName, uid: user?.uid },
+    ipv6Expected: o.ipv6Expected || redirects.v6 !== undefined,
+    redirects,
+    health: { url: o.health.url, healthy: health.healthy, detail: health.detail },
+    guard,
+    viaGuard,
+    imds,
+  };
+}

@@ -1,0 +1,77 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runInProcess } from '../support/cli.js';
+
+const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
+
+describe('emulate command (in-process)', () => {
+  it('documents its options and examples in --help', async () => {
+    const r = await runInProcess(['emulate', '--help']);
+    expect(r.code).toBe(0);
+    for (const opt of [
+      '--listen',
+      '--tokens',
+      '--endpoint',
+      '--hop-limit',
+      '--instance',
+      '--flavor',
+      '--admin',
+      '--json',
+    ]) {
+      expect(r.stdout).toContain(opt);
+    }
+    expect(r.stdout).toContain('Examples:');
+    expect(r.stdout).toContain('imdsguard emulate --tokens required');
+  });
+
+  it('starts, reports its address as JSON, and stops on shutdown', async () => {
+    let stop!: (s: string) => void;
+    const shutdown = new Promise<string>((resolve) => {
+      stop = resolve;
+    });
+    const pending = runInProcess(['emulate', '--listen', '127.0.0.1:0', '--json', '--flavor', 'gcp'], {
+      shutdown,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    stop('test');
+    const r = await pending;
+    expect(r.code).toBe(0);
+    const [listening, stopped] = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(listening).toMatchObject({ event: 'listening', flavor: 'gcp' });
+    expect(listening.urls[0]).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(stopped).toMatchObject({ event: 'stopped', signal: 'test' });
+    expect(r.stderr).not.toContain('AWS_EC2_METADATA_SERVICE_ENDPOINT');
+  });
+
+  it.each([
+    [['--tokens', 'sometimes'], '--tokens: expected one of optional, required'],
+    [['--endpoint', 'off'], '--endpoint: expected one of enabled, disabled'],
+    [['--hop-limit', '65'], '--hop-limit: 65 is out of range 1..64'],
+    [['--hop-limit', 'two'], '--hop-limit: expected an integer'],
+    [['--flavor', 'ibm'], '--flavor: expected one of aws, gcp, azure, digitalocean, oci, alibaba'],
+    [['--listen', 'localhost'], '--listen: expected HOST:PORT'],
+    [['--admin', '0.0.0.0:0'], '--admin: 0.0.0.0 is not a loopback address'],
+    [['--frobnicate'], "unknown option '--frobnicate'"],
+  ])('refuses %j with a usage error (exit 2)', async (args, message) => {
+    const r = await runInProcess(['emulate', ...args]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(r.stderr).toContain('IMDSGUARD_E_USAGE');
+  });
+
+  it('refuses a bad instance file naming the field (exit 2)', async () => {
+    const r = await runInProcess([
+      'emulate',
+      '--listen',
+      '127.0.0.1:0',
+      '--instance',
+      join(FIXTURES, 'instance-bad-role.json'),
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('iam.role: must be a string, got a number');
+    expect(r.stderr).toContain('IMDSGUARD_E_INSTANCE_FILE');
+  });
+});

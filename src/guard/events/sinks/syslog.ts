@@ -35,6 +35,9 @@ const SEVERITY_CODE: Record<Alert['severity'], number> = { critical: 2, warning:
 /** Structured-data id: 32473 is the private enterprise number reserved for documentation (RFC 5612). */
 export const SD_ID = 'imdsguard@32473';
 
+/** How long a send waits in all for a busy unix socket, milliseconds. */
+const UNIX_BUSY_WAIT_MS = 2000;
+
 /** Alerts per send() call; each alert is one datagram. */
 export const SYSLOG_MAX_BATCH = 50;
 
@@ -180,14 +183,27 @@ function unixTransport(path: string): Transport {
     sock = s;
     return s;
   };
+  const once = (buf: Buffer) =>
+    new Promise<Error | undefined>((resolve) => {
+      open().send(buf, 0, buf.byteLength, path, (err) => resolve(err));
+    });
   return {
-    send(buf) {
-      return new Promise((resolve, reject) => {
-        open().send(buf, 0, buf.byteLength, path, (err) => {
-          if (err) reject(new SinkError(`syslog ${path}: ${err.message}`, { cause: err }));
-          else resolve();
-        });
-      });
+    async send(buf) {
+      // A full receiver queue (EAGAIN, or unix-dgram's "congestion") clears as the reader catches up:
+      // wait a little and try again, for at most UNIX_BUSY_WAIT_MS in all.
+      let waited = 0;
+      for (let i = 0; ; i++) {
+        const err = await once(buf);
+        if (!err) return;
+        const code = (err as Error & { code?: unknown }).code;
+        const busy = code === -11 || code === 1 || code === 'EAGAIN';
+        if (!busy || waited >= UNIX_BUSY_WAIT_MS) {
+          throw new SinkError(`syslog ${path}: ${busy ? 'receiver busy' : err.message}`, { cause: err });
+        }
+        const delay = Math.min(2 ** i, 50);
+        await new Promise((r) => setTimeout(r, delay));
+        waited += delay;
+      }
     },
     async close() {
       sock?.close();

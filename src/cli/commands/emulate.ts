@@ -90,7 +90,7 @@ export const emulateCommand: CommandSpec = {
         });
         await emulator.start();
         const urls = emulator.addresses.map(httpUrl);
-        const settingsText = `tokens ${tokens}, endpoint ${endpoint}, hop limit ${hopLimit} (not enforced)`;
+        const settingsText = `tokens ${tokens}, endpoint ${endpoint}, hop limit ${hopLimit}, not enforced`;
         for (const url of urls)
           ctx.stderr.write(`imdsguard emulate: ${flavor} listening on ${url} (${settingsText})\n`);
         if (emulator.adminUrl !== undefined)

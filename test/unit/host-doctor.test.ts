@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import {
+  type DoctorFacts,
+  doctorExitCode,
+  evaluateDoctor,
+  iptablesRedirect,
+  listeningInodes,
+  parseProcStatus,
+  renderChecks,
+} from '../../src/host/doctor.js';
+import { desiredIptables, parseIptablesSave, scratchIptables } from '../../src/host/iptables.js';
+
+const CAPS = (1n << 2n) | (1n << 19n);
+
+function healthy(): DoctorFacts {
+  return {
+    port: 16925,
+    user: { name: 'imdsguard', uid: 998 },
+    ipv6Expected: false,
+    redirects: { backend: 'nftables', v4: { port: 16925, exempt: '998' }, v6: undefined },
+    health: { url: 'http://127.0.0.1:16925/', healthy: true, detail: 'answered 200' },
+    guard: { pid: 42, uid: 998, capEff: CAPS, capAmb: CAPS },
+    viaGuard: { put: 200, get: 200 },
+    imds: { skipped: undefined, put: 200, tokenless: 401 },
+  };
+}
+
+const status = (facts: DoctorFacts) => Object.fromEntries(evaluateDoctor(facts).map((c) => [c.id, c.status]));
+
+describe('doctor evaluation', () => {
+  it('is all ok on a healthy host and exits 0', () => {
+    const checks = evaluateDoctor(healthy());
+    expect(checks.map((c) => c.id)).toEqual([
+      'redirect-v4',
+      'redirect-v6',
+      'guard-health',
+      'guard-exempt',
+      'imds-via-guard',
+      'imds-settings',
+      'capabilities',
+    ]);
+    expect(checks.every((c) => c.status === 'ok')).toBe(true);
+    expect(doctorExitCode(checks)).toBe(0);
+    expect(renderChecks(checks)).toContain('all checks passed');
+  });
+
+  it('names each broken piece', () => {
+    const noRule = healthy();
+    noRule.redirects.v4 = undefined;
+    expect(status(noRule)['redirect-v4']).toBe('fail');
+    expect(status(noRule)['guard-exempt']).toBe('fail');
+
+    const wrongPort = healthy();
+    wrongPort.redirects.v4 = { port: 1, exempt: '998' };
+    expect(evaluateDoctor(wrongPort)[0]?.detail).toContain('port 1');
+
+    const v6 = healthy();
+    v6.ipv6Expected = true;
+    expect(status(v6)['redirect-v6']).toBe('fail');
+
+    const down = healthy();
+    down.health = { url: 'http://127.0.0.1:16925/', healthy: false, detail: 'ECONNREFUSED' };
+    down.viaGuard = { put: 'ECONNREFUSED', get: undefined };
+    down.guard = undefined;
+    const s = status(down);
+    expect([s['guard-health'], s['imds-via-guard'], s['capabilities']]).toEqual(['fail', 'fail', 'warn']);
+    expect(evaluateDoctor(down).find((c) => c.id === 'guard-health')?.detail).toContain('fail closed');
+
+    const wrongUser = healthy();
+    wrongUser.redirects.v4 = { port: 16925, exempt: '0' };
+    expect(status(wrongUser)['guard-exempt']).toBe('fail');
+    const guardAsOther = healthy();
+    if (guardAsOther.guard) guardAsOther.guard.uid = 1000;
+    expect(evaluateDoctor(guardAsOther).find((c) => c.id === 'guard-exempt')?.detail).toContain('loop');
+
+    const noCaps = healthy();
+    if (noCaps.guard) noCaps.guard.capEff = 1n << 2n;
+    expect(evaluateDoctor(noCaps).find((c) => c.id === 'capabilities')?.detail).toContain('CAP_SYS_PTRACE');
+    expect(doctorExitCode(evaluateDoctor(noCaps))).toBe(1);
+  });
+
+  it('reports what IMDS allows', () => {
+    const v1 = healthy();
+    v1.imds = { skipped: undefined, put: 200, tokenless: 200 };
+    expect(evaluateDoctor(v1).find((c) => c.id === 'imds-settings')).toMatchObject({ status: 'warn' });
+    const disabled = healthy();
+    disabled.imds = { skipped: undefined, put: 403, tokenless: 403 };
+    expect(evaluateDoctor(disabled).find((c) => c.id === 'imds-settings')?.detail).toContain('disabled');
+    const gone = healthy();
+    gone.imds = { skipped: undefined, put: 'ETIMEDOUT', tokenless: 'ETIMEDOUT' };
+    expect(status(gone)['imds-settings']).toBe('fail');
+    const notRoot = healthy();
+    notRoot.imds = { skipped: 'not root', put: undefined, tokenless: undefined };
+    expect(status(notRoot)['imds-settings']).toBe('warn');
+  });
+});
+
+describe('doctor parsers', () => {
+  it('reads the redirect and its exemption back from iptables-save', () => {
+    const d = desiredIptables(
+      { backend: 'iptables', port: 4000, ipv6: false, bridges: [], exempt: '65534' },
+      'ipv4',
+    );
+    const lines = ['*nat', ':OUTPUT ACCEPT [0:0]', ':IMDSGUARD - [0:0]'];
+    for (const c of scratchIptables(d))
+      if (c[2] !== '-N') lines.push(`-A ${c[3]} ${c.slice(c[2] === '-I' ? 5 : 4).join(' ')}`);
+    lines.push('COMMIT');
+    const saved = parseIptablesSave(lines.join('\n'));
+    expect(iptablesRedirect(saved, 'ipv4')).toEqual({ port: 4000, exempt: '65534' });
+    expect(iptablesRedirect(saved, 'ipv6')).toBeUndefined();
+    // Without the jump from OUTPUT the chain redirects nothing.
+    const noJump = parseIptablesSave(lines.filter((l) => !l.startsWith('-A OUTPUT')).join('\n'));
+    expect(iptablesRedirect(noJump, 'ipv4')).toBeUndefined();
+  });
+
+  it('finds listening sockets and capabilities in /proc text', () => {
+    const tcp = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:421D 00000000:0000 0A 00000000:00000000 00:00000000 00000000 65534        0 123456 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:421D 0100007F:9C40 01 00000000:00000000 00:00000000 00000000 65534        0 123457 1 0000000000000000 100 0 0 10 0
+   2: 0100007F:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 999 1 0000000000000000 100 0 0 10 0`;
+    expect(listeningInodes(tcp, 16925)).toEqual(['123456']);
+    const st = parseProcStatus(
+      'Name:\tnode\nUid:\t65534\t65534\t65534\t65534\nCapEff:\t0000000000080004\nCapAmb:\t0000000000080004\n',
+    );
+    expect(st).toEqual({ uid: 65534, capEff: CAPS, capAmb: CAPS });
+  });
+});

@@ -92,6 +92,11 @@ export function validateSettingsPatch(patch: unknown): Partial<EmulatorSettings>
   return r.data;
 }
 
+/** x-aws-ec2-metadata-token-ttl-seconds -> X-Aws-Ec2-Metadata-Token-Ttl-Seconds, as the services write them. */
+export function canonicalHeaderName(name: string): string {
+  return name.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
+}
+
 /** Paths whose PUT asks for a session token (AWS and Alibaba; any API version). */
 const TOKEN_PUT_PATH = /\/api\/token\/?$/;
 const TOKEN_HEADERS = ['x-aws-ec2-metadata-token', 'x-aliyun-ecs-metadata-token'];
@@ -132,10 +137,10 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
   function send(res: ServerResponse, r: EmuResponse): void {
     const body = Buffer.from(r.body, 'utf8');
     res.statusCode = r.status;
-    for (const [k, v] of Object.entries(r.headers)) res.setHeader(k, v);
-    res.setHeader('content-length', body.length);
+    for (const [k, v] of Object.entries(r.headers)) res.setHeader(canonicalHeaderName(k), v);
+    res.setHeader('Content-Length', body.length);
     // The real service closes every connection after one response (observed).
-    res.setHeader('connection', 'close');
+    res.setHeader('Connection', 'close');
     res.end(body);
   }
 

@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   createEmulator,
@@ -439,5 +440,32 @@ describe('AWS emulator runtime control', () => {
     expect(isImdsguardError(err, 'IMDSGUARD_E_LISTEN')).toBe(true);
     expect((err as Error).message).toBe(`cannot listen on 127.0.0.1:${port}: address already in use`);
     expect(clash.addresses).toEqual([]);
+  });
+});
+
+describe('AWS emulator wire format', () => {
+  it('writes header names as the service does (X-Aws-Ec2-Metadata-Token-Ttl-Seconds)', async () => {
+    const e = await start();
+    const rawHeaders = await new Promise<string[]>((resolve, reject) => {
+      const req = request(
+        `${e.url}/latest/api/token`,
+        { method: 'PUT', headers: { [TTL]: '5' }, agent: false },
+        (res) => {
+          res.resume();
+          resolve(res.rawHeaders);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    const names = rawHeaders.filter((_, n) => n % 2 === 0);
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'X-Aws-Ec2-Metadata-Token-Ttl-Seconds',
+        'Content-Type',
+        'Connection',
+        'Server',
+      ]),
+    );
   });
 });

@@ -63,6 +63,11 @@ describe('AWS emulator status codes', () => {
     const r = await raw(`${e.url}/latest/api/token`);
     expect(r.status).toBe(405);
     expect(r.headers['allow']).toBe('OPTIONS, PUT');
+    const head = await raw(`${e.url}/latest/api/token`, { method: 'HEAD' });
+    expect(head.status).toBe(405);
+    const options = await raw(`${e.url}/latest/api/token`, { method: 'OPTIONS' });
+    expect(options.status).toBe(200);
+    expect(options.headers['allow']).toBe('OPTIONS, PUT');
   });
 
   it('403 for a token PUT on a versioned path', async () => {

@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   createEmulator,
@@ -472,5 +473,25 @@ describe('AWS emulator wire format', () => {
         'Server',
       ]),
     );
+  });
+
+  it('closes the TCP connection after one response, even when the client asks for keep-alive', async () => {
+    const e = await start();
+    const port = e.addresses[0]?.port as number;
+    const received = await new Promise<string>((resolve, reject) => {
+      const sock = connect(port, '127.0.0.1');
+      let data = '';
+      sock.on('data', (d) => {
+        data += d.toString();
+      });
+      sock.on('close', () => resolve(data));
+      sock.on('error', reject);
+      const req =
+        'GET /latest/meta-data/ami-id HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: keep-alive\r\n\r\n';
+      sock.write(req + req);
+      setTimeout(() => reject(new Error('the server kept the connection open')), 5_000).unref();
+    });
+    expect(received.match(/HTTP\/1\.1 200/g)).toHaveLength(1);
+    expect(received).toContain('Connection: close');
   });
 });

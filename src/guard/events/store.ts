@@ -86,6 +86,7 @@ function compare(a: GuardEvent, b: GuardEvent): number {
 /** Events in memory, bounded by count (oldest dropped), for tests and for runs without a --db. */
 export class MemoryEventStore implements EventStore {
   private events: GuardEvent[] = [];
+  private readonly ids = new Set<string>();
   private readonly retention: RetentionOptions;
   private readonly maxEvents: number;
 
@@ -95,9 +96,15 @@ export class MemoryEventStore implements EventStore {
   }
 
   async insert(events: readonly GuardEvent[]): Promise<void> {
-    this.events.push(...events.map((e) => structuredClone(e)));
+    for (const e of events) {
+      if (this.ids.has(e.id)) continue;
+      this.ids.add(e.id);
+      this.events.push(structuredClone(e));
+    }
     this.events.sort(compare);
-    if (this.events.length > this.maxEvents) this.events.splice(0, this.events.length - this.maxEvents);
+    if (this.events.length > this.maxEvents) {
+      for (const e of this.events.splice(0, this.events.length - this.maxEvents)) this.ids.delete(e.id);
+    }
   }
 
   async query(filter: EventFilter): Promise<GuardEvent[]> {
@@ -109,12 +116,17 @@ export class MemoryEventStore implements EventStore {
   async prune(nowMs: number): Promise<number> {
     const before = this.events.length;
     const cutoff = nowMs - this.retention.maxAgeMs;
-    this.events = this.events.filter((e) => Date.parse(e.time) >= cutoff);
+    this.events = this.events.filter((e) => {
+      const keep = Date.parse(e.time) >= cutoff;
+      if (!keep) this.ids.delete(e.id);
+      return keep;
+    });
     return before - this.events.length;
   }
 
   async close(): Promise<void> {
     this.events = [];
+    this.ids.clear();
   }
 }
 

@@ -1,13 +1,226 @@
+import type { Command } from 'commander';
 import { ImdsguardError } from '../../errors.js';
-import type { CommandSpec } from '../context.js';
+import { AUTH_HINT } from '../../fleet/aws/errors.js';
+import { collectInventory } from '../../fleet/inventory/collect.js';
+import type { Inventory } from '../../fleet/inventory/model.js';
+import { findFindings, SEVERITIES, type Severity } from '../../fleet/posture/findings.js';
+import { groupByRole } from '../../fleet/posture/roles.js';
+import { summarize } from '../../fleet/posture/summary.js';
+import {
+  discoverDocument,
+  type RunStats,
+  renderDiscover,
+  renderRoles,
+  rolesDocument,
+} from '../../report/fleet.js';
+import { writeOutput } from '../../report/output.js';
+import { createProgress } from '../../report/progress.js';
+import { type CliContext, type CommandSpec, withExamples } from '../context.js';
+import {
+  addFleetOptions,
+  type FleetSession,
+  finishFleetRun,
+  openFleetSession,
+  outputFormat,
+  parseFleetOptions,
+} from '../fleet-options.js';
+import { parseChoice } from '../options.js';
+
+/**
+ * One `fleet` subcommand. Each is a row of FLEET_SUBCOMMANDS; a subcommand that is not built yet is a
+ * notImplemented() row (later work replaces the row with its own module's spec).
+ */
+export interface FleetSubcommand {
+  readonly name: string;
+  readonly summary: string;
+  readonly examples: ReadonlyArray<readonly [string, string]>;
+  configure(cmd: Command, ctx: CliContext): void;
+}
+
+function stats(session: FleetSession): RunStats {
+  const snap = session.factory.counter.snapshot();
+  return {
+    durationMs: Date.now() - session.startedAt,
+    apiCalls: snap.total,
+    apiCallsByOperation: snap.byOperation,
+  };
+}
+
+/** When every scan failed on credentials, one clear error beats a report of N identical failures. */
+function throwIfAllAuth(inv: Inventory): void {
+  if (inv.scans.length === 0 || inv.scans.some((s) => s.status !== 'failed')) return;
+  const first = inv.failures[0];
+  if (first && inv.failures.every((f) => f.code === 'IMDSGUARD_E_AWS_AUTH')) {
+    throw new ImdsguardError('IMDSGUARD_E_AWS_AUTH', first.message, { hint: AUTH_HINT });
+  }
+}
+
+function reportFailures(inv: Inventory, ctx: CliContext): void {
+  if (inv.failures.length === 0) return;
+  ctx.stderr.write(
+    `imdsguard: ${inv.failures.length} partial failure(s); every other account and region was scanned:\n`,
+  );
+  for (const f of inv.failures.slice(0, 20)) {
+    ctx.stderr.write(`  ${f.accountId ?? '-'} ${f.region ?? '-'} ${f.stage}: ${f.message} [${f.code}]\n`);
+  }
+  if (inv.failures.length > 20) ctx.stderr.write(`  ... ${inv.failures.length - 20} more in the output\n`);
+  ctx.exitCode = 1;
+}
+
+const SEVERITY_ORDER: Record<Severity, number> = { high: 0, medium: 1, low: 2, info: 3 };
+
+const discover: FleetSubcommand = {
+  name: 'discover',
+  summary:
+    'Inventory IMDS settings of every instance, template, group, AMI and account default; report findings.',
+  examples: [
+    ['imdsguard fleet discover', 'the profile region of the caller account, as a table on a terminal'],
+    [
+      'imdsguard fleet discover --all-regions --format json --output fleet.json',
+      'every enabled region, one JSON document',
+    ],
+    [
+      'imdsguard fleet discover --org --role OrganizationAccountAccessRole --regions us-east-1,eu-west-1 --format csv',
+      'every account of the organization, one CSV row per instance',
+    ],
+  ],
+  configure(cmd, ctx) {
+    addFleetOptions(cmd).option(
+      '--fail-on <severity>',
+      `exit 1 when a finding of this severity or worse exists: ${SEVERITIES.join('|')}|none (default high)`,
+      (v) => parseChoice(v, [...SEVERITIES, 'none'] as const, '--fail-on'),
+    );
+    cmd.action(async (raw: Record<string, unknown>) => {
+      const opts = parseFleetOptions(raw);
+      const failOn = (raw['failOn'] as Severity | 'none' | undefined) ?? 'high';
+      const format = outputFormat(opts, ctx);
+      const session = await openFleetSession(opts, ctx);
+      try {
+        const progress = createProgress(ctx.stderr);
+        const inv = await collectInventory(session.factory, session.targets, {
+          concurrency: opts.concurrency,
+          onProgress: (p) => progress.update(p),
+        });
+        progress.done();
+        throwIfAllAuth(inv);
+        const summary = summarize(inv);
+        const findings = findFindings(inv);
+        const doc = discoverDocument(inv, summary, findings, stats(session));
+        await writeOutput(ctx.stdout, renderDiscover(doc, format), opts.output, ctx.cwd);
+        finishFleetRun(session, opts, ctx);
+        reportFailures(inv, ctx);
+        if (failOn !== 'none' && findings.some((f) => SEVERITY_ORDER[f.severity] <= SEVERITY_ORDER[failOn])) {
+          ctx.exitCode = 1;
+        }
+      } finally {
+        session.close();
+      }
+    });
+  },
+};
+
+const roles: FleetSubcommand = {
+  name: 'roles',
+  summary: 'Instances grouped by instance profile (and role): complete over every page and reservation.',
+  examples: [
+    [
+      'imdsguard fleet roles --regions us-east-1',
+      'which instance profiles are in use, and how many of their instances allow IMDSv1',
+    ],
+    [
+      'imdsguard fleet roles --accounts 111111111111,222222222222 --role Audit --format csv',
+      'one row per instance and profile',
+    ],
+  ],
+  configure(cmd, ctx) {
+    addFleetOptions(cmd);
+    cmd.action(async (raw: Record<string, unknown>) => {
+      const opts = parseFleetOptions(raw);
+      const format = outputFormat(opts, ctx);
+      const session = await openFleetSession(opts, ctx);
+      try {
+        const progress = createProgress(ctx.stderr);
+        const inv = await collectInventory(session.factory, session.targets, {
+          concurrency: opts.concurrency,
+          include: { defaults: false, templates: false, autoScaling: false, images: false },
+          onProgress: (p) => progress.update(p),
+        });
+        progress.done();
+        throwIfAllAuth(inv);
+        const doc = rolesDocument(inv, groupByRole(inv.instances), stats(session));
+        await writeOutput(ctx.stdout, renderRoles(doc, format, inv.instances), opts.output, ctx.cwd);
+        finishFleetRun(session, opts, ctx);
+        reportFailures(inv, ctx);
+      } finally {
+        session.close();
+      }
+    });
+  },
+};
+
+/** A registered subcommand whose implementation is still to come (issues 8 and 9). */
+export function notImplemented(name: string, summary: string, usage = ''): FleetSubcommand {
+  return {
+    name,
+    summary,
+    examples: [],
+    configure(cmd) {
+      if (usage) cmd.usage(usage);
+      cmd.allowUnknownOption(true).allowExcessArguments(true);
+      cmd.action(() => {
+        throw new ImdsguardError('IMDSGUARD_E_NOT_IMPLEMENTED', `fleet ${name} is not implemented yet`, {
+          hint: 'fleet discover and fleet roles are available',
+        });
+      });
+    },
+  };
+}
+
+/** The fleet subcommands, in the order --help lists them. */
+export const FLEET_SUBCOMMANDS: readonly FleetSubcommand[] = [
+  discover,
+  roles,
+  notImplemented(
+    'usage',
+    'CloudWatch evidence of IMDSv1 calls per instance, and readiness to enforce IMDSv2.',
+  ),
+  notImplemented('harden', 'Require IMDSv2 tokens (HttpTokens=required) on selected instances, journalled.'),
+  notImplemented(
+    'disable',
+    'Disable the metadata endpoint (HttpEndpoint=disabled) on selected instances, journalled.',
+  ),
+  notImplemented(
+    'hop-limit',
+    'Set the metadata PUT response hop limit on selected instances, journalled.',
+    '<n> [options]',
+  ),
+  notImplemented('rollback', 'Restore the exact previous metadata options from the change journal.'),
+  notImplemented(
+    'templates',
+    'Report launch templates and groups that launch IMDSv1 instances; --fix adds a v2 version.',
+  ),
+  notImplemented('defaults', 'Show or set the account-level IMDS defaults per region.'),
+  notImplemented('guardrails', 'Print SCP and IAM policies that keep IMDSv2 enforced.'),
+  notImplemented('report', 'Render a saved fleet inventory (JSON) as a report.'),
+];
 
 export const fleetCommand: CommandSpec = {
   name: 'fleet',
   summary: 'Inventory, measure, harden and roll back IMDS settings across an AWS fleet.',
-  examples: [],
-  configure(cmd) {
-    cmd.action(() => {
-      throw new ImdsguardError('IMDSGUARD_E_NOT_IMPLEMENTED', 'fleet is not implemented yet');
-    });
+  examples: [
+    ['imdsguard fleet discover --all-regions', 'IMDS posture of every instance in every enabled region'],
+    [
+      'imdsguard fleet roles --org --role OrganizationAccountAccessRole',
+      'instance profiles across the organization',
+    ],
+  ],
+  configure(cmd, ctx) {
+    for (const sub of FLEET_SUBCOMMANDS) {
+      const c = cmd.command(sub.name).description(sub.summary);
+      // Inherit the program's output routing and exitOverride (set on `cmd` by program.ts).
+      c.copyInheritedSettings(cmd);
+      sub.configure(c, ctx);
+      withExamples(c, sub.examples);
+    }
   },
 };

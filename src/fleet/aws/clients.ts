@@ -46,6 +46,8 @@ export interface AwsFactoryOptions {
   endpointUrl?: string | undefined;
   /** Shared config/credentials profile (--profile). */
   profile?: string | undefined;
+  /** The region for calls that need one before --regions applies (default: the SDK's region chain). */
+  defaultRegion?: string | undefined;
   /** Explicit base credentials (tests); default: the SDK's node provider chain for `profile`. */
   credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider | undefined;
   maxAttempts?: number | undefined;
@@ -180,6 +182,9 @@ export class AwsClientFactory {
 
   /** The region of the profile / environment (AWS_REGION, AWS_DEFAULT_REGION, config file), if any. */
   defaultRegion(): Promise<string | undefined> {
+    if (!this.defaultRegionCache && this.options.defaultRegion) {
+      this.defaultRegionCache = Promise.resolve(this.options.defaultRegion);
+    }
     if (!this.defaultRegionCache) {
       this.defaultRegionCache = (async () => {
         try {

@@ -1,0 +1,37 @@
+/** Output format choice and writing to stdout or --output FILE. */
+import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Output } from '../cli/context.js';
+import { ImdsguardError } from '../errors.js';
+
+export const OUTPUT_FORMATS = ['table', 'json', 'csv', 'ndjson'] as const;
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+/**
+ * The format to use: the one asked for, else a table when the output is a terminal, else JSON (so a
+ * pipe or a file always gets a machine-readable document).
+ */
+export function resolveFormat(requested: OutputFormat | undefined, toTerminal: boolean): OutputFormat {
+  return requested ?? (toTerminal ? 'table' : 'json');
+}
+
+/** Writes the rendered text to `file` (relative to cwd) or to stdout. */
+export async function writeOutput(
+  stdout: Output,
+  text: string,
+  file: string | undefined,
+  cwd: string,
+): Promise<void> {
+  if (file === undefined || file === '-') {
+    stdout.write(text);
+    return;
+  }
+  const path = resolve(cwd, file);
+  try {
+    await writeFile(path, text, { mode: 0o644 });
+  } catch (err) {
+    throw new ImdsguardError('IMDSGUARD_E_OUTPUT', `cannot write ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}

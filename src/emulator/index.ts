@@ -2,7 +2,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { ListenAddress } from '../cli/options.js';
 import { ImdsguardError } from '../errors.js';
-import type { Flavor } from '../imds/flavors.js';
+import { type Flavor, FORWARDING_HEADERS } from '../imds/flavors.js';
 import { CredentialRotator } from './credentials.js';
 import { createFlavorHandler } from './flavors/index.js';
 import { defaultInstance, formatIssue, type InstanceModel } from './instance.js';
@@ -48,6 +48,8 @@ export interface EmulatorRequestLog {
   /** The request carried a session-token header (valid or not). */
   withToken: boolean;
   userAgent?: string;
+  /** The request carried X-Forwarded-For, Forwarded or X-Forwarded-Host (lets proxy tests assert none was added). */
+  forwarded?: boolean;
 }
 
 export interface Emulator {
@@ -166,6 +168,7 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
       status: 0,
       tokenPut: method === 'PUT' && TOKEN_PUT_PATH.test(path),
       withToken: TOKEN_HEADERS.some((h) => req.headers[h] !== undefined),
+      forwarded: FORWARDING_HEADERS.some((h) => req.headers[h] !== undefined),
     };
     if (typeof ua === 'string') entry.userAgent = ua.slice(0, 256);
 

@@ -367,8 +367,9 @@ describe('AWS emulator runtime control', () => {
     await raw(`${e.url}/latest/meta-data/iam/security-credentials/imdsguard-demo-role`, {
       headers: { [TOKEN]: token, 'user-agent': 'test-agent/1.0' },
     });
-    await raw(`${e.url}/latest/meta-data/ami-id?x=1`);
+    await raw(`${e.url}/latest/meta-data/ami-id?x=1`, { headers: { forwarded: 'for=192.0.2.1' } });
     const log = e.requests;
+    expect(log.map((r) => r.forwarded)).toEqual([false, false, true]);
     expect(log.map((r) => [r.method, r.path, r.status, r.tokenPut, r.withToken])).toEqual([
       ['PUT', '/latest/api/token', 200, true, false],
       ['GET', '/latest/meta-data/iam/security-credentials/imdsguard-demo-role', 200, false, true],

@@ -23,6 +23,8 @@ export function buildProgram(ctx: CliContext): Command {
   program
     .description('Protect the cloud instance metadata service: guard, fleet hardening and emulator.')
     .version(VERSION, '-V, --version', 'print the version')
+    // Program options only before the command, so a command may have its own --version (events).
+    .enablePositionalOptions()
     .helpOption('-h, --help', 'show help')
     .showSuggestionAfterError(true)
     .showHelpAfterError('(run with --help for usage)')

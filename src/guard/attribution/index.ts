@@ -148,6 +148,9 @@ interface ParentInfo {
 }
 
 const MAX_SOCKETS_PER_PID = 4096;
+/** Recent callers and newest processes scanned while the socket table is read. */
+const PREFETCH_RECENT = 4;
+const PREFETCH_FRESH = 4;
 const PASSWD_REFRESH_MS = 30_000;
 
 export function createProcResolver(options: ProcResolverOptions = {}): ProcResolver {
@@ -183,6 +186,7 @@ class ProcFsResolver implements ProcResolver {
   readonly #recent: Lru<number, true>;
   readonly #parents: Lru<number, ParentInfo>;
   readonly #addrNetns: Lru<string, string>;
+  readonly #seenTuples: Lru<string, true>;
   readonly #pids = new Map<number, PidEntry>();
   readonly #tables = new Map<string, InFlight<string>>();
   readonly #scans = new Map<number, InFlight<ScanResult>>();
@@ -235,6 +239,7 @@ class ProcFsResolver implements ProcResolver {
     this.#recent = new Lru(o.recentCallers ?? 64, 0, this.#now);
     this.#parents = new Lru(o.parentCacheSize ?? 1024, o.parentCacheTtlMs ?? 5000, this.#now);
     this.#addrNetns = new Lru(1024, 60_000, this.#now);
+    this.#seenTuples = new Lru(4096, 60_000, this.#now);
     const interval = o.refreshIntervalMs ?? 2000;
     if (interval > 0) {
       this.#timer = setInterval(() => {
@@ -272,6 +277,13 @@ class ProcFsResolver implements ProcResolver {
 
   async #resolve(conn: ConnectionInfo, start: number, deadline: number): Promise<Caller> {
     const client = `${conn.remoteAddress}:${conn.remotePort}`;
+    // A connection not seen before is most likely from a process that called recently or just
+    // started: scan those while the kernel walks its socket table, so the index already knows the
+    // inode when the row arrives. A repeated lookup of the same connection skips this.
+    if (this.#seenTuples.get(client) === undefined) {
+      this.#seenTuples.set(client, true);
+      void this.#prefetch(start, deadline).catch(() => {});
+    }
     const found = await this.#findRow(conn, start, deadline);
     if (!found) {
       this.#stats.unresolved++;
@@ -524,6 +536,22 @@ class ProcFsResolver implements ProcResolver {
       );
     }
     return { error: reasons.join('; ') };
+  }
+
+  /** Scans the likeliest owners of a new socket (see #resolve); the results land in the index. */
+  async #prefetch(since: number, deadline: number): Promise<void> {
+    const recent = this.#recent.keysByRecency().slice(0, PREFETCH_RECENT);
+    const listing = this.#listPids(since);
+    await Promise.all(recent.map((pid) => this.#scanPid(pid, since, deadline)));
+    const listed = await listing;
+    const now = this.#now();
+    const fresh = listed
+      .filter(
+        (pid) => now - (this.#pids.get(pid)?.firstSeen ?? Number.NEGATIVE_INFINITY) <= this.#o.freshWindowMs,
+      )
+      .sort((a, b) => (this.#pids.get(b)?.firstSeen ?? 0) - (this.#pids.get(a)?.firstSeen ?? 0) || b - a)
+      .slice(0, PREFETCH_FRESH);
+    await Promise.all(fresh.map((pid) => this.#scanPid(pid, since, deadline)));
   }
 
   async #alive(pid: number): Promise<boolean> {

@@ -16,9 +16,17 @@ export async function readOnce(path: string, maxBytes: number): Promise<Buffer> 
     const { bytesRead } = await fh.read(buf, 0, maxBytes, null);
     return buf.subarray(0, bytesRead);
   } finally {
-    await fh.close();
+    // Not awaited: the caller has its bytes; closing is one thread-pool round trip it need not wait for.
+    fh.close().catch(() => {});
   }
 }
+
+/**
+ * The kernel's seq_file returns at most one buffer (a page, 4 KiB or more) per read, and stops early
+ * only at the end of the table. So a read that returns well under 4 KiB, and under what was asked, ends
+ * the file: skipping the read that would return 0 saves a thread-pool round trip.
+ */
+const SEQ_EOF_BELOW = 4096 - 512;
 
 /** Reads until EOF or maxBytes (multi-record files such as /proc/net/tcp). */
 export async function readAll(
@@ -38,10 +46,11 @@ export async function readAll(
       if (bytesRead === 0) break;
       chunks.push(buf.subarray(0, bytesRead));
       total += bytesRead;
+      if (bytesRead < SEQ_EOF_BELOW && bytesRead < want) break;
     }
     return { text: Buffer.concat(chunks).toString('latin1'), truncated: false };
   } finally {
-    await fh.close();
+    fh.close().catch(() => {});
   }
 }
 

@@ -1,0 +1,321 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdir, stat } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
+import { createProcResolver } from '../../src/guard/attribution/index.js';
+import { readAll } from '../../src/guard/attribution/proc-io.js';
+import type { ConnectionInfo } from '../../src/guard/attribution/types.js';
+import { naiveResolveAsync, naiveResolveSync } from './naive.js';
+
+/**
+ * bench/attribution: attribution latency per request on a loaded host, the resolver side by side with
+ * the naive full /proc/*\/fd scan, in the same run.
+ *
+ * Load: IDLE_PROCS idle processes and EXTRA_FDS extra open fds (pipes and /dev/null), made by one
+ * python helper that forks the idle children first and then opens the fds, raising RLIMIT_NOFILE as
+ * far as it may (several holder processes share the fds when the hard limit is lower). Every helper reads stdin and exits on EOF, so nothing outlives the bench.
+ *
+ * Env: IDLE_PROCS (500), EXTRA_FDS (20000), N_NEW (200), N_LONG (1000), N_NAIVE (15).
+ */
+
+const IDLE_PROCS = Number(process.env.IDLE_PROCS ?? 500);
+const EXTRA_FDS = Number(process.env.EXTRA_FDS ?? 20_000);
+const N_NEW = Number(process.env.N_NEW ?? 200);
+const N_LONG = Number(process.env.N_LONG ?? 1000);
+const N_NAIVE = Number(process.env.N_NAIVE ?? 15);
+const PY = '/usr/bin/python3';
+const CURL = '/usr/bin/curl';
+
+const LOAD_SCRIPT = `
+import os, sys, resource
+n_procs, n_fds = int(sys.argv[1]), int(sys.argv[2])
+for _ in range(n_procs):
+    if os.fork() == 0:
+        sys.stdin.buffer.read()
+        os._exit(0)
+# Raise RLIMIT_NOFILE as far as allowed; without CAP_SYS_RESOURCE several holders share the fds.
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+want = n_fds + 64
+try:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(want, hard)))
+    cap = want
+except (ValueError, OSError):
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    cap = hard
+per = max(1, cap - 64)
+def hold(n):
+    fds = []
+    while len(fds) < n:
+        r, w = os.pipe()
+        fds += [r, w]
+        if len(fds) < n:
+            fds.append(os.open('/dev/null', os.O_RDONLY))
+    return fds
+left = n_fds
+holders = 0
+while left > per:
+    if os.fork() == 0:
+        hold(per)
+        sys.stdin.buffer.read()
+        os._exit(0)
+    left -= per
+    holders += 1
+held = hold(left)
+print(holders + 1, flush=True)
+sys.stdin.buffer.read()
+`;
+
+const LONG_CLIENT = `
+import socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+for i in range(n):
+    s = socket.create_connection(('127.0.0.1', port))
+    s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')
+    while s.recv(4096):
+        pass
+    s.close()
+`;
+
+type Handler = (s: Socket, conn: ConnectionInfo) => Promise<void>;
+
+function pct(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+  return sorted[Math.max(0, i)] as number;
+}
+
+interface Series {
+  name: string;
+  ms: number[];
+  correct: number;
+  total: number;
+}
+
+function summary(s: Series): { p50: number; p99: number; max: number; n: number; correct: string } {
+  const sorted = [...s.ms].sort((a, b) => a - b);
+  return {
+    p50: pct(sorted, 50),
+    p99: pct(sorted, 99),
+    max: sorted[sorted.length - 1] ?? Number.NaN,
+    n: sorted.length,
+    correct: `${s.correct}/${s.total}`,
+  };
+}
+
+async function waitExit(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  await new Promise<void>((res) => c.once('exit', () => res()));
+}
+
+async function countFds(): Promise<{ procs: number; fds: number }> {
+  let procs = 0;
+  let fds = 0;
+  for (const n of await readdir('/proc')) {
+    if (!/^\d+$/.test(n)) continue;
+    procs++;
+    try {
+      fds += (await stat(`/proc/${n}/fd`)).size;
+    } catch {
+      // gone or denied
+    }
+  }
+  return { procs, fds };
+}
+
+async function main(): Promise<void> {
+  if (process.platform !== 'linux') throw new Error('bench/attribution needs Linux /proc');
+  const before = await countFds();
+  console.log(`host before load: ${before.procs} processes, ${before.fds} open fds`);
+
+  // ---- load
+  const load = spawn(PY, ['-c', LOAD_SCRIPT, String(IDLE_PROCS), String(EXTRA_FDS)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const cleanup = () => {
+    load.stdin?.end();
+  };
+  process.on('exit', cleanup);
+  await new Promise<void>((res, rej) => {
+    load.once('error', rej);
+    load.once('exit', (code) => rej(new Error(`load helper exited (${code})`)));
+    load.stdout?.once('data', () => res());
+  });
+  const after = await countFds();
+  console.log(
+    `host under load:   ${after.procs} processes, ${after.fds} open fds (+${after.procs - before.procs} processes, +${after.fds - before.fds} fds)`,
+  );
+
+  // ---- server whose handler is swapped per phase
+  let handler: Handler = async () => {};
+  const server = createServer((s) => {
+    s.on('error', () => {});
+    const conn: ConnectionInfo = {
+      family: s.remoteFamily === 'IPv6' ? 6 : 4,
+      remoteAddress: s.remoteAddress as string,
+      remotePort: s.remotePort as number,
+      localAddress: s.localAddress as string,
+      localPort: s.localPort as number,
+    };
+    void handler(s, conn).finally(() => s.end('HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok'));
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', () => res()));
+  const port = (server.address() as { port: number }).port;
+
+  const resolver = createProcResolver();
+  await resolver.refresh();
+
+  const results: Series[] = [];
+
+  // ---- the kernel floor: one read of /proc/net/tcp
+  {
+    const s: Series = { name: 'read /proc/net/tcp (floor)', ms: [], correct: 0, total: 0 };
+    for (let i = 0; i < 300; i++) {
+      const t = performance.now();
+      await readAll('/proc/net/tcp', 64 * 1024 * 1024);
+      s.ms.push(performance.now() - t);
+    }
+    results.push(s);
+  }
+
+  type Resolve = (conn: ConnectionInfo) => Promise<number | undefined>;
+  const ours: Resolve = async (conn) => (await resolver.resolve(conn)).pid;
+
+  async function newProcessPhase(name: string, n: number, resolve: Resolve): Promise<Series> {
+    const s: Series = { name, ms: [], correct: 0, total: 0 };
+    for (let i = 0; i < n; i++) {
+      let expected = -1;
+      const done = new Promise<void>((res) => {
+        handler = async (_sock, conn) => {
+          const t = performance.now();
+          const pid = await resolve(conn);
+          s.ms.push(performance.now() - t);
+          s.total++;
+          if (pid === expected) s.correct++;
+          res();
+        };
+      });
+      const c = spawn(CURL, ['-s', '-o', '/dev/null', `http://127.0.0.1:${port}/latest/meta-data/`], {
+        stdio: 'ignore',
+      });
+      expected = c.pid ?? -2;
+      await done;
+      await waitExit(c);
+    }
+    return s;
+  }
+
+  async function longLivedPhase(name: string, n: number, resolve: Resolve): Promise<Series> {
+    const s: Series = { name, ms: [], correct: 0, total: 0 };
+    const c = spawn(PY, ['-c', LONG_CLIENT, String(port), String(n)], { stdio: 'ignore' });
+    const expected = c.pid;
+    handler = async (_sock, conn) => {
+      const t = performance.now();
+      const pid = await resolve(conn);
+      s.ms.push(performance.now() - t);
+      s.total++;
+      if (pid === expected) s.correct++;
+    };
+    await waitExit(c);
+    return s;
+  }
+
+  async function sameConnectionPhase(name: string, n: number): Promise<Series> {
+    const s: Series = { name, ms: [], correct: 0, total: 0 };
+    const c = spawn(
+      PY,
+      [
+        '-c',
+        'import socket,sys,time\ns=socket.create_connection(("127.0.0.1",int(sys.argv[1])))\nsys.stdin.read()',
+        String(port),
+      ],
+      {
+        stdio: ['pipe', 'ignore', 'ignore'],
+      },
+    );
+    const conn = await new Promise<ConnectionInfo>((res) => {
+      handler = async (_sock, ci) => {
+        res(ci);
+        await new Promise((r) => setTimeout(r, 60_000).unref());
+      };
+    });
+    for (let i = 0; i < n; i++) {
+      const t = performance.now();
+      const pid = (await resolver.resolve(conn)).pid;
+      s.ms.push(performance.now() - t);
+      s.total++;
+      if (pid === c.pid) s.correct++;
+    }
+    c.stdin?.end();
+    await waitExit(c);
+    return s;
+  }
+
+  // Warm-up (JIT, first listing), not recorded.
+  await newProcessPhase('warm-up', 10, ours);
+
+  results.push(await newProcessPhase('resolver: new process per request (curl)', N_NEW, ours));
+  results.push(
+    await longLivedPhase('resolver: long-lived process, new connection per request', N_LONG, ours),
+  );
+  results.push(await sameConnectionPhase('resolver: same connection again (cache)', N_LONG));
+  const naiveNew = await newProcessPhase(
+    'naive full scan (async): new process per request',
+    N_NAIVE,
+    naiveResolveAsync,
+  );
+  const naiveLong = await longLivedPhase(
+    'naive full scan (async): long-lived process',
+    N_NAIVE,
+    naiveResolveAsync,
+  );
+  const naiveSync = await newProcessPhase(
+    'naive full scan (sync): new process per request',
+    N_NAIVE,
+    naiveResolveSync,
+  );
+  results.push(naiveNew, naiveLong, naiveSync);
+
+  const st = resolver.stats();
+  await resolver.close();
+  server.close();
+  cleanup();
+  await waitExit(load);
+  const end = await countFds();
+
+  // ---- report
+  const f = (x: number) => (Number.isNaN(x) ? '-' : x < 10 ? x.toFixed(3) : x.toFixed(1));
+  console.log('');
+  console.log(`| series | n | p50 ms | p99 ms | max ms | correct pid |`);
+  console.log(`| --- | ---: | ---: | ---: | ---: | ---: |`);
+  for (const r of results) {
+    const s = summary(r);
+    console.log(
+      `| ${r.name} | ${s.n} | ${f(s.p50)} | ${f(s.p99)} | ${f(s.max)} | ${r.total ? s.correct : '-'} |`,
+    );
+  }
+  const newS = summary(results[1] as Series);
+  const longS = summary(results[2] as Series);
+  const nNew = summary(naiveNew);
+  const nLong = summary(naiveLong);
+  const nSync = summary(naiveSync);
+  const floor = summary(results[0] as Series);
+  console.log('');
+  console.log(
+    `speed-up vs naive async, new process:  p50 ${f(nNew.p50 / newS.p50)}x, p99 ${f(nNew.p99 / newS.p99)}x`,
+  );
+  console.log(
+    `speed-up vs naive sync,  new process:  p50 ${f(nSync.p50 / newS.p50)}x, p99 ${f(nSync.p99 / newS.p99)}x`,
+  );
+  console.log(
+    `speed-up vs naive async, long-lived:   p50 ${f(nLong.p50 / longS.p50)}x, p99 ${f(nLong.p99 / longS.p99)}x`,
+  );
+  console.log(
+    `resolver minus the table-read floor (p50): new process ${f(newS.p50 - floor.p50)} ms, long-lived ${f(longS.p50 - floor.p50)} ms`,
+  );
+  console.log(`resolver stats: ${JSON.stringify(st)}`);
+  console.log(`host after cleanup: ${end.procs} processes, ${end.fds} open fds`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

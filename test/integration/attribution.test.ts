@@ -1,0 +1,262 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, realpathSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createProcResolver, type ProcResolver } from '../../src/guard/attribution/index.js';
+import type { ConnectionInfo } from '../../src/guard/attribution/types.js';
+
+/**
+ * The resolver on this machine's real /proc: loopback servers, real client processes (curl, python,
+ * node), over 127.0.0.1 and ::1, as another uid when the test runs as root.
+ */
+
+const isRoot = process.getuid?.() === 0;
+const PY = '/usr/bin/python3';
+const CURL = '/usr/bin/curl';
+const NOBODY = 65534;
+
+function hasV6Loopback(): boolean {
+  try {
+    execFileSync(PY, ['-c', "import socket; s=socket.socket(socket.AF_INET6); s.bind(('::1',0))"], {
+      stdio: 'ignore',
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface Listening {
+  server: Server;
+  port: number;
+  host: string;
+  next(): Promise<Socket>;
+}
+
+async function listen(host: string): Promise<Listening> {
+  const waiting: Array<(s: Socket) => void> = [];
+  const queued: Socket[] = [];
+  const server = createServer((s) => {
+    s.on('error', () => {});
+    const w = waiting.shift();
+    if (w) w(s);
+    else queued.push(s);
+  });
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(0, host, () => res());
+  });
+  const addr = server.address();
+  if (!addr || typeof addr === 'string') throw new Error('no address');
+  return {
+    server,
+    port: addr.port,
+    host,
+    next: () => {
+      const q = queued.shift();
+      if (q) return Promise.resolve(q);
+      return new Promise<Socket>((res, rej) => {
+        const t = setTimeout(() => rej(new Error('no connection within 10 s')), 10_000);
+        waiting.push((s) => {
+          clearTimeout(t);
+          res(s);
+        });
+      });
+    },
+  };
+}
+
+function info(s: Socket): ConnectionInfo {
+  return {
+    family: s.remoteFamily === 'IPv6' ? 6 : 4,
+    remoteAddress: s.remoteAddress as string,
+    remotePort: s.remotePort as number,
+    localAddress: s.localAddress as string,
+    localPort: s.localPort as number,
+  };
+}
+
+const children: ChildProcess[] = [];
+function start(cmd: string, args: string[], asNobody = false): ChildProcess {
+  const argv = asNobody
+    ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', cmd, ...args]
+    : [cmd, ...args];
+  const child = spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' });
+  children.push(child);
+  return child;
+}
+
+/** A python client that connects, sends a line, and waits (or exits at once when exitAfterSend). */
+function pyClient(host: string, port: number, exitAfterSend = false): string[] {
+  const family = host.includes(':') ? 'socket.AF_INET6' : 'socket.AF_INET';
+  return [
+    '-c',
+    `import socket,time\ns=socket.socket(${family})\ns.connect(('${host}',${port}))\ns.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')\n${exitAfterSend ? '' : 'time.sleep(20)'}`,
+  ];
+}
+
+function nodeClient(host: string, port: number): string[] {
+  return [
+    '-e',
+    `require('net').connect(${port}, '${host}', function(){ this.write('x'); }); setTimeout(()=>{}, 20000)`,
+  ];
+}
+
+let resolver: ProcResolver;
+let v4: Listening;
+let v6: Listening | undefined;
+
+beforeAll(async () => {
+  // A generous budget: these tests check facts, not timing, and the machine may be busy.
+  resolver = createProcResolver({ budgetMs: 2000 });
+  v4 = await listen('127.0.0.1');
+  if (hasV6Loopback()) v6 = await listen('::1');
+});
+
+afterEach(() => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
+afterAll(async () => {
+  await resolver.close();
+  v4.server.close();
+  v6?.server.close();
+});
+
+const real = (p: string) => realpathSync(p);
+
+describe('attribution on the real /proc', () => {
+  it('curl over 127.0.0.1: pid, exe, cmdline, uid, parent', async () => {
+    const child = start(CURL, ['-s', '--max-time', '15', `http://127.0.0.1:${v4.port}/latest/meta-data/`]);
+    const s = await v4.next();
+    const caller = await resolver.resolve(info(s));
+    expect(caller.resolved).toBe('full');
+    expect(caller.pid).toBe(child.pid);
+    expect(caller.exe).toBe(real(CURL));
+    expect(caller.cmdline).toContain(`http://127.0.0.1:${v4.port}/latest/meta-data/`);
+    expect(caller.uid).toBe(process.getuid?.());
+    expect(caller.netns).toBe('host');
+    expect(caller.parents?.[0]).toEqual({ pid: process.pid, exe: real(process.execPath) });
+    expect(caller.error).toBeUndefined();
+  });
+
+  it.runIf(isRoot)('python as nobody over 127.0.0.1: uid 65534 and the user name', async () => {
+    const child = start(PY, pyClient('127.0.0.1', v4.port), true);
+    const s = await v4.next();
+    const caller = await resolver.resolve(info(s));
+    expect(caller).toMatchObject({
+      resolved: 'full',
+      pid: child.pid,
+      exe: real(PY),
+      uid: NOBODY,
+      user: 'nobody',
+    });
+  });
+
+  it.runIf(isRoot)('node as nobody over ::1 (IPv6)', async () => {
+    if (!v6) return expect.fail('::1 is not available on this machine');
+    const child = start(process.execPath, nodeClient('::1', v6.port), true);
+    const s = await v6.next();
+    expect(s.remoteFamily).toBe('IPv6');
+    const caller = await resolver.resolve(info(s));
+    expect(caller).toMatchObject({
+      resolved: 'full',
+      pid: child.pid,
+      exe: real(process.execPath),
+      uid: NOBODY,
+      user: 'nobody',
+    });
+  });
+
+  it('curl and python over ::1', async () => {
+    if (!v6) return expect.fail('::1 is not available on this machine');
+    const curl = start(CURL, ['-s', '-g', '--max-time', '15', `http://[::1]:${v6.port}/`]);
+    const s1 = await v6.next();
+    expect((await resolver.resolve(info(s1))).pid).toBe(curl.pid);
+    const py = start(PY, pyClient('::1', v6.port));
+    const s2 = await v6.next();
+    const caller = await resolver.resolve(info(s2));
+    expect(caller).toMatchObject({ resolved: 'full', pid: py.pid, exe: real(PY) });
+  });
+
+  it('an IPv4 client through a dual-stack listener (::ffff:127.0.0.1)', async () => {
+    const dual = await listen('::');
+    try {
+      const child = start(PY, pyClient('127.0.0.1', dual.port));
+      const s = await dual.next();
+      expect(s.remoteAddress).toBe('::ffff:127.0.0.1');
+      const caller = await resolver.resolve(info(s));
+      expect(caller).toMatchObject({ resolved: 'full', pid: child.pid, exe: real(PY) });
+    } finally {
+      dual.server.close();
+    }
+  });
+
+  it('a dual-stack AF_INET6 client connecting to an IPv4 listener (mapped, found in tcp6)', async () => {
+    const child = start(PY, [
+      '-c',
+      `import socket,time\ns=socket.socket(socket.AF_INET6)\ns.connect(('::ffff:127.0.0.1',${v4.port}))\ns.sendall(b'x')\ntime.sleep(20)`,
+    ]);
+    const s = await v4.next();
+    expect(s.remoteAddress).toBe('127.0.0.1');
+    const caller = await resolver.resolve(info(s));
+    expect(caller).toMatchObject({ resolved: 'full', pid: child.pid, exe: real(PY) });
+  });
+
+  it('a process that exits before the lookup: a Caller with what is known, never a throw', async () => {
+    const child = start(PY, pyClient('127.0.0.1', v4.port, true), isRoot);
+    const s = await v4.next();
+    await new Promise<void>((res) => {
+      if (child.exitCode !== null) res();
+      else child.once('exit', () => res());
+    });
+    const caller = await resolver.resolve(info(s));
+    expect(caller.resolved).not.toBe('full');
+    expect(caller.pid).toBeUndefined();
+    expect(caller.error).toMatch(/closed|exited/);
+    // The orphaned socket row still carries its owner's uid.
+    if (isRoot) expect(caller.uid).toBe(NOBODY);
+  });
+
+  it('a long-lived client: the second connection is found among recent callers', async () => {
+    const child = start(PY, [
+      '-c',
+      `import socket,time\na=socket.create_connection(('127.0.0.1',${v4.port}))\na.sendall(b'1')\ntime.sleep(0.5)\nb=socket.create_connection(('127.0.0.1',${v4.port}))\nb.sendall(b'2')\ntime.sleep(20)`,
+    ]);
+    const s1 = await v4.next();
+    expect((await resolver.resolve(info(s1))).pid).toBe(child.pid);
+    const before = resolver.stats();
+    const s2 = await v4.next();
+    const second = await resolver.resolve(info(s2));
+    expect(second.pid, JSON.stringify({ second, stats: resolver.stats() })).toBe(child.pid);
+    const after = resolver.stats();
+    expect(after.recentHits + after.indexHits).toBe(before.recentHits + before.indexHits + 1);
+    expect(after.freshHits + after.scanHits).toBe(before.freshHits + before.scanHits);
+  });
+
+  const dist = new URL('../../dist/guard/attribution/index.js', import.meta.url).pathname;
+  it.runIf(isRoot && existsSync(dist))(
+    'without permission to read other processes: partial with the uid and a reason',
+    async () => {
+      // The resolver itself runs as nobody and looks up a root-owned curl.
+      const curl = start(CURL, ['-s', '--max-time', '15', `http://127.0.0.1:${v4.port}/`]);
+      const s = await v4.next();
+      const c = info(s);
+      const script = `import(${JSON.stringify(dist)}).then(async (m) => { const r = m.createProcResolver({ refreshIntervalMs: 0, budgetMs: 5000 }); const c = await r.resolve(${JSON.stringify(c)}); process.stdout.write(JSON.stringify(c)); await r.close(); })`;
+      const out = execFileSync(
+        'setpriv',
+        ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script],
+        {
+          encoding: 'utf8',
+          timeout: 15_000,
+        },
+      );
+      const caller = JSON.parse(out);
+      expect(caller.resolved).not.toBe('full');
+      expect(caller.uid).toBe(0);
+      expect(caller.user).toBe('root');
+      expect(caller.error).toMatch(/permission denied/);
+      expect(curl.pid).toBeGreaterThan(0);
+    },
+  );
+});

@@ -1,0 +1,413 @@
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createProcResolver, type ProcResolverOptions } from '../../src/guard/attribution/index.js';
+import { addressToKernelHex } from '../../src/guard/attribution/proc-parse.js';
+import type { ConnectionInfo } from '../../src/guard/attribution/types.js';
+
+/**
+ * The resolver against a fake /proc tree: every fact the resolver reports must come from the tree,
+ * so each test changes one file and checks the answer follows.
+ */
+
+const HOST_NS = 'net:[4026531840]';
+const CONTAINER_NS = 'net:[4026532999]';
+const DOCKER_ID = 'c'.repeat(64);
+
+interface FakeProc {
+  pid: number;
+  ppid: number;
+  uid: number;
+  exe?: string;
+  cmdline?: string[];
+  fds?: Record<number, string>;
+  cgroup?: string;
+  netns?: string;
+  comm?: string;
+}
+
+class FakeProcTree {
+  readonly root: string;
+  readonly passwd: string;
+  constructor(dir: string) {
+    this.root = join(dir, 'proc');
+    this.passwd = join(dir, 'passwd');
+    mkdirSync(join(this.root, 'net'), { recursive: true });
+    mkdirSync(join(this.root, 'self', 'ns'), { recursive: true });
+    symlinkSync(HOST_NS, join(this.root, 'self', 'ns', 'net'));
+    writeFileSync(
+      this.passwd,
+      'root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\nnobody:x:65534:65534::/:/usr/sbin/nologin\n',
+    );
+    this.tables('', [], []);
+  }
+
+  /** Writes net/tcp and net/tcp6 (under PID/ when pid is given). Rows: [local, remote, state, uid, inode]. */
+  tables(prefix: string, v4: Row[], v6: Row[]): void {
+    const dir = join(this.root, prefix, 'net');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'tcp'), tcpText(v4, false));
+    writeFileSync(join(dir, 'tcp6'), tcpText(v6, true));
+  }
+
+  proc(p: FakeProc): void {
+    const d = join(this.root, String(p.pid));
+    mkdirSync(join(d, 'fd'), { recursive: true });
+    mkdirSync(join(d, 'ns'), { recursive: true });
+    if (p.exe) symlinkSync(p.exe, join(d, 'exe'));
+    writeFileSync(join(d, 'cmdline'), (p.cmdline ?? [p.exe ?? 'x']).map((a) => `${a}\0`).join(''));
+    writeFileSync(
+      join(d, 'status'),
+      `Name:\t${p.comm ?? 'x'}\nTgid:\t${p.pid}\nPid:\t${p.pid}\nPPid:\t${p.ppid}\nUid:\t${p.uid}\t${p.uid}\t${p.uid}\t${p.uid}\n`,
+    );
+    writeFileSync(
+      join(d, 'stat'),
+      `${p.pid} (${p.comm ?? 'x'}) S ${p.ppid} ${p.pid} ${p.pid} 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0\n`,
+    );
+    writeFileSync(join(d, 'cgroup'), p.cgroup ?? '0::/\n');
+    symlinkSync(p.netns ?? HOST_NS, join(d, 'ns', 'net'));
+    for (const [fd, target] of Object.entries(p.fds ?? {})) symlinkSync(target, join(d, 'fd', fd));
+  }
+
+  remove(pid: number): void {
+    rmSync(join(this.root, String(pid)), { recursive: true, force: true });
+  }
+}
+
+type Row = [local: string, remote: string, state: number, uid: number, inode: number];
+
+function endpoint(addrPort: string, v6: boolean): string {
+  const i = addrPort.lastIndexOf(':');
+  const addr = addrPort.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(addrPort.slice(i + 1));
+  const hex = addressToKernelHex(v6 && !addr.includes(':') ? `::ffff:${addr}` : addr, 'LE') as string;
+  return `${hex}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+function tcpText(rows: Row[], v6: boolean): string {
+  const header =
+    '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n';
+  return (
+    header +
+    rows
+      .map(
+        ([l, r, st, uid, inode], i) =>
+          `${String(i).padStart(4)}: ${endpoint(l, v6)} ${endpoint(r, v6)} ${st.toString(16).toUpperCase().padStart(2, '0')} 00000000:00000000 00:00000000 00000000 ${String(uid).padStart(5)}        0 ${inode} 1 0000000000000000 20 4 30 10 -1\n`,
+      )
+      .join('')
+  );
+}
+
+function conn(remote: string, remotePort: number, family: 4 | 6 = 4, localPort = 8080): ConnectionInfo {
+  return {
+    family,
+    remoteAddress: remote,
+    remotePort,
+    localAddress: family === 4 ? '127.0.0.1' : '::1',
+    localPort,
+  };
+}
+
+let dir: string;
+let tree: FakeProcTree;
+const resolvers: Array<{ close(): Promise<void> }> = [];
+
+function resolver(extra: ProcResolverOptions = {}) {
+  const r = createProcResolver({
+    procRoot: tree.root,
+    passwdPath: tree.passwd,
+    refreshIntervalMs: 0,
+    endianness: 'LE',
+    ...extra,
+  });
+  resolvers.push(r);
+  return r;
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'imdsg-fakeproc-'));
+  tree = new FakeProcTree(dir);
+  // A small host: init, a shell, a daemon with a listening socket.
+  tree.proc({ pid: 1, ppid: 0, uid: 0, exe: '/usr/lib/systemd/systemd', fds: { 0: '/dev/null' } });
+  tree.proc({
+    pid: 200,
+    ppid: 1,
+    uid: 1000,
+    exe: '/usr/bin/bash',
+    fds: { 0: '/dev/pts/0', 255: '/dev/pts/0' },
+  });
+  tree.proc({
+    pid: 300,
+    ppid: 1,
+    uid: 0,
+    exe: '/usr/sbin/sshd',
+    fds: { 3: 'socket:[900]', 4: 'pipe:[901]' },
+  });
+});
+
+afterEach(async () => {
+  for (const r of resolvers.splice(0)) await r.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('createProcResolver over a fake /proc', () => {
+  it('attributes an IPv4 client: pid, exe, cmdline, uid, user, parents, host netns', async () => {
+    tree.proc({
+      pid: 4321,
+      ppid: 200,
+      uid: 1000,
+      exe: '/usr/bin/curl',
+      cmdline: ['curl', '-s', 'http://169.254.169.254/latest/meta-data/'],
+      fds: { 0: '/dev/null', 1: 'pipe:[5]', 5: 'socket:[777001]' },
+    });
+    tree.tables(
+      '',
+      [
+        ['0.0.0.0:22', '0.0.0.0:0', 0x0a, 0, 900],
+        ['127.0.0.1:8080', '127.0.0.1:40000', 0x01, 0, 777002],
+        ['127.0.0.1:40000', '127.0.0.1:8080', 0x01, 1000, 777001],
+      ],
+      [],
+    );
+    const caller = await resolver().resolve(conn('127.0.0.1', 40000));
+    expect(caller).toEqual({
+      resolved: 'full',
+      pid: 4321,
+      exe: '/usr/bin/curl',
+      cmdline: ['curl', '-s', 'http://169.254.169.254/latest/meta-data/'],
+      uid: 1000,
+      user: 'alice',
+      netns: 'host',
+      parents: [
+        { pid: 200, exe: '/usr/bin/bash' },
+        { pid: 1, exe: '/usr/lib/systemd/systemd' },
+      ],
+    });
+  });
+
+  it('attributes an IPv6 client and an IPv4 client seen through a dual-stack listener', async () => {
+    tree.proc({ pid: 50, ppid: 1, uid: 65534, exe: '/usr/bin/python3.11', fds: { 3: 'socket:[6001]' } });
+    tree.proc({ pid: 51, ppid: 1, uid: 0, exe: '/usr/bin/node', fds: { 20: 'socket:[6002]' } });
+    tree.tables(
+      '',
+      [['10.0.0.5:51000', '169.254.169.254:80', 0x01, 0, 6002]],
+      [['[::1]:50000', '[::1]:8080', 0x01, 65534, 6001]],
+    );
+    const r = resolver();
+    const v6 = await r.resolve(conn('::1', 50000, 6));
+    expect(v6).toMatchObject({
+      resolved: 'full',
+      pid: 50,
+      exe: '/usr/bin/python3.11',
+      uid: 65534,
+      user: 'nobody',
+    });
+    // An iptables REDIRECT: the client's socket still points at 169.254.169.254:80, not the guard port.
+    const mapped = await r.resolve(conn('::ffff:10.0.0.5', 51000, 6));
+    expect(mapped).toMatchObject({ resolved: 'full', pid: 51, exe: '/usr/bin/node', uid: 0, user: 'root' });
+  });
+
+  it('finds a dual-stack AF_INET6 client (mapped address in tcp6) for an IPv4 connection', async () => {
+    tree.proc({ pid: 60, ppid: 1, uid: 1000, exe: '/usr/lib/jvm/bin/java', fds: { 9: 'socket:[7001]' } });
+    tree.tables('', [], [['127.0.0.1:45000', '127.0.0.1:8080', 0x01, 1000, 7001]]);
+    const caller = await resolver().resolve(conn('127.0.0.1', 45000));
+    expect(caller).toMatchObject({ resolved: 'full', pid: 60, exe: '/usr/lib/jvm/bin/java' });
+  });
+
+  it('reports the container and a deleted executable', async () => {
+    tree.proc({
+      pid: 70,
+      ppid: 1,
+      uid: 0,
+      exe: '/opt/agent (deleted)',
+      cgroup: `0::/system.slice/docker-${DOCKER_ID}.scope\n`,
+      fds: { 3: 'socket:[8001]' },
+    });
+    tree.tables('', [['172.17.0.1:41000', '169.254.169.254:80', 0x01, 0, 8001]], []);
+    const caller = await resolver().resolve(conn('172.17.0.1', 41000));
+    expect(caller).toMatchObject({
+      resolved: 'full',
+      exe: '/opt/agent',
+      exeDeleted: true,
+      container: { id: DOCKER_ID, runtime: 'docker' },
+    });
+  });
+
+  it('finds a socket in another network namespace through a representative pid', async () => {
+    tree.proc({
+      pid: 800,
+      ppid: 1,
+      uid: 0,
+      exe: '/usr/bin/sleep',
+      netns: CONTAINER_NS,
+      fds: { 0: '/dev/null' },
+    });
+    tree.proc({
+      pid: 801,
+      ppid: 800,
+      uid: 1000,
+      exe: '/usr/bin/curl',
+      netns: CONTAINER_NS,
+      fds: { 3: 'socket:[9001]' },
+    });
+    // The host table does not have it; the container namespace's table (readable via /proc/800/net) does.
+    tree.tables('800', [['10.200.0.2:42000', '169.254.169.254:80', 0x01, 1000, 9001]], []);
+    const r = resolver();
+    const caller = await r.resolve(conn('10.200.0.2', 42000));
+    expect(caller).toMatchObject({
+      resolved: 'full',
+      pid: 801,
+      exe: '/usr/bin/curl',
+      netns: 'other',
+      user: 'alice',
+    });
+    expect(r.stats().otherNetnsRows).toBe(1);
+  });
+
+  it('a closed socket (inode 0) yields the uid and an error, not a throw', async () => {
+    tree.tables('', [['127.0.0.1:43000', '127.0.0.1:8080', 0x05, 65534, 0]], []);
+    const caller = await resolver().resolve(conn('127.0.0.1', 43000));
+    expect(caller.resolved).toBe('partial');
+    expect(caller.uid).toBe(65534);
+    expect(caller.user).toBe('nobody');
+    expect(caller.pid).toBeUndefined();
+    expect(caller.error).toMatch(/already closed/);
+  });
+
+  it('a TIME_WAIT row does not claim uid 0', async () => {
+    tree.tables('', [['127.0.0.1:43001', '127.0.0.1:8080', 0x06, 0, 0]], []);
+    const caller = await resolver().resolve(conn('127.0.0.1', 43001));
+    expect(caller.resolved).toBe('none');
+    expect(caller.uid).toBeUndefined();
+    expect(caller.error).toMatch(/already closed/);
+  });
+
+  it('no socket row: resolved none with a reason', async () => {
+    const caller = await resolver().resolve(conn('127.0.0.1', 44444));
+    expect(caller.resolved).toBe('none');
+    expect(caller.error).toMatch(/no TCP socket for client 127\.0\.0\.1:44444/);
+    const bad = await resolver().resolve(conn('not-an-address', 1));
+    expect(bad.resolved).toBe('none');
+  });
+
+  it('a socket whose owner is gone: partial with uid and why', async () => {
+    tree.tables('', [['127.0.0.1:43002', '127.0.0.1:8080', 0x01, 1000, 123456]], []);
+    const caller = await resolver().resolve(conn('127.0.0.1', 43002));
+    expect(caller).toMatchObject({ resolved: 'partial', uid: 1000, user: 'alice' });
+    expect(caller.error).toMatch(/socket inode 123456 .*no process holds it/);
+  });
+
+  it('a process that vanishes between the fd scan and the description still yields a caller', async () => {
+    tree.proc({ pid: 90, ppid: 1, uid: 1000, exe: '/usr/bin/curl', fds: { 3: 'socket:[9901]' } });
+    tree.tables('', [['127.0.0.1:43003', '127.0.0.1:8080', 0x01, 1000, 9901]], []);
+    const r = resolver();
+    // First lookup indexes the socket; then the process disappears.
+    expect((await r.resolve(conn('127.0.0.1', 43003))).pid).toBe(90);
+    tree.remove(90);
+    tree.tables('', [['127.0.0.1:43004', '127.0.0.1:8080', 0x01, 1000, 9902]], []);
+    const caller = await r.resolve(conn('127.0.0.1', 43004));
+    expect(caller.resolved).toBe('partial');
+    expect(caller.uid).toBe(1000);
+  });
+
+  it('caches by socket inode, and re-describes when the socket changes', async () => {
+    tree.proc({
+      pid: 95,
+      ppid: 1,
+      uid: 0,
+      exe: '/usr/bin/aws',
+      fds: { 3: 'socket:[9500]', 4: 'socket:[9501]' },
+    });
+    tree.tables(
+      '',
+      [
+        ['127.0.0.1:43010', '127.0.0.1:8080', 0x01, 0, 9500],
+        ['127.0.0.1:43011', '127.0.0.1:8080', 0x01, 0, 9501],
+      ],
+      [],
+    );
+    const r = resolver();
+    expect((await r.resolve(conn('127.0.0.1', 43010))).pid).toBe(95);
+    expect((await r.resolve(conn('127.0.0.1', 43010))).pid).toBe(95);
+    expect(r.stats().cacheHits).toBe(1);
+    // The second socket of the same process was indexed by the first scan.
+    expect((await r.resolve(conn('127.0.0.1', 43011))).pid).toBe(95);
+    expect(r.stats().indexHits).toBe(1);
+    // A recent caller with a brand-new socket is found without listing every process.
+    // (prefetched while the table is read, so it shows as an index or a recent-caller hit).
+    symlinkSync('socket:[9502]', join(tree.root, '95', 'fd', '5'));
+    tree.tables('', [['127.0.0.1:43012', '127.0.0.1:8080', 0x01, 0, 9502]], []);
+    const before = r.stats();
+    expect((await r.resolve(conn('127.0.0.1', 43012))).pid).toBe(95);
+    const after = r.stats();
+    expect(after.recentHits + after.indexHits).toBe(before.recentHits + before.indexHits + 1);
+    expect(after.freshHits + after.scanHits).toBe(before.freshHits + before.scanHits);
+  });
+
+  it('a zero budget returns partial with the uid and says the budget ran out', async () => {
+    for (let pid = 1000; pid < 1040; pid++) {
+      tree.proc({ pid, ppid: 1, uid: 0, exe: '/usr/bin/sleep', fds: { 0: '/dev/null', 1: '/dev/null' } });
+    }
+    tree.proc({ pid: 999, ppid: 1, uid: 0, exe: '/usr/bin/curl', fds: { 3: 'socket:[12000]' } });
+    tree.tables('', [['127.0.0.1:43020', '127.0.0.1:8080', 0x01, 0, 12000]], []);
+    let t = 0;
+    // A clock that jumps 1 ms per reading: any budget below that is spent at once.
+    const r = resolver({ budgetMs: 0.5, now: () => t++ });
+    const caller = await r.resolve(conn('127.0.0.1', 43020));
+    expect(caller.resolved).toBe('partial');
+    expect(caller.uid).toBe(0);
+    expect(caller.error).toMatch(/budget/);
+    expect(r.stats().budgetExceeded).toBe(1);
+  });
+
+  it('bounds cmdline and the parent chain', async () => {
+    tree.proc({ pid: 2001, ppid: 1, uid: 0, exe: '/a' });
+    tree.proc({ pid: 2002, ppid: 2001, uid: 0, exe: '/b' });
+    tree.proc({ pid: 2003, ppid: 2002, uid: 0, exe: '/c' });
+    tree.proc({
+      pid: 2004,
+      ppid: 2003,
+      uid: 0,
+      exe: '/d',
+      cmdline: ['d', ...Array.from({ length: 50 }, (_, i) => `arg${i}`)],
+      fds: { 3: 'socket:[13000]' },
+    });
+    tree.tables('', [['127.0.0.1:43030', '127.0.0.1:8080', 0x01, 0, 13000]], []);
+    const caller = await resolver({ maxParents: 2, maxCmdlineArgs: 3 }).resolve(conn('127.0.0.1', 43030));
+    expect(caller.parents).toEqual([
+      { pid: 2003, exe: '/c' },
+      { pid: 2002, exe: '/b' },
+    ]);
+    expect(caller.cmdline).toEqual(['d', 'arg0', 'arg1', '…(+48 args)']);
+  });
+
+  it('an unreadable exe gives partial with the pid and an error', async () => {
+    tree.proc({ pid: 3000, ppid: 1, uid: 0, fds: { 3: 'socket:[14000]' } });
+    tree.tables('', [['127.0.0.1:43040', '127.0.0.1:8080', 0x01, 0, 14000]], []);
+    const caller = await resolver().resolve(conn('127.0.0.1', 43040));
+    expect(caller).toMatchObject({ resolved: 'partial', pid: 3000, uid: 0 });
+    expect(caller.error).toMatch(/reading .*\/3000\/exe/);
+  });
+
+  it('a missing procRoot never throws', async () => {
+    const r = createProcResolver({ procRoot: join(dir, 'nope'), refreshIntervalMs: 0 });
+    resolvers.push(r);
+    const caller = await r.resolve(conn('127.0.0.1', 1234));
+    expect(caller.resolved).toBe('none');
+    expect(caller.error).toBeTruthy();
+  });
+
+  it('refresh() tracks new processes and forgets exited ones', async () => {
+    const r = resolver();
+    await r.refresh();
+    expect(r.stats().trackedPids).toBe(3);
+    tree.proc({ pid: 4000, ppid: 1, uid: 0, exe: '/x' });
+    await r.refresh();
+    expect(r.stats().trackedPids).toBe(4);
+    tree.remove(4000);
+    tree.remove(300);
+    await r.refresh();
+    expect(r.stats().trackedPids).toBe(2);
+  });
+});

@@ -1,13 +1,117 @@
-import { ImdsguardError } from '../../errors.js';
+import { type ConfigFlags, loadConfig } from '../../config/index.js';
+import { errorMessage } from '../../errors.js';
+import { GUARD_MODES } from '../../guard/events/types.js';
+import { wireGuard } from '../../guard/wire.js';
+import { FLAVORS } from '../../imds/flavors.js';
 import type { CommandSpec } from '../context.js';
+import { collect, formatListen, parseChoice, parseList } from '../options.js';
+
+interface GuardCliOptions {
+  config?: string;
+  listen?: string[];
+  upstream?: string;
+  mode?: string;
+  flavor?: string;
+  authSecret?: string;
+  authHeader?: string;
+  allowExe?: string[];
+  allowUser?: string[];
+  allowUa?: string[];
+  requireV2?: boolean;
+  events?: string;
+  db?: string;
+  admin?: string;
+  alert?: string[];
+}
 
 export const guardCommand: CommandSpec = {
   name: 'guard',
   summary: 'Run the guard: a policy-enforcing reverse proxy in front of the metadata service.',
-  examples: [],
-  configure(cmd) {
-    cmd.action(() => {
-      throw new ImdsguardError('IMDSGUARD_E_NOT_IMPLEMENTED', 'guard is not implemented yet');
-    });
+  examples: [
+    ['imdsguard guard', 'enforce the default policy on 127.0.0.1:16925 and [::1]:16925, events on stdout'],
+    [
+      'imdsguard guard --mode monitor --events /var/log/imdsguard/events.jsonl',
+      'forward everything and record what enforce would refuse',
+    ],
+    ['imdsguard guard --config /etc/imdsguard/guard.yaml', 'run with a config file (SIGHUP reloads it)'],
+    [
+      'imdsguard guard --allow-exe /opt/app/* --allow-user deploy --require-v2',
+      'IMDSv2 only, except for named callers',
+    ],
+    [
+      'imdsguard guard --mode trap --listen 127.0.0.1:8011',
+      'a canary: forward nothing, alert on every request',
+    ],
+  ],
+  configure(cmd, ctx) {
+    cmd
+      .option('--config <file>', 'YAML or JSON config file (env IMDSGUARD_CONFIG)')
+      .option(
+        '--listen <host:port>',
+        'listen address, repeatable (default 127.0.0.1:16925 and [::1]:16925)',
+        collect,
+      )
+      .option('--upstream <url>', 'the metadata service (default http://169.254.169.254, per flavour)')
+      .option('--mode <mode>', `enforce, monitor or trap (default enforce)`, (v) =>
+        parseChoice(v, GUARD_MODES, '--mode'),
+      )
+      .option('--flavor <flavor>', `cloud flavour: ${FLAVORS.join(', ')} (default aws)`, (v) =>
+        parseChoice(v, FLAVORS, '--flavor'),
+      )
+      .option(
+        '--auth-secret <secret>',
+        'secret a tokenless caller may send in X-Meta-Auth (prefer env XHEADER)',
+      )
+      .option('--auth-header <name>', 'name of the secret header (default X-Meta-Auth)')
+      .option(
+        '--allow-exe <paths>',
+        'executables allowed without a token: exact, /dir/* prefix or glob; comma list',
+        parseList,
+      )
+      .option('--allow-user <names>', 'users (names or uids) allowed without a token; comma list', parseList)
+      .option(
+        '--allow-ua <prefixes>',
+        'User-Agent prefixes allowed without a token (replaces the defaults); comma list',
+        parseList,
+      )
+      .option('--require-v2', 'refuse tokenless requests except from allowed callers or with the secret')
+      .option('--events <file>', 'append JSON-lines events to FILE instead of stdout')
+      .option('--db <file>', 'SQLite event store')
+      .option('--admin <host:port>', 'admin endpoint on loopback: /healthz, /readyz, /metrics')
+      .option('--alert <url>', 'generic webhook for alerts, repeatable', collect)
+      .action(async (opts: GuardCliOptions) => {
+        const flags: ConfigFlags = {};
+        for (const [k, v] of Object.entries(opts))
+          if (v !== undefined) (flags as Record<string, unknown>)[k] = v;
+        const sources = { env: ctx.env, flags, cwd: ctx.cwd };
+        const config = loadConfig(sources);
+        const log = (m: string) => {
+          ctx.stderr.write(`imdsguard: ${m}\n`);
+        };
+        const wired = await wireGuard({ config, stdout: ctx.stdout, log });
+        try {
+          await wired.guard.start();
+        } catch (err) {
+          await wired.close();
+          throw err;
+        }
+        const g = config.guard;
+        log(
+          `guard (${g.mode}, ${g.flavor}) listening on ${wired.guard.addresses.map(formatListen).join(', ')}, upstream ${g.upstream.href}, events to ${wired.eventsTarget}${wired.outputs.adminUrl ? `, admin ${wired.outputs.adminUrl}` : ''}`,
+        );
+        const unsubscribe = ctx.onReload(() => {
+          try {
+            const next = loadConfig(sources);
+            wired.reload(next);
+            log(`configuration reloaded (mode ${next.guard.mode})`);
+          } catch (err) {
+            log(`reload failed, keeping the running configuration: ${errorMessage(err)}`);
+          }
+        });
+        const signal = await ctx.shutdown;
+        unsubscribe();
+        log(`${signal}: shutting down`);
+        await wired.close();
+      });
   },
 };

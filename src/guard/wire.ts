@@ -1,0 +1,115 @@
+import { hostname as osHostname } from 'node:os';
+import type { ImdsguardConfig } from '../config/schema.js';
+import { noAttribution, type ProcessResolver } from './attribution/types.js';
+import { createJsonlRecorder, type JsonlRecorder } from './events/jsonl.js';
+import { createEventOutputs, type EventOutputs } from './events/outputs.js';
+import type { EventRecorder } from './events/types.js';
+import { createGuard, type Guard } from './index.js';
+
+/**
+ * The one composition root of the guard: config -> policy (inside createGuard), the JSON-lines
+ * recorder (stdout or events.file), the event outputs (store, alerts, metrics, admin endpoint), and
+ * the process resolver. The CLI and the demo build their guard here.
+ */
+
+export interface WireOptions {
+  config: ImdsguardConfig;
+  /** Where JSON-lines events go when events.file is not set (the CLI passes its stdout). */
+  stdout: { write(chunk: string): unknown };
+  /** Operational messages (stderr). */
+  log: (message: string) => void;
+  hostname?: string;
+  now?: () => number;
+  /** Overrides the resolver built from config (tests, demo). */
+  resolver?: ProcessResolver;
+  /** Recorders added to the configured ones (the demo keeps its own copy of the events). */
+  extraRecorders?: EventRecorder[];
+}
+
+export interface WiredGuard {
+  guard: Guard;
+  outputs: EventOutputs;
+  jsonl: JsonlRecorder;
+  /** Where the JSON lines go: a file path or "stdout". */
+  eventsTarget: string;
+  resolver: ProcessResolver;
+  /** Reloads the policy from a new config (SIGHUP). Throws, keeping the old one, when it is invalid. */
+  reload(config: ImdsguardConfig): void;
+  close(): Promise<void>;
+}
+
+/** Builds the process resolver from config. */
+function createResolver(config: ImdsguardConfig): ProcessResolver {
+  if (!config.guard.attribution.enabled) return noAttribution;
+  // ---- process attribution (issue 4): H4 replaces this line with createProcResolver(...) ----
+  return noAttribution;
+  // ---- end of process attribution ----
+}
+
+export async function wireGuard(options: WireOptions): Promise<WiredGuard> {
+  const { config, log } = options;
+  const hostname = options.hostname ?? osHostname();
+  const eventsTarget = config.events.file ?? 'stdout';
+  const jsonl =
+    config.events.file !== undefined
+      ? createJsonlRecorder({ file: config.events.file, log })
+      : createJsonlRecorder({ stream: options.stdout, log });
+  const recorders: EventRecorder[] = [jsonl];
+  if (config.events.file !== undefined && config.events.stdout) {
+    recorders.push(createJsonlRecorder({ stream: options.stdout, log }));
+  }
+  const resolver = options.resolver ?? createResolver(config);
+  let guard: Guard | undefined;
+  let outputs: EventOutputs;
+  try {
+    outputs = await createEventOutputs(config.events, config.alerts, config.admin, {
+      hostname,
+      isReady: () => guard?.isReady() ?? false,
+      log,
+    });
+  } catch (err) {
+    await Promise.all(recorders.map((r) => r.close()));
+    await resolver.close();
+    throw err;
+  }
+  recorders.push(...outputs.recorders, ...(options.extraRecorders ?? []));
+  try {
+    guard = createGuard({
+      config: config.guard,
+      resolver,
+      recorders,
+      hostname,
+      log,
+      ...(options.now ? { now: options.now } : {}),
+    });
+  } catch (err) {
+    await outputs.close();
+    await Promise.all(recorders.map((r) => r.close()));
+    await resolver.close();
+    throw err;
+  }
+  const g = guard;
+  let closing: Promise<void> | undefined;
+  return {
+    guard: g,
+    outputs,
+    jsonl,
+    eventsTarget,
+    resolver,
+    reload(next) {
+      g.reload(next.guard);
+    },
+    close() {
+      closing ??= (async () => {
+        await g.close();
+        // the guard's recorders first (they flush), then the outputs (store, alerts, admin)
+        await Promise.allSettled(
+          recorders.filter((r) => !outputs.recorders.includes(r)).map((r) => r.close()),
+        );
+        await outputs.close();
+        await resolver.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,133 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SqliteEventStore } from '../../src/guard/events/store.js';
+import type { GuardEvent } from '../../src/guard/events/types.js';
+import { makeEvent } from '../support/guard-events.js';
+
+/** The real binary: node dist/cli/main.js events ... (npm test builds it first). */
+
+const execFileP = promisify(execFile);
+const ROOT = join(import.meta.dirname, '..', '..');
+const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
+
+let dir: string;
+beforeAll(() => {
+  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run "npm run build" first`);
+  dir = mkdtempSync(join(tmpdir(), 'imdsguard-e2e-events-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function cli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await execFileP(process.execPath, [MAIN, ...args], {
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
+      timeout: 20_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+async function populated(): Promise<{ path: string; events: GuardEvent[] }> {
+  const path = join(dir, 'populated.db');
+  const now = Date.now();
+  const ago = (ms: number) => new Date(now - ms).toISOString();
+  const events = [
+    makeEvent({
+      time: ago(3 * 3_600_000),
+      request: { path: '/latest/meta-data/iam/security-credentials/', version: 'v1' },
+    }),
+    makeEvent({
+      time: ago(30 * 60_000),
+      decision: 'allow',
+      action: 'forwarded',
+      rule: 'imdsv2',
+      alert: false,
+      status: 200,
+      request: { path: '/latest/meta-data/instance-id', version: 'v2' },
+      caller: { resolved: 'full', pid: 77, exe: '/usr/bin/python3', user: 'app' },
+    }),
+    makeEvent({
+      time: ago(60_000),
+      decision: 'allow',
+      action: 'forwarded',
+      rule: 'imdsv2',
+      alert: false,
+      status: 200,
+      request: { method: 'PUT', path: '/latest/api/token', version: 'token' },
+      caller: { resolved: 'full', pid: 77, exe: '/usr/bin/python3', user: 'app' },
+    }),
+  ];
+  const store = new SqliteEventStore({ path });
+  await store.insert(events);
+  await store.close();
+  return { path, events };
+}
+
+describe('imdsguard events (the real binary)', () => {
+  it('on a fresh database prints that nothing matches, and [] as JSON', async () => {
+    const path = join(dir, 'fresh.db');
+    await new SqliteEventStore({ path }).close();
+    const table = await cli(['events', '--db', path]);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toBe(`no events in ${path} match\n`);
+    const json = await cli(['events', '--db', path, '--json']);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual([]);
+  });
+
+  it('on a populated database shows a table, newest first, and filters', async () => {
+    const { path, events } = await populated();
+    const all = await cli(['events', '--db', path]);
+    expect(all.code).toBe(0);
+    const lines = all.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(
+      /^TIME\s+DECISION\s+ACTION\s+VER\s+METHOD\s+PATH\s+EXE\s+USER\s+PID\s+STATUS\s+RULE$/,
+    );
+    expect(lines).toHaveLength(4);
+    expect(lines[1]).toContain('/latest/api/token');
+    expect(lines[3]).toContain('/usr/bin/curl');
+
+    const json = async (args: string[]) => {
+      const r = await cli(['events', '--db', path, '--json', ...args]);
+      expect(r.code).toBe(0);
+      return (JSON.parse(r.stdout) as GuardEvent[]).map((e) => e.id);
+    };
+    const [old, v2, token] = events.map((e) => e.id);
+    expect(await json([])).toEqual([token, v2, old]);
+    expect(await json(['--since', '1h'])).toEqual([token, v2]);
+    expect(await json(['--decision', 'deny'])).toEqual([old]);
+    expect(await json(['--exe', '/usr/bin/python3'])).toEqual([token, v2]);
+    expect(await json(['--user', 'www-data'])).toEqual([old]);
+    expect(await json(['--path', '/latest/meta-data/'])).toEqual([v2, old]);
+    expect(await json(['--version', 'token'])).toEqual([token]);
+    expect(await json(['--limit', '1'])).toEqual([token]);
+  });
+
+  it('reads IMDSGUARD_DB when --db is not given', async () => {
+    const { path } = await populated();
+    const r = await cli(['events', '--json', '--limit', '2'], { IMDSGUARD_DB: path });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toHaveLength(2);
+  });
+
+  it('refuses bad options with exit 2, and a missing database with IMDSGUARD_E_STORE', async () => {
+    const bad = await cli(['events', '--db', join(dir, 'x.db'), '--decision', 'maybe']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--decision');
+    expect((await cli(['events', '--since', 'yesterday'])).code).toBe(2);
+    expect((await cli(['events', '--version', 'v3'])).code).toBe(2);
+    const missing = await cli(['events', '--db', join(dir, 'missing.db')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('IMDSGUARD_E_STORE');
+  });
+});

@@ -1,0 +1,141 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createEmulator, type Emulator } from '../../src/emulator/index.js';
+import type { Caller, ConnectionInfo, ProcessResolver } from '../../src/guard/attribution/types.js';
+import { createGuard, type Guard } from '../../src/guard/index.js';
+import { guardConfig, MemoryRecorder, send } from './guard-helpers.js';
+
+/** Caller rules with a fake ProcessResolver: the seam the /proc resolver plugs into. */
+
+class FakeResolver implements ProcessResolver {
+  caller: Caller | (() => Promise<Caller>) = { resolved: 'none', error: 'not set' };
+  seen: ConnectionInfo[] = [];
+  async resolve(conn: ConnectionInfo): Promise<Caller> {
+    this.seen.push(conn);
+    return typeof this.caller === 'function' ? this.caller() : this.caller;
+  }
+  async close(): Promise<void> {}
+}
+
+const TTL = { 'x-aws-ec2-metadata-token-ttl-seconds': '21600' };
+let emulator: Emulator;
+const guards: Guard[] = [];
+
+beforeAll(async () => {
+  emulator = createEmulator({ settings: { tokens: 'optional' }, listen: [{ host: '127.0.0.1', port: 0 }] });
+  await emulator.start();
+});
+afterAll(() => emulator.close());
+afterEach(async () => {
+  await Promise.all(guards.splice(0).map((g) => g.close()));
+});
+
+async function start(guard: Record<string, unknown>, resolver: FakeResolver) {
+  const recorder = new MemoryRecorder();
+  const g = createGuard({
+    config: guardConfig({ upstream: emulator.url, ...guard }),
+    resolver,
+    recorders: [recorder],
+    hostname: 'h',
+  });
+  guards.push(g);
+  await g.start();
+  return { url: g.url, recorder };
+}
+
+const app: Caller = {
+  resolved: 'full',
+  pid: 42,
+  exe: '/opt/app/bin/agent',
+  uid: 1000,
+  user: 'app',
+  netns: 'host',
+};
+
+describe('caller rules through the guard', () => {
+  it('allowed executables may use IMDSv1; others may not; the caller is in the event', async () => {
+    const r = new FakeResolver();
+    const { url, recorder } = await start({ allowExe: ['/opt/app/*'] }, r);
+    r.caller = app;
+    expect((await send(url, 'GET', '/latest/meta-data/instance-id', { 'user-agent': 'curl/8' })).status).toBe(
+      200,
+    );
+    r.caller = { ...app, exe: '/usr/bin/curl' };
+    expect((await send(url, 'GET', '/latest/meta-data/instance-id', { 'user-agent': 'curl/8' })).status).toBe(
+      401,
+    );
+    const events = await recorder.waitFor(2);
+    expect(events[0]).toMatchObject({
+      rule: 'allowed-caller',
+      caller: { exe: '/opt/app/bin/agent', pid: 42, user: 'app' },
+    });
+    expect(typeof events[0]?.attributionMs).toBe('number');
+    expect(events[1]).toMatchObject({ rule: 'default-deny-v1', caller: { exe: '/usr/bin/curl' } });
+    expect(r.seen[0]).toMatchObject({ family: 4, remoteAddress: '127.0.0.1', localAddress: '127.0.0.1' });
+  });
+
+  it('fails closed when attribution fails, times out or throws', async () => {
+    const r = new FakeResolver();
+    const { url, recorder } = await start({ allowUser: ['app'], attribution: { timeoutMs: 50 } }, r);
+    r.caller = { resolved: 'none', error: 'permission denied reading /proc/77/exe' };
+    expect((await send(url, 'GET', '/latest/meta-data/', { 'user-agent': 'curl/8' })).status).toBe(403);
+    r.caller = () => new Promise((resolve) => setTimeout(() => resolve(app), 500));
+    expect((await send(url, 'GET', '/latest/meta-data/', { 'user-agent': 'curl/8' })).status).toBe(403);
+    r.caller = async () => {
+      throw new Error('netlink exploded');
+    };
+    expect((await send(url, 'GET', '/latest/meta-data/', { 'user-agent': 'curl/8' })).status).toBe(403);
+    // the User-Agent path does not need the caller and still works
+    expect((await send(url, 'GET', '/latest/meta-data/', { 'user-agent': 'aws-cli/2' })).status).toBe(200);
+    const events = await recorder.waitFor(4);
+    expect(events.slice(0, 3).map((e) => e.rule)).toEqual([
+      'attribution-required',
+      'attribution-required',
+      'attribution-required',
+    ]);
+    expect(events[0]?.reason).toContain('permission denied reading /proc/77/exe');
+    expect(events[1]?.reason).toContain('timed out after 50 ms');
+    expect(events[2]?.reason).toContain('netlink exploded');
+  });
+
+  it('monitor mode flags an attribution failure instead of refusing', async () => {
+    const r = new FakeResolver();
+    const { url, recorder } = await start({ mode: 'monitor', allowUser: ['app'] }, r);
+    expect((await send(url, 'GET', '/latest/meta-data/', { 'user-agent': 'curl/8' })).status).toBe(200);
+    expect((await recorder.waitFor(1))[0]).toMatchObject({ rule: 'attribution-required', action: 'flagged' });
+  });
+
+  it('refuses token requests from containers unless allowed', async () => {
+    const r = new FakeResolver();
+    const { url, recorder } = await start({ allowExe: ['/usr/local/bin/trusted'] }, r);
+    r.caller = { ...app, container: { id: 'c0ffee', runtime: 'docker' }, netns: 'other' };
+    expect((await send(url, 'PUT', '/latest/api/token', TTL)).status).toBe(403);
+    r.caller = {
+      ...app,
+      exe: '/usr/local/bin/trusted',
+      container: { id: 'c0ffee', runtime: 'docker' },
+      netns: 'other',
+    };
+    expect((await send(url, 'PUT', '/latest/api/token', TTL)).status).toBe(200);
+    r.caller = app;
+    expect((await send(url, 'PUT', '/latest/api/token', TTL)).status).toBe(200);
+    expect((await recorder.waitFor(3)).map((e) => e.rule)).toEqual([
+      'container-token',
+      'imdsv2-token',
+      'imdsv2-token',
+    ]);
+  });
+
+  it('resolves the caller for events when no rule needs it (attribution.forEvents), and not when off', async () => {
+    const r = new FakeResolver();
+    r.caller = app;
+    const { url, recorder } = await start({}, r);
+    await send(url, 'GET', '/latest/meta-data/', { 'x-aws-ec2-metadata-token': 'x' });
+    expect((await recorder.waitFor(1))[0]?.caller?.exe).toBe('/opt/app/bin/agent');
+    const r2 = new FakeResolver();
+    r2.caller = app;
+    const { url: url2, recorder: rec2 } = await start({ attribution: { forEvents: false } }, r2);
+    await send(url2, 'GET', '/latest/meta-data/', { 'x-aws-ec2-metadata-token': 'x' });
+    expect((await rec2.waitFor(1))[0]?.caller).toBeUndefined();
+    expect(r2.seen).toHaveLength(0);
+  });
+});

@@ -41,6 +41,22 @@ export const ERROR_CODES = {
   IMDSGUARD_E_AWS_REGION: { exit: 1, summary: 'A region is disabled or not opted in for the account.' },
   IMDSGUARD_E_AWS_THROTTLED: { exit: 1, summary: 'AWS kept throttling a call after every retry.' },
   IMDSGUARD_E_OUTPUT: { exit: 1, summary: 'The output file (--output) cannot be written.' },
+  IMDSGUARD_E_INPUT_FILE: {
+    exit: 2,
+    summary: 'The instance list (--input-file CSV) is invalid; the message names the line.',
+  },
+  IMDSGUARD_E_JOURNAL: {
+    exit: 1,
+    summary: 'The change journal (--journal) cannot be opened, read or written.',
+  },
+  IMDSGUARD_E_CHANGE_SET: {
+    exit: 2,
+    summary: 'The change set to roll back does not exist or was already rolled back.',
+  },
+  IMDSGUARD_E_CHANGE_FAILED: {
+    exit: 1,
+    summary: 'A fleet change failed or read back different from the plan.',
+  },
   IMDSGUARD_E_NOT_IMPLEMENTED: { exit: 1, summary: 'The command exists but is not implemented yet.' },
   IMDSGUARD_E_INTERNAL: { exit: 1, summary: 'An unexpected internal error (a bug): please report it.' },
 } as const satisfies Record<string, { exit: 1 | 2; summary: string }>;

@@ -1,20 +1,502 @@
 /**
- * CloudWatch, for issue 9 (usage evidence) to fill in.
+ * CloudWatch: GetMetricData and GetMetricStatistics over the AWS/EC2 IMDS metrics of the fake fleet.
  *
  * The installed @aws-sdk/client-cloudwatch (3.1164) speaks AWS JSON 1.0 (awsQueryCompatible):
  *   POST /  Content-Type: application/x-amz-json-1.0
  *   X-Amz-Target: GraniteServiceVersion20100801.GetMetricData
  *   SigV4 credential scope service: "monitoring"
- * Errors: HTTP 400 with `x-amzn-query-error: Code;Sender` and body {"__type": "...#Code", "message": "..."}.
- * Timestamps in JSON are epoch seconds (numbers).
- * The server routes every request with that target prefix here (see server.ts). Add a metrics model
- * (e.g. per account/region/instance MetadataNoToken datapoints) to FakeRegion when implementing it.
+ * Errors: HTTP 400 with `x-amzn-query-error: Code;Sender` and body {"__type": "Code", "message": "..."}
+ * (index.ts writes them). Timestamps in JSON are epoch seconds (numbers), both ways.
+ *
+ * Metrics live on FakeRegion.metrics (instance id -> FakeInstanceMetrics: segments of 5-minute
+ * samples). A period's datapoint is the Sum (or SampleCount, Average, Maximum, Minimum) of the samples
+ * in [periodStart, periodStart + Period); a period with no sample has no datapoint, like CloudWatch.
+ *
+ * What the fake enforces like the real service (so a client that breaks a limit fails here too):
+ *   - at most 500 MetricDataQueries per GetMetricData (ValidationError above);
+ *   - query ids match ^[a-z][a-zA-Z0-9_]*$ and are unique;
+ *   - Period >= 60 and a multiple of 60; a multiple of 300 when StartTime is more than 15 days ago
+ *     and of 3600 when more than 63 days ago;
+ *   - at most MaxDatapoints (default and maximum 100,800) datapoints per response; the rest comes
+ *     back through NextToken (results of an id may span pages; StatusCode PartialData until its last);
+ *   - GetMetricStatistics: at most 1,440 datapoints per call (InvalidParameterCombination).
+ * cloudWatchStats(fleet) counts calls and the largest batch seen, for tests and benches.
  */
 import { FakeAwsError, type HandlerContext, type HandlerResult } from './context.js';
+import {
+  allInstances,
+  type FakeFleet,
+  type FakeInstanceMetrics,
+  type FakeMetricSegment,
+  type FakeRegion,
+  getRegion,
+} from './model.js';
 
 export const CLOUDWATCH_TARGET = 'GraniteServiceVersion20100801';
 
-const ACTIONS: Record<string, (ctx: HandlerContext) => unknown> = {};
+/** Limits of the real service, with units. */
+export const CLOUDWATCH_LIMITS = {
+  /** MetricDataQueries per GetMetricData call. */
+  maxQueriesPerCall: 500,
+  /** Datapoints per GetMetricData response (MaxDatapoints default and maximum). */
+  maxDatapoints: 100_800,
+  /** Datapoints per GetMetricStatistics call. */
+  maxStatisticsDatapoints: 1440,
+  /** Default sample interval of EC2 basic monitoring, ms. */
+  sampleEveryMs: 300_000,
+} as const;
+
+const IMDS_METRICS = ['MetadataNoToken', 'MetadataNoTokenRejected'] as const;
+type ImdsMetric = (typeof IMDS_METRICS)[number];
+
+export interface CloudWatchStats {
+  getMetricDataCalls: number;
+  getMetricStatisticsCalls: number;
+  /** Queries across every GetMetricData call. */
+  queries: number;
+  /** The largest MetricDataQueries list seen in one call. */
+  maxQueriesInCall: number;
+  /** Datapoints returned across every call. */
+  datapoints: number;
+}
+
+const STATS = new WeakMap<FakeFleet, CloudWatchStats>();
+
+/** Counters of the CloudWatch calls this fleet has served (accepted calls only). */
+export function cloudWatchStats(fleet: FakeFleet): CloudWatchStats {
+  let s = STATS.get(fleet);
+  if (!s) {
+    s = {
+      getMetricDataCalls: 0,
+      getMetricStatisticsCalls: 0,
+      queries: 0,
+      maxQueriesInCall: 0,
+      datapoints: 0,
+    };
+    STATS.set(fleet, s);
+  }
+  return s;
+}
+
+export function resetCloudWatchStats(fleet: FakeFleet): void {
+  STATS.delete(fleet);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seeding helpers
+
+/** Sets the metrics of one instance (replacing what it had). */
+export function setInstanceMetrics(
+  region: FakeRegion,
+  instanceId: string,
+  metrics: FakeInstanceMetrics,
+): void {
+  if (!region.metrics) region.metrics = new Map();
+  region.metrics.set(instanceId, metrics);
+}
+
+/** Usage profiles for a seeded fleet. Times are epoch ms. */
+export type UsageProfile =
+  /** running through [fromMs, toMs): every sample 0 for both metrics */
+  | { kind: 'quiet'; fromMs: number; toMs: number }
+  /** running through [fromMs, toMs): `perSample` v1 calls in every sample of [callsFromMs, callsToMs) */
+  | {
+      kind: 'v1';
+      fromMs: number;
+      toMs: number;
+      callsFromMs: number;
+      callsToMs: number;
+      perSample: number;
+    }
+  /** enforced: MetadataNoTokenRejected `perSample` in [rejectedFromMs, rejectedToMs) (0 elsewhere) */
+  | {
+      kind: 'rejected';
+      fromMs: number;
+      toMs: number;
+      rejectedFromMs: number;
+      rejectedToMs: number;
+      perSample: number;
+    }
+  /** no metrics at all */
+  | { kind: 'none' };
+
+/** The metrics a profile publishes. */
+export function profileMetrics(p: UsageProfile): FakeInstanceMetrics {
+  switch (p.kind) {
+    case 'none':
+      return {};
+    case 'quiet':
+      return {
+        MetadataNoToken: [{ fromMs: p.fromMs, toMs: p.toMs, value: 0 }],
+        MetadataNoTokenRejected: [{ fromMs: p.fromMs, toMs: p.toMs, value: 0 }],
+      };
+    case 'v1':
+      return {
+        MetadataNoToken: [
+          { fromMs: p.fromMs, toMs: p.toMs, value: 0 },
+          { fromMs: p.callsFromMs, toMs: p.callsToMs, value: p.perSample },
+        ],
+        MetadataNoTokenRejected: [{ fromMs: p.fromMs, toMs: p.toMs, value: 0 }],
+      };
+    case 'rejected':
+      return {
+        MetadataNoToken: [{ fromMs: p.fromMs, toMs: p.toMs, value: 0 }],
+        MetadataNoTokenRejected: [
+          { fromMs: p.fromMs, toMs: p.toMs, value: 0 },
+          { fromMs: p.rejectedFromMs, toMs: p.rejectedToMs, value: p.perSample },
+        ],
+      };
+  }
+}
+
+/**
+ * Seeds metrics for every instance of the fleet from `profile(instance, accountId, region)`.
+ * Returns how many instances got metrics.
+ */
+export function seedUsage(
+  fleet: FakeFleet,
+  profile: (instance: ReturnType<typeof allInstances> extends Generator<infer T> ? T : never) => UsageProfile,
+): number {
+  let n = 0;
+  for (const entry of allInstances(fleet)) {
+    const region = getRegion(fleet, entry.accountId, entry.region);
+    if (!region) continue;
+    setInstanceMetrics(region, entry.instance.instanceId, profileMetrics(profile(entry)));
+    n += 1;
+  }
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Aggregation
+
+type Stat = 'Sum' | 'SampleCount' | 'Average' | 'Maximum' | 'Minimum';
+const STATS_NAMES: readonly Stat[] = ['Sum', 'SampleCount', 'Average', 'Maximum', 'Minimum'];
+
+interface Agg {
+  sum: number;
+  count: number;
+  max: number;
+  min: number;
+}
+
+/** Samples of a segment within [a, b): count of k with from + k*every in [a, b) and < to. */
+function samplesIn(seg: FakeMetricSegment, a: number, b: number): number {
+  const every = seg.everyMs ?? CLOUDWATCH_LIMITS.sampleEveryMs;
+  const lo = Math.max(a, seg.fromMs);
+  const hi = Math.min(b, seg.toMs);
+  if (hi <= lo) return 0;
+  const first = Math.ceil((lo - seg.fromMs) / every);
+  const last = Math.ceil((hi - seg.fromMs) / every) - 1;
+  return Math.max(0, last - first + 1);
+}
+
+/**
+ * Datapoints of one series: [periodStartMs, aggregate] for every period of [startMs, endMs) that
+ * holds at least one sample. Periods start at startMs (CloudWatch aligns them to the start time).
+ */
+export function aggregate(
+  segments: readonly FakeMetricSegment[],
+  startMs: number,
+  endMs: number,
+  periodMs: number,
+): Array<[number, Agg]> {
+  const out: Array<[number, Agg]> = [];
+  if (segments.length === 0) return out;
+  for (let t = startMs; t < endMs; t += periodMs) {
+    const b = Math.min(t + periodMs, endMs);
+    let agg: Agg | undefined;
+    // Overlapping segments add up sample by sample: the sample count of the period is that of the
+    // union of sample times; for the fake, segments either share the same sample grid or do not
+    // overlap, so the count is the largest per-segment count and the sum adds every segment.
+    for (const seg of segments) {
+      const n = samplesIn(seg, t, b);
+      if (n === 0) continue;
+      if (!agg) agg = { sum: 0, count: 0, max: Number.NEGATIVE_INFINITY, min: Number.POSITIVE_INFINITY };
+      agg.sum += n * seg.value;
+      agg.count = Math.max(agg.count, n);
+    }
+    if (!agg) continue;
+    // Max/min per sample: the sum of the values of the segments present (an approximation that is
+    // exact when segments nest on one grid, which is how the profiles are built).
+    let perSample = 0;
+    for (const seg of segments) if (samplesIn(seg, t, b) > 0) perSample += seg.value;
+    agg.max = perSample;
+    agg.min = segments.every((s) => samplesIn(s, t, b) === agg.count) ? perSample : 0;
+    out.push([t, agg]);
+  }
+  return out;
+}
+
+function statValue(agg: Agg, stat: Stat): number {
+  switch (stat) {
+    case 'Sum':
+      return agg.sum;
+    case 'SampleCount':
+      return agg.count;
+    case 'Average':
+      return agg.count === 0 ? 0 : agg.sum / agg.count;
+    case 'Maximum':
+      return agg.max;
+    case 'Minimum':
+      return agg.min;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request parsing
+
+function validation(message: string): FakeAwsError {
+  return new FakeAwsError('ValidationError', message, 400);
+}
+
+function epochMs(v: unknown, name: string): number {
+  if (typeof v === 'number' && Number.isFinite(v)) return Math.round(v * 1000);
+  if (typeof v === 'string' && v !== '' && Number.isFinite(Date.parse(v))) return Date.parse(v);
+  throw new FakeAwsError('MissingParameter', `The parameter ${name} is required.`, 400);
+}
+
+function checkPeriod(period: unknown, startMs: number, now: number): number {
+  if (typeof period !== 'number' || !Number.isInteger(period) || period < 1) {
+    throw validation('The parameter Period must be a positive integer.');
+  }
+  if (period < 60 || period % 60 !== 0) {
+    throw new FakeAwsError(
+      'InvalidParameterValue',
+      'The parameter Period must be a multiple of 60 and at least 60.',
+      400,
+    );
+  }
+  const age = now - startMs;
+  if (age > 63 * 86_400_000 && period % 3600 !== 0) {
+    throw new FakeAwsError(
+      'InvalidParameterValue',
+      'The parameter Period must be a multiple of 3600 for data older than 63 days.',
+      400,
+    );
+  }
+  if (age > 15 * 86_400_000 && period % 300 !== 0) {
+    throw new FakeAwsError(
+      'InvalidParameterValue',
+      'The parameter Period must be a multiple of 300 for data older than 15 days.',
+      400,
+    );
+  }
+  return period;
+}
+
+interface MetricRef {
+  namespace: string;
+  metricName: string;
+  instanceId: string | null;
+}
+
+function metricRef(raw: unknown): MetricRef {
+  const m = (raw ?? {}) as { Namespace?: unknown; MetricName?: unknown; Dimensions?: unknown };
+  if (typeof m.Namespace !== 'string' || typeof m.MetricName !== 'string') {
+    throw validation('Metric must have a Namespace and a MetricName.');
+  }
+  let instanceId: string | null = null;
+  if (Array.isArray(m.Dimensions)) {
+    for (const d of m.Dimensions as Array<{ Name?: unknown; Value?: unknown }>) {
+      if (d.Name === 'InstanceId' && typeof d.Value === 'string') instanceId = d.Value;
+      else return { namespace: m.Namespace, metricName: m.MetricName, instanceId: null };
+    }
+  }
+  return { namespace: m.Namespace, metricName: m.MetricName, instanceId };
+}
+
+function seriesFor(ctx: HandlerContext, ref: MetricRef): readonly FakeMetricSegment[] {
+  if (ref.namespace !== 'AWS/EC2' || ref.instanceId === null) return [];
+  if (!(IMDS_METRICS as readonly string[]).includes(ref.metricName)) return [];
+  const region = getRegion(ctx.fleet, ctx.accountId, ctx.region);
+  return region?.metrics?.get(ref.instanceId)?.[ref.metricName as ImdsMetric] ?? [];
+}
+
+function regionOrThrow(ctx: HandlerContext): void {
+  const region = getRegion(ctx.fleet, ctx.accountId, ctx.region);
+  if ((region && !region.enabled) || ctx.faults.isRegionDisabled(ctx.accountId, ctx.region)) {
+    throw new FakeAwsError(
+      'InvalidClientTokenId',
+      'The security token included in the request is invalid.',
+      403,
+    );
+  }
+}
+
+const ID_RE = /^[a-z][a-zA-Z0-9_]*$/;
+
+// ---------------------------------------------------------------------------------------------
+// Actions
+
+function getMetricData(ctx: HandlerContext): unknown {
+  regionOrThrow(ctx);
+  const j = ctx.json;
+  const queries = j['MetricDataQueries'];
+  if (!Array.isArray(queries) || queries.length === 0) {
+    throw new FakeAwsError('MissingParameter', 'The parameter MetricDataQueries is required.', 400);
+  }
+  if (queries.length > CLOUDWATCH_LIMITS.maxQueriesPerCall) {
+    throw validation(
+      `The collection MetricDataQueries must not have a size greater than ${CLOUDWATCH_LIMITS.maxQueriesPerCall}.`,
+    );
+  }
+  const startMs = epochMs(j['StartTime'], 'StartTime');
+  const endMs = epochMs(j['EndTime'], 'EndTime');
+  if (endMs <= startMs) throw validation('The parameter StartTime must be less than the parameter EndTime.');
+  const maxDp = j['MaxDatapoints'] ?? CLOUDWATCH_LIMITS.maxDatapoints;
+  if (
+    typeof maxDp !== 'number' ||
+    !Number.isInteger(maxDp) ||
+    maxDp < 1 ||
+    maxDp > CLOUDWATCH_LIMITS.maxDatapoints
+  ) {
+    throw validation(`MaxDatapoints must be between 1 and ${CLOUDWATCH_LIMITS.maxDatapoints}.`);
+  }
+  const descending = j['ScanBy'] !== 'TimestampAscending';
+
+  const ids = new Set<string>();
+  const series: Array<{ id: string; label: string; points: Array<[number, number]> }> = [];
+  for (const q of queries as Array<Record<string, unknown>>) {
+    const id = q['Id'];
+    if (typeof id !== 'string' || !ID_RE.test(id)) {
+      throw validation(
+        `The value ${String(id)} for parameter MetricDataQueries.member.Id is not valid: it must start with a lowercase letter.`,
+      );
+    }
+    if (ids.has(id))
+      throw validation(`The values for parameter id in MetricDataQueries are not unique: ${id}.`);
+    ids.add(id);
+    if (q['Expression'] !== undefined) {
+      throw validation('fake-aws does not evaluate metric math expressions.');
+    }
+    const ms = q['MetricStat'] as Record<string, unknown> | undefined;
+    if (!ms) throw validation(`The query ${id} needs a MetricStat or an Expression.`);
+    const ref = metricRef(ms['Metric']);
+    const period = checkPeriod(ms['Period'], startMs, ctx.now);
+    const stat = ms['Stat'];
+    if (typeof stat !== 'string' || !(STATS_NAMES as readonly string[]).includes(stat)) {
+      throw validation(`The statistic ${String(stat)} is not supported by fake-aws.`);
+    }
+    if (q['ReturnData'] === false) continue;
+    const points = aggregate(seriesFor(ctx, ref), startMs, endMs, period * 1000).map(
+      ([t, agg]) => [t, statValue(agg, stat as Stat)] as [number, number],
+    );
+    if (descending) points.reverse();
+    series.push({
+      id,
+      label: typeof q['Label'] === 'string' ? q['Label'] : ref.metricName,
+      points,
+    });
+  }
+
+  // Pagination: the datapoints of every series in order, cut into pages of MaxDatapoints.
+  const requestKey = JSON.stringify([queries, j['StartTime'], j['EndTime'], j['ScanBy'] ?? null, maxDp]);
+  const keyHash = simpleHash(requestKey);
+  const offset = decodeCwToken(j['NextToken'], keyHash);
+  const total = series.reduce((a, s) => a + s.points.length, 0);
+  const pageEnd = offset + maxDp;
+  const results: unknown[] = [];
+  let pos = 0;
+  for (const s of series) {
+    const n = s.points.length;
+    const a = Math.max(offset, pos);
+    const b = Math.min(pageEnd, pos + n);
+    if (b > a) {
+      const slice = s.points.slice(a - pos, b - pos);
+      results.push({
+        Id: s.id,
+        Label: s.label,
+        Timestamps: slice.map(([t]) => t / 1000),
+        Values: slice.map(([, v]) => v),
+        StatusCode: b < pos + n ? 'PartialData' : 'Complete',
+      });
+    } else if (n === 0 && offset === 0) {
+      results.push({ Id: s.id, Label: s.label, Timestamps: [], Values: [], StatusCode: 'Complete' });
+    }
+    pos += n;
+  }
+  const consumed = Math.max(0, Math.min(pageEnd, total) - offset);
+  const nextOffset = offset + consumed;
+  const stats = cloudWatchStats(ctx.fleet);
+  stats.getMetricDataCalls += 1;
+  stats.queries += queries.length;
+  stats.maxQueriesInCall = Math.max(stats.maxQueriesInCall, queries.length);
+  stats.datapoints += consumed;
+  return {
+    MetricDataResults: results,
+    Messages: [],
+    ...(nextOffset < total ? { NextToken: encodeCwToken(nextOffset, keyHash) } : {}),
+  };
+}
+
+function getMetricStatistics(ctx: HandlerContext): unknown {
+  regionOrThrow(ctx);
+  const j = ctx.json;
+  const startMs = epochMs(j['StartTime'], 'StartTime');
+  const endMs = epochMs(j['EndTime'], 'EndTime');
+  if (endMs <= startMs) throw validation('The parameter StartTime must be less than the parameter EndTime.');
+  const period = checkPeriod(j['Period'], startMs, ctx.now);
+  if (Math.ceil((endMs - startMs) / (period * 1000)) > CLOUDWATCH_LIMITS.maxStatisticsDatapoints) {
+    throw new FakeAwsError(
+      'InvalidParameterCombination',
+      `You have requested up to ${Math.ceil((endMs - startMs) / (period * 1000))} datapoints, which exceeds the limit of ${CLOUDWATCH_LIMITS.maxStatisticsDatapoints}.`,
+      400,
+    );
+  }
+  const ref = metricRef({
+    Namespace: j['Namespace'],
+    MetricName: j['MetricName'],
+    Dimensions: j['Dimensions'],
+  });
+  const statistics = Array.isArray(j['Statistics']) ? (j['Statistics'] as string[]) : [];
+  if (statistics.length === 0 || statistics.some((s) => !(STATS_NAMES as readonly string[]).includes(s))) {
+    throw validation('Statistics must name at least one of Sum, SampleCount, Average, Maximum, Minimum.');
+  }
+  const points = aggregate(seriesFor(ctx, ref), startMs, endMs, period * 1000);
+  const stats = cloudWatchStats(ctx.fleet);
+  stats.getMetricStatisticsCalls += 1;
+  stats.datapoints += points.length;
+  return {
+    Label: ref.metricName,
+    Datapoints: points.map(([t, agg]) => {
+      const dp: Record<string, unknown> = { Timestamp: t / 1000, Unit: 'Count' };
+      for (const s of statistics) dp[s] = statValue(agg, s as Stat);
+      return dp;
+    }),
+  };
+}
+
+function simpleHash(s: string): string {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 16777619);
+  }
+  return (h >>> 0).toString(16);
+}
+
+function encodeCwToken(offset: number, key: string): string {
+  return Buffer.from(JSON.stringify({ o: offset, k: key })).toString('base64url');
+}
+
+function decodeCwToken(token: unknown, key: string): number {
+  if (token === undefined || token === null || token === '') return 0;
+  if (typeof token === 'string') {
+    try {
+      const t = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as { o?: unknown; k?: unknown };
+      if (typeof t.o === 'number' && t.k === key) return t.o;
+    } catch {
+      // fall through
+    }
+  }
+  throw new FakeAwsError('InvalidNextToken', 'The service returned an invalid NextToken.', 400);
+}
+
+const ACTIONS: Record<string, (ctx: HandlerContext) => unknown> = {
+  GetMetricData: getMetricData,
+  GetMetricStatistics: getMetricStatistics,
+};
 
 export function handleCloudWatch(ctx: HandlerContext): HandlerResult {
   const h = ACTIONS[ctx.action];

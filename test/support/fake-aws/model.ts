@@ -131,6 +131,26 @@ export interface FakeRegion {
   launchConfigurations: FakeLaunchConfiguration[];
   images: Map<string, FakeImage>;
   defaults: FakeAccountDefaults;
+  /** CloudWatch AWS/EC2 metrics per instance id (cloudwatch.ts). Absent: no metrics in this region. */
+  metrics?: Map<string, FakeInstanceMetrics>;
+}
+
+/**
+ * A stretch of samples of one metric: one sample every `everyMs` (default 300,000: EC2's 5-minute
+ * basic monitoring) at fromMs, fromMs+everyMs, ... < toMs, each with `value`. Segments of a metric
+ * that overlap add up.
+ */
+export interface FakeMetricSegment {
+  fromMs: number;
+  toMs: number;
+  value: number;
+  everyMs?: number;
+}
+
+/** The IMDS metrics EC2 publishes for an instance (namespace AWS/EC2, dimension InstanceId). */
+export interface FakeInstanceMetrics {
+  MetadataNoToken?: FakeMetricSegment[];
+  MetadataNoTokenRejected?: FakeMetricSegment[];
 }
 
 export interface FakeAccount {

@@ -23,7 +23,13 @@ export async function writeOutput(
   cwd: string,
 ): Promise<void> {
   if (file === undefined || file === '-') {
-    stdout.write(text);
+    // A pipe may take less than we wrote: wait until it drained, so an exit right after cannot cut
+    // the document short (main.ts exits as soon as the command resolves).
+    const accepted = stdout.write(text);
+    const stream = stdout as Output & { once?: (event: string, fn: () => void) => unknown };
+    if (accepted === false && typeof stream.once === 'function') {
+      await new Promise<void>((done) => stream.once?.('drain', done));
+    }
     return;
   }
   const path = resolve(cwd, file);

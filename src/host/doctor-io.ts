@@ -57,7 +57,11 @@ export async function findGuardProcess(port: number): Promise<GuardProcess | und
   if (inodes.size === 0) return undefined;
   let scanned = 0;
   const pids = (await readdir('/proc').catch(() => [] as string[])).filter((p) => /^\d+$/.test(p));
+  // The socket lives in our network namespace: skip processes of other namespaces.
+  const ourNet = await readlink('/proc/self/ns/net').catch(() => undefined);
   for (const pid of pids) {
+    if (ourNet !== undefined && (await readlink(`/proc/${pid}/ns/net`).catch(() => ourNet)) !== ourNet)
+      continue;
     const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
     for (const fd of fds) {
       if (++scanned > MAX_FD_SCAN) return undefined;

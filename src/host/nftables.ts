@@ -34,7 +34,7 @@ export function nftTableBody(opts: RuleOptions): string {
     // route_localnet lets bridges reach 127.0.0.1: drop whatever our DNAT did not produce.
     lines.push('\tchain input {');
     lines.push('\t\ttype filter hook input priority -1; policy accept;');
-    lines.push(`\t\tiifname ${set} ip daddr 127.0.0.0/8 ct status != dnat drop`);
+    lines.push(`\t\tiifname ${set} ip daddr 127.0.0.0/8 ct status ! dnat drop`);
     lines.push('\t}');
   }
   return lines.join('\n');
@@ -77,10 +77,38 @@ export function listedDigest(listing: string): string | undefined {
   return m?.[1];
 }
 
-/** True when the listed table is exactly what these options produce. */
+/**
+ * True when the listed table is exactly what these options produce: the digest proves which
+ * definition was loaded, and the rule count per chain plus the redirect facts prove nobody flushed or
+ * edited a chain since (a hand-run `nft flush chain` keeps the table comment).
+ */
 export function nftUpToDate(listing: string | undefined, opts: RuleOptions): boolean {
   if (listing === undefined) return false;
-  return listedDigest(listing) === nftDigest(nftTableBody(opts));
+  if (listedDigest(listing) !== nftDigest(nftTableBody(opts))) return false;
+  const want = nftTableDefinition(opts);
+  return (
+    JSON.stringify(chainRuleCounts(listing)) === JSON.stringify(chainRuleCounts(want)) &&
+    JSON.stringify(parseNftListing(listing)) === JSON.stringify(parseNftListing(want))
+  );
+}
+
+/** Number of rules in each chain of a table listing. */
+export function chainRuleCounts(listing: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  let chain: string | undefined;
+  for (const raw of listing.split('\n')) {
+    const line = raw.trim();
+    const m = /^chain (\S+) \{$/.exec(line);
+    if (m) {
+      chain = m[1] as string;
+      counts[chain] = 0;
+    } else if (line === '}') {
+      chain = undefined;
+    } else if (chain !== undefined && line !== '' && !/^(type|comment|policy) /.test(line)) {
+      counts[chain] = (counts[chain] ?? 0) + 1;
+    }
+  }
+  return counts;
 }
 
 /** What a listing of our table says, for doctor. */
@@ -107,5 +135,6 @@ export function parseNftListing(listing: string): NftFacts {
       facts.bridges.push(...names.filter(Boolean));
     }
   }
+  facts.bridges.sort();
   return facts;
 }

@@ -233,7 +233,7 @@ describe('nftables table', () => {
     expect(body).toContain(
       'iifname { "docker0", "cni0" } ip daddr 169.254.169.254 tcp dport 80 dnat ip to 127.0.0.1:16925',
     );
-    expect(body).toContain('iifname { "docker0", "cni0" } ip daddr 127.0.0.0/8 ct status != dnat drop');
+    expect(body).toContain('iifname { "docker0", "cni0" } ip daddr 127.0.0.0/8 ct status ! dnat drop');
   });
 
   it('replaces the table atomically and detects an up-to-date one by its digest', () => {
@@ -246,6 +246,10 @@ describe('nftables table', () => {
     expect(nftUpToDate(listing, o)).toBe(true);
     expect(nftUpToDate(listing, { ...o, port: 1 })).toBe(false);
     expect(nftUpToDate(undefined, o)).toBe(false);
+    // A flushed chain keeps the comment but is not up to date.
+    const flushed = listing.replace(/\n\t\tip daddr 169\.254\.169\.254 [^\n]*/, '');
+    expect(listedDigest(flushed)).toBe(listedDigest(listing));
+    expect(nftUpToDate(flushed, o)).toBe(false);
   });
 
   it('parses a listing back into redirect facts', () => {
@@ -253,6 +257,10 @@ describe('nftables table', () => {
     expect(f.v4Redirect).toEqual({ port: 16925, exemptUid: '42' });
     expect(f.v6Redirect).toEqual({ port: 16925, exemptUid: '42' });
     expect(f.bridges).toEqual(['cbr0']);
+    expect(parseNftListing(nftTableDefinition(rules({ bridges: ['docker0', 'cni0'] }))).bridges).toEqual([
+      'cni0',
+      'docker0',
+    ]);
   });
 });
 

@@ -8,6 +8,8 @@ import { groupByRole } from '../../fleet/posture/roles.js';
 import { summarize } from '../../fleet/posture/summary.js';
 import {
   discoverDocument,
+  findingsByInstance,
+  instanceColumns,
   type RunStats,
   renderDiscover,
   renderRoles,
@@ -16,6 +18,7 @@ import {
 import { writeOutput } from '../../report/output.js';
 import { createProgress } from '../../report/progress.js';
 import { type CliContext, type CommandSpec, withExamples } from '../context.js';
+import { addUsageOptions, discoverUsageText, reportUsageFailures, usageSubcommand } from '../fleet/usage.js';
 import {
   addFleetOptions,
   type FleetSession,
@@ -90,6 +93,9 @@ const discover: FleetSubcommand = {
       `exit 1 when a finding of this severity or worse exists: ${SEVERITIES.join('|')}|none (default high)`,
       (v) => parseChoice(v, [...SEVERITIES, 'none'] as const, '--fail-on'),
     );
+    addUsageOptions(
+      cmd.option('--usage', 'add readiness from CloudWatch usage evidence (fleet usage) to every instance'),
+    );
     cmd.action(async (raw: Record<string, unknown>) => {
       const opts = parseFleetOptions(raw);
       const failOn = (raw['failOn'] as Severity | 'none' | undefined) ?? 'high';
@@ -106,9 +112,16 @@ const discover: FleetSubcommand = {
         const summary = summarize(inv);
         const findings = findFindings(inv);
         const doc = discoverDocument(inv, summary, findings, stats(session));
-        await writeOutput(ctx.stdout, renderDiscover(doc, format), opts.output, ctx.cwd);
+        const withUsage =
+          raw['usage'] === true
+            ? await discoverUsageText(session, inv, doc, format, raw, opts.concurrency, ctx, renderDiscover, [
+                ...instanceColumns(findingsByInstance(doc.findings)),
+              ])
+            : null;
+        await writeOutput(ctx.stdout, withUsage?.text ?? renderDiscover(doc, format), opts.output, ctx.cwd);
         finishFleetRun(session, opts, ctx);
         reportFailures(inv, ctx);
+        if (withUsage) reportUsageFailures(withUsage.failures, ctx);
         if (failOn !== 'none' && findings.some((f) => SEVERITY_ORDER[f.severity] <= SEVERITY_ORDER[failOn])) {
           ctx.exitCode = 1;
         }
@@ -180,10 +193,7 @@ export function notImplemented(name: string, summary: string, usage = ''): Fleet
 export const FLEET_SUBCOMMANDS: readonly FleetSubcommand[] = [
   discover,
   roles,
-  notImplemented(
-    'usage',
-    'CloudWatch evidence of IMDSv1 calls per instance, and readiness to enforce IMDSv2.',
-  ),
+  usageSubcommand,
   notImplemented('harden', 'Require IMDSv2 tokens (HttpTokens=required) on selected instances, journalled.'),
   notImplemented(
     'disable',

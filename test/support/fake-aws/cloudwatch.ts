@@ -24,7 +24,9 @@
  */
 import { FakeAwsError, type HandlerContext, type HandlerResult } from './context.js';
 import {
+  addInstance,
   allInstances,
+  emptyAccount,
   type FakeFleet,
   type FakeInstanceMetrics,
   type FakeMetricSegment,
@@ -506,4 +508,140 @@ export function handleCloudWatch(ctx: HandlerContext): HandlerResult {
       `CloudWatch ${ctx.action} is not implemented by fake-aws yet`,
     );
   return { body: JSON.stringify(h(ctx)), contentType: 'application/x-amz-json-1.0' };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A mixed fleet for usage tests and benches
+
+/** What each instance of a mixed usage fleet is, and the readiness imdsguard must find for it. */
+export const USAGE_KINDS = {
+  /** running 60 days, tokens optional, v1 calls in the last 3 days -> not-ready */
+  v1: 'not-ready',
+  /** running 60 days, tokens optional, zero v1 calls -> ready */
+  quiet: 'ready',
+  /** stopped 5 days ago (metrics end then), tokens optional -> unknown (stopped) */
+  stopped: 'unknown',
+  /** launched 3 days ago, tokens optional, zero calls -> unknown (new) */
+  new: 'unknown',
+  /** running, tokens required, no rejected call -> enforced */
+  enforced: 'enforced',
+  /** running, tokens required, rejected calls in the last 2 days -> broken */
+  broken: 'broken',
+  /** running 60 days, tokens optional, no metrics at all -> unknown (no-metrics) */
+  missing: 'unknown',
+  /** running since 60 days, metrics only for the last 7 days (stopped before) -> unknown (gaps) */
+  gaps: 'unknown',
+} as const;
+export type UsageKind = keyof typeof USAGE_KINDS;
+
+export interface MixedUsageFleetOptions {
+  nowMs: number;
+  /** Accounts (ids) and regions; default one account, us-east-1. */
+  accounts?: string[];
+  regions?: string[];
+  /** Instances per account and region, by kind (default one of each). */
+  perRegion?: Partial<Record<UsageKind, number>>;
+  /** v1 calls per 5-minute sample for `v1` instances (default 2). */
+  v1PerSample?: number;
+}
+
+export interface MixedUsageFleet {
+  fleet: FakeFleet;
+  /** instance id -> kind */
+  kinds: Map<string, UsageKind>;
+}
+
+const DAY = 86_400_000;
+
+/** Builds a fleet whose instances each have one UsageKind, with matching EC2 state and metrics. */
+export function mixedUsageFleet(o: MixedUsageFleetOptions): MixedUsageFleet {
+  const accounts = o.accounts ?? ['111111111111'];
+  const regions = o.regions ?? ['us-east-1'];
+  const per: Record<UsageKind, number> = {
+    v1: 1,
+    quiet: 1,
+    stopped: 1,
+    new: 1,
+    enforced: 1,
+    broken: 1,
+    missing: 1,
+    gaps: 1,
+    ...o.perRegion,
+  };
+  const fleet: FakeFleet = {
+    managementAccountId: accounts[0] as string,
+    accounts: new Map(accounts.map((a) => [a, emptyAccount(a, regions, ['ImdsguardAudit'])])),
+    regionNames: [...new Set([...regions, 'us-east-1', 'eu-west-1'])],
+    nextId: 1,
+  };
+  const kinds = new Map<string, UsageKind>();
+  const now = o.nowMs;
+  const longAgo = now - 60 * DAY;
+  let n = 0;
+  for (const account of fleet.accounts.values()) {
+    for (const region of account.regions.values()) {
+      for (const kind of Object.keys(USAGE_KINDS) as UsageKind[]) {
+        for (let k = 0; k < per[kind]; k++) {
+          n += 1;
+          const instanceId = `i-${n.toString(16).padStart(17, '0')}`;
+          const required = kind === 'enforced' || kind === 'broken';
+          const launch = kind === 'new' ? now - 3 * DAY : longAgo;
+          addInstance(region, account.accountId, {
+            instanceId,
+            reservationId: `r-${n.toString(16).padStart(17, '0')}`,
+            instanceType: 't3.micro',
+            imageId: 'ami-00000000000000001',
+            state: kind === 'stopped' ? 'stopped' : 'running',
+            launchTime: new Date(launch),
+            tags: { Name: `${kind}-${k}`, usage: kind },
+            metadataOptions: {
+              state: 'applied',
+              httpTokens: required ? 'required' : 'optional',
+              httpEndpoint: 'enabled',
+              httpPutResponseHopLimit: 1,
+              httpProtocolIpv6: 'disabled',
+              instanceMetadataTags: 'disabled',
+            },
+          });
+          kinds.set(instanceId, kind);
+          let profile: UsageProfile;
+          switch (kind) {
+            case 'v1':
+              profile = {
+                kind: 'v1',
+                fromMs: launch,
+                toMs: now,
+                callsFromMs: now - 3 * DAY,
+                callsToMs: now - 2 * DAY,
+                perSample: o.v1PerSample ?? 2,
+              };
+              break;
+            case 'stopped':
+              profile = { kind: 'quiet', fromMs: launch, toMs: now - 5 * DAY };
+              break;
+            case 'broken':
+              profile = {
+                kind: 'rejected',
+                fromMs: launch,
+                toMs: now,
+                rejectedFromMs: now - 2 * DAY,
+                rejectedToMs: now - DAY,
+                perSample: 1,
+              };
+              break;
+            case 'missing':
+              profile = { kind: 'none' };
+              break;
+            case 'gaps':
+              profile = { kind: 'quiet', fromMs: now - 7 * DAY, toMs: now };
+              break;
+            default:
+              profile = { kind: 'quiet', fromMs: launch, toMs: now };
+          }
+          setInstanceMetrics(region, instanceId, profileMetrics(profile));
+        }
+      }
+    }
+  }
+  return { fleet, kinds };
 }

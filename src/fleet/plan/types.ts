@@ -1,0 +1,147 @@
+/**
+ * PURE: the change plan every fleet change command builds before it touches anything. A plan is a list
+ * of items; each item is a change (before -> after) or a skip with its reason. Rollback is just another
+ * plan. The journal (fleet/journal) stores plans as they are, and the applier (fleet/apply) runs them.
+ */
+import type { AccountDefaultsRecord, LaunchMetadataOptions } from '../inventory/model.js';
+
+export const CHANGE_KINDS = ['harden', 'disable', 'hop-limit', 'templates', 'defaults', 'rollback'] as const;
+export type ChangeKind = (typeof CHANGE_KINDS)[number];
+
+/** Why an item is in the plan but not changed. */
+export const SKIP_REASONS = {
+  'already-compliant': 'already has the target settings',
+  'endpoint-disabled': 'the metadata endpoint is disabled; harden never re-enables it',
+  terminated: 'terminated or shutting down: it cannot be modified',
+  excluded: 'excluded by --exclude-instances or --exclude-tags',
+  'state-not-selected': 'its state is not in --states',
+  filtered: 'left out by a selection filter',
+  'changed-since': 'changed by someone else since the change set; use --force to restore anyway',
+  'latest-not-default':
+    'a newer version than the default exists; fixing from the default would change $Latest',
+  'not-found': 'no longer exists',
+} as const;
+export type SkipReason = keyof typeof SKIP_REASONS;
+
+export interface SkipInfo {
+  reason: SkipReason;
+  /** A sentence for people; for `filtered`, the filter's own explanation. */
+  detail: string;
+  /** The selection filter that skipped it (reason `filtered`). */
+  filter?: string;
+}
+
+/** The five settable metadata options (ModifyInstanceMetadataOptions); null: unknown, never sent. */
+export type MetadataValues = LaunchMetadataOptions;
+
+interface ItemBase {
+  /** 0-based position in the plan; the journal's item key within a change set. */
+  seq: number;
+  accountId: string;
+  region: string;
+  /** Instance id, launch template id, or ACCOUNT/REGION for account defaults. */
+  resourceId: string;
+  action: 'change' | 'skip';
+  skip: SkipInfo | null;
+}
+
+export interface InstanceItem extends ItemBase {
+  type: 'instance';
+  name: string | null;
+  state: string;
+  before: MetadataValues;
+  after: MetadataValues;
+}
+
+/** What defines a launch template's launches: its default version and that version's options. */
+export interface TemplateState {
+  defaultVersion: number;
+  /** The default version's MetadataOptions (null: the version sets none). */
+  metadataOptions: MetadataValues | null;
+}
+
+export interface TemplateItem extends ItemBase {
+  type: 'launch-template';
+  templateName: string;
+  latestVersion: number;
+  before: TemplateState;
+  /**
+   * fix: a new version from `sourceVersion` with `metadataOptions`, made the default.
+   * restore: make `defaultVersion` the default again (rollback).
+   */
+  after:
+    | { op: 'fix'; sourceVersion: number; metadataOptions: MetadataValues }
+    | { op: 'restore'; defaultVersion: number };
+}
+
+export interface DefaultsItem extends ItemBase {
+  type: 'account-defaults';
+  before: AccountDefaultsRecord;
+  after: AccountDefaultsRecord;
+}
+
+export type PlanItem = InstanceItem | TemplateItem | DefaultsItem;
+
+export interface ChangePlan {
+  kind: ChangeKind;
+  /** The change set a rollback restores. */
+  rollbackOf: string | null;
+  items: PlanItem[];
+  /** Requested instance ids (--instances, --input-file) not found in any scanned account and region. */
+  missing: string[];
+  /** Things reported, never changed (AMIs without ImdsSupport v2.0, groups on old versions, ...). */
+  notes: string[];
+}
+
+export interface PlanCounts {
+  total: number;
+  change: number;
+  skip: number;
+  bySkipReason: Partial<Record<SkipReason, number>>;
+}
+
+export function countPlan(plan: Pick<ChangePlan, 'items'>): PlanCounts {
+  const out: PlanCounts = { total: plan.items.length, change: 0, skip: 0, bySkipReason: {} };
+  for (const it of plan.items) {
+    if (it.action === 'change') out.change += 1;
+    else {
+      out.skip += 1;
+      const r = it.skip?.reason;
+      if (r) out.bySkipReason[r] = (out.bySkipReason[r] ?? 0) + 1;
+    }
+  }
+  return out;
+}
+
+export function skip(reason: SkipReason, detail?: string, filter?: string): SkipInfo {
+  return { reason, detail: detail ?? SKIP_REASONS[reason], ...(filter !== undefined ? { filter } : {}) };
+}
+
+/** The metadata fields compared and sent, in API order. */
+export const METADATA_FIELDS = [
+  'httpTokens',
+  'httpEndpoint',
+  'httpPutResponseHopLimit',
+  'httpProtocolIpv6',
+  'instanceMetadataTags',
+] as const satisfies readonly (keyof MetadataValues)[];
+
+/** True when every field `target` knows (non-null) has the same value in `current`. */
+export function matchesTarget(current: MetadataValues, target: MetadataValues): boolean {
+  return METADATA_FIELDS.every((f) => target[f] === null || current[f] === target[f]);
+}
+
+export function sameValues(a: MetadataValues, b: MetadataValues): boolean {
+  return METADATA_FIELDS.every((f) => a[f] === b[f]);
+}
+
+/** Copies the five settable fields (drops `state` from an instance's options). */
+export function metadataValues(m: MetadataValues): MetadataValues {
+  return {
+    httpTokens: m.httpTokens,
+    httpEndpoint: m.httpEndpoint,
+    httpPutResponseHopLimit: m.httpPutResponseHopLimit,
+    httpProtocolIpv6: m.httpProtocolIpv6,
+    instanceMetadataTags: m.instanceMetadataTags,
+  };
+}

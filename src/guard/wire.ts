@@ -1,5 +1,6 @@
 import { hostname as osHostname } from 'node:os';
 import type { ImdsguardConfig } from '../config/schema.js';
+import { createProcResolver } from './attribution/index.js';
 import { noAttribution, type ProcessResolver } from './attribution/types.js';
 import { createJsonlRecorder, type JsonlRecorder } from './events/jsonl.js';
 import { createEventOutputs, type EventOutputs } from './events/outputs.js';
@@ -41,8 +42,9 @@ export interface WiredGuard {
 /** Builds the process resolver from config. */
 function createResolver(config: ImdsguardConfig): ProcessResolver {
   if (!config.guard.attribution.enabled) return noAttribution;
-  // ---- process attribution (issue 4): H4 replaces this line with createProcResolver(...) ----
-  return noAttribution;
+  // ---- process attribution (issue 4) ----
+  // The resolver's own budget ends a little before the guard's timeout, so it returns what it knows.
+  return createProcResolver({ budgetMs: Math.max(1, Math.floor(config.guard.attribution.timeoutMs * 0.8)) });
   // ---- end of process attribution ----
 }
 

@@ -242,6 +242,9 @@ class ProcFsResolver implements ProcResolver {
     this.#seenTuples = new Lru(4096, 60_000, this.#now);
     const interval = o.refreshIntervalMs ?? 2000;
     if (interval > 0) {
+      // Warm start: the first listing (pre-existing processes), and the user names, before any lookup.
+      void this.refresh();
+      void this.#userName(0);
       this.#timer = setInterval(() => {
         void this.refresh();
       }, interval);
@@ -301,7 +304,8 @@ class ProcFsResolver implements ProcResolver {
       const user = await this.#userName(uid);
       if (user !== undefined) base.user = user;
     }
-    if (found.netns !== undefined) base.netns = 'other';
+    // A row in the guard's own socket table is a client in the guard's own network namespace.
+    base.netns = found.netns !== undefined ? 'other' : 'host';
     if (row.inode === 0) {
       this.#stats.unresolved++;
       base.error = `the client socket ${client} is already closed (the process may have exited); only its uid is known`;

@@ -32,6 +32,7 @@ import {
 import {
   type AccountRecord,
   type AutoScalingGroupRecord,
+  compareStrings,
   type ImageRecord,
   INVENTORY_SCHEMA_VERSION,
   type InstanceRecord,
@@ -107,20 +108,18 @@ async function collectInstances(
   accountId: string,
   region: string,
   pageSize: number,
-  onPage: (n: number) => void,
+  onPage: (records: InstanceRecord[]) => void,
 ): Promise<InstanceRecord[]> {
   const out: InstanceRecord[] = [];
   try {
     for await (const page of paginateDescribeInstances({ client: ec2, pageSize }, {})) {
-      let n = 0;
+      const records: InstanceRecord[] = [];
       for (const res of page.Reservations ?? []) {
         // Every instance of every reservation: a reservation may hold many.
-        for (const inst of res.Instances ?? []) {
-          out.push(toInstanceRecord(inst, accountId, region));
-          n += 1;
-        }
+        for (const inst of res.Instances ?? []) records.push(toInstanceRecord(inst, accountId, region));
       }
-      onPage(n);
+      for (const r of records) out.push(r);
+      onPage(records);
     }
   } catch (err) {
     throw wrapAwsError(err, { operation: 'ec2:DescribeInstances', accountId, region });
@@ -291,8 +290,31 @@ async function scanRegion(
   };
   const ec2 = factory.ec2(target, region);
   const asg = include.autoScaling ? factory.autoScaling(target, region) : undefined;
+  // AMIs are described as their ids show up (page by page), overlapping with the next pages.
+  const requestedImages = new Set<string>();
+  const imageCalls: Array<Promise<{ ok: ImageRecord[] } | { err: unknown }>> = [];
+  const requestImages = (ids: Iterable<string | null>) => {
+    if (!include.images) return;
+    const fresh: string[] = [];
+    for (const id of ids) {
+      if (id && !requestedImages.has(id)) {
+        requestedImages.add(id);
+        fresh.push(id);
+      }
+    }
+    if (fresh.length === 0) return;
+    imageCalls.push(
+      collectImages(ec2, accountId, region, fresh.sort()).then(
+        (ok) => ({ ok }),
+        (err: unknown) => ({ err }),
+      ),
+    );
+  };
   const [instR, defR, tplR, grpR, lcR] = await Promise.allSettled([
-    collectInstances(ec2, accountId, region, opts.pageSize ?? COLLECT_DEFAULTS.pageSize, onPage),
+    collectInstances(ec2, accountId, region, opts.pageSize ?? COLLECT_DEFAULTS.pageSize, (records) => {
+      requestImages(records.map((r) => r.imageId));
+      onPage(records.length);
+    }),
     include.defaults ? collectDefaults(ec2, accountId, region) : Promise.resolve(null),
     include.templates ? collectTemplates(ec2, accountId, region) : Promise.resolve([]),
     asg
@@ -335,6 +357,7 @@ async function scanRegion(
 
   if (instR.status === 'rejected') {
     // Without instances the scan failed; the other calls most likely failed for the same reason.
+    await Promise.all(imageCalls);
     scan.status = 'failed';
     failures.push(failureOf(instR.reason, accountId, region, 'instances'));
     return { scan, instances: [], failures };
@@ -382,18 +405,20 @@ async function scanRegion(
   }
 
   if (include.images) {
-    const ids = new Set<string>();
-    for (const i of instances) if (i.imageId) ids.add(i.imageId);
-    for (const t of scan.launchTemplates) for (const v of t.versions) if (v.imageId) ids.add(v.imageId);
-    for (const c of scan.launchConfigurations) if (c.imageId) ids.add(c.imageId);
-    try {
-      scan.images = await collectImages(ec2, accountId, region, [...ids].sort());
-      const support = new Map(scan.images.map((img) => [img.imageId, img.imdsSupport]));
-      for (const i of instances) {
-        if (i.imageId && support.has(i.imageId)) i.imageImdsSupport = support.get(i.imageId) ?? null;
+    for (const t of scan.launchTemplates) requestImages(t.versions.map((v) => v.imageId));
+    requestImages(scan.launchConfigurations.map((c) => c.imageId));
+    let failed = false;
+    for (const r of await Promise.all(imageCalls)) {
+      if ('ok' in r) scan.images.push(...r.ok);
+      else if (!failed) {
+        failed = true;
+        failures.push(failureOf(r.err, accountId, region, 'images'));
       }
-    } catch (err) {
-      failures.push(failureOf(err, accountId, region, 'images'));
+    }
+    scan.images.sort((a, b) => compareStrings(a.imageId, b.imageId));
+    const support = new Map(scan.images.map((img) => [img.imageId, img.imdsSupport]));
+    for (const i of instances) {
+      if (i.imageId && support.has(i.imageId)) i.imageImdsSupport = support.get(i.imageId) ?? null;
     }
   }
 
@@ -473,10 +498,10 @@ export async function collectInventory(
   }
   instances.sort((a, b) =>
     a.accountId !== b.accountId
-      ? a.accountId.localeCompare(b.accountId)
+      ? compareStrings(a.accountId, b.accountId)
       : a.region !== b.region
-        ? a.region.localeCompare(b.region)
-        : a.instanceId.localeCompare(b.instanceId),
+        ? compareStrings(a.region, b.region)
+        : compareStrings(a.instanceId, b.instanceId),
   );
   return {
     schemaVersion: INVENTORY_SCHEMA_VERSION,

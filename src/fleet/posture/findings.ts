@@ -5,6 +5,7 @@
 import {
   type AccountDefaultsRecord,
   allowsImdsV1,
+  compareStrings,
   type HttpTokens,
   type InstanceRecord,
   type Inventory,
@@ -411,10 +412,10 @@ export function findFindings(inv: Pick<Inventory, 'instances' | 'scans'>): Findi
   return out.sort(
     (a, b) =>
       SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] ||
-      a.accountId.localeCompare(b.accountId) ||
-      a.region.localeCompare(b.region) ||
-      a.id.localeCompare(b.id) ||
-      a.resourceId.localeCompare(b.resourceId),
+      compareStrings(a.accountId, b.accountId) ||
+      compareStrings(a.region, b.region) ||
+      compareStrings(a.id, b.id) ||
+      compareStrings(a.resourceId, b.resourceId),
   );
 }
 

@@ -1,5 +1,5 @@
 /** PURE: instances grouped by account and instance profile (and its roles, when resolved). */
-import { allowsImdsV1, type InstanceRecord } from '../inventory/model.js';
+import { allowsImdsV1, compareStrings, type InstanceRecord } from '../inventory/model.js';
 import { isLive } from './summary.js';
 
 export interface RoleGroup {
@@ -51,8 +51,8 @@ export function groupByRole(instances: readonly InstanceRecord[]): RoleGroup[] {
   }
   return out.sort(
     (a, b) =>
-      a.accountId.localeCompare(b.accountId) ||
+      compareStrings(a.accountId, b.accountId) ||
       (a.instanceProfileArn === null ? 1 : 0) - (b.instanceProfileArn === null ? 1 : 0) ||
-      (a.instanceProfileArn ?? '').localeCompare(b.instanceProfileArn ?? ''),
+      compareStrings(a.instanceProfileArn ?? '', b.instanceProfileArn ?? ''),
   );
 }

@@ -2,7 +2,7 @@
  * PURE: counts and percentages of IMDS settings per account, per region and overall.
  * Instances that are terminated or shutting down are left out (they can no longer be changed).
  */
-import { allowsImdsV1, type InstanceRecord, type Inventory } from '../inventory/model.js';
+import { allowsImdsV1, compareStrings, type InstanceRecord, type Inventory } from '../inventory/model.js';
 
 export interface PostureCounts {
   /** Instances counted (terminated and shutting-down left out). */
@@ -123,10 +123,10 @@ export function summarize(inv: Pick<Inventory, 'instances' | 'scans'>): PostureS
   }
   return {
     overall: finish(overall),
-    byAccount: [...byAccount.values()].map(finish).sort((x, y) => x.accountId.localeCompare(y.accountId)),
-    byRegion: [...byRegion.values()].map(finish).sort((x, y) => x.region.localeCompare(y.region)),
+    byAccount: [...byAccount.values()].map(finish).sort((x, y) => compareStrings(x.accountId, y.accountId)),
+    byRegion: [...byRegion.values()].map(finish).sort((x, y) => compareStrings(x.region, y.region)),
     byAccountRegion: [...byAR.values()]
       .map(finish)
-      .sort((x, y) => x.accountId.localeCompare(y.accountId) || x.region.localeCompare(y.region)),
+      .sort((x, y) => compareStrings(x.accountId, y.accountId) || compareStrings(x.region, y.region)),
   };
 }

@@ -1,0 +1,174 @@
+/**
+ * bench/fleet-discover: wall time and API calls of the fleet inventory against fake-aws, side by side
+ * with a bare SDK paginator (paginateDescribeInstances) over the same data, in the same run.
+ *
+ *   npm run bench:fleet                      # sizes 1000,10000,50000
+ *   npx vite-node bench/fleet-discover/run.ts -- --sizes 1000,10000 --runs 3
+ *
+ * fake-aws runs in a child process (bench/fleet-discover/server.ts), as AWS would, so only the client
+ * work is on the measured event loop.
+ * Each size: one account, two regions with N/2 instances each. Each run alternates bare and
+ * imdsguard; the table shows the median of `--runs` runs (default 3) after one warm-up of each.
+ * imdsguard collects everything `fleet discover` does (instances, defaults, templates and versions,
+ * groups, launch configurations, AMIs); the bare paginator only lists instances.
+ */
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
+import { createInterface, type Interface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
+import { DescribeInstancesCommand, EC2Client, paginateDescribeInstances } from '@aws-sdk/client-ec2';
+import { AwsClientFactory } from '../../src/fleet/aws/clients.js';
+import { resolveTargets } from '../../src/fleet/aws/targets.js';
+import { collectInventory } from '../../src/fleet/inventory/collect.js';
+import { findFindings } from '../../src/fleet/posture/findings.js';
+import { summarize } from '../../src/fleet/posture/summary.js';
+import { FAKE_CREDENTIALS } from '../../test/support/fake-aws/index.js';
+
+const REGIONS = ['eu-west-1', 'us-east-1'];
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? (process.argv[i + 1] as string) : fallback;
+}
+
+/** fake-aws in a child process, driven over stdin/stdout lines. */
+class ServerProcess {
+  url = '';
+  private readonly child: ChildProcessByStdio<Writable, Readable, null>;
+  private readonly lines: Interface;
+  private readonly waiting: Array<(line: string) => void> = [];
+
+  constructor(perRegion: number) {
+    this.child = spawn(
+      process.execPath,
+      [
+        'node_modules/vite-node/vite-node.mjs',
+        'bench/fleet-discover/server.ts',
+        '--',
+        '--instances-per-region',
+        String(perRegion),
+        '--regions',
+        REGIONS.join(','),
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
+    this.lines = createInterface({ input: this.child.stdout });
+    this.lines.on('line', (l) => this.waiting.shift()?.(l));
+  }
+
+  private next(): Promise<string> {
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  async start(): Promise<void> {
+    this.url = (JSON.parse(await this.next()) as { url: string }).url;
+  }
+
+  async send<T>(cmd: string): Promise<T> {
+    const p = this.next();
+    this.child.stdin.write(`${cmd}\n`);
+    return JSON.parse(await p) as T;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.child.once('exit', () => resolve());
+      this.child.stdin.write('exit\n');
+    });
+  }
+}
+
+interface Counts {
+  byAction: Record<string, number>;
+  byRegion: Record<string, number>;
+}
+
+async function bare(aws: { url: string }): Promise<number> {
+  let n = 0;
+  await Promise.all(
+    REGIONS.map(async (region) => {
+      const client = new EC2Client({ endpoint: aws.url, region, credentials: FAKE_CREDENTIALS });
+      for await (const page of paginateDescribeInstances({ client, pageSize: 1000 }, {})) {
+        for (const r of page.Reservations ?? []) n += r.Instances?.length ?? 0;
+      }
+      client.destroy();
+    }),
+  );
+  return n;
+}
+
+async function imdsguard(aws: { url: string }): Promise<number> {
+  const factory = new AwsClientFactory({
+    endpointUrl: aws.url,
+    credentials: FAKE_CREDENTIALS,
+    defaultRegion: 'us-east-1',
+  });
+  try {
+    const inv = await collectInventory(factory, await resolveTargets(factory, { regions: REGIONS }));
+    summarize(inv);
+    findFindings(inv);
+    if (inv.failures.length > 0) throw new Error(`failures: ${JSON.stringify(inv.failures)}`);
+    return inv.instances.length;
+  } finally {
+    factory.destroy();
+  }
+}
+
+async function timed(fn: () => Promise<number>): Promise<{ ms: number; n: number }> {
+  const t = performance.now();
+  const n = await fn();
+  return { ms: performance.now() - t, n };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] as number;
+}
+
+const sizes = arg('sizes', '1000,10000,50000').split(',').map(Number);
+const runs = Number(arg('runs', '3'));
+const rows: string[] = [];
+// Load the SDK's lazy modules once, outside the measurements.
+new DescribeInstancesCommand({});
+
+for (const size of sizes) {
+  const aws = new ServerProcess(Math.ceil(size / 2));
+  await aws.start();
+  try {
+    await timed(() => bare(aws));
+    await timed(() => imdsguard(aws));
+    const b: number[] = [];
+    const g: number[] = [];
+    let bareCalls = 0;
+    let ours: Counts = { byAction: {}, byRegion: {} };
+    for (let i = 0; i < runs; i++) {
+      await aws.send('clear');
+      const rb = await timed(() => bare(aws));
+      bareCalls = (await aws.send<Counts>('counts')).byAction['ec2:DescribeInstances'] ?? 0;
+      await aws.send('clear');
+      const rg = await timed(() => imdsguard(aws));
+      ours = await aws.send<Counts>('counts');
+      if (rb.n !== rg.n) throw new Error(`instance counts differ: bare ${rb.n}, imdsguard ${rg.n}`);
+      b.push(rb.ms);
+      g.push(rg.ms);
+    }
+    const total = Object.values(ours.byAction).reduce((x, y) => x + y, 0);
+    const ourDescribe = ours.byAction['ec2:DescribeInstances'] ?? 0;
+    const perRegion = REGIONS.map((r) => ours.byRegion[r] ?? 0).join('+');
+    const row = `| ${size.toLocaleString('en-US')} | ${REGIONS.length} | ${median(b).toFixed(0)} | ${median(g).toFixed(0)} | ${(median(g) / median(b)).toFixed(2)}x | ${bareCalls} | ${ourDescribe} (${perRegion}) | ${total} |`;
+    rows.push(row);
+    process.stderr.write(`${row}\n  imdsguard calls: ${JSON.stringify(ours.byAction)}\n`);
+  } finally {
+    await aws.close();
+  }
+}
+
+process.stdout.write(
+  [
+    `fleet-discover bench: node ${process.version}, median of ${runs} runs, ms`,
+    '',
+    '| instances | regions | bare paginator ms | imdsguard ms | ratio | bare DescribeInstances | imdsguard DescribeInstances (per region) | imdsguard API calls, all |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows,
+    '',
+  ].join('\n'),
+);

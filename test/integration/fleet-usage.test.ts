@@ -1,0 +1,421 @@
+/**
+ * fleet usage against fake-aws with the real @aws-sdk/client-cloudwatch (AWS JSON 1.0 over HTTP):
+ * 500-query batching, NextToken paging, readiness of a mixed fleet, per-account/region clients and
+ * failures, throttling retried, host evidence joined, --rejected, discover --usage.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AwsClientFactory } from '../../src/fleet/aws/clients.js';
+import { resolveTargets } from '../../src/fleet/aws/targets.js';
+import { collectInventory } from '../../src/fleet/inventory/collect.js';
+import { assessFleet } from '../../src/fleet/posture/readiness.js';
+import { collectUsage } from '../../src/fleet/usage/collect.js';
+import { usageWindow } from '../../src/fleet/usage/window.js';
+import { runInProcess } from '../support/cli.js';
+import {
+  cloudWatchStats,
+  mixedUsageFleet,
+  USAGE_KINDS,
+  type UsageKind,
+} from '../support/fake-aws/cloudwatch.js';
+import { FAKE_CREDENTIALS, type FakeAws, startFakeAws } from '../support/fake-aws/index.js';
+
+let aws: FakeAws | undefined;
+let factory: AwsClientFactory | undefined;
+
+afterEach(async () => {
+  factory?.destroy();
+  factory = undefined;
+  await aws?.close();
+  aws = undefined;
+});
+
+const NOW = Date.now();
+const ACCOUNT = '111111111111';
+
+function env(a: FakeAws): Record<string, string> {
+  return {
+    AWS_ACCESS_KEY_ID: FAKE_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: FAKE_CREDENTIALS.secretAccessKey,
+    AWS_REGION: 'us-east-1',
+  };
+}
+
+async function start(
+  perRegion?: Partial<Record<UsageKind, number>>,
+  accounts = [ACCOUNT],
+  regions = ['us-east-1'],
+) {
+  const m = mixedUsageFleet({ nowMs: NOW, accounts, regions, ...(perRegion ? { perRegion } : {}) });
+  aws = await startFakeAws({ fleet: m.fleet });
+  return { aws, kinds: m.kinds };
+}
+
+async function measure(
+  a: FakeAws,
+  opts: { mode?: 'auto' | 'both'; maxDatapoints?: number; days?: number } = {},
+) {
+  factory = new AwsClientFactory({
+    endpointUrl: a.url,
+    credentials: FAKE_CREDENTIALS,
+    defaultRegion: 'us-east-1',
+    maxAttempts: 4,
+  });
+  const targets = await resolveTargets(factory, {
+    regions: [...new Set([...a.fleet.accounts.values()].flatMap((x) => [...x.regions.keys()]))],
+  });
+  const inv = await collectInventory(factory, targets, {
+    include: { defaults: false, templates: false, autoScaling: false, images: false },
+  });
+  const window = usageWindow(NOW, opts.days ?? 14);
+  const evidence = await collectUsage(factory, targets.accounts, inv.instances, {
+    window,
+    mode: opts.mode ?? 'auto',
+    maxDatapoints: opts.maxDatapoints,
+  });
+  return { inv, window, evidence, rows: assessFleet(inv.instances, evidence.series, window) };
+}
+
+describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
+  it('decides readiness of a mixed fleet: v1 callers, quiet, stopped, new, missing, gaps, enforced, broken', async () => {
+    const { aws: a, kinds } = await start({
+      v1: 3,
+      quiet: 4,
+      stopped: 2,
+      new: 2,
+      enforced: 2,
+      broken: 1,
+      missing: 1,
+      gaps: 1,
+    });
+    const { rows } = await measure(a);
+    expect(rows).toHaveLength(kinds.size);
+    for (const r of rows) {
+      const kind = kinds.get(r.instanceId) as UsageKind;
+      expect({ id: r.instanceId, kind, readiness: r.readiness }).toEqual({
+        id: r.instanceId,
+        kind,
+        readiness: USAGE_KINDS[kind],
+      });
+      const reasons: Record<UsageKind, string> = {
+        v1: 'v1-calls',
+        quiet: 'no-v1-calls',
+        stopped: 'stopped',
+        new: 'new',
+        enforced: 'tokens-required',
+        broken: 'rejected-calls',
+        missing: 'no-metrics',
+        gaps: 'gaps',
+      };
+      expect(r.reason).toBe(reasons[kind]);
+    }
+    // v1 callers: 1 day of 5-minute samples at 2 calls each = 288 * 2.
+    const v1 = rows.find((r) => kinds.get(r.instanceId) === 'v1');
+    expect(v1?.noToken?.sum).toBe(576);
+    expect(Date.parse(v1?.noToken?.lastNonZero ?? '')).toBeLessThan(NOW - 86_400_000);
+    expect(Date.parse(v1?.noToken?.lastNonZero ?? '')).toBeGreaterThanOrEqual(
+      NOW - 2 * 86_400_000 - 6 * 3_600_000,
+    );
+    const broken = rows.find((r) => r.readiness === 'broken');
+    expect(broken?.rejected?.sum).toBe(288);
+    expect(broken?.suggestion).toContain(
+      `imdsguard fleet rollback --regions us-east-1 --instances ${broken?.instanceId}`,
+    );
+  });
+
+  it('batches 2 metrics per instance into ceil(N/250) calls of at most 500 queries', async () => {
+    const { aws: a } = await start({
+      quiet: 700,
+      v1: 50,
+      enforced: 51,
+      stopped: 0,
+      new: 0,
+      broken: 0,
+      missing: 0,
+      gaps: 0,
+    });
+    const n = 801;
+    const { evidence, rows } = await measure(a, { mode: 'both' });
+    const s = cloudWatchStats(a.fleet);
+    expect(s.queries).toBe(2 * n);
+    expect(s.getMetricDataCalls).toBeLessThanOrEqual(Math.ceil(n / 250));
+    expect(s.maxQueriesInCall).toBe(500);
+    expect(a.calls.count({ action: 'GetMetricData' })).toBe(s.getMetricDataCalls);
+    expect(evidence.regions[0]?.calls).toBe(s.getMetricDataCalls);
+    expect(rows.filter((r) => r.readiness === 'ready')).toHaveLength(700);
+    expect(rows.filter((r) => r.readiness === 'not-ready')).toHaveLength(50);
+    // both: every instance has both series
+    expect(rows.every((r) => r.noToken !== null && r.rejected !== null)).toBe(true);
+  });
+
+  it('auto mode reads one series per instance: ceil(N/500) calls', async () => {
+    const { aws: a } = await start({
+      quiet: 900,
+      enforced: 101,
+      v1: 0,
+      stopped: 0,
+      new: 0,
+      broken: 0,
+      missing: 0,
+      gaps: 0,
+    });
+    const { rows } = await measure(a);
+    const s = cloudWatchStats(a.fleet);
+    expect(s.queries).toBe(1001);
+    expect(s.getMetricDataCalls).toBe(3);
+    expect(rows.filter((r) => r.readiness === 'enforced')).toHaveLength(101);
+    expect(
+      rows.filter((r) => r.readiness === 'enforced').every((r) => r.noToken === null && r.rejected !== null),
+    ).toBe(true);
+  });
+
+  it('pages results through NextToken and merges series that span pages', async () => {
+    const { aws: a, kinds } = await start({
+      quiet: 30,
+      v1: 10,
+      stopped: 0,
+      new: 0,
+      enforced: 0,
+      broken: 0,
+      missing: 0,
+      gaps: 0,
+    });
+    // 14 days at 6 h = 56 datapoints per series; 40 series = 2240 datapoints; 100 per page -> 23 pages.
+    const { rows, evidence } = await measure(a, { maxDatapoints: 100 });
+    const s = cloudWatchStats(a.fleet);
+    expect(s.getMetricDataCalls).toBe(23);
+    expect(evidence.regions[0]?.calls).toBe(23);
+    for (const r of rows) {
+      expect(r.noToken?.datapoints).toBe(56);
+      expect(r.readiness).toBe(USAGE_KINDS[kinds.get(r.instanceId) as UsageKind]);
+    }
+  });
+
+  it('uses a client per account and region, and reports a failing region without losing the others', async () => {
+    const accounts = [ACCOUNT, '222222222222'];
+    const { aws: a } = await start(
+      { quiet: 2, v1: 1, stopped: 0, new: 0, enforced: 0, broken: 0, missing: 0, gaps: 0 },
+      accounts,
+      ['us-east-1', 'eu-west-1'],
+    );
+    a.faults.fail({
+      action: 'GetMetricData',
+      accountId: '222222222222',
+      region: 'eu-west-1',
+      code: 'AccessDenied',
+      status: 403,
+      message: 'User is not authorized to perform cloudwatch:GetMetricData',
+    });
+    const r = await runInProcess(
+      [
+        'fleet',
+        'usage',
+        '--endpoint-url',
+        a.url,
+        '--accounts',
+        accounts.join(','),
+        '--role',
+        'ImdsguardAudit',
+        '--regions',
+        'us-east-1,eu-west-1',
+        '--format',
+        'json',
+      ],
+      { env: env(a) },
+    );
+    expect(r.code).toBe(1);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.kind).toBe('imdsguard.fleet.usage');
+    // Every account x region was queried in its own region (SigV4 scope) and account.
+    for (const acc of accounts) {
+      for (const reg of ['us-east-1', 'eu-west-1']) {
+        expect(
+          a.calls.count({ action: 'GetMetricData', accountId: acc, region: reg }),
+        ).toBeGreaterThanOrEqual(1);
+      }
+    }
+    expect(doc.failures).toHaveLength(1);
+    expect(doc.failures[0]).toMatchObject({
+      accountId: '222222222222',
+      region: 'eu-west-1',
+      code: 'IMDSGUARD_E_AWS_ACCESS',
+      awsCode: 'AccessDenied',
+      source: 'cloudwatch',
+    });
+    expect(doc.failures[0].message).toContain('account 222222222222 eu-west-1 cloudwatch:GetMetricData');
+    const failed = doc.instances.filter(
+      (x: { accountId: string; region: string }) =>
+        x.accountId === '222222222222' && x.region === 'eu-west-1',
+    );
+    expect(failed).toHaveLength(3);
+    expect(
+      failed.every(
+        (x: { readiness: string; reason: string }) =>
+          x.readiness === 'unknown' && x.reason === 'query-failed',
+      ),
+    ).toBe(true);
+    expect(doc.counts.ready).toBe(6);
+    expect(doc.counts['not-ready']).toBe(3);
+    expect(r.stderr).toContain('222222222222 eu-west-1 metrics');
+  });
+
+  it('retries throttled GetMetricData calls', async () => {
+    const { aws: a } = await start();
+    a.faults.throttle({ action: 'GetMetricData', next: 2 });
+    const { rows, evidence } = await measure(a);
+    expect(evidence.failures).toEqual([]);
+    expect(a.calls.count({ action: 'GetMetricData', errorCode: 'Throttling' })).toBe(2);
+    expect(rows.filter((r) => r.readiness === 'ready')).toHaveLength(1);
+  });
+
+  it('--rejected lists only broken instances with the rollback command, exit 1', async () => {
+    const { aws: a, kinds } = await start({
+      broken: 2,
+      enforced: 3,
+      quiet: 2,
+      v1: 1,
+      stopped: 0,
+      new: 0,
+      missing: 0,
+      gaps: 0,
+    });
+    const r = await runInProcess(
+      ['fleet', 'usage', '--rejected', '--endpoint-url', a.url, '--format', 'json'],
+      { env: env(a) },
+    );
+    expect(r.code).toBe(1);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.mode).toBe('rejected');
+    expect(doc.instances).toHaveLength(2);
+    for (const x of doc.instances) {
+      expect(kinds.get(x.instanceId)).toBe('broken');
+      expect(x.suggestion).toContain(`fleet rollback --regions us-east-1 --instances ${x.instanceId}`);
+    }
+    // Only enforced instances were queried (5 series), MetadataNoTokenRejected only.
+    expect(cloudWatchStats(a.fleet).queries).toBe(5);
+    const table = await runInProcess(
+      ['fleet', 'usage', '--rejected', '--endpoint-url', a.url, '--format', 'table'],
+      { env: env(a) },
+    );
+    expect(table.stdout).toContain('broken after enforcement 2');
+    expect(table.stdout).toContain('fleet rollback');
+  });
+
+  it('joins host evidence: names the process still using IMDSv1 on a not-ready instance', async () => {
+    const { aws: a, kinds } = await start({
+      v1: 2,
+      quiet: 1,
+      stopped: 0,
+      new: 0,
+      enforced: 0,
+      broken: 0,
+      missing: 0,
+      gaps: 0,
+    });
+    const [v1a, v1b] = [...kinds].filter(([, k]) => k === 'v1').map(([id]) => id) as [string, string];
+    const dir = mkdtempSync(join(tmpdir(), 'imdsguard-host-'));
+    // Wrapper form, and the file-name form.
+    writeFileSync(
+      join(dir, 'host-a.json'),
+      JSON.stringify({
+        instanceId: v1a,
+        callers: [
+          {
+            key: 'a',
+            exe: '/usr/bin/python3.11',
+            user: 'app',
+            v1: 41,
+            v2: 0,
+            lastSeen: new Date(NOW).toISOString(),
+          },
+          {
+            key: 'b',
+            exe: '/usr/bin/aws',
+            user: 'root',
+            v1: 0,
+            v2: 12,
+            lastSeen: new Date(NOW).toISOString(),
+          },
+        ],
+      }),
+    );
+    writeFileSync(
+      join(dir, `${v1b}.json`),
+      JSON.stringify({ callers: [{ exe: '/opt/agent/bin/agent', user: 'agent', v1: 7, v2: 1 }] }),
+    );
+    const r = await runInProcess(
+      ['fleet', 'usage', '--endpoint-url', a.url, '--format', 'json', '--host-evidence', dir],
+      { env: env(a) },
+    );
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    const rowA = doc.instances.find((x: { instanceId: string }) => x.instanceId === v1a);
+    const rowB = doc.instances.find((x: { instanceId: string }) => x.instanceId === v1b);
+    expect(rowA.readiness).toBe('not-ready');
+    expect(rowA.hostV1Callers).toEqual([
+      expect.objectContaining({ exe: '/usr/bin/python3.11', user: 'app', v1Calls: 41 }),
+    ]);
+    expect(rowA.detail).toContain('on the host: /usr/bin/python3.11 as app (41 v1 call(s))');
+    expect(rowB.hostV1Callers[0]).toMatchObject({ exe: '/opt/agent/bin/agent', user: 'agent', v1Calls: 7 });
+    const quiet = doc.instances.find((x: { readiness: string }) => x.readiness === 'ready');
+    expect(quiet.hostV1Callers).toBeNull();
+    const csv = await runInProcess(
+      ['fleet', 'usage', '--endpoint-url', a.url, '--format', 'csv', '--host-evidence', dir],
+      { env: env(a) },
+    );
+    expect(csv.stdout.split('\n')[0]).toContain('readiness,reason,v1_calls,v1_last_seen');
+    expect(csv.stdout).toContain('/usr/bin/python3.11 (user app): 41');
+  });
+
+  it('refuses a host evidence file that names no instance (exit 2)', async () => {
+    const { aws: a } = await start();
+    const dir = mkdtempSync(join(tmpdir(), 'imdsguard-host-'));
+    writeFileSync(join(dir, 'callers.json'), JSON.stringify({ callers: [] }));
+    const r = await runInProcess(
+      ['fleet', 'usage', '--endpoint-url', a.url, '--host-evidence', join(dir, 'callers.json')],
+      { env: env(a) },
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('IMDSGUARD_E_HOST_EVIDENCE');
+  });
+
+  it('fleet discover --usage adds readiness to the inventory (json, csv, ndjson)', async () => {
+    const { aws: a, kinds } = await start();
+    const r = await runInProcess(
+      ['fleet', 'discover', '--usage', '--fail-on', 'none', '--endpoint-url', a.url, '--format', 'json'],
+      { env: env(a) },
+    );
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.kind).toBe('imdsguard.fleet.discover');
+    expect(doc.usage.counts).toEqual({ ready: 1, 'not-ready': 1, unknown: 4, enforced: 1, broken: 1 });
+    for (const i of doc.instances) {
+      expect(i.usage.readiness).toBe(USAGE_KINDS[kinds.get(i.instanceId) as UsageKind]);
+    }
+    const csv = await runInProcess(
+      ['fleet', 'discover', '--usage', '--fail-on', 'none', '--endpoint-url', a.url, '--format', 'csv'],
+      { env: env(a) },
+    );
+    const header = csv.stdout.split('\n')[0] ?? '';
+    expect(header.startsWith('account_id,region,instance_id')).toBe(true);
+    expect(header).toContain(',readiness,readiness_reason,v1_calls');
+    const nd = await runInProcess(
+      ['fleet', 'discover', '--usage', '--fail-on', 'none', '--endpoint-url', a.url, '--format', 'ndjson'],
+      { env: env(a) },
+    );
+    const lines = nd.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(
+      lines.filter((l) => l.type === 'instance').every((l) => typeof l.usage?.readiness === 'string'),
+    ).toBe(true);
+    const table = await runInProcess(
+      ['fleet', 'discover', '--usage', '--fail-on', 'none', '--endpoint-url', a.url, '--format', 'table'],
+      { env: env(a) },
+    );
+    expect(table.stdout).toContain('Readiness over 14 day(s)');
+  });
+});

@@ -130,13 +130,35 @@ WantedBy=multi-user.target
 `;
 }
 
+/** Port of the admin endpoint the generated config enables (the guard port + 1), if any. */
+export function adminPort(opts: Pick<InstallOptions, 'port'>): number | undefined {
+  return opts.port < 65535 ? opts.port + 1 : undefined;
+}
+
 export function configFile(opts: InstallOptions): string {
-  return `${FILE_MARK}
-# imdsguard guard configuration (YAML). The unit passes --listen 127.0.0.1:${opts.port}${opts.ipv6 ? ` and [::1]:${opts.port}` : ''} on
-# the command line; everything else (mode, rules, events, alerts) goes here. See docs/config.md.
-# An empty file keeps the defaults: enforce mode, IMDSv2 allowed for local callers, IMDSv1 refused
-# unless a caller rule allows it.
-`;
+  const admin = adminPort(opts);
+  const lines = [
+    FILE_MARK,
+    `# imdsguard guard configuration (YAML); see docs/config.md. The unit passes --listen 127.0.0.1:${opts.port}${opts.ipv6 ? ` and [::1]:${opts.port}` : ''}`,
+    '# on the command line. Defaults: enforce mode, IMDSv2 allowed for local callers, IMDSv1 refused',
+    '# unless a caller rule allows it. Install never overwrites this file once it exists.',
+  ];
+  if (opts.bridges.length > 0) {
+    lines.push(
+      '# --containers: token requests from containers are refused unless allowed; to let them through:',
+      '# guard:',
+      '#   containerTokens: allow',
+    );
+  }
+  lines.push('events:', `  db: ${PATHS.stateDir}/events.db`);
+  if (admin !== undefined) {
+    lines.push(
+      `# /healthz, /readyz and /metrics: imdsguard doctor --health-url http://127.0.0.1:${admin}/readyz`,
+      'admin:',
+      `  listen: 127.0.0.1:${admin}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 export function envFile(): string {

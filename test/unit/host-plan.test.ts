@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { parseConfig } from '../../src/config/index.js';
 import { isImdsguardError } from '../../src/errors.js';
 import {
   desiredIptables,
@@ -18,7 +20,7 @@ import {
 } from '../../src/host/nftables.js';
 import { parseBridges, parsePort, parseRoot } from '../../src/host/options.js';
 import { buildInstallPlan, renderPlan } from '../../src/host/plan.js';
-import { execLine, hookInstallArgv, systemdQuote, unitFile } from '../../src/host/systemd.js';
+import { configFile, execLine, hookInstallArgv, systemdQuote, unitFile } from '../../src/host/systemd.js';
 import type { InstallOptions, RuleOptions } from '../../src/host/types.js';
 
 const rules = (o: Partial<RuleOptions> = {}): RuleOptions => ({
@@ -317,6 +319,16 @@ describe('systemd unit', () => {
     expect(systemdQuote('/opt/my app/main.js')).toBe('"/opt/my app/main.js"');
     expect(systemdQuote('a$b%c')).toBe('"a$$b%%c"');
     expect(execLine(['/usr/bin/node', '[::1]:1'])).toBe('/usr/bin/node "[::1]:1"');
+  });
+});
+
+describe('config file', () => {
+  it('is valid for the guard: event store in the state dir, admin endpoint on the next port', () => {
+    for (const o of [install(), install({ bridges: ['docker0'], ipv6: true, port: 65535 })]) {
+      const cfg = parseConfig(parseYaml(configFile(o)));
+      expect(cfg.events.db).toBe('/var/lib/imdsguard/events.db');
+      expect(cfg.admin.listen).toBe(o.port === 65535 ? undefined : '127.0.0.1:16926');
+    }
   });
 });
 

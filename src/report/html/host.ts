@@ -1,0 +1,103 @@
+/**
+ * The host report (imdsguard report) as one self-contained HTML page, from a HostReportDocument
+ * (host-data.ts), which is also embedded in the page as JSON.
+ */
+import type { CallerSummary } from '../../guard/callers/summarize.js';
+import { timeColumns } from './charts.js';
+import { esc, fmtInt, fmtTime } from './escape.js';
+import type { HostReportDocument } from './host-data.js';
+import { COLORS, card, legend, renderPage } from './page.js';
+
+function bucketName(seconds: number): string {
+  if (seconds % 604_800 === 0) return `${seconds / 604_800} week`;
+  if (seconds % 86_400 === 0) return `${seconds / 86_400} day`;
+  if (seconds % 3600 === 0) return `${seconds / 3600} hour`;
+  return `${seconds / 60} minute`;
+}
+
+function who(c: CallerSummary): string {
+  return c.exe ?? (c.key === '(other callers)' ? '(other callers)' : '(unattributed)');
+}
+
+function callersTable(id: string, rows: readonly CallerSummary[], testid: string, empty: string): string {
+  if (rows.length === 0) return `<p class="empty" data-testid="${esc(testid)}-empty">${esc(empty)}</p>`;
+  const body = rows
+    .map(
+      (c) =>
+        `<tr data-testid="${esc(testid)}-row"><td class="mono">${esc(who(c))}</td><td>${esc(c.user ?? '')}</td><td class="mono">${esc(c.container ? `${c.container.runtime}:${c.container.id.slice(0, 12)}` : '')}</td><td class="num" data-testid="${esc(testid)}-v1">${fmtInt(c.v1)}</td><td class="num">${fmtInt(c.v2)}</td><td class="num">${fmtInt(c.token)}</td><td class="num">${fmtInt(c.denied)}</td><td class="num" data-testid="${esc(testid)}-total">${fmtInt(c.total)}</td><td data-v="${esc(c.lastSeen)}">${esc(fmtTime(c.lastSeen))}</td><td class="mono">${esc(c.lastPath)}</td></tr>`,
+    )
+    .join('');
+  return `<div class="tablewrap"><table id="${esc(id)}" data-sortable><thead><tr><th data-key="exe">Executable</th><th data-key="user">User</th><th data-key="container">Container</th><th class="num" data-key="v1" data-type="num">IMDSv1</th><th class="num" data-key="v2" data-type="num">IMDSv2</th><th class="num" data-key="token" data-type="num">Token PUTs</th><th class="num" data-key="denied" data-type="num">Denied</th><th class="num" data-key="total" data-type="num">Total</th><th data-key="last">Last seen</th><th data-key="path">Last path</th></tr></thead><tbody>${body}</tbody></table></div>`;
+}
+
+export function renderHostHtml(doc: HostReportDocument): string {
+  const t = doc.totals;
+  const hosts = doc.hosts.length > 0 ? doc.hosts.join(', ') : 'no events';
+  const range = `${doc.window.since ? fmtTime(doc.window.since) : 'the first event'} to ${fmtTime(doc.window.until)}`;
+  const cards = [
+    card('Requests', fmtInt(t.events), 'host-events', { sub: range }),
+    card('Allowed', fmtInt(t.allowed), 'host-allowed', {
+      tone: 'good',
+      sub: `${fmtInt(t.forwarded)} forwarded`,
+    }),
+    card('Denied', fmtInt(t.denied), 'host-denied', {
+      tone: t.denied > 0 ? 'bad' : 'good',
+      sub: `${fmtInt(t.refused)} refused, ${fmtInt(t.flagged)} flagged`,
+    }),
+    card('Alerted', fmtInt(t.alerted), 'host-alerted', { tone: t.alerted > 0 ? 'warn' : 'good' }),
+    card('IMDSv1 requests', fmtInt(t.v1), 'host-v1', {
+      tone: t.v1 > 0 ? 'bad' : 'good',
+      sub: 'tokenless GETs',
+    }),
+    card('IMDSv2 requests', fmtInt(t.v2), 'host-v2', {
+      tone: 'good',
+      sub: `plus ${fmtInt(t.token)} token PUTs`,
+    }),
+    card('Callers', fmtInt(t.callers), 'host-callers', { sub: 'distinct exe, user, container' }),
+    card('IMDSv1 callers', fmtInt(t.v1Callers), 'host-v1-callers', {
+      tone: t.v1Callers > 0 ? 'bad' : 'good',
+      sub: 'break when IMDSv2 is required',
+    }),
+  ];
+  if (t.trapped > 0) cards.push(card('Trapped', fmtInt(t.trapped), 'host-trapped', { tone: 'bad' }));
+  const buckets = doc.timeline.buckets;
+  const chart =
+    buckets.length === 0
+      ? '<p class="empty">No events in this window.</p>'
+      : timeColumns(
+          'Guard decisions over time',
+          buckets.map((b) => ({ startMs: Date.parse(b.start), values: [b.allow, b.deny] })),
+          [
+            { name: 'allowed', color: COLORS.allow },
+            { name: 'denied', color: COLORS.deny },
+          ],
+          doc.timeline.bucketSeconds * 1000,
+        );
+  const reqRows = doc.requests.rows
+    .map(
+      (r) =>
+        `<tr data-testid="request-row"><td data-v="${esc(r.time)}">${esc(fmtTime(r.time))}</td><td data-f="${esc(r.decision)}"><span class="pill ${r.decision === 'deny' ? 'deny' : 'allow'}">${esc(r.decision)}</span></td><td>${esc(r.action)}${r.alert ? ' · alert' : ''}</td><td>${esc(r.version)}</td><td class="mono">${esc(r.method)} ${esc(r.path)}</td><td class="mono">${esc(r.exe ?? '(unattributed)')}</td><td>${esc(r.user ?? '')}</td><td class="num">${r.pid ?? ''}</td><td class="num">${r.status}</td><td><code>${esc(r.rule)}</code></td><td>${esc(r.reason)}</td></tr>`,
+    )
+    .join('');
+  const requests =
+    doc.requests.rows.length === 0
+      ? '<p class="empty">No denied or alerted request in this window.</p>'
+      : `<div class="toolbar"><input type="search" placeholder="Filter requests (path, executable, user, rule)…" aria-label="Filter requests" data-filter-for="requests-table" data-testid="requests-filter"><select data-filter-for="requests-table" data-filter-col="1" aria-label="Decision"><option value="">All decisions</option><option value="deny">deny</option><option value="allow">allow</option></select><span class="count" data-count-for="requests-table" data-testid="requests-shown"></span></div><div class="tablewrap"><table id="requests-table" data-sortable><thead><tr><th data-key="time">Time</th><th data-key="decision">Decision</th><th data-key="action">Action</th><th data-key="version">Version</th><th data-key="request">Request</th><th data-key="exe">Executable</th><th data-key="user">User</th><th class="num" data-key="pid" data-type="num">PID</th><th class="num" data-key="status" data-type="num">Status</th><th data-key="rule">Rule</th><th data-key="reason">Reason</th></tr></thead><tbody>${reqRows}</tbody></table></div>${doc.requests.total > doc.requests.rows.length ? `<p class="note">The newest ${fmtInt(doc.requests.rows.length)} of ${fmtInt(doc.requests.total)} are listed; use imdsguard events --decision deny for all of them.</p>` : ''}`;
+  const body = `<section id="overview"><h2>Overview</h2><p class="note">Every request to the instance metadata service on ${esc(hosts)} that went through the imdsguard guard, ${esc(range)}.</p><div class="cards">${cards.join('')}</div></section>
+<section id="timeline"><h2>Decisions over time</h2><p class="note">Requests per ${esc(bucketName(doc.timeline.bucketSeconds))}, allowed and denied (in monitor mode, denied means flagged).</p>${legend(
+    [
+      ['Allowed', COLORS.allow],
+      ['Denied', COLORS.deny],
+    ],
+  )}${chart}</section>
+<section id="v1-callers"><h2>IMDSv1 callers</h2><p class="note">Processes that made tokenless (IMDSv1) requests: they stop working when IMDSv2 is required on this instance. Update them to an SDK that uses IMDSv2, or allow them explicitly.</p>${callersTable('v1-callers-table', doc.v1Callers, 'v1-caller', 'No IMDSv1 caller: every process here already uses IMDSv2.')}</section>
+<section id="top-callers"><h2>Top callers</h2><p class="note">The ${fmtInt(doc.topCallers.length)} most active processes.</p>${callersTable('top-callers-table', doc.topCallers, 'top-caller', 'No caller.')}</section>
+<section id="requests"><h2>Denied and alerted requests</h2><p class="note"><span data-testid="requests-total">${fmtInt(doc.requests.total)}</span> requests were denied or raised an alert. Click a column header to sort; type to filter.</p>${requests}</section>`;
+  return renderPage({
+    title: 'IMDS guard report',
+    subtitle: `${hosts} · ${fmtInt(t.events)} requests, ${fmtInt(t.denied)} denied, ${fmtInt(t.v1Callers)} IMDSv1 caller(s) · ${range}`,
+    body,
+    data: doc,
+    footer: `Generated by imdsguard on ${fmtTime(doc.generatedAt)} from the guard's event store. The numbers of this page are embedded as JSON (script#report-data) and equal imdsguard report --format json.`,
+  });
+}

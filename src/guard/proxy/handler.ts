@@ -208,6 +208,15 @@ export function createRequestHandler(deps: HandlerDeps) {
       deps.counters.inFlight--;
       if (recorded) return;
       recorded = true;
+      // The client may leave while attribution is still pending, before any decision exists.
+      if (p.decision === undefined) {
+        p.decision = protocolDecision(
+          'client-gone',
+          'the client closed the connection before a decision',
+          499,
+        );
+        p.action = 'error';
+      }
       const status = res.headersSent ? res.statusCode : 499;
       if (!res.writableFinished && p.action === 'forwarded' && p.upstream === undefined) {
         p.upstream = { error: 'reset' };

@@ -1,0 +1,92 @@
+import { connect } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createEmulator, type Emulator } from '../../src/emulator/index.js';
+import { createProcResolver } from '../../src/guard/attribution/index.js';
+import type { Caller, ProcessResolver } from '../../src/guard/attribution/types.js';
+import { createGuard, type Guard } from '../../src/guard/index.js';
+import { guardConfig, MemoryRecorder, send } from './guard-helpers.js';
+
+/**
+ * The /proc resolver inside the real guard (createGuard): events name this very process, and a
+ * client that leaves while attribution is pending neither crashes the guard nor loses its event.
+ */
+
+let emulator: Emulator | undefined;
+let guard: Guard | undefined;
+let resolver: ProcessResolver | undefined;
+
+afterEach(async () => {
+  await guard?.close();
+  await resolver?.close();
+  await emulator?.close();
+  guard = undefined;
+  resolver = undefined;
+  emulator = undefined;
+});
+
+async function start(r: ProcessResolver, recorder: MemoryRecorder): Promise<Guard> {
+  emulator = createEmulator({ listen: [{ host: '127.0.0.1', port: 0 }] });
+  await emulator.start();
+  resolver = r;
+  guard = createGuard({
+    config: guardConfig({
+      mode: 'monitor',
+      upstream: emulator.url,
+      listen: ['127.0.0.1:0', '[::1]:0'],
+      attribution: { timeoutMs: 2000 },
+    }),
+    resolver: r,
+    recorders: [recorder],
+    hostname: 'test',
+  });
+  await guard.start();
+  return guard;
+}
+
+describe('the /proc resolver in the guard', () => {
+  it('events name the calling process over IPv4 and IPv6', async () => {
+    const rec = new MemoryRecorder();
+    const g = await start(createProcResolver({ budgetMs: 1500 }), rec);
+    const [v4, v6] = g.addresses;
+    expect((await send(`http://127.0.0.1:${v4?.port}`, 'GET', '/latest/meta-data/')).status).toBe(200);
+    expect((await send(`http://[::1]:${v6?.port}`, 'GET', '/latest/meta-data/')).status).toBe(200);
+    const events = await rec.waitFor(2);
+    for (const e of events) {
+      expect(e.caller).toMatchObject({ resolved: 'full', pid: process.pid, uid: process.getuid?.() });
+      expect(e.attributionMs).toBeGreaterThanOrEqual(0);
+    }
+    expect(events.map((e) => e.request.client.address).sort()).toEqual(['127.0.0.1', '::1']);
+  });
+
+  it('a client that disconnects while attribution is pending: the guard survives and records it', async () => {
+    let release: (c: Caller) => void = () => {};
+    const slow: ProcessResolver = {
+      resolve: () =>
+        new Promise<Caller>((res) => {
+          release = res;
+        }),
+      close: async () => {},
+    };
+    const rec = new MemoryRecorder();
+    const g = await start(slow, rec);
+    const port = g.addresses[0]?.port as number;
+    await new Promise<void>((res) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.write('GET /latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n');
+        setTimeout(() => {
+          s.destroy();
+          res();
+        }, 100);
+      });
+    });
+    const [gone] = await rec.waitFor(1);
+    expect(gone?.status).toBe(499);
+    expect(gone?.action).toBe('error');
+    release({ resolved: 'none', error: 'late' });
+    // Still serving.
+    const r = send(`http://127.0.0.1:${port}`, 'GET', '/latest/meta-data/');
+    await new Promise((res) => setTimeout(res, 50));
+    release({ resolved: 'none', error: 'test' });
+    expect((await r).status).toBe(200);
+  });
+});

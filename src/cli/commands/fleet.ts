@@ -18,6 +18,8 @@ import {
 import { writeOutput } from '../../report/output.js';
 import { createProgress } from '../../report/progress.js';
 import { type CliContext, type CommandSpec, withExamples } from '../context.js';
+import { addHistoryOptions, recordSnapshot } from '../fleet/history.js';
+import { reportSubcommand } from '../fleet/report.js';
 import { addUsageOptions, discoverUsageText, reportUsageFailures, usageSubcommand } from '../fleet/usage.js';
 import {
   addFleetOptions,
@@ -88,7 +90,7 @@ const discover: FleetSubcommand = {
     ],
   ],
   configure(cmd, ctx) {
-    addFleetOptions(cmd).option(
+    addHistoryOptions(addFleetOptions(cmd)).option(
       '--fail-on <severity>',
       `exit 1 when a finding of this severity or worse exists: ${SEVERITIES.join('|')}|none (default high)`,
       (v) => parseChoice(v, [...SEVERITIES, 'none'] as const, '--fail-on'),
@@ -119,6 +121,13 @@ const discover: FleetSubcommand = {
               ])
             : null;
         await writeOutput(ctx.stdout, withUsage?.text ?? renderDiscover(doc, format), opts.output, ctx.cwd);
+        recordSnapshot(raw, ctx, {
+          time: inv.generatedAt,
+          source: 'fleet discover',
+          failures: inv.failures.length,
+          summary,
+          findings,
+        });
         finishFleetRun(session, opts, ctx);
         reportFailures(inv, ctx);
         if (withUsage) reportUsageFailures(withUsage.failures, ctx);
@@ -211,7 +220,7 @@ export const FLEET_SUBCOMMANDS: readonly FleetSubcommand[] = [
   ),
   notImplemented('defaults', 'Show or set the account-level IMDS defaults per region.'),
   notImplemented('guardrails', 'Print SCP and IAM policies that keep IMDSv2 enforced.'),
-  notImplemented('report', 'Render a saved fleet inventory (JSON) as a report.'),
+  reportSubcommand,
 ];
 
 export const fleetCommand: CommandSpec = {

@@ -35,7 +35,7 @@ afterEach(async () => {
 const NOW = Date.now();
 const ACCOUNT = '111111111111';
 
-function env(a: FakeAws): Record<string, string> {
+function env(_a: FakeAws): Record<string, string> {
   return {
     AWS_ACCESS_KEY_ID: FAKE_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: FAKE_CREDENTIALS.secretAccessKey,

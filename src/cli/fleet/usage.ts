@@ -6,18 +6,12 @@
  *   parseUsageOptions(raw)                            -> UsageCliOptions
  *   measureReadiness(session, instances, opts, ctx)   -> { window, evidence, rows }   (discover --usage,
  *                                                        harden --only-ready)
- *   readinessFilter(rows)                             -> a SelectionFilter for fleet/plan/selection.ts
+ *   readinessFilter(rows) (fleet/posture/readiness.ts) -> a SelectionFilter for fleet/plan/selection.ts
  */
 import type { Command } from 'commander';
 import { collectInventory } from '../../fleet/inventory/collect.js';
 import type { InstanceRecord, Inventory, ScanFailure } from '../../fleet/inventory/model.js';
-import { instanceKey } from '../../fleet/inventory/model.js';
-import {
-  assessFleet,
-  countReadiness,
-  type InstanceReadiness,
-  selectReady,
-} from '../../fleet/posture/readiness.js';
+import { assessFleet, countReadiness } from '../../fleet/posture/readiness.js';
 import { collectUsage, type UsageEvidence } from '../../fleet/usage/collect.js';
 import { indexHostEvidence, loadHostEvidence } from '../../fleet/usage/host-evidence.js';
 import type { UsageMode } from '../../fleet/usage/queries.js';
@@ -144,26 +138,6 @@ export async function measureReadiness(
     }
   }
   return { window, evidence, rows: sortUsageRows(rows) };
-}
-
-/**
- * A selection filter for `fleet harden --only-ready` (fleet/plan/selection.ts SelectionFilter shape):
- * keeps exactly the instances whose readiness is "ready"; an instance without a row is left out.
- */
-export function readinessFilter(rows: readonly InstanceReadiness[]): {
-  name: string;
-  check(instance: InstanceRecord): string | null;
-} {
-  const byKey = new Map(rows.map((r) => [instanceKey(r), r]));
-  return {
-    name: 'only-ready',
-    check(instance) {
-      const r = byKey.get(instanceKey(instance));
-      if (!r) return 'not ready: no usage evidence was read for it';
-      if (selectReady([instance], [r]).length === 1) return null;
-      return `not ready (${r.readiness}: ${r.detail})`;
-    },
-  };
 }
 
 function stats(session: FleetSession): RunStats {

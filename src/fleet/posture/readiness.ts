@@ -267,3 +267,27 @@ export function selectReady<T extends { accountId: string; region: string; insta
   for (const r of readiness) if (r.readiness === 'ready') ready.add(instanceKey(r));
   return candidates.filter((c) => ready.has(instanceKey(c)));
 }
+
+/**
+ * `fleet harden --only-ready` as a selection filter (the SelectionFilter shape of
+ * fleet/plan/selection.ts): keeps exactly the instances whose readiness is "ready"; an instance
+ * without a readiness row is left out, with the reason.
+ */
+export function readinessFilter(
+  rows: Iterable<Pick<InstanceReadiness, 'accountId' | 'region' | 'instanceId' | 'readiness' | 'detail'>>,
+): {
+  name: string;
+  check(instance: Pick<InstanceRecord, 'accountId' | 'region' | 'instanceId'>): string | null;
+} {
+  const byKey = new Map<string, Pick<InstanceReadiness, 'readiness' | 'detail'>>();
+  for (const r of rows) byKey.set(instanceKey(r), r);
+  return {
+    name: 'only-ready',
+    check(instance) {
+      const r = byKey.get(instanceKey(instance));
+      if (!r) return 'not ready: no usage evidence was read for it';
+      if (r.readiness === 'ready') return null;
+      return `not ready (${r.readiness}: ${r.detail})`;
+    },
+  };
+}

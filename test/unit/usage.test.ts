@@ -1,0 +1,202 @@
+import { describe, expect, it } from 'vitest';
+import type { InstanceRecord } from '../../src/fleet/inventory/model.js';
+import { readBatch } from '../../src/fleet/usage/collect.js';
+import { describeCaller, indexHostEvidence, parseHostEvidence } from '../../src/fleet/usage/host-evidence.js';
+import { batchQueries, metricsFor, planQueries, toMetricDataQuery } from '../../src/fleet/usage/queries.js';
+import { choosePeriod, usageWindow } from '../../src/fleet/usage/window.js';
+
+type Q = Pick<InstanceRecord, 'instanceId' | 'state' | 'metadataOptions'>;
+function q(
+  id: string,
+  tokens: 'optional' | 'required',
+  state = 'running',
+  endpoint: 'enabled' | 'disabled' = 'enabled',
+): Q {
+  return {
+    instanceId: id,
+    state,
+    metadataOptions: {
+      state: 'applied',
+      httpTokens: tokens,
+      httpEndpoint: endpoint,
+      httpPutResponseHopLimit: 1,
+      httpProtocolIpv6: 'disabled',
+      instanceMetadataTags: 'disabled',
+    },
+  };
+}
+
+describe('usage window', () => {
+  it('picks the smallest period that keeps a series at 200 periods or fewer', () => {
+    expect(choosePeriod(1)).toBe(3600);
+    expect(choosePeriod(8)).toBe(3600);
+    expect(choosePeriod(9)).toBe(21_600);
+    expect(choosePeriod(14)).toBe(21_600);
+    expect(choosePeriod(50)).toBe(21_600);
+    expect(choosePeriod(51)).toBe(86_400);
+    expect(choosePeriod(455)).toBe(86_400);
+  });
+
+  it('ends at the last period boundary and spans exactly N days', () => {
+    const now = Date.UTC(2026, 10, 22, 19, 7, 13);
+    const w = usageWindow(now, 14);
+    expect(w.end).toBe('2026-11-22T18:00:00.000Z');
+    expect(w.start).toBe('2026-11-08T18:00:00.000Z');
+    expect(w.periods).toBe(56);
+    expect(w.endMs - w.startMs).toBe(14 * 86_400_000);
+    expect(() => usageWindow(now, 0)).toThrow(/--days/);
+    expect(() => usageWindow(now, 456)).toThrow(/--days/);
+  });
+});
+
+describe('usage queries', () => {
+  it('auto: the one series the state can move; both: two; rejected: enforced only', () => {
+    expect(metricsFor(q('i-1', 'optional'), 'auto')).toEqual(['noToken']);
+    expect(metricsFor(q('i-1', 'required'), 'auto')).toEqual(['rejected']);
+    expect(metricsFor(q('i-1', 'optional', 'running', 'disabled'), 'auto')).toEqual([]);
+    expect(metricsFor(q('i-1', 'optional', 'terminated'), 'both')).toEqual([]);
+    expect(metricsFor(q('i-1', 'optional'), 'both')).toEqual(['noToken', 'rejected']);
+    expect(metricsFor(q('i-1', 'optional'), 'rejected')).toEqual([]);
+    expect(metricsFor(q('i-1', 'required'), 'rejected')).toEqual(['rejected']);
+  });
+
+  it('plans unique lower-case ids and cuts batches of at most 500', () => {
+    const instances = Array.from({ length: 1001 }, (_, k) => q(`i-${k}`, 'optional'));
+    const plan = planQueries(instances, 'both');
+    expect(plan).toHaveLength(2002);
+    expect(new Set(plan.map((p) => p.id)).size).toBe(2002);
+    expect(plan.every((p) => /^[a-z][a-zA-Z0-9_]*$/.test(p.id))).toBe(true);
+    const batches = batchQueries(plan);
+    expect(batches.map((b) => b.length)).toEqual([500, 500, 500, 500, 2]);
+    expect(batchQueries(plan, 10_000)[0]).toHaveLength(500);
+    expect(batchQueries([], 500)).toEqual([]);
+    expect(toMetricDataQuery(plan[1] as (typeof plan)[number], 21_600)).toEqual({
+      Id: 'q1',
+      MetricStat: {
+        Metric: {
+          Namespace: 'AWS/EC2',
+          MetricName: 'MetadataNoTokenRejected',
+          Dimensions: [{ Name: 'InstanceId', Value: 'i-0' }],
+        },
+        Period: 21_600,
+        Stat: 'Sum',
+      },
+      ReturnData: true,
+    });
+  });
+
+  it('readBatch follows NextToken, appends series that span pages, and reports Forbidden results', async () => {
+    const w = usageWindow(Date.UTC(2026, 10, 22), 1);
+    const t0 = new Date(w.startMs);
+    const t1 = new Date(w.startMs + 3_600_000);
+    const pages = [
+      {
+        MetricDataResults: [{ Id: 'q0', Timestamps: [t0], Values: [1], StatusCode: 'PartialData' }],
+        NextToken: 'p2',
+      },
+      {
+        MetricDataResults: [
+          { Id: 'q0', Timestamps: [t1], Values: [2], StatusCode: 'Complete' },
+          {
+            Id: 'q1',
+            Timestamps: [],
+            Values: [],
+            StatusCode: 'Forbidden',
+            Messages: [{ Code: 'Forbidden', Value: 'no access' }],
+          },
+        ],
+      },
+    ];
+    const sent: Array<{ NextToken?: string; MetricDataQueries?: unknown[] }> = [];
+    const cw = {
+      send: async (cmd: { input: { NextToken?: string; MetricDataQueries?: unknown[] } }) => {
+        sent.push(cmd.input);
+        return pages[sent.length - 1];
+      },
+    };
+    const { byId, calls } = await readBatch(
+      cw as never,
+      [
+        { id: 'q0', instanceId: 'i-a', metric: 'noToken' },
+        { id: 'q1', instanceId: 'i-b', metric: 'noToken' },
+      ],
+      w,
+      100,
+    );
+    expect(calls).toBe(2);
+    expect(sent[0]?.NextToken).toBeUndefined();
+    expect(sent[1]?.NextToken).toBe('p2');
+    expect(byId.get('q0')).toEqual({ t: [t0.getTime(), t1.getTime()], v: [1, 2], messages: [] });
+    expect(byId.get('q1')?.messages).toEqual(['Forbidden: Forbidden no access']);
+  });
+});
+
+describe('host evidence', () => {
+  const callers = [
+    { key: 'x', exe: '/usr/bin/python3', user: 'app', v1: 12, v2: 3, lastSeen: '2026-11-22T10:00:00.000Z' },
+    { key: 'y', exe: '/usr/bin/aws', user: 'root', v1: 0, v2: 40, lastSeen: '2026-11-22T11:00:00.000Z' },
+  ];
+
+  it('reads the wrapper form, the file-name form, and refuses files that name no instance', () => {
+    const a = parseHostEvidence(
+      JSON.stringify({ instanceId: 'i-0123456789abcdef0', region: 'us-east-1', callers }),
+      '/x/a.json',
+    );
+    expect(a).toMatchObject({ instanceId: 'i-0123456789abcdef0', region: 'us-east-1', accountId: null });
+    expect(a.callers[0]).toEqual({
+      exe: '/usr/bin/python3',
+      user: 'app',
+      container: null,
+      v1Calls: 12,
+      v2Calls: 3,
+      lastSeen: '2026-11-22T10:00:00.000Z',
+    });
+    const b = parseHostEvidence(JSON.stringify({ callers }), '/x/i-0123456789abcdef1.json');
+    expect(b.instanceId).toBe('i-0123456789abcdef1');
+    const arr = parseHostEvidence(JSON.stringify(callers), '/x/host-i-0123456789abcdef2.json');
+    expect(arr.instanceId).toBe('i-0123456789abcdef2');
+    expect(() => parseHostEvidence(JSON.stringify({ callers }), '/x/web1.json')).toThrow(/names no instance/);
+    expect(() => parseHostEvidence('not json', '/x/i-0123456789abcdef1.json')).toThrow(/not JSON/);
+    expect(() => parseHostEvidence('{"instanceId":"i-0123456789abcdef1"}', '/x/a.json')).toThrow(
+      /no "callers"/,
+    );
+  });
+
+  it('joins by instance id (and region when named), merging v1 callers, most calls first', () => {
+    const files = [
+      parseHostEvidence(JSON.stringify({ instanceId: 'i-0123456789abcdef0', callers }), 'a.json'),
+      parseHostEvidence(
+        JSON.stringify({
+          instanceId: 'i-0123456789abcdef0',
+          callers: [{ exe: '/opt/agent', user: 'agent', v1: 50 }, callers[0]],
+        }),
+        'b.json',
+      ),
+      parseHostEvidence(
+        JSON.stringify({ instanceId: 'i-0123456789abcdef9', region: 'eu-west-1', callers }),
+        'c.json',
+      ),
+    ];
+    const lookup = indexHostEvidence(files);
+    const j = lookup({ accountId: '1', region: 'us-east-1', instanceId: 'i-0123456789abcdef0' });
+    expect(j?.sources).toEqual(['a.json', 'b.json']);
+    expect(j?.v1Callers.map((c) => [c.exe, c.v1Calls])).toEqual([
+      ['/opt/agent', 50],
+      ['/usr/bin/python3', 24],
+    ]);
+    expect(lookup({ accountId: '1', region: 'us-east-1', instanceId: 'i-0123456789abcdef9' })).toBeNull();
+    expect(
+      lookup({ accountId: '1', region: 'eu-west-1', instanceId: 'i-0123456789abcdef9' })?.v1Callers,
+    ).toHaveLength(1);
+    expect(
+      describeCaller({
+        exe: null,
+        user: '1000',
+        container: 'abcdef0123456789',
+        v1Calls: 1,
+        v2Calls: 0,
+        lastSeen: null,
+      }),
+    ).toBe('(unattributed) (user 1000, container abcdef012345)');
+  });
+});

@@ -1,9 +1,16 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdir, stat } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
-import { createProcResolver } from '../../src/guard/attribution/index.js';
+import { parseConfig } from '../../src/config/index.js';
+import { createEmulator } from '../../src/emulator/index.js';
+import {
+  createProcResolver,
+  noAttribution,
+  type ProcessResolver,
+} from '../../src/guard/attribution/index.js';
 import { readAll } from '../../src/guard/attribution/proc-io.js';
 import type { ConnectionInfo } from '../../src/guard/attribution/types.js';
+import { createGuard } from '../../src/guard/index.js';
 import { naiveResolveAsync, naiveResolveSync } from './naive.js';
 
 /**
@@ -14,7 +21,10 @@ import { naiveResolveAsync, naiveResolveSync } from './naive.js';
  * python helper that forks the idle children first and then opens the fds, raising RLIMIT_NOFILE as
  * far as it may (several holder processes share the fds when the hard limit is lower). Every helper reads stdin and exits on EOF, so nothing outlives the bench.
  *
- * Env: IDLE_PROCS (500), EXTRA_FDS (20000), N_NEW (200), N_LONG (1000), N_NAIVE (15).
+ * Then guard throughput (createGuard in front of the emulator, monitor mode) with attribution on and
+ * off, measured by wrk with keep-alive connections and with a new connection per request.
+ *
+ * Env: IDLE_PROCS (500), EXTRA_FDS (20000), N_NEW (200), N_LONG (1000), N_NAIVE (15), WRK_SECONDS (5).
  */
 
 const IDLE_PROCS = Number(process.env.IDLE_PROCS ?? 500);
@@ -22,6 +32,7 @@ const EXTRA_FDS = Number(process.env.EXTRA_FDS ?? 20_000);
 const N_NEW = Number(process.env.N_NEW ?? 200);
 const N_LONG = Number(process.env.N_LONG ?? 1000);
 const N_NAIVE = Number(process.env.N_NAIVE ?? 15);
+const WRK_SECONDS = Number(process.env.WRK_SECONDS ?? 5);
 const PY = '/usr/bin/python3';
 const CURL = '/usr/bin/curl';
 
@@ -53,10 +64,17 @@ def hold(n):
 left = n_fds
 holders = 0
 while left > per:
+    r, w = os.pipe()
     if os.fork() == 0:
+        os.close(r)
         hold(per)
+        os.write(w, b'1')
+        os.close(w)
         sys.stdin.buffer.read()
         os._exit(0)
+    os.close(w)
+    os.read(r, 1)
+    os.close(r)
     left -= per
     holders += 1
 held = hold(left)
@@ -119,6 +137,89 @@ async function countFds(): Promise<{ procs: number; fds: number }> {
     }
   }
   return { procs, fds };
+}
+
+interface Throughput {
+  name: string;
+  rps: number;
+  p50: string;
+  p99: string;
+  errors: string;
+}
+
+async function wrk(
+  url: string,
+  close: boolean,
+): Promise<{ rps: number; p50: string; p99: string; errors: string }> {
+  const args = [
+    '-t1',
+    '-c8',
+    `-d${WRK_SECONDS}s`,
+    '--latency',
+    ...(close ? ['-H', 'Connection: close'] : []),
+    url,
+  ];
+  const out = await new Promise<string>((res, rej) => {
+    const c = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    c.stdout.on('data', (d) => {
+      text += d;
+    });
+    c.once('error', rej);
+    c.once('exit', () => res(text));
+  });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
+  const p50 = /\s50%\s+(\S+)/.exec(out)?.[1] ?? '-';
+  const p99 = /\s99%\s+(\S+)/.exec(out)?.[1] ?? '-';
+  const errors =
+    /Socket errors: (.*)/.exec(out)?.[1] ?? /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? '0';
+  return { rps, p50, p99, errors };
+}
+
+async function throughput(): Promise<Throughput[]> {
+  const emulator = createEmulator({ listen: [{ host: '127.0.0.1', port: 0 }] });
+  await emulator.start();
+  const out: Throughput[] = [];
+  try {
+    for (const attribution of [false, true]) {
+      const resolver: ProcessResolver = attribution ? createProcResolver({ budgetMs: 40 }) : noAttribution;
+      const config = parseConfig({
+        guard: { listen: ['127.0.0.1:0'], upstream: emulator.url, mode: 'monitor' },
+      }).guard;
+      let events = 0;
+      let attributed = 0;
+      const guard = createGuard({
+        config,
+        resolver,
+        hostname: 'bench',
+        recorders: [
+          {
+            record: (e) => {
+              events++;
+              if (e.caller?.resolved === 'full' && e.caller.exe?.endsWith('/wrk')) attributed++;
+            },
+            close: async () => {},
+          },
+        ],
+      });
+      await guard.start();
+      const url = `${guard.url}/latest/meta-data/instance-id`;
+      for (const close of [false, true]) {
+        events = 0;
+        attributed = 0;
+        const r = await wrk(url, close);
+        out.push({
+          name: `guard, attribution ${attribution ? 'on' : 'off'}, ${close ? 'new connection per request' : 'keep-alive (8 connections)'}${attribution ? ` [${attributed}/${events} events name wrk]` : ''}`,
+          ...r,
+        });
+      }
+      await guard.close();
+      await resolver.close();
+    }
+  } finally {
+    await emulator.close();
+  }
+  return out;
 }
 
 async function main(): Promise<void> {
@@ -277,6 +378,12 @@ async function main(): Promise<void> {
   const st = resolver.stats();
   await resolver.close();
   server.close();
+  let tput: Throughput[] = [];
+  try {
+    tput = await throughput();
+  } catch (err) {
+    console.log(`guard throughput not measured: ${(err as Error).message}`);
+  }
   cleanup();
   await waitExit(load);
   const end = await countFds();
@@ -312,6 +419,15 @@ async function main(): Promise<void> {
     `resolver minus the table-read floor (p50): new process ${f(newS.p50 - floor.p50)} ms, long-lived ${f(longS.p50 - floor.p50)} ms`,
   );
   console.log(`resolver stats: ${JSON.stringify(st)}`);
+  if (tput.length > 0) {
+    console.log('');
+    console.log(
+      `| guard throughput (wrk -t1 -c8 -d${WRK_SECONDS}s, same load) | req/s | p50 | p99 | errors |`,
+    );
+    console.log('| --- | ---: | ---: | ---: | --- |');
+    for (const t of tput)
+      console.log(`| ${t.name} | ${t.rps.toFixed(0)} | ${t.p50} | ${t.p99} | ${t.errors} |`);
+  }
   console.log(`host after cleanup: ${end.procs} processes, ${end.fds} open fds`);
 }
 

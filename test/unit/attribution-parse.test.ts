@@ -15,6 +15,7 @@ import {
   parseTcpLine,
   parseTcpTable,
   pickClientRow,
+  redactArgs,
   TCP_STATES,
   unmapIPv4,
 } from '../../src/guard/attribution/proc-parse.js';
@@ -233,5 +234,56 @@ describe('container identity from cgroup', () => {
       id,
       runtime: 'docker',
     });
+  });
+});
+
+describe('secrets never reach the event through argv', () => {
+  const limits = { maxArgs: 32, maxArgLength: 256 };
+  it('redacts token and auth header values passed to curl', () => {
+    const argv = [
+      'curl',
+      '-H',
+      'X-aws-ec2-metadata-token: AQAEAFakeTokenValue==',
+      '-H',
+      'X-Meta-Auth: hunter2hunter2',
+      '--header=Authorization: Bearer abc.def',
+      'http://169.254.169.254/latest/meta-data/',
+    ];
+    const out = parseCmdline(`${argv.join('\0')}\0`, limits);
+    expect(out).toEqual([
+      'curl',
+      '-H',
+      'X-aws-ec2-metadata-token: [redacted]',
+      '-H',
+      'X-Meta-Auth: [redacted]',
+      '--header=Authorization: [redacted]',
+      'http://169.254.169.254/latest/meta-data/',
+    ]);
+    expect(out.join(' ')).not.toMatch(/AQAEAFake|hunter2|abc\.def/);
+  });
+
+  it('redacts --password VALUE, key=value, query strings and URL passwords', () => {
+    expect(redactArgs(['app', '--password', 's3cret', '--api-key=abc123', 'x?token=t0k&y=1'])).toEqual([
+      'app',
+      '--password',
+      '[redacted]',
+      '--api-key=[redacted]',
+      'x?token=[redacted]&y=1',
+    ]);
+    expect(redactArgs(['curl', 'http://user:pa55@example.com/x'])).toEqual([
+      'curl',
+      'http://user:[redacted]@example.com/x',
+    ]);
+    expect(redactArgs(['python3', '-c', "h={'X-aws-ec2-metadata-token': 'AQAEsecret'}"])[2]).not.toContain(
+      'AQAEsecret',
+    );
+    // Ordinary arguments pass through.
+    expect(redactArgs(['curl', '-s', 'http://169.254.169.254/latest/api/token', '-X', 'PUT'])).toEqual([
+      'curl',
+      '-s',
+      'http://169.254.169.254/latest/api/token',
+      '-X',
+      'PUT',
+    ]);
   });
 });

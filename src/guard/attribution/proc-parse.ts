@@ -272,14 +272,56 @@ export interface CmdlineLimits {
   maxArgLength: number;
 }
 
-/** Splits /proc/PID/cmdline (NUL-separated) into bounded argv. */
+/** Names that mark a secret: a header, an option or a variable whose value must not be logged. */
+const SECRET_NAME = /(token|auth|secret|passw|pwd|key|cookie|credential|signature|session)/i;
+export const REDACTED = '[redacted]';
+/** "name: value" inside a longer argument (--header=..., code): a header value runs to the end. */
+const EMBEDDED_HEADER =
+  /([A-Za-z0-9_.-]*(?:token|auth|secret|passw|pwd|key|cookie|credential|signature|session)[A-Za-z0-9_.-]*['"]?)(\s*:\s*)(?!\[redacted\]).+$/i;
+/** "name=value" inside a longer argument (a query string, --opt=value): the value ends at a delimiter. */
+const EMBEDDED_ASSIGN =
+  /([A-Za-z0-9_.-]*(?:token|auth|secret|passw|pwd|key|cookie|credential|signature|session)[A-Za-z0-9_.-]*)(=)(?!\[redacted\])[^\s&;,'"}]+/gi;
+
+/**
+ * Redacts secrets from argv before it goes into an event: values of "Name: value" or "name=value"
+ * arguments whose name looks secret (an IMDSv2 token header passed to curl -H, the guard's own
+ * X-Meta-Auth, Authorization, --password=...), the argument after such an option (--token VALUE),
+ * and passwords in URLs (scheme://user:pass@host).
+ */
+export function redactArgs(args: readonly string[]): string[] {
+  const out: string[] = [];
+  let redactNext = false;
+  for (const a of args) {
+    if (redactNext) {
+      out.push(REDACTED);
+      redactNext = false;
+      continue;
+    }
+    const header = /^([A-Za-z0-9_.-]+)(\s*[:=]\s*)(.+)$/s.exec(a);
+    if (header && SECRET_NAME.test(header[1] as string)) {
+      out.push(`${header[1]}${header[2]}${REDACTED}`);
+      continue;
+    }
+    const option = /^--?([A-Za-z0-9][A-Za-z0-9_-]*)$/.exec(a);
+    if (option && SECRET_NAME.test(option[1] as string)) redactNext = true;
+    out.push(
+      a
+        .replace(EMBEDDED_HEADER, (_m, name: string, sep: string) => `${name}${sep}${REDACTED}`)
+        .replace(EMBEDDED_ASSIGN, (_m, name: string, sep: string) => `${name}${sep}${REDACTED}`)
+        .replace(/^([a-z][a-z0-9+.-]*:\/\/[^/:@\s]*):[^@/\s]*@/i, `$1:${REDACTED}@`),
+    );
+  }
+  return out;
+}
+
+/** Splits /proc/PID/cmdline (NUL-separated) into bounded argv, secrets redacted. */
 export function parseCmdline(buf: Buffer | string, limits: CmdlineLimits): string[] {
   const text = typeof buf === 'string' ? buf : buf.toString('utf8');
   const parts = text.split('\0');
   if (parts.length > 0 && parts[parts.length - 1] === '') parts.pop();
-  const args = parts
-    .slice(0, limits.maxArgs)
-    .map((a) => (a.length > limits.maxArgLength ? `${a.slice(0, limits.maxArgLength)}…` : a));
+  const args = redactArgs(parts.slice(0, limits.maxArgs)).map((a) =>
+    a.length > limits.maxArgLength ? `${a.slice(0, limits.maxArgLength)}…` : a,
+  );
   if (parts.length > limits.maxArgs) args.push(`…(+${parts.length - limits.maxArgs} args)`);
   return args;
 }

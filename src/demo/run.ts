@@ -186,7 +186,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     for (const k of Object.keys(baseEnv)) if (/^AWS_/.test(k)) delete baseEnv[k];
     const settle = async () => {
       const end = Date.now() + 2000;
-      while (guard.stats().inFlight > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+      while ((guard.stats().inFlight > 0 || guard.stats().pendingEvents > 0) && Date.now() < end)
+        await new Promise((r) => setTimeout(r, 5));
       await new Promise((r) => setTimeout(r, 20));
     };
     const verdicts: Verdict[] = [];

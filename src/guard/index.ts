@@ -43,6 +43,8 @@ export interface GuardOptions {
 export interface GuardStats {
   requests: number;
   inFlight: number;
+  /** Events waiting for attribution before they are recorded. */
+  pendingEvents: number;
   upstreamActive: number;
   upstreamQueued: number;
 }
@@ -102,7 +104,7 @@ export function createGuard(options: GuardOptions): Guard {
     limits.maxQueuedRequests,
     limits.upstreamTimeoutMs,
   );
-  const counters = { requests: 0, inFlight: 0 };
+  const counters = { requests: 0, inFlight: 0, pendingEvents: 0 };
   const deps: HandlerDeps = {
     state: () => state,
     resolver,
@@ -228,7 +230,7 @@ export function createGuard(options: GuardOptions): Guard {
           }),
       );
       const deadline = Date.now() + drainMs;
-      while (counters.inFlight > 0 && Date.now() < deadline) {
+      while ((counters.inFlight > 0 || counters.pendingEvents > 0) && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 20));
         for (const s of servers) s.closeIdleConnections();
       }
@@ -242,6 +244,7 @@ export function createGuard(options: GuardOptions): Guard {
       return {
         requests: counters.requests,
         inFlight: counters.inFlight,
+        pendingEvents: counters.pendingEvents,
         upstreamActive: limiter.active,
         upstreamQueued: limiter.queued,
       };

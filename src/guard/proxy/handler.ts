@@ -39,7 +39,7 @@ export interface HandlerDeps {
   hostname: string;
   now: () => number;
   log: (message: string) => void;
-  counters: { requests: number; inFlight: number };
+  counters: { requests: number; inFlight: number; pendingEvents: number };
 }
 
 /** Request headers never forwarded (hop-by-hop, RFC 9110 7.6.1). Connection-listed names are not honoured. */
@@ -102,9 +102,9 @@ async function resolveCaller(deps: HandlerDeps, socket: Socket, timeoutMs: numbe
       }
     })();
     callerCache.set(socket, p);
-    // a failed or partial lookup is retried on the next request of the connection
+    // a lookup that found nothing (timeout, error) is retried on the next request of the connection
     p.then((c) => {
-      if (c.resolved !== 'full') callerCache.delete(socket);
+      if (c.resolved === 'none') callerCache.delete(socket);
     });
   }
   return p;
@@ -221,21 +221,40 @@ export function createRequestHandler(deps: HandlerDeps) {
       if (!res.writableFinished && p.action === 'forwarded' && p.upstream === undefined) {
         p.upstream = { error: 'reset' };
       }
-      emit(deps, buildEvent(deps, p, socket, status));
+      if (eventCaller === undefined) {
+        emit(deps, buildEvent(deps, p, socket, status));
+        return;
+      }
+      // Attribution for the event only: it ran beside the request; the event waits for it (bounded
+      // by attribution.timeoutMs), the client never did.
+      deps.counters.pendingEvents++;
+      eventCaller.then(
+        () => {
+          deps.counters.pendingEvents--;
+          emit(deps, buildEvent(deps, p, socket, status));
+        },
+        () => {
+          deps.counters.pendingEvents--;
+          emit(deps, buildEvent(deps, p, socket, status));
+        },
+      );
     });
 
-    const needCaller = state.attribution && (config.attribution.forEvents || state.policy.needsCaller(cls));
-    if (needCaller) {
+    const startAttribution = (): Promise<void> => {
       const ta = performance.now();
-      resolveCaller(deps, socket, config.attribution.timeoutMs).then(
-        (caller) => {
-          p.caller = caller;
-          p.attributionMs = Math.round((performance.now() - ta) * 1000) / 1000;
-          proceed();
-        },
-        () => proceed(),
-      );
-    } else proceed();
+      return resolveCaller(deps, socket, config.attribution.timeoutMs).then((caller) => {
+        p.caller = caller;
+        p.attributionMs = Math.round((performance.now() - ta) * 1000) / 1000;
+      });
+    };
+    let eventCaller: Promise<void> | undefined;
+    if (state.attribution && state.policy.needsCaller(cls)) {
+      // a rule depends on the caller: the decision waits (bounded by attribution.timeoutMs)
+      startAttribution().then(proceed, proceed);
+    } else {
+      if (state.attribution && config.attribution.forEvents) eventCaller = startAttribution();
+      proceed();
+    }
 
     function proceed(): void {
       if (res.destroyed || socket.destroyed) {

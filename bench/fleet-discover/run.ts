@@ -2,8 +2,9 @@
  * bench/fleet-discover: wall time and API calls of the fleet inventory against fake-aws, side by side
  * with a bare SDK paginator (paginateDescribeInstances) over the same data, in the same run.
  *
- *   npm run bench:fleet                      # sizes 1000,10000,50000
- *   npx vite-node bench/fleet-discover/run.ts -- --sizes 1000,10000 --runs 3
+ *   npm run bench:fleet                                   # compiled; sizes 1000,10000,50000
+ *   npm run bench:fleet -- --sizes 1000,10000 --runs 3
+ *   npx vite-node bench/fleet-discover/run.ts -- --sizes 1000   # straight from TypeScript
  *
  * fake-aws runs in a child process (bench/fleet-discover/server.ts), as AWS would, so only the client
  * work is on the measured event loop.
@@ -13,8 +14,11 @@
  * groups, launch configurations, AMIs); the bare paginator only lists instances.
  */
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
+import * as os from 'node:os';
+import { dirname, join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { DescribeInstancesCommand, EC2Client, paginateDescribeInstances } from '@aws-sdk/client-ec2';
 import { AwsClientFactory } from '../../src/fleet/aws/clients.js';
 import { resolveTargets } from '../../src/fleet/aws/targets.js';
@@ -30,6 +34,13 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && process.argv[i + 1] ? (process.argv[i + 1] as string) : fallback;
 }
 
+/** The server script beside this one: compiled JS (npm run bench:fleet) or TypeScript via vite-node. */
+function serverEntry(): string[] {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith('.js')) return [join(dirname(here), 'server.js')];
+  return ['node_modules/vite-node/vite-node.mjs', join(dirname(here), 'server.ts'), '--'];
+}
+
 /** fake-aws in a child process, driven over stdin/stdout lines. */
 class ServerProcess {
   url = '';
@@ -40,15 +51,7 @@ class ServerProcess {
   constructor(perRegion: number) {
     this.child = spawn(
       process.execPath,
-      [
-        'node_modules/vite-node/vite-node.mjs',
-        'bench/fleet-discover/server.ts',
-        '--',
-        '--instances-per-region',
-        String(perRegion),
-        '--regions',
-        REGIONS.join(','),
-      ],
+      [...serverEntry(), '--instances-per-region', String(perRegion), '--regions', REGIONS.join(',')],
       { stdio: ['pipe', 'pipe', 'inherit'] },
     );
     this.lines = createInterface({ input: this.child.stdout });
@@ -113,10 +116,14 @@ async function imdsguard(aws: { url: string }): Promise<number> {
   }
 }
 
-async function timed(fn: () => Promise<number>): Promise<{ ms: number; n: number }> {
+/** Wall time and this process's CPU time (user + system): CPU time is what the client itself costs,
+ * and it holds up better than wall time on a busy machine. */
+async function timed(fn: () => Promise<number>): Promise<{ ms: number; cpuMs: number; n: number }> {
   const t = performance.now();
+  const c = process.cpuUsage();
   const n = await fn();
-  return { ms: performance.now() - t, n };
+  const used = process.cpuUsage(c);
+  return { ms: performance.now() - t, cpuMs: (used.user + used.system) / 1000, n };
 }
 
 function median(xs: number[]): number {
@@ -138,6 +145,8 @@ for (const size of sizes) {
     await timed(() => imdsguard(aws));
     const b: number[] = [];
     const g: number[] = [];
+    const bc: number[] = [];
+    const gc: number[] = [];
     let bareCalls = 0;
     let ours: Counts = { byAction: {}, byRegion: {} };
     for (let i = 0; i < runs; i++) {
@@ -150,11 +159,13 @@ for (const size of sizes) {
       if (rb.n !== rg.n) throw new Error(`instance counts differ: bare ${rb.n}, imdsguard ${rg.n}`);
       b.push(rb.ms);
       g.push(rg.ms);
+      bc.push(rb.cpuMs);
+      gc.push(rg.cpuMs);
     }
     const total = Object.values(ours.byAction).reduce((x, y) => x + y, 0);
     const ourDescribe = ours.byAction['ec2:DescribeInstances'] ?? 0;
     const perRegion = REGIONS.map((r) => ours.byRegion[r] ?? 0).join('+');
-    const row = `| ${size.toLocaleString('en-US')} | ${REGIONS.length} | ${median(b).toFixed(0)} | ${median(g).toFixed(0)} | ${(median(g) / median(b)).toFixed(2)}x | ${bareCalls} | ${ourDescribe} (${perRegion}) | ${total} |`;
+    const row = `| ${size.toLocaleString('en-US')} | ${REGIONS.length} | ${median(b).toFixed(0)} | ${median(g).toFixed(0)} | ${(median(g) / median(b)).toFixed(2)}x | ${median(bc).toFixed(0)} | ${median(gc).toFixed(0)} | ${(median(gc) / median(bc)).toFixed(2)}x | ${bareCalls} | ${ourDescribe} (${perRegion}) | ${total} |`;
     rows.push(row);
     process.stderr.write(`${row}\n  imdsguard calls: ${JSON.stringify(ours.byAction)}\n`);
   } finally {
@@ -164,10 +175,10 @@ for (const size of sizes) {
 
 process.stdout.write(
   [
-    `fleet-discover bench: node ${process.version}, median of ${runs} runs, ms`,
+    `fleet-discover bench: node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg()[0]?.toFixed(1)}, median of ${runs} runs`,
     '',
-    '| instances | regions | bare paginator ms | imdsguard ms | ratio | bare DescribeInstances | imdsguard DescribeInstances (per region) | imdsguard API calls, all |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| instances | regions | bare wall ms | imdsguard wall ms | wall ratio | bare CPU ms | imdsguard CPU ms | CPU ratio | bare DescribeInstances | imdsguard DescribeInstances (per region) | imdsguard API calls, all |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows,
     '',
   ].join('\n'),

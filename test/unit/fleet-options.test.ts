@@ -53,10 +53,10 @@ describe('fleet options', () => {
     expect(r2.code).toBe(2);
   });
 
-  it('registers the later subcommands with a clear not-implemented error', async () => {
-    const r = await runInProcess(['fleet', 'harden', '--yes']);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain('fleet harden is not implemented yet [IMDSGUARD_E_NOT_IMPLEMENTED]');
+  it('registers every fleet subcommand (change commands validate their options first)', async () => {
+    const r = await runInProcess(['fleet', 'hop-limit', '65', '--yes']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('hop-limit <n>: 65 is out of range 1..64');
     const help = await runInProcess(['fleet', '--help']);
     for (const n of [
       'discover',

@@ -19,6 +19,7 @@ import { writeOutput } from '../../report/output.js';
 import { createProgress } from '../../report/progress.js';
 import { type CliContext, type CommandSpec, withExamples } from '../context.js';
 import { addHistoryOptions, recordSnapshot } from '../fleet/history.js';
+import { FLEET_CHANGE_SUBCOMMANDS } from '../fleet/index.js';
 import { reportSubcommand } from '../fleet/report.js';
 import { addUsageOptions, discoverUsageText, reportUsageFailures, usageSubcommand } from '../fleet/usage.js';
 import {
@@ -203,23 +204,7 @@ export const FLEET_SUBCOMMANDS: readonly FleetSubcommand[] = [
   discover,
   roles,
   usageSubcommand,
-  notImplemented('harden', 'Require IMDSv2 tokens (HttpTokens=required) on selected instances, journalled.'),
-  notImplemented(
-    'disable',
-    'Disable the metadata endpoint (HttpEndpoint=disabled) on selected instances, journalled.',
-  ),
-  notImplemented(
-    'hop-limit',
-    'Set the metadata PUT response hop limit on selected instances, journalled.',
-    '<n> [options]',
-  ),
-  notImplemented('rollback', 'Restore the exact previous metadata options from the change journal.'),
-  notImplemented(
-    'templates',
-    'Report launch templates and groups that launch IMDSv1 instances; --fix adds a v2 version.',
-  ),
-  notImplemented('defaults', 'Show or set the account-level IMDS defaults per region.'),
-  notImplemented('guardrails', 'Print SCP and IAM policies that keep IMDSv2 enforced.'),
+  ...FLEET_CHANGE_SUBCOMMANDS,
   reportSubcommand,
 ];
 

@@ -118,7 +118,7 @@ function norm(h: string): string {
   return h.toLowerCase().replace(/[^a-z0-9]/g, '');
 }
 
-const ID_HEADERS = new Set(['instanceid', 'id']);
+const ID_HEADERS = new Set(['instanceid', 'id', 'resource', 'resourceid']);
 const ACCOUNT_HEADERS = new Set(['accountid', 'account']);
 const REGION_HEADERS = new Set(['region', 'regionname']);
 

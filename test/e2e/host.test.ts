@@ -1,5 +1,13 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,10 +15,10 @@ import { canUseNetns, createNetns, type Netns } from '../support/netns.js';
 
 /**
  * install / doctor / uninstall with the real CLI binary inside network namespaces this test creates.
- * An emulator on 169.254.169.254:80 (and [fd00:ec2::254]:80) stands for IMDS; a small forwarding
- * proxy run as `nobody` with the unit's two ambient capabilities stands for the guard and marks its
- * answers with an x-test-guard header, so the test can tell redirected traffic from direct traffic.
- * No test creates users or touches the machine's own firewall.
+ * An emulator on 169.254.169.254:80 (and [fd00:ec2::254]:80) stands for IMDS; the real guard
+ * (`imdsguard guard`) runs as `nobody` with the unit's two ambient capabilities, writing one event per
+ * request to a JSON-lines file, so the test tells redirected traffic (an event appears) from direct
+ * traffic (none). No test creates users or touches the machine's own firewall.
  */
 
 const MAIN = resolve('dist/cli/main.js');
@@ -20,26 +28,9 @@ if (!ENABLED) {
 }
 
 const PORT = 16925;
+/** The guard reads MODE, PORT and other aliases from its environment: give it a clean one. */
+const CLEAN_ENV = { PATH: process.env['PATH'] ?? '/usr/bin:/bin' };
 const TTL = 'X-aws-ec2-metadata-token-ttl-seconds: 60';
-
-/** A forwarding proxy standing in for the guard: every answer carries x-test-guard: <its uid>. */
-const FAKE_GUARD = `
-const http = require('node:http');
-const port = Number(process.argv[1]);
-const handler = (req, res) => {
-  const up = http.request({ host: '169.254.169.254', port: 80, method: req.method, path: req.url,
-    headers: { ...req.headers, host: '169.254.169.254' }, agent: false }, (u) => {
-    res.writeHead(u.statusCode, { ...u.headers, 'x-test-guard': String(process.getuid()) });
-    u.pipe(res);
-  });
-  up.on('error', (e) => { res.writeHead(502); res.end(String(e.code)); });
-  req.pipe(up);
-};
-let n = 0;
-for (const host of process.argv.slice(2)) {
-  http.createServer(handler).listen(port, host, () => { if (++n === process.argv.length - 2) console.log('ready'); });
-}
-`;
 
 function waitForLine(child: ChildProcess, re: RegExp, ms = 15_000): Promise<void> {
   return new Promise((ok, fail) => {
@@ -53,9 +44,7 @@ function waitForLine(child: ChildProcess, re: RegExp, ms = 15_000): Promise<void
       }
     };
     child.stdout?.on('data', on);
-    child.stderr?.on('data', (c: Buffer) => {
-      buf += c.toString();
-    });
+    child.stderr?.on('data', on);
     child.on('exit', (code) => {
       clearTimeout(timer);
       fail(new Error(`exited ${code} before ${re}: ${buf}`));
@@ -66,18 +55,29 @@ function waitForLine(child: ChildProcess, re: RegExp, ms = 15_000): Promise<void
 interface Host {
   ns: Netns;
   root: string;
+  /** Scratch directory (writable by nobody): guard config and events. */
+  work: string;
   guard: ChildProcess | undefined;
   cli(args: string[]): { status: number; stdout: string; stderr: string };
   startGuard(): Promise<void>;
   stopGuard(): Promise<void>;
-  /** curl as a user (root or nobody): the status and whether the fake guard answered. */
-  curl(user: 'root' | 'nobody', url: string, put?: boolean): { code: string; viaGuard: boolean };
+  /** curl as a user (root or nobody): the status and whether the guard saw the request. */
+  curl(user: 'root' | 'nobody', url: string): Promise<{ code: string; viaGuard: boolean }>;
+  /** Waits (at most `ms`) for the guard's event count to pass `n`; returns the count. */
+  eventsAfter(n: number, ms: number): Promise<number>;
   snapshot(): string;
 }
 
-async function createHost(label: string): Promise<Host> {
+async function createHost(label: string, guardYaml = ''): Promise<Host> {
   const ns = createNetns(label);
   const root = mkdtempSync(join(tmpdir(), 'imdsg-root-'));
+  const work = mkdtempSync(join(tmpdir(), 'imdsg-work-'));
+  chmodSync(work, 0o777);
+  // A loaded test machine needs more than the default 50 ms for a cold attribution.
+  writeFileSync(
+    join(work, 'guard.yaml'),
+    `guard:\n  attribution:\n    timeoutMs: 3000\n${guardYaml}events:\n  file: ${join(work, 'events.jsonl')}\nadmin:\n  listen: 127.0.0.1:${PORT + 1}\n`,
+  );
   try {
     ns.exec('ip', ['addr', 'add', '169.254.169.254/32', 'dev', 'lo']);
     ns.exec('ip', ['addr', 'add', 'fd00:ec2::254/128', 'dev', 'lo', 'nodad']);
@@ -96,29 +96,45 @@ async function createHost(label: string): Promise<Host> {
   } catch (err) {
     ns.destroy();
     rmSync(root, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
     throw err;
   }
+  const eventCount = () => {
+    try {
+      return readFileSync(join(work, 'events.jsonl'), 'utf8').split('\n').filter(Boolean).length;
+    } catch {
+      return 0;
+    }
+  };
   const host: Host = {
     ns,
     root,
+    work,
     guard: undefined,
     cli: (args) => ns.run('node', [MAIN, ...args]),
     async startGuard() {
-      const g = ns.spawn('setpriv', [
-        '--reuid=65534',
-        '--regid=65534',
-        '--clear-groups',
-        '--inh-caps=+dac_read_search,+sys_ptrace',
-        '--ambient-caps=+dac_read_search,+sys_ptrace',
-        process.execPath,
-        '-e',
-        FAKE_GUARD,
-        String(PORT),
-        '127.0.0.1',
-        '::1',
-      ]);
+      const g = ns.spawn(
+        'setpriv',
+        [
+          '--reuid=65534',
+          '--regid=65534',
+          '--clear-groups',
+          '--inh-caps=+dac_read_search,+sys_ptrace',
+          '--ambient-caps=+dac_read_search,+sys_ptrace',
+          process.execPath,
+          MAIN,
+          'guard',
+          '--config',
+          join(work, 'guard.yaml'),
+          '--listen',
+          `127.0.0.1:${PORT}`,
+          '--listen',
+          `[::1]:${PORT}`,
+        ],
+        { env: CLEAN_ENV },
+      );
       host.guard = g;
-      await waitForLine(g, /ready/);
+      await waitForLine(g, /listening on/);
     },
     async stopGuard() {
       const g = host.guard;
@@ -129,17 +145,25 @@ async function createHost(label: string): Promise<Host> {
       await gone;
       host.guard = undefined;
     },
-    curl(user, url, put = true) {
-      const args = ['-s', '-o', '/dev/null', '-D', '-', '--max-time', '3'];
-      if (put) args.push('-X', 'PUT', '-H', TTL);
-      args.push(url);
+    async curl(user, url) {
+      const n = eventCount();
+      const args = ['-s', '-o', '/dev/null', '-D', '-', '--max-time', '5', '-X', 'PUT', '-H', TTL, url];
       const argv =
         user === 'root'
           ? ['curl', ...args]
           : ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'curl', ...args];
       const r = ns.run(argv[0] as string, argv.slice(1));
-      const status = /^HTTP\/[\d.]+ (\d+)/m.exec(r.stdout)?.[1] ?? `curl exit ${r.status}`;
-      return { code: status, viaGuard: /^x-test-guard: 65534/im.test(r.stdout) };
+      const code = /^HTTP\/[\d.]+ (\d+)/m.exec(r.stdout)?.[1] ?? `curl exit ${r.status}`;
+      return { code, viaGuard: (await host.eventsAfter(n, 1500)) > n };
+    },
+    async eventsAfter(n, ms) {
+      const end = Date.now() + ms;
+      let c = eventCount();
+      while (c <= n && Date.now() < end) {
+        await new Promise((r) => setTimeout(r, 100));
+        c = eventCount();
+      }
+      return c;
     },
     snapshot() {
       const strip = (s: string) =>
@@ -161,6 +185,7 @@ function destroyHost(h: Host | undefined): void {
   if (!h) return;
   h.ns.destroy();
   rmSync(h.root, { recursive: true, force: true });
+  rmSync(h.work, { recursive: true, force: true });
 }
 
 function json(stdout: string): Record<string, unknown> {
@@ -171,7 +196,15 @@ function doctor(
   h: Host,
   extra: string[] = [],
 ): { status: number; checks: Record<string, string>; raw: string } {
-  const r = h.cli(['doctor', '--json', '--root', h.root, ...extra]);
+  const r = h.cli([
+    'doctor',
+    '--json',
+    '--root',
+    h.root,
+    '--health-url',
+    `http://127.0.0.1:${PORT + 1}/readyz`,
+    ...extra,
+  ]);
   const out = json(r.stdout) as { checks: Array<{ id: string; status: string }> };
   return {
     status: r.status,
@@ -232,27 +265,27 @@ describe.skipIf(!ENABLED).each(['iptables', 'nftables'] as const)(
       expect(host.snapshot()).not.toBe(before);
 
       // root (any uid but nobody) is redirected to the guard, v4 and v6.
-      expect(host.curl('root', 'http://169.254.169.254/latest/api/token')).toEqual({
+      expect(await host.curl('root', 'http://169.254.169.254/latest/api/token')).toEqual({
         code: '200',
         viaGuard: true,
       });
-      expect(host.curl('root', 'http://[fd00:ec2::254]/latest/api/token')).toEqual({
+      expect(await host.curl('root', 'http://[fd00:ec2::254]/latest/api/token')).toEqual({
         code: '200',
         viaGuard: true,
       });
       // the exempt guard user reaches IMDS directly.
-      expect(host.curl('nobody', 'http://169.254.169.254/latest/api/token')).toEqual({
+      expect(await host.curl('nobody', 'http://169.254.169.254/latest/api/token')).toEqual({
         code: '200',
         viaGuard: false,
       });
-      expect(host.curl('nobody', 'http://[fd00:ec2::254]/latest/api/token')).toEqual({
+      expect(await host.curl('nobody', 'http://[fd00:ec2::254]/latest/api/token')).toEqual({
         code: '200',
         viaGuard: false,
       });
       // the files went under the root prefix.
       expect(existsSync(join(host.root, 'etc/imdsguard/config.yaml'))).toBe(true);
       expect(existsSync(join(host.root, 'var/lib/imdsguard/install.json'))).toBe(true);
-    });
+    }, 90_000);
 
     it('a second install changes nothing', () => {
       const host = h as Host;
@@ -276,7 +309,7 @@ describe.skipIf(!ENABLED).each(['iptables', 'nftables'] as const)(
       expect(d.status).toBe(1);
       expect(d.checks['redirect-v4']).toBe('fail');
       expect(d.checks['guard-health']).toBe('ok');
-      expect(host.curl('root', 'http://169.254.169.254/latest/api/token').viaGuard).toBe(false);
+      expect((await host.curl('root', 'http://169.254.169.254/latest/api/token')).viaGuard).toBe(false);
       expect(host.cli(installArgs()).status).toBe(0);
       expect(doctor(host).checks).toEqual(ALL_OK);
 
@@ -288,8 +321,8 @@ describe.skipIf(!ENABLED).each(['iptables', 'nftables'] as const)(
       expect(d.checks['imds-via-guard']).toBe('fail');
       expect(d.checks['capabilities']).toBe('warn');
       expect(d.checks['redirect-v4']).toBe('ok');
-      expect(host.curl('root', 'http://169.254.169.254/latest/api/token').code).toMatch(/^curl exit/);
-      expect(host.curl('nobody', 'http://169.254.169.254/latest/api/token').code).toBe('200');
+      expect((await host.curl('root', 'http://169.254.169.254/latest/api/token')).code).toMatch(/^curl exit/);
+      expect((await host.curl('nobody', 'http://169.254.169.254/latest/api/token')).code).toBe('200');
       // 3. the rules exempt the wrong user (a guard running as nobody would loop into itself; it
       //    stays stopped meanwhile, so the change needs --force)
       const daemonArgs = [
@@ -328,7 +361,8 @@ describe.skipIf(!ENABLED)('install --containers', () => {
   });
 
   it('redirects metadata traffic from a bridge to the guard on loopback, and uninstall restores it', async () => {
-    h = await createHost('ctr');
+    // Token requests from other network namespaces are refused unless allowed (the guard's default).
+    h = await createHost('ctr', '  containerTokens: allow\n');
     const host = h;
     container = createNetns('ctr-c');
     // A veth pair stands for the bridge: "imdsgbr0" on the host side, eth0 in the container.
@@ -350,7 +384,8 @@ describe.skipIf(!ENABLED)('install --containers', () => {
     container.exec('ip', ['link', 'set', 'eth0', 'up']);
     container.exec('ip', ['route', 'add', 'default', 'via', '10.213.0.1']);
     const before = host.snapshot();
-    const fromContainer = () => {
+    const fromContainer = async () => {
+      const n = await host.eventsAfter(-1, 0);
       const r = (container as Netns).run('curl', [
         '-s',
         '-o',
@@ -367,11 +402,11 @@ describe.skipIf(!ENABLED)('install --containers', () => {
       ]);
       return {
         code: /^HTTP\/[\d.]+ (\d+)/m.exec(r.stdout)?.[1],
-        viaGuard: /^x-test-guard: 65534/im.test(r.stdout),
+        viaGuard: (await host.eventsAfter(n, 1500)) > n,
       };
     };
     // Before install the container reaches the emulator directly.
-    expect(fromContainer()).toEqual({ code: '200', viaGuard: false });
+    expect(await fromContainer()).toEqual({ code: '200', viaGuard: false });
 
     await host.startGuard();
     const args = [
@@ -390,7 +425,7 @@ describe.skipIf(!ENABLED)('install --containers', () => {
       const r = host.cli([...args, '--backend', backend]);
       expect(r.status, r.stderr).toBe(0);
       expect(host.ns.exec('cat', ['/proc/sys/net/ipv4/conf/imdsgbr0/route_localnet']).trim()).toBe('1');
-      expect(fromContainer()).toEqual({ code: '200', viaGuard: true });
+      expect(await fromContainer()).toEqual({ code: '200', viaGuard: true });
       expect(existsSync(join(host.root, 'etc/sysctl.d/60-imdsguard.conf'))).toBe(true);
     }
     const r = host.cli(['uninstall', '--apply', '--json', '--root', host.root]);
@@ -398,6 +433,67 @@ describe.skipIf(!ENABLED)('install --containers', () => {
     expect(host.ns.exec('cat', ['/proc/sys/net/ipv4/conf/imdsgbr0/route_localnet']).trim()).toBe('0');
     expect(host.snapshot()).toBe(before);
     expect(readdirSync(host.root)).toEqual([]);
-    expect(fromContainer()).toEqual({ code: '200', viaGuard: false });
-  });
+    expect(await fromContainer()).toEqual({ code: '200', viaGuard: false });
+  }, 120_000);
+});
+
+describe.skipIf(!ENABLED)('print mode and the fail-open unit hooks', () => {
+  let h: Host | undefined;
+  afterAll(() => destroyHost(h));
+
+  it('install without --apply prints the plan and changes nothing', async () => {
+    h = await createHost('hook');
+    const host = h;
+    const before = host.snapshot();
+    const r = host.cli([
+      'install',
+      '--user',
+      'nobody',
+      '--root',
+      host.root,
+      '--backend',
+      'nftables',
+      '--systemd',
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^#!\/bin\/sh/);
+    expect(r.stdout).toContain("nft -f - <<'EOF'");
+    expect(r.stdout).toContain('meta skuid != 65534 redirect to :16925');
+    expect(r.stdout).toContain('AmbientCapabilities=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE');
+    expect(host.snapshot()).toBe(before);
+    expect(readdirSync(host.root)).toEqual([]);
+    const u = host.cli(['uninstall', '--root', host.root]);
+    expect(u.stdout).toContain('none found');
+  }, 60_000);
+
+  it('the ExecStartPost hook waits for the guard, the ExecStopPost hook removes only the rules', async () => {
+    const host = h as Host;
+    const before = host.snapshot();
+    // What the fail-open unit runs (without --root: the hooks write no files).
+    const hook = host.ns.spawn('node', [
+      MAIN,
+      'install',
+      '--apply',
+      '--rules-only',
+      '--backend',
+      'nftables',
+      '--user',
+      'nobody',
+      '--health-timeout',
+      '60s',
+      '--health-url',
+      `http://127.0.0.1:${PORT + 1}/readyz`,
+    ]);
+    const done = new Promise<number | null>((ok) => hook.once('exit', ok));
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(hook.exitCode).toBeNull(); // still waiting: no guard yet
+    expect(host.snapshot()).toBe(before);
+    await host.startGuard();
+    expect(await done).toBe(0);
+    expect((await host.curl('root', 'http://169.254.169.254/latest/api/token')).viaGuard).toBe(true);
+    const r = host.cli(['uninstall', '--apply', '--rules-only', '--backend', 'nftables', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(json(r.stdout)['changes']).toEqual(['nft delete table inet imdsguard']);
+    expect(host.snapshot()).toBe(before);
+  }, 120_000);
 });

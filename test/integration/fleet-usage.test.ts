@@ -121,7 +121,7 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
     const broken = rows.find((r) => r.readiness === 'broken');
     expect(broken?.rejected?.sum).toBe(288);
     expect(broken?.suggestion).toContain(
-      `imdsguard fleet rollback --regions us-east-1 --instances ${broken?.instanceId}`,
+      `aws ec2 modify-instance-metadata-options --region us-east-1 --instance-id ${broken?.instanceId} --http-tokens optional`,
     );
   });
 
@@ -291,7 +291,9 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
     expect(doc.instances).toHaveLength(2);
     for (const x of doc.instances) {
       expect(kinds.get(x.instanceId)).toBe('broken');
-      expect(x.suggestion).toContain(`fleet rollback --regions us-east-1 --instances ${x.instanceId}`);
+      expect(x.suggestion).toContain(
+        `--region us-east-1 --instance-id ${x.instanceId} --http-tokens optional`,
+      );
     }
     // Only enforced instances were queried (5 series), MetadataNoTokenRejected only.
     expect(cloudWatchStats(a.fleet).queries).toBe(5);
@@ -300,7 +302,7 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
       { env: env(a) },
     );
     expect(table.stdout).toContain('broken after enforcement 2');
-    expect(table.stdout).toContain('fleet rollback');
+    expect(table.stdout).toContain('modify-instance-metadata-options');
   });
 
   it('joins host evidence: names the process still using IMDSv1 on a not-ready instance', async () => {

@@ -154,8 +154,9 @@ describe('readiness', () => {
     expect(b.readiness).toBe('broken');
     expect(b.rejected?.sum).toBe(3);
     expect(b.suggestion).toContain(
-      'imdsguard fleet rollback --regions us-east-1 --instances i-0000000000000000a',
+      'aws ec2 modify-instance-metadata-options --region us-east-1 --instance-id i-0000000000000000a --http-tokens optional',
     );
+    expect(b.suggestion).toContain('imdsguard fleet rollback --journal FILE --list');
     const custom = assessReadiness(inst({ tokens: 'required' }), { rejected: series(0, 56, 1) }, W, {
       rollbackCommand: (i) => `undo ${i.instanceId}`,
     });

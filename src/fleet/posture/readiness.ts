@@ -131,11 +131,15 @@ export interface ReadinessOptions {
   rollbackCommand?: ((i: InstanceRecord) => string) | undefined;
 }
 
-/** The default rollback suggestion: imdsguard's journalled rollback, scoped to the one instance. */
+/**
+ * The default rollback suggestion for one instance: the exact inverse of `fleet harden` for it alone
+ * (AWS CLI; HttpTokens back to optional, every other option untouched). `fleet rollback` works per
+ * change set of the journal, so the suggestion names that too.
+ */
 export function defaultRollbackCommand(
   i: Pick<InstanceRecord, 'accountId' | 'region' | 'instanceId'>,
 ): string {
-  return `imdsguard fleet rollback --regions ${i.region} --instances ${i.instanceId}`;
+  return `aws ec2 modify-instance-metadata-options --region ${i.region} --instance-id ${i.instanceId} --http-tokens optional (account ${i.accountId})`;
 }
 
 function base(
@@ -177,7 +181,7 @@ export function assessReadiness(
         'broken',
         'rejected-calls',
         `${rejected.sum} IMDSv1 call(s) rejected since enforcement, last ${rejected.lastNonZero}`,
-        `find the caller (imdsguard callers on the host) or roll back: ${cmd}`,
+        `find the caller (imdsguard callers on the host), or roll back this instance: ${cmd}; or the whole change set: imdsguard fleet rollback --journal FILE --list, then --change-set ID`,
       );
     }
     const disabled = m.httpEndpoint === 'disabled';

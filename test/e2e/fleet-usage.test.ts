@@ -1,0 +1,190 @@
+/**
+ * The real CLI binary (dist/cli/main.js, `npm run build`) against fake-aws: `fleet usage` over a mixed
+ * fleet, and `fleet harden --only-ready --yes` changing exactly the ready instances (quiet ones that
+ * ran through the whole window), checked on the fake fleet's own state afterwards.
+ * Fake credentials and empty AWS config files: the machine's AWS configuration is never read.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { mixedUsageFleet, USAGE_KINDS, type UsageKind } from '../support/fake-aws/cloudwatch.js';
+import { FAKE_CREDENTIALS, type FakeAws, getRegion, startFakeAws } from '../support/fake-aws/index.js';
+
+const MAIN = resolve('dist/cli/main.js');
+const ACCOUNT = '111111111111';
+let aws: FakeAws | undefined;
+let dir: string;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(args: string[]): Promise<Run> {
+  const config = join(dir, 'config');
+  const env = {
+    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+    HOME: dir,
+    AWS_ACCESS_KEY_ID: FAKE_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: FAKE_CREDENTIALS.secretAccessKey,
+    AWS_REGION: 'us-east-1',
+    AWS_CONFIG_FILE: config,
+    AWS_SHARED_CREDENTIALS_FILE: config,
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  };
+  return new Promise((done) => {
+    execFile(
+      process.execPath,
+      [MAIN, ...args],
+      { env, cwd: dir, timeout: 60_000, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+        done({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+beforeAll(() => {
+  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build first`);
+});
+
+afterEach(async () => {
+  await aws?.close();
+  aws = undefined;
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function start(perRegion: Partial<Record<UsageKind, number>>) {
+  const m = mixedUsageFleet({ nowMs: Date.now(), accounts: [ACCOUNT], regions: ['us-east-1'], perRegion });
+  aws = await startFakeAws({ fleet: m.fleet });
+  dir = mkdtempSync(join(tmpdir(), 'imdsguard-usage-e2e-'));
+  writeFileSync(join(dir, 'config'), '');
+  return { aws, kinds: m.kinds };
+}
+
+function tokensByKind(a: FakeAws, kinds: Map<string, UsageKind>): Record<string, string[]> {
+  const region = getRegion(a.fleet, ACCOUNT, 'us-east-1');
+  const out: Record<string, string[]> = {};
+  for (const [id, kind] of kinds) {
+    const t = region?.instances.get(id)?.metadataOptions.httpTokens ?? 'missing';
+    (out[kind] ??= []).push(t);
+  }
+  return out;
+}
+
+describe('fleet usage and harden --only-ready (real binary)', () => {
+  it('fleet usage --format ndjson: one line per instance with the readiness its kind must have', async () => {
+    const { aws: a, kinds } = await start({ v1: 2, quiet: 3, stopped: 2, new: 2, enforced: 1, broken: 1 });
+    const r = await run(['fleet', 'usage', '--endpoint-url', a.url, '--format', 'ndjson', '--days', '14']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines[0]).toMatchObject({
+      type: 'meta',
+      kind: 'imdsguard.fleet.usage',
+      window: { days: 14, periodSeconds: 21_600 },
+    });
+    expect(lines[1]).toEqual({
+      type: 'summary',
+      ready: 3,
+      'not-ready': 2,
+      unknown: 6,
+      enforced: 1,
+      broken: 1,
+    });
+    const inst = lines.filter((l) => l.type === 'instance');
+    expect(inst).toHaveLength(kinds.size);
+    for (const l of inst) expect(l.readiness).toBe(USAGE_KINDS[kinds.get(l.instanceId) as UsageKind]);
+  });
+
+  it('harden --only-ready --yes hardens exactly the ready instances of a mixed fleet', async () => {
+    const { aws: a, kinds } = await start({
+      v1: 3,
+      quiet: 4,
+      stopped: 2,
+      new: 2,
+      enforced: 1,
+      broken: 1,
+      missing: 1,
+      gaps: 1,
+    });
+    const before = tokensByKind(a, kinds);
+    expect(before['quiet']).toEqual(['optional', 'optional', 'optional', 'optional']);
+
+    // The plan alone first (no --yes, not a terminal): nothing changes.
+    const plan = await run(['fleet', 'harden', '--only-ready', '--endpoint-url', a.url, '--format', 'json']);
+    expect(plan.code).toBe(0);
+    expect(a.calls.count({ action: 'ModifyInstanceMetadataOptions' })).toBe(0);
+
+    const r = await run([
+      'fleet',
+      'harden',
+      '--only-ready',
+      '--yes',
+      '--journal',
+      join(dir, 'changes.db'),
+      '--endpoint-url',
+      a.url,
+      '--format',
+      'json',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const modified = a.calls.count({ action: 'ModifyInstanceMetadataOptions', status: 200 });
+    expect(modified).toBe(4);
+    const after = tokensByKind(a, kinds);
+    expect(after).toEqual({
+      v1: ['optional', 'optional', 'optional'],
+      quiet: ['required', 'required', 'required', 'required'],
+      stopped: ['optional', 'optional'],
+      new: ['optional', 'optional'],
+      enforced: ['required'],
+      broken: ['required'],
+      missing: ['optional'],
+      gaps: ['optional'],
+    });
+    // Readiness was read from CloudWatch in batches, not per instance.
+    expect(a.calls.count({ action: 'GetMetricData' })).toBe(2);
+  });
+
+  it('harden --only-ready refuses nothing it cannot see: a CloudWatch failure leaves every instance out, exit 1', async () => {
+    const { aws: a, kinds } = await start({
+      quiet: 3,
+      v1: 1,
+      stopped: 0,
+      new: 0,
+      enforced: 0,
+      broken: 0,
+      missing: 0,
+      gaps: 0,
+    });
+    a.faults.fail({ action: 'GetMetricData', code: 'AccessDenied', status: 403, message: 'not authorized' });
+    const r = await run([
+      'fleet',
+      'harden',
+      '--only-ready',
+      '--yes',
+      '--journal',
+      join(dir, 'c.db'),
+      '--endpoint-url',
+      a.url,
+      '--format',
+      'json',
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('cloudwatch:GetMetricData');
+    expect(a.calls.count({ action: 'ModifyInstanceMetadataOptions' })).toBe(0);
+    expect(
+      Object.values(tokensByKind(a, kinds))
+        .flat()
+        .every((t) => t === 'optional'),
+    ).toBe(true);
+  });
+});

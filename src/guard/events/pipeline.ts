@@ -2,7 +2,7 @@ import { type Alert, toAlert } from './alert.js';
 import { DEFAULT_NOISE, NoiseFilter, type NoiseOptions } from './noise.js';
 import type { AlertSink } from './sinks/types.js';
 import { SinkError } from './sinks/types.js';
-import { Spool, type SpoolOptions, type SpoolStats } from './spool.js';
+import { Spool, type SpoolOptions, type SpoolRow, type SpoolStats } from './spool.js';
 import type { EventRecorder, GuardEvent } from './types.js';
 
 /**
@@ -182,8 +182,17 @@ export class AlertPipeline implements EventRecorder {
   private async run(w: Worker): Promise<void> {
     // Let the constructor finish before the first read.
     await Promise.resolve();
+    // The batch being delivered: kept across retries so a failing sink does not re-read the spool.
+    let rows: SpoolRow[] = [];
+    let batch: Alert[] = [];
+    let droppedAtRead = 0;
     while (!this.stopping && !this.spoolClosed) {
-      const rows = this.spool.read(w.sink.name, w.sink.maxBatch);
+      // Re-read when the spool dropped old alerts meanwhile (they may be in the batch held).
+      if (rows.length === 0 || this.spool.stats().dropped !== droppedAtRead) {
+        droppedAtRead = this.spool.stats().dropped;
+        rows = this.spool.read(w.sink.name, w.sink.maxBatch);
+        batch = rows.map((r) => JSON.parse(r.body) as Alert);
+      }
       if (rows.length === 0) {
         if (this.closing) return;
         await new Promise<void>((resolve) => {
@@ -192,7 +201,6 @@ export class AlertPipeline implements EventRecorder {
         w.wake = undefined;
         continue;
       }
-      const batch = rows.map((r) => JSON.parse(r.body) as Alert);
       try {
         await w.sink.send(batch);
       } catch (err) {
@@ -207,9 +215,11 @@ export class AlertPipeline implements EventRecorder {
         continue;
       }
       if (this.spoolClosed) return;
-      const last = rows[rows.length - 1] as (typeof rows)[number];
+      const last = rows[rows.length - 1] as SpoolRow;
       this.spool.ack(w.sink.name, last.seq);
       w.delivered += rows.length;
+      rows = [];
+      batch = [];
       if (w.lastError !== undefined) this.opts.log?.(`alert sink ${w.sink.name} recovered`);
       w.lastError = undefined;
       w.attempt = 0;
@@ -218,13 +228,15 @@ export class AlertPipeline implements EventRecorder {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      if (this.abort.signal.aborted) return resolve();
-      const t = setTimeout(done, ms);
-      function done() {
+      const signal = this.abort.signal;
+      if (signal.aborted) return resolve();
+      const done = () => {
         clearTimeout(t);
+        signal.removeEventListener('abort', done);
         resolve();
-      }
-      this.abort.signal.addEventListener('abort', done, { once: true });
+      };
+      const t = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
     });
   }
 

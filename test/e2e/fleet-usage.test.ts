@@ -137,7 +137,7 @@ describe('fleet usage and harden --only-ready (real binary)', () => {
       'json',
     ]);
     expect(r.code, r.stderr).toBe(0);
-    const modified = a.calls.count({ action: 'ModifyInstanceMetadataOptions', status: 200 });
+    const modified = a.calls.count({ action: 'ModifyInstanceMetadataOptions', failed: false });
     expect(modified).toBe(4);
     const after = tokensByKind(a, kinds);
     expect(after).toEqual({

@@ -24,7 +24,7 @@ export interface BarRow {
   testid: string;
 }
 
-const W = 760;
+const W = 1000;
 
 function round(n: number): string {
   return (Math.round(n * 10) / 10).toString();
@@ -32,8 +32,8 @@ function round(n: number): string {
 
 /** Horizontal 100% stacked bars, one per row, with an axis of 0..100%. */
 export function stackedBars(title: string, rows: readonly BarRow[]): string {
-  const labelW = 190;
-  const valueW = 150;
+  const labelW = 240;
+  const valueW = 160;
   const barW = W - labelW - valueW - 10;
   const rowH = 28;
   const top = 22;
@@ -50,7 +50,7 @@ export function stackedBars(title: string, rows: readonly BarRow[]): string {
   parts.push('</g>');
   rows.forEach((r, k) => {
     const y = top + k * rowH + 5;
-    const label = r.label.length > 28 ? `${r.label.slice(0, 27)}…` : r.label;
+    const label = r.label.length > 34 ? `${r.label.slice(0, 33)}…` : r.label;
     parts.push(
       `<text x="${labelW - 10}" y="${y + 13}" text-anchor="end"><title>${esc(r.label)}</title>${esc(label)}</text>`,
     );
@@ -73,7 +73,7 @@ export function stackedBars(title: string, rows: readonly BarRow[]): string {
       `<text x="${labelW + barW + 10}" y="${y + 13}" data-testid="${esc(r.testid)}">${esc(r.valueLabel)}</text>`,
     );
   });
-  return `<svg class="chart" viewBox="0 0 ${W} ${h}" role="img" aria-label="${esc(title)}" xmlns="http://www.w3.org/2000/svg"><title>${esc(title)}</title>${parts.join('')}</svg>`;
+  return `<div class="chartwrap"><svg class="chart" viewBox="0 0 ${W} ${h}" role="img" aria-label="${esc(title)}" xmlns="http://www.w3.org/2000/svg"><title>${esc(title)}</title>${parts.join('')}</svg></div>`;
 }
 
 export interface LineSeries {
@@ -84,8 +84,16 @@ export interface LineSeries {
 
 function dateLabel(ms: number, spanMs: number): string {
   const iso = new Date(ms).toISOString();
+  if (spanMs < 600_000) return iso.slice(11, 19);
   if (spanMs < 2 * 86_400_000) return `${iso.slice(5, 10)} ${iso.slice(11, 16)}`;
   return iso.slice(0, 10);
+}
+
+/** First tick label starts at its x, the last ends there, the others are centred (none is clipped). */
+function anchor(k: number, n: number): string {
+  if (n > 1 && k === 0) return 'start';
+  if (n > 1 && k === n - 1) return 'end';
+  return 'middle';
 }
 
 /** Lines over time on a 0..yMax axis (percentages by default), with a dot per point. */
@@ -118,11 +126,11 @@ export function lineChart(
     );
   }
   const ticks = span === 0 ? [t0] : [0, 1, 2, 3, 4].map((k) => t0 + (span * k) / 4);
-  for (const t of ticks) {
+  ticks.forEach((t, k) => {
     parts.push(
-      `<text x="${round(xOf(t))}" y="${bottom + 18}" text-anchor="middle">${esc(dateLabel(t, span))}</text>`,
+      `<text x="${round(xOf(t))}" y="${bottom + 18}" text-anchor="${anchor(k, ticks.length)}">${esc(dateLabel(t, span))}</text>`,
     );
-  }
+  });
   parts.push('</g>');
   for (const s of series) {
     const pts = times.map((t, k) => [xOf(t), yOf(s.values[k] ?? 0)] as const);
@@ -138,7 +146,7 @@ export function lineChart(
       );
     });
   }
-  return `<svg class="chart" viewBox="0 0 ${W} ${h}" role="img" aria-label="${esc(title)}" xmlns="http://www.w3.org/2000/svg"><title>${esc(title)}</title>${parts.join('')}</svg>`;
+  return `<div class="chartwrap"><svg class="chart" viewBox="0 0 ${W} ${h}" role="img" aria-label="${esc(title)}" xmlns="http://www.w3.org/2000/svg"><title>${esc(title)}</title>${parts.join('')}</svg></div>`;
 }
 
 /** The smallest 1, 2 or 5 x 10^k at or above n (at least 1). */
@@ -182,7 +190,7 @@ export function timeColumns(
   for (let k = 0; k < buckets.length; k += labelEvery) {
     const b = buckets[k] as { startMs: number };
     parts.push(
-      `<text x="${round(left + slot * k + slot / 2)}" y="${bottom + 18}" text-anchor="middle">${esc(dateLabel(b.startMs, span))}</text>`,
+      `<text x="${round(left + slot * k + (k === 0 ? 0 : slot / 2))}" y="${bottom + 18}" text-anchor="${k === 0 ? 'start' : 'middle'}">${esc(dateLabel(b.startMs, span))}</text>`,
     );
   }
   parts.push('</g>');
@@ -200,5 +208,5 @@ export function timeColumns(
       );
     });
   });
-  return `<svg class="chart" viewBox="0 0 ${W} ${h}" role="img" aria-label="${esc(title)}" xmlns="http://www.w3.org/2000/svg"><title>${esc(title)}</title>${parts.join('')}</svg>`;
+  return `<div class="chartwrap"><svg class="chart" viewBox="0 0 ${W} ${h}" role="img" aria-label="${esc(title)}" xmlns="http://www.w3.org/2000/svg"><title>${esc(title)}</title>${parts.join('')}</svg></div>`;
 }

@@ -3,11 +3,14 @@
  * FleetReportDocument (fleet-data.ts), which is also embedded in the page as JSON and is what
  * `fleet report --format json` prints.
  */
-import { READINESS, type Readiness } from '../../fleet/posture/readiness.js';
+import type { Readiness } from '../../fleet/posture/readiness.js';
 import { type BarRow, lineChart, stackedBars } from './charts.js';
 import { esc, fmtInt, fmtPct, fmtTime, slug } from './escape.js';
 import type { FleetReportDocument, SliceCounts } from './fleet-data.js';
 import { COLORS, card, legend, renderPage } from './page.js';
+
+/** Best to worst, the order of the bar, the legend and the table. */
+export const READINESS_ORDER: readonly Readiness[] = ['enforced', 'ready', 'unknown', 'not-ready', 'broken'];
 
 export const READINESS_LABELS: Record<Readiness, string> = {
   enforced: 'Enforced',
@@ -126,7 +129,7 @@ function readiness(doc: FleetReportDocument): string {
   const r = doc.readiness;
   const row: BarRow = {
     label: 'Live instances',
-    segments: READINESS.map((k) => ({
+    segments: READINESS_ORDER.map((k) => ({
       name: READINESS_LABELS[k],
       value: r.counts[k],
       color: READINESS_COLORS[k],
@@ -138,11 +141,11 @@ function readiness(doc: FleetReportDocument): string {
   const note = r.measured
     ? `From CloudWatch MetadataNoToken and MetadataNoTokenRejected over ${r.window ? `${r.window.days} day(s), ${fmtTime(r.window.start)} to ${fmtTime(r.window.end)}` : 'the usage window'}. Ready: no IMDSv1 call while running through the whole window.`
     : 'IMDSv1 usage was not measured in this report, so instances that allow IMDSv1 count as unknown. Run fleet report with --usage to read CloudWatch evidence.';
-  const rows = READINESS.map(
+  const rows = READINESS_ORDER.map(
     (k) =>
       `<tr><td><i style="display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px;background:${READINESS_COLORS[k]}"></i>${esc(READINESS_LABELS[k])}</td><td class="num" data-testid="readiness-${k}">${fmtInt(r.counts[k])}</td><td class="num">${r.total === 0 ? '0.0%' : fmtPct(Math.round((r.counts[k] / r.total) * 1000) / 10)}</td></tr>`,
   ).join('');
-  return `<section id="readiness"><h2>Readiness to enforce IMDSv2</h2><p class="note">${esc(note)}</p>${legend(READINESS.map((k) => [READINESS_LABELS[k], READINESS_COLORS[k]] as const))}${stackedBars('Readiness breakdown', [row])}<div class="tablewrap"><table id="readiness-table"><thead><tr><th>Readiness</th><th class="num">Instances</th><th class="num">Share</th></tr></thead><tbody>${rows}</tbody><tfoot><tr><th>Total</th><th class="num" data-testid="readiness-total">${fmtInt(r.total)}</th><th class="num">${r.measured ? 'measured' : 'not measured'}</th></tr></tfoot></table></div></section>`;
+  return `<section id="readiness"><h2>Readiness to enforce IMDSv2</h2><p class="note">${esc(note)}</p>${legend(READINESS_ORDER.map((k) => [READINESS_LABELS[k], READINESS_COLORS[k]] as const))}${stackedBars('Readiness breakdown', [row])}<div class="tablewrap"><table id="readiness-table"><thead><tr><th>Readiness</th><th class="num">Instances</th><th class="num">Share</th></tr></thead><tbody>${rows}</tbody><tfoot><tr><th>Total</th><th class="num" data-testid="readiness-total">${fmtInt(r.total)}</th><th class="num">${r.measured ? 'measured' : 'not measured'}</th></tr></tfoot></table></div></section>`;
 }
 
 function regression(doc: FleetReportDocument): string {

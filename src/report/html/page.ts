@@ -10,7 +10,7 @@ export const COLORS = {
   enforced: '#1a7f37',
   v1: '#cf222e',
   disabled: '#6e7781',
-  ready: '#2da44e',
+  ready: '#0969da',
   notReady: '#cf222e',
   unknown: '#bf8700',
   broken: '#82071e',
@@ -35,14 +35,15 @@ section{margin:0 0 32px;break-inside:avoid-page}
 h2{font-size:18px;font-weight:600;margin:0 0 4px;padding-bottom:6px;border-bottom:1px solid var(--border)}
 h3{font-size:15px;font-weight:600;margin:18px 0 8px}
 p.note{color:var(--muted);margin:6px 0 12px;font-size:13px}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px;margin:16px 0}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(132px,1fr));gap:12px;margin:16px 0}
 .card{border:1px solid var(--border);border-radius:8px;padding:12px 14px;background:var(--panel)}
 .card .label{font-size:12px;color:var(--muted);text-transform:uppercase;letter-spacing:.4px}
 .card .value{font-size:26px;font-weight:600;font-variant-numeric:tabular-nums;line-height:1.2;margin-top:4px}
 .card .sub{font-size:12px;color:var(--muted)}
 .card.good .value{color:var(--green)}.card.bad .value{color:var(--red)}.card.warn .value{color:var(--amber)}
 .grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:24px}
-.chart{width:100%;height:auto;display:block;font-family:inherit}
+.chartwrap{overflow-x:auto}
+.chart{width:100%;min-width:600px;height:auto;display:block;font-family:inherit}
 .chart text{font-size:12px;fill:var(--fg)}
 .chart .axis text,.chart text.muted{fill:var(--muted);font-size:11px}
 .legend{display:flex;flex-wrap:wrap;gap:14px;font-size:12px;color:var(--muted);margin:4px 0 8px;padding:0;list-style:none}
@@ -66,6 +67,7 @@ th[aria-sort=descending]::after{content:" \\25BC";color:var(--fg)}
 .toolbar input,.toolbar select{font:inherit;padding:5px 8px;border:1px solid var(--border);border-radius:6px;background:#fff}
 .toolbar input{min-width:260px;flex:1 1 260px}
 .toolbar .count{color:var(--muted);font-size:12px}
+td.mono{white-space:nowrap}
 code,.mono{font-family:ui-monospace,SFMono-Regular,"SF Mono",Menlo,Consolas,"Liberation Mono",monospace;font-size:12px}
 .empty{padding:14px;color:var(--muted);border:1px dashed var(--border);border-radius:8px}
 footer{color:var(--muted);font-size:12px;border-top:1px solid var(--border);padding-top:10px}
@@ -81,6 +83,7 @@ footer{color:var(--muted);font-size:12px;border-top:1px solid var(--border);padd
  th{position:static}
  section{break-inside:auto}
  .chart,.cards,.card{break-inside:avoid}
+ .chart{min-width:0}
  tr{break-inside:avoid}
  .sev,.pill,.card{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 }

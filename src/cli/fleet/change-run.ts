@@ -156,7 +156,9 @@ export async function openChangeSession(
   opts: FleetOptions,
   ctx: CliContext,
 ): Promise<{ session: FleetSession; limiter: RateLimiter }> {
-  const session = await openFleetSession(opts, ctx);
+  // Standard retries: the rate limiter below already paces every attempt to the API's bucket; the
+  // SDK's adaptive mode would add its own, much slower, client-side limiter after a throttle.
+  const session = await openFleetSession(opts, ctx, { retryMode: 'standard' });
   const limiter = new RateLimiter();
   attachLimiter(session, session.targets.accounts, limiter);
   return { session, limiter };

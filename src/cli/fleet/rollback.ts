@@ -125,6 +125,7 @@ export const rollbackCommand: FleetSubcommand = {
       const session = await openFleetSession(
         { ...fleet, regions, allRegions: false, org: false, accounts: undefined, role: undefined },
         ctx,
+        { retryMode: 'standard' },
       );
       try {
         const targetsAccounts = accounts.filter((a) => accountIds.has(a.accountId));

@@ -1,0 +1,455 @@
+/**
+ * Fleet changes through the real CLI code and the real AWS SDK against fake-aws: dry run, plan without
+ * --yes, harden keeping every other field, exact rollback (harden, disable, hop limit), throttling
+ * storm under the API's token bucket, an interrupted apply and its idempotent re-run, templates --fix
+ * and defaults --set with their rollbacks.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ChangeDocument } from '../../src/cli/fleet/render.js';
+import { Journal } from '../../src/fleet/journal/store.js';
+import { runInProcess } from '../support/cli.js';
+import {
+  addInstance,
+  allInstances,
+  emptyAccount,
+  FAKE_CREDENTIALS,
+  type FakeAws,
+  type FakeFleet,
+  type FakeInstance,
+  type FakeMetadataOptions,
+  type FakeRegion,
+  startFakeAws,
+} from '../support/fake-aws/index.js';
+
+const ACCOUNT = '111111111111';
+const REGION = 'us-east-1';
+const NEVER = new Promise<string>(() => {});
+
+let aws: FakeAws | undefined;
+let dir: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'imdsguard-changes-'));
+});
+
+afterEach(async () => {
+  await aws?.close();
+  aws = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function env(): Record<string, string> {
+  return {
+    AWS_ACCESS_KEY_ID: FAKE_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: FAKE_CREDENTIALS.secretAccessKey,
+    AWS_REGION: REGION,
+  };
+}
+
+function options(o: Partial<FakeMetadataOptions> = {}): FakeMetadataOptions {
+  return {
+    state: 'applied',
+    httpTokens: 'optional',
+    httpEndpoint: 'enabled',
+    httpPutResponseHopLimit: 1,
+    httpProtocolIpv6: 'disabled',
+    instanceMetadataTags: 'disabled',
+    ...o,
+  };
+}
+
+let seq = 0;
+function instance(o: Partial<FakeMetadataOptions>, extra: Partial<FakeInstance> = {}): FakeInstance {
+  seq += 1;
+  const hex = seq.toString(16).padStart(17, '0');
+  return {
+    instanceId: `i-${hex}`,
+    reservationId: `r-${hex}`,
+    instanceType: 't3.micro',
+    imageId: 'ami-0123456789abcdef0',
+    state: 'running',
+    launchTime: new Date(Date.UTC(2025, 0, 1)),
+    tags: { Name: `host-${seq}` },
+    metadataOptions: options(o),
+    ...extra,
+  };
+}
+
+/** A one-account, one-region fleet built by hand. */
+function handFleet(build: (region: FakeRegion) => void): FakeFleet {
+  const account = emptyAccount(ACCOUNT, [REGION]);
+  build(account.regions.get(REGION) as FakeRegion);
+  return {
+    managementAccountId: ACCOUNT,
+    accounts: new Map([[ACCOUNT, account]]),
+    regionNames: [REGION],
+    nextId: 1,
+  };
+}
+
+function regionOf(a: FakeAws): FakeRegion {
+  return a.fleet.accounts.get(ACCOUNT)?.regions.get(REGION) as FakeRegion;
+}
+
+/** Every instance's metadata options (without the pending/applied state AWS moves by itself). */
+function snapshot(a: FakeAws): Record<string, Omit<FakeMetadataOptions, 'state'>> {
+  const out: Record<string, Omit<FakeMetadataOptions, 'state'>> = {};
+  for (const { instance: i } of allInstances(a.fleet)) {
+    const { state: _s, ...rest } = i.metadataOptions;
+    out[i.instanceId] = { ...rest };
+  }
+  return out;
+}
+
+async function cli(args: string[], opts: { shutdown?: Promise<string> } = {}) {
+  const r = await runInProcess(
+    ['fleet', ...args, '--endpoint-url', (aws as FakeAws).url, '--regions', REGION, '--format', 'json'],
+    { env: env(), cwd: dir, shutdown: opts.shutdown ?? NEVER },
+  );
+  return { ...r, doc: r.stdout.trim().startsWith('{') ? (JSON.parse(r.stdout) as ChangeDocument) : null };
+}
+
+/** A fleet of `n` instances with a mix of settings (no terminated ones unless asked). */
+function mixedFleet(n: number): FakeFleet {
+  return handFleet((r) => {
+    for (let k = 0; k < n; k++) {
+      const i = instance({
+        httpTokens: k % 3 === 0 ? 'required' : 'optional',
+        httpEndpoint: k % 7 === 0 ? 'disabled' : 'enabled',
+        httpPutResponseHopLimit: 1 + (k % 4),
+        httpProtocolIpv6: k % 5 === 0 ? 'enabled' : 'disabled',
+        instanceMetadataTags: k % 6 === 0 ? 'enabled' : 'disabled',
+      });
+      if (k % 2 === 0) i.tags['env'] = 'prod';
+      if (k % 11 === 0) i.state = 'stopped';
+      addInstance(r, ACCOUNT, i);
+    }
+  });
+}
+
+describe('fleet harden / disable / hop-limit against fake-aws', () => {
+  it('without --yes prints the plan, makes no change and says how to apply', async () => {
+    aws = await startFakeAws({ fleet: mixedFleet(20) });
+    const before = snapshot(aws);
+    const r = await cli(['harden']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('--yes');
+    expect(r.doc?.applied).toBe(false);
+    expect(r.doc?.counts.change).toBeGreaterThan(0);
+    expect(aws.calls.count({ action: 'ModifyInstanceMetadataOptions' })).toBe(0);
+    expect(snapshot(aws)).toEqual(before);
+  });
+
+  it('--dry-run sends every call with DryRun and changes nothing', async () => {
+    aws = await startFakeAws({ fleet: mixedFleet(40) });
+    const before = snapshot(aws);
+    const r = await cli(['harden', '--dry-run', '--journal', 'j.db']);
+    expect(r.code, r.stderr).toBe(0);
+    const changes = r.doc?.counts.change ?? 0;
+    expect(changes).toBeGreaterThan(10);
+    expect(aws.calls.count({ action: 'ModifyInstanceMetadataOptions' })).toBe(changes);
+    expect(aws.calls.count({ action: 'ModifyInstanceMetadataOptions', errorCode: 'DryRunOperation' })).toBe(
+      changes,
+    );
+    expect(snapshot(aws)).toEqual(before);
+    for (const { instance: i } of allInstances(aws.fleet)) expect(i.modifiedAt).toBeUndefined();
+    expect(r.doc?.items.filter((i) => i.action === 'change').every((i) => i.status === 'dry-run-ok')).toBe(
+      true,
+    );
+    // The dry run is journalled, but a rollback refuses it (it changed nothing).
+    const j = Journal.open(join(dir, 'j.db'), { mustExist: true });
+    expect(j.listChangeSets()[0]?.dryRun).toBe(true);
+    j.close();
+    const rb = await cli(['rollback', '--journal', 'j.db', '--yes']);
+    expect(rb.code).toBe(2);
+    expect(rb.stderr).toContain('IMDSGUARD_E_CHANGE_SET');
+  });
+
+  it('harden requires tokens, keeps every other field, never re-enables a disabled endpoint', async () => {
+    let keep!: FakeInstance;
+    let off!: FakeInstance;
+    let done!: FakeInstance;
+    let gone!: FakeInstance;
+    let excluded!: FakeInstance;
+    aws = await startFakeAws({
+      fleet: handFleet((r) => {
+        keep = instance({
+          httpPutResponseHopLimit: 3,
+          httpProtocolIpv6: 'enabled',
+          instanceMetadataTags: 'enabled',
+        });
+        off = instance({ httpEndpoint: 'disabled', httpPutResponseHopLimit: 2 });
+        done = instance({ httpTokens: 'required', httpPutResponseHopLimit: 5 });
+        gone = instance({}, { state: 'terminated' });
+        excluded = instance({}, { tags: { Name: 'x', keep: 'v1' } });
+        for (const i of [keep, off, done, gone, excluded]) addInstance(r, ACCOUNT, i);
+      }),
+    });
+    const r = await cli(['harden', '--yes', '--journal', 'j.db', '--exclude-tags', 'keep=v1']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(keep.metadataOptions).toMatchObject({
+      httpTokens: 'required',
+      httpEndpoint: 'enabled',
+      httpPutResponseHopLimit: 3,
+      httpProtocolIpv6: 'enabled',
+      instanceMetadataTags: 'enabled',
+    });
+    expect(off.metadataOptions).toMatchObject({
+      httpTokens: 'optional',
+      httpEndpoint: 'disabled',
+      httpPutResponseHopLimit: 2,
+    });
+    expect(excluded.metadataOptions.httpTokens).toBe('optional');
+    const reason = (id: string) => r.doc?.items.find((i) => i.resourceId === id)?.skip?.reason;
+    expect(reason(off.instanceId)).toBe('endpoint-disabled');
+    expect(reason(done.instanceId)).toBe('already-compliant');
+    expect(reason(gone.instanceId)).toBe('terminated');
+    expect(reason(excluded.instanceId)).toBe('excluded');
+    expect(r.doc?.items.find((i) => i.resourceId === keep.instanceId)?.status).toBe('verified');
+    expect(aws.calls.count({ action: 'ModifyInstanceMetadataOptions' })).toBe(1);
+  });
+
+  it('harden, disable and hop-limit, each rolled back, leave every instance exactly as before', async () => {
+    aws = await startFakeAws({ fleet: mixedFleet(120) });
+    const original = snapshot(aws);
+    const h = await cli(['harden', '--yes', '--journal', 'j.db', '--tags', 'env=prod']);
+    expect(h.code, h.stderr).toBe(0);
+    const d = await cli(['disable', '--yes', '--journal', 'j.db', '--states', 'stopped']);
+    expect(d.code, d.stderr).toBe(0);
+    const hl = await cli(['hop-limit', '2', '--yes', '--journal', 'j.db']);
+    expect(hl.code, hl.stderr).toBe(0);
+    expect(snapshot(aws)).not.toEqual(original);
+    for (const doc of [h.doc, d.doc, hl.doc]) {
+      expect(doc?.result?.failures).toBe(0);
+      expect(doc?.result?.counts.verified).toBe(doc?.counts.change);
+    }
+    // Roll back the most recent first (hop-limit), then the others by id.
+    const r1 = await cli(['rollback', '--journal', 'j.db', '--yes']);
+    expect(r1.code, r1.stderr).toBe(0);
+    expect(r1.doc?.rollbackOf).toBe(hl.doc?.changeSetId);
+    const r2 = await cli([
+      'rollback',
+      '--journal',
+      'j.db',
+      '--change-set',
+      String(d.doc?.changeSetId),
+      '--yes',
+    ]);
+    expect(r2.code, r2.stderr).toBe(0);
+    const r3 = await cli([
+      'rollback',
+      '--journal',
+      'j.db',
+      '--change-set',
+      String(h.doc?.changeSetId),
+      '--yes',
+    ]);
+    expect(r3.code, r3.stderr).toBe(0);
+    expect(snapshot(aws)).toEqual(original);
+    // The most recent change set was rolled back: a bare rollback refuses to cascade.
+    const again = await cli(['rollback', '--journal', 'j.db', '--yes']);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('already rolled back');
+    // Each rollback is its own change set, of kind rollback, referencing the original.
+    const j = Journal.open(join(dir, 'j.db'), { mustExist: true });
+    const sets = j.listChangeSets();
+    j.close();
+    expect(
+      sets
+        .filter((s) => s.kind === 'rollback')
+        .map((s) => s.rollbackOf)
+        .sort(),
+    ).toEqual([h.doc?.changeSetId, d.doc?.changeSetId, hl.doc?.changeSetId].sort());
+  });
+
+  it('selects from a CSV with a BOM, quotes, CRLF and blank lines; a bad row names its line', async () => {
+    aws = await startFakeAws({ fleet: mixedFleet(30) });
+    const ids = [...allInstances(aws.fleet)].map((x) => x.instance.instanceId);
+    const lines = [
+      '\ufeffaccount_id,"instance_id",note',
+      `${ACCOUNT},"${ids[1]}","a, quoted note"`,
+      '',
+      `,${ids[2]},x`,
+    ];
+    writeFileSync(join(dir, 'sel.csv'), `${lines.join('\r\n')}\r\n\r\n`);
+    const r = await cli(['harden', '--input-file', 'sel.csv']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.doc?.items.map((i) => i.resourceId).sort()).toEqual([ids[1], ids[2]].sort());
+    writeFileSync(join(dir, 'bad.csv'), `instance_id\n${ids[1]}\n\nnot-an-id\n`);
+    const bad = await cli(['harden', '--input-file', 'bad.csv']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('bad.csv:4');
+    expect(bad.stderr).toContain('IMDSGUARD_E_INPUT_FILE');
+  });
+
+  it('a throttling storm: everything applied, and the API token bucket is never exceeded', async () => {
+    aws = await startFakeAws({
+      fleet: handFleet((r) => {
+        for (let k = 0; k < 130; k++)
+          addInstance(r, ACCOUNT, instance({ httpPutResponseHopLimit: 1 + (k % 3) }));
+      }),
+    });
+    aws.limits.enable();
+    aws.faults.throttle({ action: 'ModifyInstanceMetadataOptions', percent: 25 });
+    const r = await cli(['harden', '--yes', '--journal', 'j.db', '--concurrency', '8']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.doc?.result?.counts.verified).toBe(130);
+    expect(aws.faults.fired['RequestLimitExceeded'] ?? 0).toBeGreaterThan(10);
+    expect(aws.limits.exceededCount).toBe(0);
+    for (const { instance: i } of allInstances(aws.fleet))
+      expect(i.metadataOptions.httpTokens).toBe('required');
+  }, 60_000);
+
+  it('an apply stopped midway leaves a consistent journal, and a re-run finishes without repeating a change', async () => {
+    aws = await startFakeAws({
+      fleet: handFleet((r) => {
+        for (let k = 0; k < 60; k++) addInstance(r, ACCOUNT, instance({}));
+      }),
+      latencyMs: 15,
+    });
+    let stop!: (s: string) => void;
+    const shutdown = new Promise<string>((res) => {
+      stop = res;
+    });
+    const timer = setInterval(() => {
+      if ((aws as FakeAws).calls.count({ action: 'ModifyInstanceMetadataOptions' }) >= 12) stop('SIGINT');
+    }, 2);
+    const first = await cli(['harden', '--yes', '--journal', 'j.db', '--concurrency', '2'], { shutdown });
+    clearInterval(timer);
+    expect(first.code).toBe(1);
+    expect(first.doc?.result?.interrupted).toBe(true);
+    const j = Journal.open(join(dir, 'j.db'), { mustExist: true });
+    const set = j.listChangeSets()[0];
+    expect(set?.status).toBe('interrupted');
+    const items = j.items(String(set?.id));
+    j.close();
+    const changed = new Set(
+      [...allInstances(aws.fleet)]
+        .filter((x) => x.instance.modifiedAt !== undefined)
+        .map((x) => x.instance.instanceId),
+    );
+    const journalled = new Set(items.filter((i) => i.status !== 'planned').map((i) => i.item.resourceId));
+    expect(changed.size).toBeGreaterThanOrEqual(12);
+    expect(changed.size).toBeLessThan(60);
+    // Every call the server saw has its journal row (written before the call).
+    for (const id of changed) expect(journalled.has(id)).toBe(true);
+    expect(aws.calls.count({ action: 'ModifyInstanceMetadataOptions' })).toBe(journalled.size);
+    const sentBefore = aws.calls.count({ action: 'ModifyInstanceMetadataOptions' });
+    const second = await cli(['harden', '--yes', '--journal', 'j.db']);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.doc?.counts.bySkipReason['already-compliant']).toBe(changed.size);
+    expect(aws.calls.count({ action: 'ModifyInstanceMetadataOptions' }) - sentBefore).toBe(60 - changed.size);
+    for (const { instance: i } of allInstances(aws.fleet))
+      expect(i.metadataOptions.httpTokens).toBe('required');
+  }, 30_000);
+});
+
+describe('fleet templates and fleet defaults against fake-aws', () => {
+  it('templates --fix adds a tokens-required version inheriting everything, as default; rollback restores it', async () => {
+    aws = await startFakeAws({
+      fleet: handFleet((r) => {
+        const created = new Date(Date.UTC(2025, 0, 1));
+        r.launchTemplates.push(
+          {
+            launchTemplateId: 'lt-0aaaaaaaaaaaaaaa1',
+            launchTemplateName: 'web',
+            createTime: created,
+            defaultVersion: 1,
+            versions: [
+              {
+                versionNumber: 1,
+                createTime: created,
+                data: {
+                  imageId: 'ami-0123456789abcdef0',
+                  instanceType: 'm6i.large',
+                  iamInstanceProfileArn: `arn:aws:iam::${ACCOUNT}:instance-profile/web`,
+                  metadataOptions: {
+                    httpTokens: 'optional',
+                    httpPutResponseHopLimit: 2,
+                    httpProtocolIpv6: 'enabled',
+                  },
+                },
+              },
+            ],
+          },
+          {
+            launchTemplateId: 'lt-0aaaaaaaaaaaaaaa2',
+            launchTemplateName: 'safe',
+            createTime: created,
+            defaultVersion: 1,
+            versions: [
+              {
+                versionNumber: 1,
+                createTime: created,
+                data: { metadataOptions: { httpTokens: 'required' } },
+              },
+            ],
+          },
+        );
+        r.autoScalingGroups.push({
+          name: 'web-asg',
+          arn: `arn:aws:autoscaling:${REGION}:${ACCOUNT}:autoScalingGroup:x:autoScalingGroupName/web-asg`,
+          createdTime: created,
+          minSize: 0,
+          maxSize: 2,
+          desiredCapacity: 0,
+          launchTemplate: {
+            launchTemplateId: 'lt-0aaaaaaaaaaaaaaa1',
+            launchTemplateName: 'web',
+            version: '1',
+          },
+          instanceIds: [],
+        });
+      }),
+    });
+    const report = await cli(['templates']);
+    expect(report.code, report.stderr).toBe(0);
+    const rep = JSON.parse(report.stdout) as {
+      templates: { resourceId: string; action: string }[];
+      autoScalingGroups: unknown[];
+    };
+    expect(rep.templates.find((t) => t.resourceId === 'lt-0aaaaaaaaaaaaaaa1')?.action).toBe('change');
+    expect(rep.templates.find((t) => t.resourceId === 'lt-0aaaaaaaaaaaaaaa2')?.action).toBe('skip');
+    expect(rep.autoScalingGroups.length).toBe(1);
+
+    const fix = await cli(['templates', '--fix', '--yes', '--journal', 'j.db']);
+    expect(fix.code, fix.stderr).toBe(0);
+    const web = regionOf(aws).launchTemplates[0];
+    expect(web?.defaultVersion).toBe(2);
+    const v2 = web?.versions.find((v) => v.versionNumber === 2);
+    expect(v2?.data).toEqual({
+      imageId: 'ami-0123456789abcdef0',
+      instanceType: 'm6i.large',
+      iamInstanceProfileArn: `arn:aws:iam::${ACCOUNT}:instance-profile/web`,
+      metadataOptions: { httpTokens: 'required', httpPutResponseHopLimit: 2, httpProtocolIpv6: 'enabled' },
+    });
+    expect(regionOf(aws).launchTemplates[1]?.versions).toHaveLength(1);
+    expect(fix.doc?.result?.counts.verified).toBe(1);
+
+    const rb = await cli(['rollback', '--journal', 'j.db', '--yes']);
+    expect(rb.code, rb.stderr).toBe(0);
+    expect(regionOf(aws).launchTemplates[0]?.defaultVersion).toBe(1);
+    expect(rb.doc?.result?.counts.verified).toBe(1);
+  });
+
+  it('defaults --set required, then rollback back to no preference', async () => {
+    aws = await startFakeAws({ fleet: handFleet((r) => void (r.defaults = { httpPutResponseHopLimit: 2 })) });
+    const show = await cli(['defaults']);
+    expect(show.code, show.stderr).toBe(0);
+    expect(JSON.parse(show.stdout).defaults[0]).toMatchObject({
+      httpTokens: null,
+      httpPutResponseHopLimit: 2,
+    });
+    const set = await cli(['defaults', '--set', 'required', '--yes', '--journal', 'j.db']);
+    expect(set.code, set.stderr).toBe(0);
+    expect(regionOf(aws).defaults).toEqual({ httpTokens: 'required', httpPutResponseHopLimit: 2 });
+    const again = await cli(['defaults', '--set', 'required', '--yes', '--journal', 'j.db']);
+    expect(again.doc?.counts.bySkipReason['already-compliant']).toBe(1);
+    const rb = await cli(['rollback', '--journal', 'j.db', '--yes']);
+    expect(rb.code, rb.stderr).toBe(0);
+    expect(regionOf(aws).defaults).toEqual({ httpPutResponseHopLimit: 2 });
+  });
+});

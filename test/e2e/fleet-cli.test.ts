@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { discoverDocumentSchema, rolesDocumentSchema } from '../../src/report/fleet-schema.js';
 import { countInstances, FAKE_CREDENTIALS, type FakeAws, startFakeAws } from '../support/fake-aws/index.js';
 
 const MAIN = resolve('dist/cli/main.js');
@@ -96,6 +97,7 @@ describe('imdsguard fleet (real binary)', () => {
     };
     expect(doc.schemaVersion).toBe(1);
     expect(doc.kind).toBe('imdsguard.fleet.discover');
+    expect(() => discoverDocumentSchema.parse(doc)).not.toThrow();
     expect(doc.failures).toEqual([]);
     expect(doc.instances).toHaveLength(countInstances(aws.fleet));
     expect(doc.accounts.find((a) => a.accountId === aws.fleet.managementAccountId)?.access).toBe('caller');
@@ -184,6 +186,7 @@ describe('imdsguard fleet (real binary)', () => {
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout) as { kind: string; groups: Array<{ instanceIds: string[] }> };
     expect(doc.kind).toBe('imdsguard.fleet.roles');
+    expect(() => rolesDocumentSchema.parse(doc)).not.toThrow();
     let live = 0;
     for (const acct of aws.fleet.accounts.values()) {
       for (const region of acct.regions.values()) {

@@ -9,6 +9,7 @@ import { collectInventory } from '../../src/fleet/inventory/collect.js';
 import { allowsImdsV1, type Inventory } from '../../src/fleet/inventory/model.js';
 import { findFindings } from '../../src/fleet/posture/findings.js';
 import { groupByRole } from '../../src/fleet/posture/roles.js';
+import { discoverDocumentSchema } from '../../src/report/fleet-schema.js';
 import { runInProcess } from '../support/cli.js';
 import {
   allInstances,
@@ -335,6 +336,7 @@ describe('fleet discover against fake-aws (real SDK)', () => {
       stats: { apiCalls: { calls: number } };
     };
     expect(doc.schemaVersion).toBe(1);
+    expect(() => discoverDocumentSchema.parse(doc)).not.toThrow();
     expect(doc.failures).toEqual([]);
     expect(doc.instances).toHaveLength(total);
     expect(new Set(doc.instances.map((i) => `${i.accountId}/${i.region}/${i.instanceId}`)).size).toBe(total);

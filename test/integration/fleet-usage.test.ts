@@ -6,12 +6,14 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CloudWatchClient, GetMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AwsClientFactory } from '../../src/fleet/aws/clients.js';
 import { resolveTargets } from '../../src/fleet/aws/targets.js';
 import { collectInventory } from '../../src/fleet/inventory/collect.js';
 import { assessFleet } from '../../src/fleet/posture/readiness.js';
 import { collectUsage } from '../../src/fleet/usage/collect.js';
+import { toMetricDataQuery } from '../../src/fleet/usage/queries.js';
 import { usageWindow } from '../../src/fleet/usage/window.js';
 import { runInProcess } from '../support/cli.js';
 import {
@@ -148,6 +150,35 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
     expect(rows.filter((r) => r.readiness === 'not-ready')).toHaveLength(50);
     // both: every instance has both series
     expect(rows.every((r) => r.noToken !== null && r.rejected !== null)).toBe(true);
+  });
+
+  it('the fake refuses more than 500 queries per call, like CloudWatch (400 through the real SDK)', async () => {
+    const { aws: a } = await start();
+    const cw = new CloudWatchClient({
+      endpoint: a.url,
+      region: 'us-east-1',
+      credentials: FAKE_CREDENTIALS,
+      maxAttempts: 1,
+    });
+    const w = usageWindow(NOW, 14);
+    const queries = Array.from({ length: 501 }, (_, k) =>
+      toMetricDataQuery({ id: `q${k}`, instanceId: `i-${k}`, metric: 'noToken' }, w.periodSeconds),
+    );
+    const send = (n: number) =>
+      cw.send(
+        new GetMetricDataCommand({
+          MetricDataQueries: queries.slice(0, n),
+          StartTime: new Date(w.startMs),
+          EndTime: new Date(w.endMs),
+        }),
+      );
+    await expect(send(501)).rejects.toMatchObject({
+      message: expect.stringContaining('must not have a size greater than 500'),
+      $metadata: { httpStatusCode: 400 },
+    });
+    const ok = await send(500);
+    expect(ok.MetricDataResults).toHaveLength(500);
+    cw.destroy();
   });
 
   it('auto mode reads one series per instance: ceil(N/500) calls', async () => {

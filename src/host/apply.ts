@@ -304,8 +304,13 @@ export async function removeRules(
       const [nftFamily, table] = entry.split(' ');
       if (nftFamily !== tool.nftFamily || !table) continue;
       if (isPristineTable(after?.get(table))) {
-        await mustRun(runner, ['nft', 'delete', 'table', nftFamily, table]);
-        report.changes.push(`nft delete table ${nftFamily} ${table} (empty; created by install)`);
+        const del = await runner.run(['nft', 'delete', 'table', nftFamily, table]);
+        if (del.code === 0)
+          report.changes.push(`nft delete table ${nftFamily} ${table} (empty; created by install)`);
+        else
+          report.notes.push(
+            `kept empty table ${nftFamily} ${table}: ${del.stderr.trim() || `exit ${del.code}`}`,
+          );
       }
     }
   }

@@ -5,7 +5,6 @@ import { describeFsError, isDenied, isGone, readAll, readOnce } from './proc-io.
 import {
   addressToKernelHex,
   type Endianness,
-  findRowsByLocal,
   parseCgroup,
   parseCmdline,
   parseExeLink,
@@ -19,6 +18,7 @@ import {
   type TcpRow,
   unmapIPv4,
 } from './proc-parse.js';
+import { TableScan } from './table-scan.js';
 import type { Caller, ConnectionInfo, ProcessRef, ProcessResolver } from './types.js';
 
 export type { Caller, ConnectionInfo, ProcessRef, ProcessResolver } from './types.js';
@@ -149,8 +149,8 @@ interface ParentInfo {
 
 const MAX_SOCKETS_PER_PID = 4096;
 /** Recent callers and newest processes scanned while the socket table is read. */
-const PREFETCH_RECENT = 4;
-const PREFETCH_FRESH = 4;
+const PREFETCH_RECENT = 1;
+const PREFETCH_FRESH = 2;
 const PASSWD_REFRESH_MS = 30_000;
 
 export function createProcResolver(options: ProcResolverOptions = {}): ProcResolver {
@@ -188,7 +188,7 @@ class ProcFsResolver implements ProcResolver {
   readonly #addrNetns: Lru<string, string>;
   readonly #seenTuples: Lru<string, true>;
   readonly #pids = new Map<number, PidEntry>();
-  readonly #tables = new Map<string, InFlight<string>>();
+  readonly #tables = new Map<string, TableScan>();
   readonly #scans = new Map<number, InFlight<ScanResult>>();
   #listing: InFlight<number[]> | undefined;
   #listedOnce = false;
@@ -344,8 +344,8 @@ class ProcFsResolver implements ProcResolver {
     const lookups = this.#tableLookups(conn.remoteAddress);
     if (lookups.length === 0) return undefined;
     for (const [table, hex] of lookups) {
-      const text = await this.#table(`${this.#root}/net/${table}`, since);
-      const row = pickClientRow(findRowsByLocal(text, hex, conn.remotePort), conn.localPort);
+      const rows = await this.#rows(`${this.#root}/net/${table}`, since, hex, conn.remotePort);
+      const row = pickClientRow(rows, conn.localPort);
       if (row) return { row };
     }
     return this.#findRowElsewhere(conn, lookups, since, deadline);
@@ -369,28 +369,24 @@ class ProcFsResolver implements ProcResolver {
     return hex ? [['tcp6', hex]] : [];
   }
 
-  /** One read of a table, shared by every lookup that started before the read did. */
-  #table(path: string, since: number): Promise<string> {
+  /**
+   * The rows of a table whose local endpoint is hex:port. A scan of the table is shared by every
+   * lookup that started before it did, and stops once each of them has found a live row.
+   */
+  #rows(path: string, since: number, hex: string, port: number): Promise<TcpRow[]> {
     const cur = this.#tables.get(path);
-    if (cur && cur.startedAt >= since) return cur.promise;
+    if (cur && cur.startedAt >= since && (!cur.finished || cur.complete)) return cur.find(hex, port);
     this.#stats.tableReads++;
-    const startedAt = this.#now();
-    const promise = readAll(path, this.#o.maxTableBytes).then(
-      (r) => r.text,
-      (err: unknown) => {
-        if (isGone(err) || isDenied(err)) return '';
-        throw err;
-      },
-    );
+    const scan = new TableScan(path, this.#now(), this.#o.maxTableBytes);
     this.#tables.delete(path);
-    this.#tables.set(path, { startedAt, promise });
+    this.#tables.set(path, scan);
     // Bounded: one entry per table path (the guard's two plus two per other namespace read).
     while (this.#tables.size > 4 * this.#o.maxNetns + 4) {
       const oldest = this.#tables.keys().next();
       if (oldest.done) break;
       this.#tables.delete(oldest.value);
     }
-    return promise;
+    return scan.find(hex, port);
   }
 
   /**
@@ -421,8 +417,8 @@ class ProcFsResolver implements ProcResolver {
       if (this.#now() > deadline) break;
       const rep = reps.get(ns) as number;
       for (const [table, hex] of lookups) {
-        const text = await this.#table(`${this.#root}/${rep}/net/${table}`, since);
-        const row = pickClientRow(findRowsByLocal(text, hex, conn.remotePort), conn.localPort);
+        const rows = await this.#rows(`${this.#root}/${rep}/net/${table}`, since, hex, conn.remotePort);
+        const row = pickClientRow(rows, conn.localPort);
         if (row) {
           this.#stats.otherNetnsRows++;
           this.#addrNetns.set(conn.remoteAddress, ns);

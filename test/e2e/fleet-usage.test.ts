@@ -72,7 +72,9 @@ function tokensByKind(a: FakeAws, kinds: Map<string, UsageKind>): Record<string,
   const out: Record<string, string[]> = {};
   for (const [id, kind] of kinds) {
     const t = region?.instances.get(id)?.metadataOptions.httpTokens ?? 'missing';
-    (out[kind] ??= []).push(t);
+    const list = out[kind] ?? [];
+    list.push(t);
+    out[kind] = list;
   }
   return out;
 }

@@ -319,6 +319,7 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
     expect(r.code).toBe(1);
     const doc = JSON.parse(r.stdout);
     expect(doc.mode).toBe('rejected');
+    expect(doc.counts).toEqual({ ready: 0, 'not-ready': 0, unknown: 0, enforced: 3, broken: 2 });
     expect(doc.instances).toHaveLength(2);
     for (const x of doc.instances) {
       expect(kinds.get(x.instanceId)).toBe('broken');

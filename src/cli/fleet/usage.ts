@@ -236,7 +236,12 @@ export const usageSubcommand: FleetSubcommand = {
           mode: m.evidence.mode,
           regions: inv.regions,
           accounts: inv.accounts.map((a) => a.accountId),
-          counts: countReadiness(m.rows),
+          // --rejected reads enforced instances only: count only those.
+          counts: countReadiness(
+            rejectedOnly
+              ? m.rows.filter((r) => r.readiness === 'enforced' || r.readiness === 'broken')
+              : m.rows,
+          ),
           instances: rows,
           regionStats: m.evidence.regions,
           failures,

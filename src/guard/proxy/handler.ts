@@ -1,4 +1,5 @@
 import {
+  Agent,
   request as httpRequest,
   type IncomingMessage,
   type OutgoingHttpHeaders,
@@ -53,6 +54,12 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
+/**
+ * One agent for every upstream request. The metadata service closes every connection, so there is
+ * nothing to keep alive; concurrency is bounded by the guard's own limiter, not by the agent.
+ */
+const upstreamAgent = new Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
+
 let seq = 0;
 const procTag = Math.floor(Math.random() * 0xffff)
   .toString(16)
@@ -102,10 +109,8 @@ async function resolveCaller(deps: HandlerDeps, socket: Socket, timeoutMs: numbe
       }
     })();
     callerCache.set(socket, p);
-    // a lookup that found nothing (timeout, error) is retried on the next request of the connection
-    p.then((c) => {
-      if (c.resolved === 'none') callerCache.delete(socket);
-    });
+    // One lookup per connection, whatever it found: a process does not change under its socket, and
+    // a lookup that failed is not retried on every request of a busy keep-alive connection.
   }
   return p;
 }
@@ -389,7 +394,7 @@ export function createRequestHandler(deps: HandlerDeps) {
           method: cls.method,
           path: cls.forwardPath,
           headers,
-          agent: false,
+          agent: upstreamAgent,
           setHost: false,
           timeout: limits.upstreamTimeoutMs,
         });

@@ -13,7 +13,7 @@ const WIDTH = 24;
 
 export function createProgress(stderr: Output, label = 'scans', now: () => number = Date.now): Progress {
   if (stderr.isTTY !== true) return { update() {}, done() {} };
-  let last = 0;
+  let last = Number.NEGATIVE_INFINITY;
   let drawn = false;
   return {
     update(p) {

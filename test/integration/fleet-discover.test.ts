@@ -266,6 +266,19 @@ describe('fleet discover against fake-aws (real SDK)', () => {
     expect(inv.scans.find((s) => s.accountId === second && s.region === 'eu-west-1')?.status).toBe('failed');
   });
 
+  it('--all-regions lists the regions DescribeRegions reports as enabled', async () => {
+    const a = await setup({ accounts: 1, regions: ['us-east-1'], instancesPerRegion: 3, seed: 13 });
+    a.faults.disableRegion(a.fleet.managementAccountId, 'ap-southeast-2');
+    const f = makeFactory(a);
+    const targets = await resolveTargets(f, { allRegions: true });
+    expect(targets.regions).toEqual(a.fleet.regionNames.filter((r) => r !== 'ap-southeast-2').sort());
+    expect(targets.accounts).toEqual([{ accountId: a.fleet.managementAccountId, name: null, roleArn: null }]);
+    const inv = await collectInventory(f, targets);
+    expect(inv.failures).toEqual([]);
+    expect(inv.scans).toHaveLength(targets.regions.length);
+    expect(inv.instances).toHaveLength(3);
+  });
+
   it('marks a scan partial when one resource type is denied', async () => {
     const a = await setup({ accounts: 1, regions: ['us-east-1'], instancesPerRegion: 10, seed: 8 });
     a.faults.fail({

@@ -6,7 +6,7 @@ const doc = readFileSync(new URL('../../docs/findings.md', import.meta.url), 'ut
 
 describe('docs/findings.md', () => {
   it('lists every finding id with its severity, and no other id', () => {
-    const rows = [...doc.matchAll(/^\| `([a-z0-9-]+)` \| (high|medium|low|info) \|/gm)].map((m) => [
+    const rows = [...doc.matchAll(/^\| `([a-z0-9-]+)`\s*\| (high|medium|low|info)\s*\|/gm)].map((m) => [
       m[1],
       m[2],
     ]);

@@ -14,7 +14,8 @@
  *   naive            GetMetricStatistics per instance, sequential, on the first --naive-sample
  *                    instances; its wall time is extrapolated to N (calls scale linearly). Its sums
  *                    are checked against imdsguard's for the same instances.
- * Wall times are medians of --runs runs after one warm-up.
+ * Wall times (and this process's CPU time: the client's own cost, steadier than wall time on a busy
+ * machine) are medians of --runs runs after one warm-up.
  */
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import * as os from 'node:os';
@@ -134,12 +135,16 @@ async function ours(url: string, instances: InstanceRecord[], window: UsageWindo
   try {
     const targets = await resolveTargets(factory, { regions: [REGION] });
     const t = performance.now();
+    const c = process.cpuUsage();
     const ev = await collectUsage(factory, targets.accounts, instances, { window, mode });
     const rows = assessFleet(instances, ev.series, window);
     const ms = performance.now() - t;
+    const used = process.cpuUsage(c);
+    const cpuMs = (used.user + used.system) / 1000;
     if (ev.failures.length > 0) throw new Error(`failures: ${JSON.stringify(ev.failures)}`);
     return {
       ms,
+      cpuMs,
       rows,
       calls: factory.counter.snapshot().byOperation['cloudwatch:GetMetricData']?.calls ?? 0,
     };
@@ -153,6 +158,7 @@ async function naive(url: string, instances: InstanceRecord[], window: UsageWind
   const cw = new CloudWatchClient({ endpoint: url, region: REGION, credentials: FAKE_CREDENTIALS });
   const sums = new Map<string, number>();
   const t = performance.now();
+  const c = process.cpuUsage();
   try {
     for (const i of instances) {
       const metric =
@@ -176,7 +182,8 @@ async function naive(url: string, instances: InstanceRecord[], window: UsageWind
   } finally {
     cw.destroy();
   }
-  return { ms: performance.now() - t, sums };
+  const used = process.cpuUsage(c);
+  return { ms: performance.now() - t, cpuMs: (used.user + used.system) / 1000, sums };
 }
 
 const n = Number(arg('instances', '10000'));
@@ -199,8 +206,10 @@ for (const latency of latencies) {
     await ours(aws.url, instances, window, 'auto');
     await naive(aws.url, sample.slice(0, 20), window);
     const auto: number[] = [];
+    const autoCpu: number[] = [];
     const both: number[] = [];
     const nv: number[] = [];
+    const nvCpu: number[] = [];
     let autoCalls = 0;
     let bothCalls = 0;
     let maxQ = 0;
@@ -213,6 +222,7 @@ for (const latency of latencies) {
       if (autoCalls !== a.calls) throw new Error(`client counted ${a.calls} calls, server ${autoCalls}`);
       maxQ = Math.max(maxQ, sa.cw.maxQueriesInCall);
       auto.push(a.ms);
+      autoCpu.push(a.cpuMs);
       readiness = JSON.stringify(countReadiness(a.rows));
       await aws.send('reset');
       const b = await ours(aws.url, instances, window, 'both');
@@ -222,6 +232,7 @@ for (const latency of latencies) {
       const nres = await naive(aws.url, sample, window);
       naiveCalls = (await aws.send<Stats>('stats')).cw.getMetricStatisticsCalls;
       nv.push(nres.ms);
+      nvCpu.push(nres.cpuMs);
       // Same evidence: the naive sums equal imdsguard's for every sampled instance.
       const byId = new Map(a.rows.map((x) => [x.instanceId, (x.noToken?.sum ?? 0) + (x.rejected?.sum ?? 0)]));
       for (const [id, s] of nres.sums) {
@@ -232,7 +243,8 @@ for (const latency of latencies) {
     if (autoCalls > 20)
       throw new Error(`imdsguard made ${autoCalls} GetMetricData calls for ${n} instances (> 20)`);
     const naiveFull = (median(nv) / sample.length) * n;
-    const row = `| ${n.toLocaleString('en-US')} | ${latency} | ${autoCalls} | ${maxQ} | ${median(auto).toFixed(0)} | ${bothCalls} | ${median(both).toFixed(0)} | ${naiveCalls} of ${sample.length} | ${median(nv).toFixed(0)} | ${n.toLocaleString('en-US')} | ${naiveFull.toFixed(0)} | ${(naiveFull / median(auto)).toFixed(0)}x |`;
+    const naiveCpuFull = (median(nvCpu) / sample.length) * n;
+    const row = `| ${n.toLocaleString('en-US')} | ${latency} | ${autoCalls} | ${maxQ} | ${median(auto).toFixed(0)} | ${median(autoCpu).toFixed(0)} | ${bothCalls} | ${median(both).toFixed(0)} | ${naiveCalls} of ${sample.length} | ${median(nv).toFixed(0)} | ${n.toLocaleString('en-US')} | ${naiveFull.toFixed(0)} | ${naiveCpuFull.toFixed(0)} | ${(naiveFull / median(auto)).toFixed(0)}x |`;
     rows.push(row);
     process.stderr.write(`${row}\n`);
   } finally {
@@ -245,8 +257,8 @@ process.stdout.write(
     `fleet-usage bench: node ${process.version}, ${os.cpus().length} CPUs, load ${os.loadavg()[0]?.toFixed(1)}, 14-day window at ${window.periodSeconds} s, median of ${runs} runs`,
     `readiness of the fleet: ${readiness}`,
     '',
-    '| instances in region | added latency ms | imdsguard GetMetricData calls (auto) | max queries per call | imdsguard wall ms (auto) | calls (both metrics) | wall ms (both) | naive GetMetricStatistics calls (sample) | naive wall ms (sample) | naive calls for all | naive wall ms, extrapolated | speed-up |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| instances in region | added latency ms | imdsguard GetMetricData calls (auto) | max queries per call | imdsguard wall ms (auto) | imdsguard client CPU ms (auto) | calls (both metrics) | wall ms (both) | naive GetMetricStatistics calls (sample) | naive wall ms (sample) | naive calls for all | naive wall ms, extrapolated | naive client CPU ms, extrapolated | wall speed-up |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows,
     '',
   ].join('\n'),

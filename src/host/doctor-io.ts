@@ -187,7 +187,9 @@ export async function gatherDoctorFacts(runner: CommandRunner, o: GatherOptions)
     findGuardProcess(o.port),
     probeViaGuard(o.port),
   ]);
-  const imds = await probeImdsAs(user?.uid, user?.gid, o.probeV1, o.isRoot ?? process.getuid?.() === 0);
+  const isRoot = o.isRoot ?? process.getuid?.() === 0;
+  if (!isRoot && !redirects.v4 && !redirects.v6) redirects.readable = false;
+  const imds = await probeImdsAs(user?.uid, user?.gid, o.probeV1, isRoot);
   return {
     port: o.port,
     user: { name: o.userName, uid: user?.uid },

@@ -36,6 +36,8 @@ export interface RedirectFact {
 
 export interface RedirectFacts {
   backend: Backend | undefined;
+  /** False when the firewall could not be read (doctor is not root). */
+  readable?: boolean;
   v4: RedirectFact | undefined;
   v6: RedirectFact | undefined;
 }
@@ -149,6 +151,14 @@ function redirectCheck(
   const addr = id === 'redirect-v4' ? `${IMDS_V4}:80` : `[${IMDS_V6}]:80`;
   const flag = id === 'redirect-v6' ? ' --ipv6' : '';
   const fix = `sudo imdsguard install --apply --port ${facts.port}${flag}`;
+  if (!f && facts.redirects.readable === false) {
+    return {
+      id,
+      status: 'fail',
+      detail: `cannot read the firewall rules for ${addr} (doctor is not root)`,
+      fix: 'run doctor as root',
+    };
+  }
   if (!f) {
     if (!expected) {
       return {

@@ -54,6 +54,10 @@ describe('doctor evaluation', () => {
     wrongPort.redirects.v4 = { port: 1, exempt: '998' };
     expect(evaluateDoctor(wrongPort)[0]?.detail).toContain('port 1');
 
+    const unreadable = healthy();
+    unreadable.redirects = { backend: undefined, readable: false, v4: undefined, v6: undefined };
+    expect(evaluateDoctor(unreadable)[0]?.detail).toContain('not root');
+
     const v6 = healthy();
     v6.ipv6Expected = true;
     expect(status(v6)['redirect-v6']).toBe('fail');

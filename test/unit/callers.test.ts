@@ -11,6 +11,7 @@ import {
   renderCallers,
   summarizeCallers,
 } from '../../src/guard/callers/index.js';
+import { SqliteEventStore } from '../../src/guard/events/store.js';
 import type { GuardEvent, ImdsVersion } from '../../src/guard/events/types.js';
 import { runInProcess } from '../support/cli.js';
 
@@ -253,8 +254,23 @@ describe('imdsguard callers', () => {
     expect(r.stdout).toContain('nothing that called');
   });
 
-  it('usage errors: no source, both sources, bad duration, missing file', async () => {
-    expect((await runInProcess(['callers'])).code).toBe(2);
+  it('--db reads the event store; without a source it reads IMDSGUARD_DB', async () => {
+    const db = join(dir, 'events.db');
+    const store = new SqliteEventStore({ path: db });
+    await store.insert(EVENTS);
+    await store.close();
+    const viaFlag = JSON.parse((await runInProcess(['callers', '--db', db, '--json'])).stdout);
+    expect(viaFlag).toMatchObject({ events: 8, v1Callers: 4, v1Requests: 5 });
+    const viaEnv = await runInProcess(['callers', '--json'], { env: { IMDSGUARD_DB: db } });
+    expect(viaEnv.code).toBe(1);
+    expect(JSON.parse(viaEnv.stdout).callers).toEqual(viaFlag.callers);
+    const missing = await runInProcess(['callers'], { env: { IMDSGUARD_DB: join(dir, 'none.db') } });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('IMDSGUARD_E_STORE');
+    expect(missing.stderr).toContain('none.db');
+  });
+
+  it('usage errors: both sources, bad duration, missing file', async () => {
     expect((await runInProcess(['callers', '--events', file, '--db', 'x.db'])).code).toBe(2);
     const bad = await runInProcess(['callers', '--events', file, '--since', 'soon']);
     expect(bad.code).toBe(2);

@@ -10,6 +10,7 @@ import {
 import { readEventsFromStore } from '../../guard/events/store.js';
 import type { CliContext, CommandSpec } from '../context.js';
 import { parseDuration } from '../options.js';
+import { DEFAULT_EVENTS_DB } from './events.js';
 
 interface CallersOptions {
   events?: string;
@@ -27,24 +28,25 @@ async function runCallers(opts: CallersOptions, ctx: CliContext): Promise<void> 
   if (opts.events !== undefined && opts.db !== undefined) {
     throw new ImdsguardError('IMDSGUARD_E_USAGE', 'callers: give --events or --db, not both');
   }
-  if (opts.events === undefined && opts.db === undefined) {
-    throw new ImdsguardError('IMDSGUARD_E_USAGE', 'callers: no events source', {
-      hint: "pass --events FILE (the guard's --events output) or --db FILE (its event store)",
-    });
-  }
   const sinceMs = opts.since === undefined ? undefined : Date.now() - parseDuration(opts.since, '--since');
   const stats: JsonlStats = { lines: 0, bad: 0 };
+  // Like `imdsguard events`: the store named by --db, else IMDSGUARD_DB, else the default path.
+  const db = opts.db ?? ctx.env['IMDSGUARD_DB'] ?? DEFAULT_EVENTS_DB;
+  const from = opts.events ?? db;
   const source: EventSource =
-    opts.events !== undefined ? readEventsJsonl(opts.events, stats) : dbSource(opts.db as string, sinceMs);
+    opts.events !== undefined ? readEventsJsonl(opts.events, stats) : dbSource(db, sinceMs);
 
   const agg = new CallerAggregator(sinceMs === undefined ? {} : { sinceMs });
   try {
     for await (const event of source) agg.add(event);
   } catch (err) {
     if (err instanceof ImdsguardError) throw err;
-    throw new ImdsguardError('IMDSGUARD_E_CONFIG_READ', `callers: cannot read ${opts.events ?? opts.db}`, {
+    throw new ImdsguardError('IMDSGUARD_E_CONFIG_READ', `callers: cannot read ${from}`, {
       cause: err,
-      hint: 'check the path and that this user may read it',
+      hint:
+        opts.events === undefined && opts.db === undefined
+          ? "pass --events FILE (the guard's JSON-lines events) or --db FILE (its event store)"
+          : 'check the path and that this user may read it',
     });
   }
   if (stats.bad > 0) {
@@ -93,7 +95,10 @@ export const callersCommand: CommandSpec = {
   configure(cmd, ctx) {
     cmd
       .option('--events <file>', "the guard's JSON-lines events file (its --events output)")
-      .option('--db <file>', "the guard's SQLite event store (its --db output)")
+      .option(
+        '--db <file>',
+        `the guard's SQLite event store (default: IMDSGUARD_DB, else ${DEFAULT_EVENTS_DB})`,
+      )
       .option('--since <duration>', 'only events in this window, e.g. 30m, 24h, 7d')
       .option('--json', 'print JSON instead of a table')
       .addHelpText(

@@ -162,6 +162,72 @@ describe('host evidence', () => {
     );
   });
 
+  it('reads `imdsguard callers --json` output (its whole document) wrapped with the instance id', () => {
+    // The shape src/cli/commands/callers.ts prints, plus the instanceId a collection script adds.
+    const doc = {
+      since: null,
+      events: 120,
+      badLines: 0,
+      v1Callers: 1,
+      v1Requests: 37,
+      callers: [
+        {
+          key: '/usr/bin/python3|app|',
+          exe: '/usr/bin/python3',
+          user: 'app',
+          uid: 1001,
+          v1: 37,
+          v2: 0,
+          token: 0,
+          unknown: 0,
+          denied: 0,
+          total: 37,
+          firstSeen: '2026-11-20T10:00:00.000Z',
+          lastSeen: '2026-11-22T10:00:00.000Z',
+          lastPath: '/latest/meta-data/iam/security-credentials/app',
+          pids: 3,
+          unattributed: false,
+          container: { id: 'c0ffee0123456789abcdef', runtime: 'docker' },
+        },
+        {
+          key: '(other callers)',
+          v1: 0,
+          v2: 83,
+          token: 2,
+          unknown: 0,
+          denied: 0,
+          total: 85,
+          firstSeen: '2026-11-20T10:00:00.000Z',
+          lastSeen: '2026-11-22T10:00:00.000Z',
+          lastPath: '/',
+          pids: 0,
+          unattributed: false,
+        },
+      ],
+      instanceId: 'i-0123456789abcdef0',
+    };
+    const e = parseHostEvidence(JSON.stringify(doc), 'host.json');
+    expect(e.instanceId).toBe('i-0123456789abcdef0');
+    expect(e.callers).toEqual([
+      {
+        exe: '/usr/bin/python3',
+        user: 'app',
+        container: 'c0ffee0123456789abcdef',
+        v1Calls: 37,
+        v2Calls: 0,
+        lastSeen: '2026-11-22T10:00:00.000Z',
+      },
+      {
+        exe: null,
+        user: null,
+        container: null,
+        v1Calls: 0,
+        v2Calls: 83,
+        lastSeen: '2026-11-22T10:00:00.000Z',
+      },
+    ]);
+  });
+
   it('joins by instance id (and region when named), merging v1 callers, most calls first', () => {
     const files = [
       parseHostEvidence(JSON.stringify({ instanceId: 'i-0123456789abcdef0', callers }), 'a.json'),

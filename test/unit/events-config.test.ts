@@ -107,3 +107,38 @@ describe('metatrapd environment names', () => {
     expect(issues(r)).toEqual(['sinks.0.channel']);
   });
 });
+
+describe('through the config loader', () => {
+  it('refuses bad alert keys naming the full path, and maps the metatrapd names', async () => {
+    const { loadConfig, parseConfig } = await import('../../src/config/index.js');
+    let err: unknown;
+    try {
+      parseConfig({
+        alerts: { sinks: [{ type: 'file', path: '/x', colour: 'red' }], noise: { windowMs: 5 } },
+      });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ code: 'IMDSGUARD_E_CONFIG' });
+    expect((err as Error).message).toContain('alerts.sinks[0].colour: unknown key');
+    expect((err as Error).message).toContain('alerts.noise.windowMs');
+    expect(() => parseConfig({ admin: { listen: '0.0.0.0:9469' } })).toThrow(
+      /admin\.listen: must be a loopback address/,
+    );
+
+    const cfg = loadConfig({
+      env: {
+        SLACK_WEBHOOK: 'https://hooks.slack.com/services/T/B/X',
+        WEBHOOK: 'https://example.com/h',
+        WEBHOOK_AUTH: 'Bearer z',
+      },
+      cwd: '/',
+    });
+    expect(cfg.alerts.sinks).toEqual([
+      { type: 'slack-webhook', url: 'https://hooks.slack.com/services/T/B/X' },
+    ]);
+    expect(cfg.alerts.webhooks).toEqual([
+      { url: 'https://example.com/h', authHeader: 'Bearer z', authHeaderName: 'Authorization' },
+    ]);
+  });
+});

@@ -11,6 +11,71 @@ const toggle = z.enum(['enabled', 'disabled']).nullable();
 const hop = z.number().int().nullable();
 const iso = z.string().describe('ISO 8601 time, UTC');
 
+/** `fleet discover --usage`: the readiness of one live instance (docs/usage.md). */
+export const instanceUsageSchema = z.strictObject({
+  readiness: z.enum(['ready', 'not-ready', 'unknown', 'enforced', 'broken']),
+  reason: z.string().describe('docs/usage.md, Readiness'),
+  detail: z.string(),
+  v1Calls: z.number().nullable().describe('MetadataNoToken sum over the window; null: not read'),
+  v1LastSeen: iso.nullable(),
+  rejectedCalls: z.number().nullable().describe('MetadataNoTokenRejected sum; null: not read'),
+  suggestion: nullableString,
+  hostV1Callers: z
+    .array(
+      z.strictObject({
+        exe: nullableString,
+        user: nullableString,
+        container: nullableString,
+        v1Calls: z.number(),
+        v2Calls: z.number(),
+        lastSeen: iso.nullable(),
+      }),
+    )
+    .nullable()
+    .describe('null: no --host-evidence file for this instance'),
+});
+
+/** `fleet discover --usage`: the usage window, counts and CloudWatch failures. */
+export const discoverUsageSchema = z.strictObject({
+  window: z.strictObject({
+    days: z.number().int(),
+    start: iso,
+    end: iso,
+    periodSeconds: z.number().int(),
+    periods: z.number().int(),
+  }),
+  mode: z.enum(['auto', 'both', 'rejected']),
+  counts: z.strictObject({
+    ready: z.number().int(),
+    'not-ready': z.number().int(),
+    unknown: z.number().int(),
+    enforced: z.number().int(),
+    broken: z.number().int(),
+  }),
+  regionStats: z.array(
+    z.strictObject({
+      accountId: z.string(),
+      region: z.string(),
+      instances: z.number().int(),
+      queries: z.number().int(),
+      batches: z.number().int(),
+      calls: z.number().int(),
+      status: z.enum(['ok', 'failed', 'partial']),
+    }),
+  ),
+  failures: z.array(
+    z.strictObject({
+      accountId: z.string(),
+      region: z.string(),
+      code: z.string(),
+      awsCode: nullableString,
+      message: z.string(),
+      hint: nullableString,
+      instances: z.number().int(),
+    }),
+  ),
+});
+
 export const instanceSchema = z.strictObject({
   instanceId: z.string(),
   accountId: z.string(),
@@ -42,6 +107,7 @@ export const instanceSchema = z.strictObject({
     })
     .nullable(),
   autoScalingGroupName: nullableString,
+  usage: instanceUsageSchema.optional().describe('fleet discover --usage only'),
   tags: z.record(z.string(), z.string()),
 });
 
@@ -233,6 +299,7 @@ export const discoverDocumentSchema = z
     scans: z.array(scanSchema),
     instances: z.array(instanceSchema),
     stats: statsSchema,
+    usage: discoverUsageSchema.optional().describe('fleet discover --usage only'),
   })
   .describe('imdsguard fleet discover --format json');
 

@@ -15,6 +15,7 @@ import { assessFleet } from '../../src/fleet/posture/readiness.js';
 import { collectUsage } from '../../src/fleet/usage/collect.js';
 import { toMetricDataQuery } from '../../src/fleet/usage/queries.js';
 import { usageWindow } from '../../src/fleet/usage/window.js';
+import { discoverDocumentSchema } from '../../src/report/fleet-schema.js';
 import { runInProcess } from '../support/cli.js';
 import {
   cloudWatchStats,
@@ -425,6 +426,8 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
     const doc = JSON.parse(r.stdout);
     expect(doc.kind).toBe('imdsguard.fleet.discover');
     expect(doc.usage.counts).toEqual({ ready: 1, 'not-ready': 1, unknown: 4, enforced: 1, broken: 1 });
+    // The document still matches the published schema (docs/fleet-json-schema.json).
+    expect(() => discoverDocumentSchema.parse(doc)).not.toThrow();
     for (const i of doc.instances) {
       expect(i.usage.readiness).toBe(USAGE_KINDS[kinds.get(i.instanceId) as UsageKind]);
     }

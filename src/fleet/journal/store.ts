@@ -1,6 +1,8 @@
 /**
- * The change journal: one SQLite database (better-sqlite3, WAL, synchronous=FULL so every commit is
- * fsynced) holding change sets and their items. Write-ahead: an item is marked `sent` (and committed,
+ * The change journal: one SQLite database (better-sqlite3, WAL) holding change sets and their items.
+ * The write-ahead rows are committed with synchronous=FULL (fsynced); results and verifications with
+ * NORMAL (they survive a crash of imdsguard, and on a power loss an item simply reads `sent`, which a
+ * rollback already treats as possibly applied). Write-ahead: an item is marked `sent` (and committed,
  * fsynced) BEFORE its API call goes out, and gets its result after. After a crash the journal shows
  * exactly which calls may have been made: every `sent` item without a result.
  *
@@ -205,7 +207,6 @@ export class Journal {
     }
     try {
       db.pragma('journal_mode = WAL');
-      // FULL: every commit (each write-ahead row) is fsynced before the API call goes out.
       db.pragma('synchronous = FULL');
       db.pragma('busy_timeout = 5000');
       db.exec(SCHEMA);
@@ -227,6 +228,15 @@ export class Journal {
       throw journalError(path, err, 'not an imdsguard journal');
     }
     return new Journal(path, db, opts.now ?? (() => new Date()));
+  }
+
+  private sync: 'FULL' | 'NORMAL' = 'FULL';
+
+  /** FULL: the next commit is fsynced before it returns (the write-ahead rows). */
+  private durability(level: 'FULL' | 'NORMAL'): void {
+    if (this.sync === level) return;
+    this.db.pragma(`synchronous = ${level}`);
+    this.sync = level;
   }
 
   private ts(): string {
@@ -258,6 +268,7 @@ export class Journal {
       `INSERT INTO items (change_set_id, seq, resource_type, account_id, region, resource_id, action, item, status)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
+    this.durability('FULL');
     this.write('cannot record the change set', () =>
       this.db.transaction(() => {
         insertSet.run(
@@ -291,6 +302,7 @@ export class Journal {
 
   /** Write-ahead: marks an item sent (attempt + 1) and commits (fsync) before the call is made. */
   markSent(changeSetId: string, seq: number, result?: ItemResult): void {
+    this.durability('FULL');
     this.write('cannot record a call before sending it', () =>
       this.db
         .prepare(
@@ -308,6 +320,7 @@ export class Journal {
     status: ItemStatus,
     extra: { errorCode?: string | null; errorMessage?: string | null; result?: ItemResult | null } = {},
   ): void {
+    this.durability('NORMAL');
     this.write('cannot record a result', () =>
       this.db
         .prepare(

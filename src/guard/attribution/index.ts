@@ -242,8 +242,8 @@ class ProcFsResolver implements ProcResolver {
     this.#seenTuples = new Lru(4096, 60_000, this.#now);
     const interval = o.refreshIntervalMs ?? 2000;
     if (interval > 0) {
-      // Warm start: the first listing (pre-existing processes), and the user names, before any lookup.
-      void this.refresh();
+      // Warm start: the first listing (the processes that exist before any call) and the user names.
+      void this.#listPids(this.#now()).catch(() => {});
       void this.#userName(0);
       this.#timer = setInterval(() => {
         void this.refresh();
@@ -654,7 +654,11 @@ class ProcFsResolver implements ProcResolver {
   }
 
   /** Reads uid, fd count and network namespace of pids not probed yet, until the deadline. */
-  async #probeUnprobed(deadline: number, want: (e: PidEntry) => boolean = () => true): Promise<void> {
+  async #probeUnprobed(
+    deadline: number,
+    want: (e: PidEntry) => boolean = () => true,
+    parallel = 4,
+  ): Promise<void> {
     const todo: Array<[number, PidEntry]> = [];
     for (const [pid, e] of this.#pids) if (!e.probed && want(e)) todo.push([pid, e]);
     // Newest first: they matter most for lookups.
@@ -666,7 +670,7 @@ class ProcFsResolver implements ProcResolver {
         await this.#probe(pid, e);
       }
     };
-    await Promise.all(Array.from({ length: 4 }, worker));
+    await Promise.all(Array.from({ length: parallel }, worker));
   }
 
   async #probe(pid: number, e: PidEntry): Promise<void> {
@@ -689,7 +693,8 @@ class ProcFsResolver implements ProcResolver {
     try {
       const start = this.#now();
       await this.#listPids(start);
-      await this.#probeUnprobed(start + this.#o.refreshBudgetMs);
+      // One process at a time: lookups share the same libuv thread pool and must not queue behind this.
+      await this.#probeUnprobed(start + this.#o.refreshBudgetMs, undefined, 1);
     } catch {
       // The next tick tries again; lookups never depend on the refresh having worked.
     } finally {

@@ -8,9 +8,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { CliContext } from '../../src/cli/context.js';
 import type { ChangeDocument } from '../../src/cli/fleet/render.js';
+import { runCli } from '../../src/cli/program.js';
 import { Journal } from '../../src/fleet/journal/store.js';
-import { runInProcess } from '../support/cli.js';
+import { capture, runInProcess } from '../support/cli.js';
 import {
   addInstance,
   allInstances,
@@ -141,6 +143,42 @@ describe('fleet harden / disable / hop-limit against fake-aws', () => {
     expect(r.doc?.counts.change).toBeGreaterThan(0);
     expect(aws.calls.count({ action: 'ModifyInstanceMetadataOptions' })).toBe(0);
     expect(snapshot(aws)).toEqual(before);
+  });
+
+  it('on a terminal, applies only after the interactive confirmation', async () => {
+    aws = await startFakeAws({ fleet: mixedFleet(12) });
+    const questions: string[] = [];
+    const run = async (answer: boolean) => {
+      const stdout = capture(true);
+      const stderr = capture(true);
+      const ctx: CliContext = {
+        stdout,
+        stderr,
+        env: env(),
+        cwd: dir,
+        shutdown: NEVER,
+        onReload: () => () => {},
+        confirm: async (q) => {
+          questions.push(q);
+          return answer;
+        },
+        exitCode: 0,
+      };
+      const code = await runCli(
+        ['fleet', 'harden', '--endpoint-url', (aws as FakeAws).url, '--regions', REGION],
+        ctx,
+      );
+      return { code, stdout: stdout.text, stderr: stderr.text };
+    };
+    const no = await run(false);
+    expect(no.code).toBe(0);
+    expect(no.stdout).toContain('ACTION');
+    expect(aws.calls.count({ action: 'ModifyInstanceMetadataOptions' })).toBe(0);
+    const yes = await run(true);
+    expect(yes.code, yes.stderr).toBe(0);
+    expect(questions[0]).toMatch(/^Apply \d+ change\(s\) \(harden\)\?$/);
+    expect(aws.calls.count({ action: 'ModifyInstanceMetadataOptions' })).toBeGreaterThan(0);
+    expect(yes.stdout).toContain('verified');
   });
 
   it('--dry-run sends every call with DryRun and changes nothing', async () => {
@@ -436,7 +474,11 @@ describe('fleet templates and fleet defaults against fake-aws', () => {
   });
 
   it('defaults --set required, then rollback back to no preference', async () => {
-    aws = await startFakeAws({ fleet: handFleet((r) => void (r.defaults = { httpPutResponseHopLimit: 2 })) });
+    aws = await startFakeAws({
+      fleet: handFleet((r) => {
+        r.defaults = { httpPutResponseHopLimit: 2 };
+      }),
+    });
     const show = await cli(['defaults']);
     expect(show.code, show.stderr).toBe(0);
     expect(JSON.parse(show.stdout).defaults[0]).toMatchObject({

@@ -211,6 +211,7 @@ export const failureSchema = z.strictObject({
     'auto-scaling-groups',
     'launch-configurations',
     'images',
+    'roles',
   ]),
   code: z.string().describe('IMDSGUARD_E_ code (docs/errors.md)'),
   awsCode: nullableString,

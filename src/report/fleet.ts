@@ -86,6 +86,7 @@ export function instanceColumns(findingsByInstance: Map<string, string[]>): Colu
     { header: 'metadata_state', value: (i) => i.metadataOptions.state },
     { header: 'imdsv1_allowed', value: (i) => allowsImdsV1(i.metadataOptions) },
     { header: 'instance_profile_arn', value: (i) => i.instanceProfileArn },
+    { header: 'role_names', value: (i) => i.roleNames?.join(';') },
     { header: 'image_id', value: (i) => i.imageId },
     { header: 'image_imds_support', value: (i) => i.imageImdsSupport },
     { header: 'launch_template_id', value: (i) => i.launchTemplate?.launchTemplateId },
@@ -298,6 +299,7 @@ export function renderRoles(
         { header: 'account_id', value: (r) => r.group.accountId },
         { header: 'instance_profile_arn', value: (r) => r.group.instanceProfileArn },
         { header: 'instance_profile_name', value: (r) => r.group.instanceProfileName },
+        { header: 'role_names', value: (r) => r.group.roleNames?.join(';') },
         { header: 'instance_id', value: (r) => r.instanceId },
         { header: 'region', value: (r) => inst(r)?.region },
         { header: 'state', value: (r) => inst(r)?.state },
@@ -316,6 +318,16 @@ export function renderRoles(
         [
           { header: 'account', value: (g) => g.accountId },
           { header: 'instance profile', value: (g) => g.instanceProfileName ?? '(none)' },
+          {
+            header: 'roles',
+            value: (g) =>
+              g.instanceProfileArn === null
+                ? ''
+                : g.roleNames === null
+                  ? '?'
+                  : g.roleNames.join(',') || '(no role)',
+            maxWidth: 60,
+          },
           { header: 'instances', value: (g) => g.instances, align: 'right' },
           { header: 'running', value: (g) => g.running, align: 'right' },
           { header: 'v1 allowed', value: (g) => g.imdsV1Allowed, align: 'right' },

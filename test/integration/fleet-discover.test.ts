@@ -114,6 +114,11 @@ describe('fleet discover against fake-aws (real SDK)', () => {
       });
       expect(rec.state).toBe(src.state);
       expect(rec.instanceProfileArn).toBe(src.instanceProfileArn ?? null);
+      const profileName = src.instanceProfileArn?.split('/').pop();
+      const profile = profileName
+        ? a.fleet.accounts.get(rec.accountId)?.instanceProfiles.get(profileName)
+        : undefined;
+      expect(rec.roleNames).toEqual(profile ? profile.roles : null);
       expect(rec.launchTime).toBe(src.launchTime.toISOString());
       expect(rec.imageImdsSupport).toBe(region.images.get(src.imageId)?.imdsSupport ?? null);
       expect(rec.autoScalingGroupName).toBe(src.tags['aws:autoscaling:groupName'] ?? null);
@@ -298,6 +303,55 @@ describe('fleet discover against fake-aws (real SDK)', () => {
         awsCode: 'AccessDenied',
       }),
     ]);
+  });
+
+  it('resolves instance profile roles once per profile and account, and reports an IAM refusal', async () => {
+    const a = await setup({
+      accounts: 2,
+      regions: ['us-east-1', 'eu-west-1'],
+      instancesPerRegion: 200,
+      seed: 17,
+    });
+    const [mgmt, second] = accountIds(a) as [string, string];
+    const f = makeFactory(a);
+    const targets = await resolveTargets(f, {
+      regions: ['us-east-1', 'eu-west-1'],
+      org: true,
+      role: 'ImdsguardAudit',
+    });
+    a.faults.fail({
+      service: 'iam',
+      accountId: second,
+      code: 'AccessDenied',
+      status: 403,
+      message: 'no iam',
+    });
+    const inv = await collectInventory(f, targets);
+    const profilesInUse = new Set(
+      inv.instances
+        .filter((i) => i.accountId === mgmt && i.instanceProfileName)
+        .map((i) => i.instanceProfileName),
+    );
+    expect(a.calls.count({ action: 'GetInstanceProfile', accountId: mgmt })).toBe(profilesInUse.size);
+    const web = inv.instances.find((i) => i.accountId === mgmt && i.instanceProfileName === 'web');
+    expect(web?.roleNames).toEqual(['web-role']);
+    expect(
+      inv.instances.find((i) => i.accountId === mgmt && i.instanceProfileName === 'batch')?.roleNames,
+    ).toEqual([]);
+    expect(inv.instances.filter((i) => i.accountId === second).every((i) => i.roleNames === null)).toBe(true);
+    expect(inv.failures).toEqual([
+      expect.objectContaining({
+        accountId: second,
+        region: null,
+        stage: 'roles',
+        code: 'IMDSGUARD_E_AWS_ACCESS',
+      }),
+    ]);
+    expect(inv.instances).toHaveLength(800);
+    const finding = findFindings(inv).find(
+      (x) => x.id === 'instance-imdsv1-with-role' && x.message.includes('(role web-role)'),
+    );
+    expect(finding).toBeDefined();
   });
 
   it('fails with a clear IMDSGUARD_E_AWS_AUTH error when the session expired', async () => {

@@ -13,6 +13,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { IAMClient } from '@aws-sdk/client-iam';
 import { OrganizationsClient } from '@aws-sdk/client-organizations';
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
@@ -73,7 +74,7 @@ interface CachedCreds {
   pending?: Promise<AwsCredentialIdentity>;
 }
 
-type ServiceName = 'ec2' | 'autoscaling' | 'cloudwatch' | 'sts' | 'organizations';
+type ServiceName = 'ec2' | 'autoscaling' | 'cloudwatch' | 'sts' | 'organizations' | 'iam';
 
 export class AwsClientFactory {
   readonly counter: ApiCallCounter;
@@ -160,6 +161,17 @@ export class AwsClientFactory {
       target.accountId,
       region,
       () => new CloudWatchClient(this.commonConfig(region, this.credentialsFor(target))),
+    );
+  }
+
+  /** IAM (a global service) in the target account. */
+  iam(target: AccountTarget): IAMClient {
+    const r = AWS_DEFAULTS.globalRegion;
+    return this.cached(
+      'iam',
+      target.accountId,
+      r,
+      () => new IAMClient(this.commonConfig(r, this.credentialsFor(target))),
     );
   }
 

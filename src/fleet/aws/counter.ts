@@ -107,6 +107,7 @@ const SERVICE_PREFIX: Record<string, string> = {
   STSClient: 'sts',
   OrganizationsClient: 'organizations',
   CloudWatchClient: 'cloudwatch',
+  IAMClient: 'iam',
 };
 
 /** Adds the counting middleware to a client; idempotent per client. */

@@ -43,6 +43,7 @@ import {
   type ScanFailure,
   type ScanStage,
 } from './model.js';
+import { resolveInstanceRoles } from './roles.js';
 
 /** Defaults, with units. */
 export const COLLECT_DEFAULTS = {
@@ -70,7 +71,9 @@ export interface CollectOptions {
    * What to collect besides instances (default: everything). `fleet roles` needs instances only;
    * images are needed for the instances' imageImdsSupport.
    */
-  include?: { defaults?: boolean; templates?: boolean; autoScaling?: boolean; images?: boolean } | undefined;
+  include?:
+    | { defaults?: boolean; templates?: boolean; autoScaling?: boolean; images?: boolean; roles?: boolean }
+    | undefined;
   onProgress?: ((p: CollectProgress) => void) | undefined;
   /** Clock for generatedAt (tests). */
   now?: (() => Date) | undefined;
@@ -495,6 +498,17 @@ export async function collectInventory(
     scans.push(r.scan);
     failures.push(...r.failures);
     for (const i of r.instances) instances.push(i);
+  }
+  if (opts.include?.roles ?? true) {
+    const live = targets.accounts.filter((a) => !assumeFailed.has(a.accountId));
+    for (const f of await resolveInstanceRoles(
+      factory,
+      live,
+      instances,
+      opts.concurrency ?? COLLECT_DEFAULTS.concurrency,
+    )) {
+      failures.push(failureOf(f.error, f.accountId, null, 'roles'));
+    }
   }
   instances.sort((a, b) =>
     a.accountId !== b.accountId

@@ -58,8 +58,9 @@ export interface InstanceRecord {
   /** The profile name (last ARN segment). */
   instanceProfileName: string | null;
   /**
-   * The role(s) in the profile. null: not resolved (EC2 does not return it; resolving needs
-   * iam:GetInstanceProfile, which imdsguard does not call yet).
+   * The role(s) in the instance profile (iam:GetInstanceProfile in the instance's account); [] when the
+   * profile holds no role or no longer exists. null: not resolved (no profile, IAM refused, or roles
+   * were not asked for).
    */
   roleNames: string[] | null;
   imageId: string | null;
@@ -152,7 +153,8 @@ export type ScanStage =
   | 'launch-template-versions'
   | 'auto-scaling-groups'
   | 'launch-configurations'
-  | 'images';
+  | 'images'
+  | 'roles';
 
 export interface ScanFailure {
   accountId: string | null;

@@ -167,8 +167,12 @@ function instanceFindings(i: InstanceRecord, out: Finding[]): void {
           i.instanceId,
           i.accountId,
           i.region,
-          `${i.instanceId} allows IMDSv1 and has instance profile ${i.instanceProfileName ?? i.instanceProfileArn}: an SSRF can read its role credentials`,
-          { ...base, instanceProfileArn: i.instanceProfileArn },
+          `${i.instanceId} allows IMDSv1 and has instance profile ${i.instanceProfileName ?? i.instanceProfileArn}${i.roleNames && i.roleNames.length > 0 ? ` (role ${i.roleNames.join(', ')})` : ''}: an SSRF can read its role credentials`,
+          {
+            ...base,
+            instanceProfileArn: i.instanceProfileArn,
+            roleNames: i.roleNames ? i.roleNames.join(',') : null,
+          },
         ),
       );
     } else {

@@ -152,7 +152,7 @@ export class Faults {
       return this.note(expiredErrorFor(call.service));
     }
     const disabled = this.disabledRegions.get(`${call.accountId}/${call.region}`);
-    if (disabled && call.service !== 'sts' && call.service !== 'organizations') {
+    if (disabled && call.service !== 'sts' && call.service !== 'organizations' && call.service !== 'iam') {
       return this.note(
         disabled === 'OptInRequired'
           ? {

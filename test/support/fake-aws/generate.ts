@@ -103,6 +103,10 @@ export function generateFleet(options: GenerateFleetOptions = {}): FakeFleet {
     const profiles = ['web', 'batch', 'ci-runner', 'eks-node', 'admin'].map(
       (n) => `arn:aws:iam::${accountId}:instance-profile/${n}`,
     );
+    // Each profile holds the role <name>-role, except 'batch', whose role was removed.
+    for (const n of ['web', 'batch', 'ci-runner', 'eks-node', 'admin']) {
+      account.instanceProfiles.set(n, { path: '/', roles: n === 'batch' ? [] : [`${n}-role`] });
+    }
     regions.forEach((regionName, ri) => {
       const region = account.regions.get(regionName) as FakeRegion;
       if (ai % 3 === 1 && ri === 0) region.defaults = { httpTokens: 'required', httpPutResponseHopLimit: 2 };

@@ -6,6 +6,7 @@
  *                errors <Response><Errors><Error><Code>..   (ec2.ts)
  *   Auto Scaling awsquery XML, Version=2011-01-01            (autoscaling.ts)
  *   STS          awsquery XML, Version=2011-06-15             (sts.ts)
+ *   IAM          awsquery XML, Version=2010-05-08             (iam.ts: GetInstanceProfile)
  *   Organizations AWS JSON 1.1, X-Amz-Target AWSOrganizationsV20161128.*  (organizations.ts)
  *   CloudWatch   AWS JSON 1.0, X-Amz-Target GraniteServiceVersion20100801.* (cloudwatch.ts: a stub for issue 9)
  *
@@ -33,6 +34,7 @@ import { FakeAwsError, type FakeSession, type HandlerContext, type HandlerResult
 import { ec2ErrorBody, handleEc2 } from './ec2.js';
 import { expiredErrorFor, Faults } from './faults.js';
 import { type GenerateFleetOptions, generateFleet } from './generate.js';
+import { handleIam, IAM_NS } from './iam.js';
 import { RateLimits } from './limits.js';
 import type { FakeFleet } from './model.js';
 import { handleOrganizations, ORGANIZATIONS_TARGET } from './organizations.js';
@@ -88,6 +90,7 @@ const VERSION_SERVICE: Record<string, string> = {
   '2016-11-15': 'ec2',
   '2011-01-01': 'autoscaling',
   '2011-06-15': 'sts',
+  '2010-05-08': 'iam',
 };
 
 function readBody(req: IncomingMessage, limit: number): Promise<string | null> {
@@ -192,6 +195,7 @@ export async function startFakeAws(options: FakeAwsOptions = {}): Promise<FakeAw
       if (service === 'ec2') result = handleEc2(ctx);
       else if (service === 'autoscaling') result = handleAutoScaling(ctx);
       else if (service === 'sts') result = handleSts(ctx);
+      else if (service === 'iam') result = handleIam(ctx);
       else if (service === 'organizations') result = handleOrganizations(ctx);
       else if (service === 'cloudwatch') result = handleCloudWatch(ctx);
       else throw new FakeAwsError('UnknownService', `fake-aws does not speak ${service}`, 400);
@@ -219,7 +223,7 @@ export async function startFakeAws(options: FakeAwsOptions = {}): Promise<FakeAw
       } else {
         headers['content-type'] = 'text/xml';
         out = queryErrorBody(
-          service === 'sts' ? STS_NS : AUTOSCALING_NS,
+          service === 'sts' ? STS_NS : service === 'iam' ? IAM_NS : AUTOSCALING_NS,
           error.code,
           error.message,
           requestId,

@@ -161,6 +161,15 @@ export interface FakeAccount {
   regions: Map<string, FakeRegion>;
   /** Role names that can be assumed in this account (AssumeRole on another name: AccessDenied). */
   roles: Set<string>;
+  /** IAM instance profiles by name (GetInstanceProfile), with the roles in each. */
+  instanceProfiles: Map<string, FakeInstanceProfile>;
+}
+
+export interface FakeInstanceProfile {
+  /** "/" or "/path/" */
+  path: string;
+  /** Role names (an instance profile holds at most one role in practice; may be empty). */
+  roles: string[];
 }
 
 export interface FakeFleet {
@@ -199,6 +208,7 @@ export function emptyAccount(
     status: 'ACTIVE',
     regions: new Map(regionNames.map((r) => [r, emptyRegion(r)])),
     roles: new Set(roleNames),
+    instanceProfiles: new Map(),
   };
 }
 

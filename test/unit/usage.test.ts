@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { InstanceRecord } from '../../src/fleet/inventory/model.js';
-import { readBatch } from '../../src/fleet/usage/collect.js';
+import { collectUsage, readBatch } from '../../src/fleet/usage/collect.js';
 import { describeCaller, indexHostEvidence, parseHostEvidence } from '../../src/fleet/usage/host-evidence.js';
 import { batchQueries, metricsFor, planQueries, toMetricDataQuery } from '../../src/fleet/usage/queries.js';
 import { choosePeriod, usageWindow } from '../../src/fleet/usage/window.js';
@@ -264,5 +264,82 @@ describe('host evidence', () => {
         lastSeen: null,
       }),
     ).toBe('(unattributed) (user 1000, container abcdef012345)');
+  });
+});
+
+describe('collectUsage concurrency and clients', () => {
+  it('uses one client per account and region, bounds regions and calls in flight, and keeps order', async () => {
+    const w = usageWindow(Date.UTC(2026, 10, 22), 14);
+    const made: string[] = [];
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const perRegion = new Map<string, number>();
+    let maxPerRegion = 0;
+    const factory = {
+      cloudWatch(target: { accountId: string }, region: string) {
+        const key = `${target.accountId}/${region}`;
+        made.push(key);
+        return {
+          send: async (cmd: { input: { MetricDataQueries: Array<{ Id: string }> } }) => {
+            inFlight += 1;
+            perRegion.set(key, (perRegion.get(key) ?? 0) + 1);
+            maxInFlight = Math.max(maxInFlight, inFlight);
+            maxPerRegion = Math.max(maxPerRegion, perRegion.get(key) as number);
+            await new Promise((r) => setTimeout(r, 5));
+            inFlight -= 1;
+            perRegion.set(key, (perRegion.get(key) as number) - 1);
+            return {
+              MetricDataResults: cmd.input.MetricDataQueries.map((q) => ({
+                Id: q.Id,
+                Timestamps: [new Date(w.startMs)],
+                Values: [1],
+                StatusCode: 'Complete',
+              })),
+            };
+          },
+        };
+      },
+    };
+    const instances: InstanceRecord[] = [];
+    for (const accountId of ['111111111111', '222222222222', '333333333333']) {
+      for (const region of ['eu-west-1', 'us-east-1']) {
+        for (let k = 0; k < 6; k++) {
+          instances.push({
+            ...(q(`i-${accountId.slice(0, 1)}${region.slice(0, 2)}${k}`, 'optional') as InstanceRecord),
+            accountId,
+            region,
+            launchTime: null,
+            tags: {},
+          } as InstanceRecord);
+        }
+      }
+    }
+    const ev = await collectUsage(
+      factory as never,
+      [{ accountId: '111111111111', name: null, roleArn: null }],
+      instances,
+      { window: w, concurrency: 2, batchConcurrency: 2, queriesPerCall: 2 },
+    );
+    expect(made.sort()).toEqual([
+      '111111111111/eu-west-1',
+      '111111111111/us-east-1',
+      '222222222222/eu-west-1',
+      '222222222222/us-east-1',
+      '333333333333/eu-west-1',
+      '333333333333/us-east-1',
+    ]);
+    expect(maxPerRegion).toBe(2);
+    expect(maxInFlight).toBeLessThanOrEqual(4);
+    expect(maxInFlight).toBeGreaterThan(2);
+    expect(ev.regions.map((r) => [r.accountId, r.region, r.batches, r.calls])).toEqual([
+      ['111111111111', 'eu-west-1', 3, 3],
+      ['111111111111', 'us-east-1', 3, 3],
+      ['222222222222', 'eu-west-1', 3, 3],
+      ['222222222222', 'us-east-1', 3, 3],
+      ['333333333333', 'eu-west-1', 3, 3],
+      ['333333333333', 'us-east-1', 3, 3],
+    ]);
+    expect(ev.series.size).toBe(36);
+    expect(ev.series.get('222222222222/us-east-1/i-2us5')?.noToken).toEqual({ t: [w.startMs], v: [1] });
   });
 });

@@ -197,6 +197,7 @@ describe('imdsguard fleet (real binary)', () => {
     const table = await run(['fleet', 'roles', ...common(), '--format', 'table']);
     expect(table.stdout).toContain('INSTANCE PROFILE');
     expect(table.stdout).toContain('(none)');
+    expect(table.stdout).toContain('web-role');
   });
 
   it('reports a role that cannot be assumed, scans the rest and exits 1', async () => {

@@ -253,6 +253,14 @@ describe('fleet harden / disable / hop-limit against fake-aws', () => {
   it('harden, disable and hop-limit, each rolled back, leave every instance exactly as before', async () => {
     aws = await startFakeAws({ fleet: mixedFleet(120) });
     const original = snapshot(aws);
+    const full = () =>
+      Object.fromEntries(
+        [...allInstances((aws as FakeAws).fleet)].map((x) => [
+          x.instance.instanceId,
+          { ...x.instance.metadataOptions },
+        ]),
+      );
+    const fullOriginal = full();
     const h = await cli(['harden', '--yes', '--journal', 'j.db', '--tags', 'env=prod']);
     expect(h.code, h.stderr).toBe(0);
     const d = await cli(['disable', '--yes', '--journal', 'j.db', '--states', 'stopped']);
@@ -287,6 +295,8 @@ describe('fleet harden / disable / hop-limit against fake-aws', () => {
     ]);
     expect(r3.code, r3.stderr).toBe(0);
     expect(snapshot(aws)).toEqual(original);
+    // All six fields, state included: every change read back, so no instance is left pending.
+    expect(full()).toEqual(fullOriginal);
     // The most recent change set was rolled back: a bare rollback refuses to cascade.
     const again = await cli(['rollback', '--journal', 'j.db', '--yes']);
     expect(again.code).toBe(2);

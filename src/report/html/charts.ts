@@ -171,7 +171,9 @@ export function timeColumns(
   const bottom = h - 30;
   const plotW = W - left - right;
   const totals = buckets.map((b) => b.values.reduce((a, v) => a + v, 0));
-  const yMax = niceMax(Math.max(0, ...totals));
+  // Four equal steps of a whole, round size: 1, 2 or 5 x 10^k.
+  const step = niceMax(Math.max(1, ...totals) / 4);
+  const yMax = step * 4;
   const yOf = (v: number) => bottom - (v / yMax) * (bottom - top);
   const n = Math.max(1, buckets.length);
   const slot = plotW / n;

@@ -45,6 +45,13 @@ export function fmtTime(iso: string): string {
   return `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 }
 
+/** An ISO time to the second: "2026-11-22 18:57:03". */
+export function fmtSecond(iso: string): string {
+  const ms = Date.parse(iso);
+  if (!Number.isFinite(ms)) return iso;
+  return new Date(ms).toISOString().slice(0, 19).replace('T', ' ');
+}
+
 /** A token safe inside an id or data-testid: [A-Za-z0-9_-], other characters as _. */
 export function slug(value: string): string {
   return value.replace(/[^A-Za-z0-9_-]/g, '_');

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdir, stat } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
+import { cpus, loadavg } from 'node:os';
 import { parseConfig } from '../../src/config/index.js';
 import { createEmulator } from '../../src/emulator/index.js';
 import {
@@ -106,6 +107,17 @@ interface Series {
   ms: number[];
   correct: number;
   total: number;
+  /** CPU time of this process (user + system, all threads: the kernel's table walk included) per lookup, ms. */
+  cpuMs?: number;
+}
+
+/** Runs a phase and records this process's CPU time per lookup (robust to a busy machine). */
+async function withCpu(run: () => Promise<Series>): Promise<Series> {
+  const c0 = process.cpuUsage();
+  const s = await run();
+  const c = process.cpuUsage(c0);
+  s.cpuMs = (c.user + c.system) / 1000 / Math.max(1, s.total || s.ms.length);
+  return s;
 }
 
 function summary(s: Series): { p50: number; p99: number; max: number; n: number; correct: string } {
@@ -225,6 +237,12 @@ async function throughput(): Promise<Throughput[]> {
 async function main(): Promise<void> {
   if (process.platform !== 'linux') throw new Error('bench/attribution needs Linux /proc');
   const before = await countFds();
+  const rows = async () => (await readAll('/proc/net/tcp', 64 * 1024 * 1024)).text.split('\n').length - 2;
+  console.log(
+    `host: ${cpus().length} CPUs, load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}, /proc/net/tcp rows ${await rows()}`,
+  );
   console.log(`host before load: ${before.procs} processes, ${before.fds} open fds`);
 
   // ---- load
@@ -267,15 +285,17 @@ async function main(): Promise<void> {
   const results: Series[] = [];
 
   // ---- the kernel floor: one read of /proc/net/tcp
-  {
-    const s: Series = { name: 'read /proc/net/tcp (floor)', ms: [], correct: 0, total: 0 };
-    for (let i = 0; i < 300; i++) {
-      const t = performance.now();
-      await readAll('/proc/net/tcp', 64 * 1024 * 1024);
-      s.ms.push(performance.now() - t);
-    }
-    results.push(s);
-  }
+  results.push(
+    await withCpu(async () => {
+      const s: Series = { name: 'read /proc/net/tcp (floor)', ms: [], correct: 0, total: 0 };
+      for (let i = 0; i < 300; i++) {
+        const t = performance.now();
+        await readAll('/proc/net/tcp', 64 * 1024 * 1024);
+        s.ms.push(performance.now() - t);
+      }
+      return s;
+    }),
+  );
 
   type Resolve = (conn: ConnectionInfo) => Promise<number | undefined>;
   const ours: Resolve = async (conn) => (await resolver.resolve(conn)).pid;
@@ -353,25 +373,21 @@ async function main(): Promise<void> {
   // Warm-up (JIT, first listing), not recorded.
   await newProcessPhase('warm-up', 10, ours);
 
-  results.push(await newProcessPhase('resolver: new process per request (curl)', N_NEW, ours));
+  results.push(await withCpu(() => newProcessPhase('resolver: new process per request (curl)', N_NEW, ours)));
   results.push(
-    await longLivedPhase('resolver: long-lived process, new connection per request', N_LONG, ours),
+    await withCpu(() =>
+      longLivedPhase('resolver: long-lived process, new connection per request', N_LONG, ours),
+    ),
   );
-  results.push(await sameConnectionPhase('resolver: same connection again (cache)', N_LONG));
-  const naiveNew = await newProcessPhase(
-    'naive full scan (async): new process per request',
-    N_NAIVE,
-    naiveResolveAsync,
+  results.push(await withCpu(() => sameConnectionPhase('resolver: same connection again (cache)', N_LONG)));
+  const naiveNew = await withCpu(() =>
+    newProcessPhase('naive full scan (async): new process per request', N_NAIVE, naiveResolveAsync),
   );
-  const naiveLong = await longLivedPhase(
-    'naive full scan (async): long-lived process',
-    N_NAIVE,
-    naiveResolveAsync,
+  const naiveLong = await withCpu(() =>
+    longLivedPhase('naive full scan (async): long-lived process', N_NAIVE, naiveResolveAsync),
   );
-  const naiveSync = await newProcessPhase(
-    'naive full scan (sync): new process per request',
-    N_NAIVE,
-    naiveResolveSync,
+  const naiveSync = await withCpu(() =>
+    newProcessPhase('naive full scan (sync): new process per request', N_NAIVE, naiveResolveSync),
   );
   results.push(naiveNew, naiveLong, naiveSync);
 
@@ -387,16 +403,22 @@ async function main(): Promise<void> {
   cleanup();
   await waitExit(load);
   const end = await countFds();
+  console.log(
+    `after the run: load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}, /proc/net/tcp rows ${await rows()} (TIME_WAIT from the bench's own connections)`,
+  );
 
   // ---- report
   const f = (x: number) => (Number.isNaN(x) ? '-' : x < 10 ? x.toFixed(3) : x.toFixed(1));
   console.log('');
-  console.log(`| series | n | p50 ms | p99 ms | max ms | correct pid |`);
-  console.log(`| --- | ---: | ---: | ---: | ---: | ---: |`);
+  console.log(`| series | n | p50 ms | p99 ms | max ms | CPU ms per lookup | correct pid |`);
+  console.log(`| --- | ---: | ---: | ---: | ---: | ---: | ---: |`);
   for (const r of results) {
     const s = summary(r);
+    const cpu = r.cpuMs === undefined ? '-' : f(r.cpuMs);
     console.log(
-      `| ${r.name} | ${s.n} | ${f(s.p50)} | ${f(s.p99)} | ${f(s.max)} | ${r.total ? s.correct : '-'} |`,
+      `| ${r.name} | ${s.n} | ${f(s.p50)} | ${f(s.p99)} | ${f(s.max)} | ${cpu} | ${r.total ? s.correct : '-'} |`,
     );
   }
   const newS = summary(results[1] as Series);
@@ -417,6 +439,10 @@ async function main(): Promise<void> {
   );
   console.log(
     `resolver minus the table-read floor (p50): new process ${f(newS.p50 - floor.p50)} ms, long-lived ${f(longS.p50 - floor.p50)} ms`,
+  );
+  const cpu = (r: Series) => r.cpuMs ?? Number.NaN;
+  console.log(
+    `CPU per lookup vs naive async: new process ${f(cpu(naiveNew) / cpu(results[1] as Series))}x, long-lived ${f(cpu(naiveLong) / cpu(results[2] as Series))}x`,
   );
   console.log(`resolver stats: ${JSON.stringify(st)}`);
   if (tput.length > 0) {

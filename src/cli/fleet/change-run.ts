@@ -228,6 +228,9 @@ export async function executePlan(ctx: CliContext, input: ExecuteInput): Promise
   const { plan, fleet, change } = input;
   const format = outputFormat(fleet, ctx);
   const counts = countPlan(plan);
+  // On a terminal the plan is printed first, before any question or call; the results follow as a
+  // compact table. Scripts (json, csv, ndjson, --output) get one document at the end.
+  const planFirst = format === 'table' && fleet.output === undefined;
   const show = async (applied: boolean, result: ApplyResult | null) => {
     const doc = changeDocument(plan, {
       dryRun: change.dryRun,
@@ -235,7 +238,8 @@ export async function executePlan(ctx: CliContext, input: ExecuteInput): Promise
       journal: applied ? change.journal : null,
       result,
     });
-    await writeOutput(ctx.stdout, renderChange(doc, format), fleet.output, ctx.cwd);
+    const text = renderChange(doc, format, { resultsOnly: planFirst && result !== null });
+    await writeOutput(ctx.stdout, text, fleet.output, ctx.cwd);
   };
   if (plan.missing.length > 0) {
     ctx.stderr.write(
@@ -247,11 +251,11 @@ export async function executePlan(ctx: CliContext, input: ExecuteInput): Promise
     ctx.stderr.write('Nothing to change.\n');
     return null;
   }
+  if (planFirst) await show(false, null);
   if (!change.dryRun && !change.yes) {
-    if (format === 'table' && fleet.output === undefined) await show(false, null);
     const ok = await ctx.confirm(`Apply ${counts.change} change(s) (${plan.kind})?`);
     if (!ok) {
-      if (!(format === 'table' && fleet.output === undefined)) await show(false, null);
+      if (!planFirst) await show(false, null);
       ctx.stderr.write(
         `No changes were made. To apply this plan, run the same command with --yes (or --dry-run first to check permissions).\n`,
       );

@@ -132,7 +132,12 @@ function summaryLine(doc: ChangeDocument): string {
 }
 
 /** The plan (and results, when applied) in the requested format. */
-export function renderChange(doc: ChangeDocument, format: OutputFormat): string {
+export function renderChange(
+  doc: ChangeDocument,
+  format: OutputFormat,
+  opts: { resultsOnly?: boolean } = {},
+): string {
+  if (format === 'table' && opts.resultsOnly && doc.result) return renderResults(doc);
   switch (format) {
     case 'json':
       return renderJson(doc);
@@ -157,4 +162,23 @@ export function renderChange(doc: ChangeDocument, format: OutputFormat): string 
       return out;
     }
   }
+}
+
+const RESULT_COLUMNS: Column<Row>[] = [
+  { header: 'account', value: (r) => r.item.accountId },
+  { header: 'region', value: (r) => r.item.region },
+  { header: 'resource', value: (r) => r.item.resourceId },
+  { header: 'status', value: (r) => r.status ?? '' },
+  { header: 'error', value: (r) => r.error ?? '', maxWidth: 100 },
+];
+
+/** After the plan was printed: one row per change with its status, and the change set line. */
+function renderResults(doc: ChangeDocument): string {
+  const changed = rows(doc).filter((r) => r.item.action === 'change');
+  let out = `\n${renderTable(changed, RESULT_COLUMNS)}`;
+  const r = Object.entries(doc.result?.counts ?? {})
+    .map(([s, n]) => `${n} ${s}`)
+    .join(', ');
+  out += `Change set ${doc.changeSetId}${doc.dryRun ? ' (dry run)' : ''}: ${r || 'nothing sent'}${doc.result?.interrupted ? ' (interrupted)' : ''}\n`;
+  return out;
 }

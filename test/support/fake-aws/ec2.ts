@@ -210,7 +210,7 @@ const describeInstances: Ec2Handler = (ctx, region) => {
   );
 };
 
-const describeRegions: Ec2Handler = (ctx) => {
+function describeRegions(ctx: HandlerContext): string {
   const names = listParam(ctx.params, 'RegionName');
   const all = ctx.params.get('AllRegions') === 'true';
   const account = ctx.fleet.accounts.get(ctx.accountId);
@@ -227,7 +227,7 @@ const describeRegions: Ec2Handler = (ctx) => {
     );
   }
   return ec2List('regionInfo', items);
-};
+}
 
 function templateXml(t: FakeLaunchTemplate): string {
   return [
@@ -566,7 +566,7 @@ const modifyInstanceMetadataDefaults: Ec2Handler = (ctx, region) => {
 
 export const EC2_ACTIONS: Record<string, Ec2Handler> = {
   DescribeInstances: describeInstances,
-  DescribeRegions: describeRegions,
+  DescribeRegions: (ctx) => describeRegions(ctx),
   DescribeLaunchTemplates: describeLaunchTemplates,
   DescribeLaunchTemplateVersions: describeLaunchTemplateVersions,
   DescribeImages: describeImages,
@@ -581,7 +581,7 @@ export function handleEc2(ctx: HandlerContext): HandlerResult {
   const h = EC2_ACTIONS[ctx.action];
   if (!h)
     throw new FakeAwsError('InvalidAction', `The action ${ctx.action} is not valid for this web service.`);
-  // DescribeRegions works in any region the caller can reach; everything else needs an enabled region.
-  const region = ctx.action === 'DescribeRegions' ? (undefined as unknown as FakeRegion) : regionOf(ctx);
-  return respond(ctx, h(ctx, region));
+  // DescribeRegions works from any region the caller can reach; everything else needs an enabled region.
+  if (ctx.action === 'DescribeRegions') return respond(ctx, describeRegions(ctx));
+  return respond(ctx, h(ctx, regionOf(ctx)));
 }

@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   existsSync,
@@ -63,8 +64,8 @@ interface Host {
   stopGuard(): Promise<void>;
   /** curl as a user (root or nobody): the status and whether the guard saw the request. */
   curl(user: 'root' | 'nobody', url: string): Promise<{ code: string; viaGuard: boolean }>;
-  /** Waits (at most `ms`) for the guard's event count to pass `n`; returns the count. */
-  eventsAfter(n: number, ms: number): Promise<number>;
+  /** Waits (at most `ms`) for an event of a request with this User-Agent; true when it appears. */
+  sawAgent(agent: string, ms: number): Promise<boolean>;
   snapshot(): string;
 }
 
@@ -99,11 +100,11 @@ async function createHost(label: string, guardYaml = ''): Promise<Host> {
     rmSync(work, { recursive: true, force: true });
     throw err;
   }
-  const eventCount = () => {
+  const events = () => {
     try {
-      return readFileSync(join(work, 'events.jsonl'), 'utf8').split('\n').filter(Boolean).length;
+      return readFileSync(join(work, 'events.jsonl'), 'utf8');
     } catch {
-      return 0;
+      return '';
     }
   };
   const host: Host = {
@@ -146,24 +147,39 @@ async function createHost(label: string, guardYaml = ''): Promise<Host> {
       host.guard = undefined;
     },
     async curl(user, url) {
-      const n = eventCount();
-      const args = ['-s', '-o', '/dev/null', '-D', '-', '--max-time', '5', '-X', 'PUT', '-H', TTL, url];
+      // A unique User-Agent per request: the guard records it in the request's event.
+      const agent = `imdsg-e2e-${randomBytes(6).toString('hex')}`;
+      const args = [
+        '-s',
+        '-o',
+        '/dev/null',
+        '-D',
+        '-',
+        '--max-time',
+        '5',
+        '-A',
+        agent,
+        '-X',
+        'PUT',
+        '-H',
+        TTL,
+        url,
+      ];
       const argv =
         user === 'root'
           ? ['curl', ...args]
           : ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'curl', ...args];
       const r = ns.run(argv[0] as string, argv.slice(1));
       const code = /^HTTP\/[\d.]+ (\d+)/m.exec(r.stdout)?.[1] ?? `curl exit ${r.status}`;
-      return { code, viaGuard: (await host.eventsAfter(n, 1500)) > n };
+      return { code, viaGuard: await host.sawAgent(agent, 3000) };
     },
-    async eventsAfter(n, ms) {
+    async sawAgent(agent, ms) {
       const end = Date.now() + ms;
-      let c = eventCount();
-      while (c <= n && Date.now() < end) {
+      while (!events().includes(`"${agent}"`)) {
+        if (Date.now() >= end) return false;
         await new Promise((r) => setTimeout(r, 100));
-        c = eventCount();
       }
-      return c;
+      return true;
     },
     snapshot() {
       const strip = (s: string) =>
@@ -239,6 +255,8 @@ describe.skipIf(!ENABLED).each(['iptables', 'nftables'] as const)(
       '--root',
       (h as Host).root,
       '--ipv6',
+      // Under a --root other than / install writes the unit but never runs systemctl.
+      '--systemd',
     ];
 
     beforeAll(async () => {
@@ -285,13 +303,17 @@ describe.skipIf(!ENABLED).each(['iptables', 'nftables'] as const)(
       // the files went under the root prefix.
       expect(existsSync(join(host.root, 'etc/imdsguard/config.yaml'))).toBe(true);
       expect(existsSync(join(host.root, 'var/lib/imdsguard/install.json'))).toBe(true);
+      expect(readFileSync(join(host.root, 'etc/systemd/system/imdsguard.service'), 'utf8')).toContain(
+        'User=nobody',
+      );
+      expect((json(r.stdout)['notes'] as string[]).join('\n')).toContain('not running systemctl');
     }, 90_000);
 
     it('a second install changes nothing', () => {
       const host = h as Host;
       const first = host.snapshot();
       const r = host.cli(installArgs());
-      expect(r.status).toBe(0);
+      expect(r.status, `${r.stderr}${r.stdout}`).toBe(0);
       expect(json(r.stdout)['changes']).toEqual([]);
       expect(host.snapshot()).toBe(first);
     });
@@ -385,7 +407,7 @@ describe.skipIf(!ENABLED)('install --containers', () => {
     container.exec('ip', ['route', 'add', 'default', 'via', '10.213.0.1']);
     const before = host.snapshot();
     const fromContainer = async () => {
-      const n = await host.eventsAfter(-1, 0);
+      const agent = `imdsg-e2e-${randomBytes(6).toString('hex')}`;
       const r = (container as Netns).run('curl', [
         '-s',
         '-o',
@@ -393,7 +415,9 @@ describe.skipIf(!ENABLED)('install --containers', () => {
         '-D',
         '-',
         '--max-time',
-        '3',
+        '5',
+        '-A',
+        agent,
         '-X',
         'PUT',
         '-H',
@@ -402,7 +426,7 @@ describe.skipIf(!ENABLED)('install --containers', () => {
       ]);
       return {
         code: /^HTTP\/[\d.]+ (\d+)/m.exec(r.stdout)?.[1],
-        viaGuard: (await host.eventsAfter(n, 1500)) > n,
+        viaGuard: await host.sawAgent(agent, 3000),
       };
     };
     // Before install the container reaches the emulator directly.

@@ -155,7 +155,11 @@ export function sinkContract(name: string, make: MakeHarness): void {
       await h.up();
       await waitFor(() => pipeline.stats().sinks[0]!.backlog === 0, 10_000, 'the backlog to drain');
       // Accepted by the transport; a datagram receiver may still be reading its queue.
-      await waitFor(async () => firstOccurrences(await h.received()).length >= events.length, 5000, 'the receiver');
+      await waitFor(
+        async () => firstOccurrences(await h.received()).length >= events.length,
+        5000,
+        'the receiver',
+      );
       expect(firstOccurrences(await h.received())).toEqual(events.map((e) => e.reason));
       await pipeline.close();
     });

@@ -15,19 +15,25 @@ function bucketName(seconds: number): string {
   return `${seconds / 60} minute`;
 }
 
+/** A path, escaped, with a line-break opportunity after each slash. */
+function pathHtml(path: string): string {
+  return esc(path).replace(/\//g, '/<wbr>');
+}
+
 function who(c: CallerSummary): string {
   return c.exe ?? (c.key === '(other callers)' ? '(other callers)' : '(unattributed)');
 }
 
 function callersTable(id: string, rows: readonly CallerSummary[], testid: string, empty: string): string {
   if (rows.length === 0) return `<p class="empty" data-testid="${esc(testid)}-empty">${esc(empty)}</p>`;
+  const containers = rows.some((c) => c.container !== undefined);
   const body = rows
     .map(
       (c) =>
-        `<tr data-testid="${esc(testid)}-row"><td class="mono">${esc(who(c))}</td><td class="nowrap">${esc(c.user ?? '')}</td><td class="mono">${esc(c.container ? `${c.container.runtime}:${c.container.id.slice(0, 12)}` : '')}</td><td class="num" data-testid="${esc(testid)}-v1">${fmtInt(c.v1)}</td><td class="num">${fmtInt(c.v2)}</td><td class="num">${fmtInt(c.token)}</td><td class="num">${fmtInt(c.denied)}</td><td class="num" data-testid="${esc(testid)}-total">${fmtInt(c.total)}</td><td class="nowrap" data-v="${esc(c.lastSeen)}">${esc(fmtSecond(c.lastSeen))}</td><td class="mono path">${esc(c.lastPath)}</td></tr>`,
+        `<tr data-testid="${esc(testid)}-row"><td class="mono">${esc(who(c))}</td><td class="nowrap">${esc(c.user ?? '')}</td>${containers ? `<td class="mono">${esc(c.container ? `${c.container.runtime}:${c.container.id.slice(0, 12)}` : '')}</td>` : ''}<td class="num" data-testid="${esc(testid)}-v1">${fmtInt(c.v1)}</td><td class="num">${fmtInt(c.v2)}</td><td class="num">${fmtInt(c.token)}</td><td class="num">${fmtInt(c.denied)}</td><td class="num" data-testid="${esc(testid)}-total">${fmtInt(c.total)}</td><td class="nowrap" data-v="${esc(c.lastSeen)}">${esc(fmtSecond(c.lastSeen))}</td><td class="mono path">${pathHtml(c.lastPath)}</td></tr>`,
     )
     .join('');
-  return `<div class="tablewrap"><table id="${esc(id)}" data-sortable><thead><tr><th data-key="exe">Executable</th><th data-key="user">User</th><th data-key="container">Container</th><th class="num" data-key="v1" data-type="num">IMDSv1</th><th class="num" data-key="v2" data-type="num">IMDSv2</th><th class="num" data-key="token" data-type="num">Token PUTs</th><th class="num" data-key="denied" data-type="num">Denied</th><th class="num" data-key="total" data-type="num">Total</th><th data-key="last">Last seen</th><th data-key="path">Last path</th></tr></thead><tbody>${body}</tbody></table></div>`;
+  return `<div class="tablewrap"><table id="${esc(id)}" data-sortable><thead><tr><th data-key="exe">Executable</th><th data-key="user">User</th>${containers ? '<th data-key="container">Container</th>' : ''}<th class="num" data-key="v1" data-type="num">IMDSv1</th><th class="num" data-key="v2" data-type="num">IMDSv2</th><th class="num" data-key="token" data-type="num">Token PUTs</th><th class="num" data-key="denied" data-type="num">Denied</th><th class="num" data-key="total" data-type="num">Total</th><th data-key="last">Last seen</th><th data-key="path">Last path</th></tr></thead><tbody>${body}</tbody></table></div>`;
 }
 
 export function renderHostHtml(doc: HostReportDocument): string {
@@ -76,13 +82,13 @@ export function renderHostHtml(doc: HostReportDocument): string {
   const reqRows = doc.requests.rows
     .map(
       (r) =>
-        `<tr data-testid="request-row"><td class="nowrap" data-v="${esc(r.time)}">${esc(fmtSecond(r.time))}</td><td data-f="${esc(r.decision)}"><span class="pill ${r.decision === 'deny' ? 'deny' : 'allow'}">${esc(r.decision)}</span></td><td class="nowrap">${esc(r.action)}${r.alert ? ' · alert' : ''}</td><td>${esc(r.version)}</td><td class="mono path">${esc(r.method)} ${esc(r.path)}</td><td class="mono">${esc(r.exe ?? '(unattributed)')}</td><td class="nowrap">${esc(r.user ?? '')}</td><td class="num">${r.pid ?? ''}</td><td class="num">${r.status}</td><td><code>${esc(r.rule)}</code><span class="sub2">${esc(r.reason)}</span></td></tr>`,
+        `<tr data-testid="request-row"><td class="nowrap" data-v="${esc(r.time)}">${esc(fmtSecond(r.time))}</td><td data-f="${esc(r.decision)}"><span class="pill ${r.decision === 'deny' ? 'deny' : 'allow'}">${esc(r.decision)}</span><span class="sub2 nowrap">${esc(r.action)}${r.alert ? ' · alert' : ''} · ${r.status}</span></td><td>${esc(r.version)}</td><td class="mono path">${esc(r.method)} ${pathHtml(r.path)}</td><td><span class="mono">${esc(r.exe ?? '(unattributed)')}</span><span class="sub2">${esc(r.user ?? 'user unknown')}${r.pid !== null ? ` · pid ${r.pid}` : ''}</span></td><td><code>${esc(r.rule)}</code><span class="sub2">${esc(r.reason)}</span></td></tr>`,
     )
     .join('');
   const requests =
     doc.requests.rows.length === 0
       ? '<p class="empty">No denied or alerted request in this window.</p>'
-      : `<div class="toolbar"><input type="search" placeholder="Filter requests (path, executable, user, rule)…" aria-label="Filter requests" data-filter-for="requests-table" data-testid="requests-filter"><select data-filter-for="requests-table" data-filter-col="1" aria-label="Decision"><option value="">All decisions</option><option value="deny">deny</option><option value="allow">allow</option></select><span class="count" data-count-for="requests-table" data-testid="requests-shown"></span></div><div class="tablewrap"><table id="requests-table" data-sortable><thead><tr><th data-key="time">Time</th><th data-key="decision">Decision</th><th data-key="action">Action</th><th data-key="version">Version</th><th data-key="request">Request</th><th data-key="exe">Executable</th><th data-key="user">User</th><th class="num" data-key="pid" data-type="num">PID</th><th class="num" data-key="status" data-type="num">Status</th><th data-key="rule">Rule and reason</th></tr></thead><tbody>${reqRows}</tbody></table></div>${doc.requests.total > doc.requests.rows.length ? `<p class="note">The newest ${fmtInt(doc.requests.rows.length)} of ${fmtInt(doc.requests.total)} are listed; use imdsguard events --decision deny for all of them.</p>` : ''}`;
+      : `<div class="toolbar"><input type="search" placeholder="Filter requests (path, executable, user, rule)…" aria-label="Filter requests" data-filter-for="requests-table" data-testid="requests-filter"><select data-filter-for="requests-table" data-filter-col="1" aria-label="Decision"><option value="">All decisions</option><option value="deny">deny</option><option value="allow">allow</option></select><span class="count" data-count-for="requests-table" data-testid="requests-shown"></span></div><div class="tablewrap"><table id="requests-table" data-sortable><thead><tr><th data-key="time">Time</th><th data-key="decision">Decision</th><th data-key="version">Version</th><th data-key="request">Request</th><th data-key="caller">Caller</th><th data-key="rule">Rule and reason</th></tr></thead><tbody>${reqRows}</tbody></table></div>${doc.requests.total > doc.requests.rows.length ? `<p class="note">The newest ${fmtInt(doc.requests.rows.length)} of ${fmtInt(doc.requests.total)} are listed; use imdsguard events --decision deny for all of them.</p>` : ''}`;
   const body = `<section id="overview"><h2>Overview</h2><p class="note">Every request to the instance metadata service on ${esc(hosts)} that went through the imdsguard guard, ${esc(range)}.</p><div class="cards">${cards.join('')}</div></section>
 <section id="timeline"><h2>Decisions over time</h2><p class="note">Requests per ${esc(bucketName(doc.timeline.bucketSeconds))}, allowed and denied (in monitor mode, denied means flagged).</p>${legend(
     [

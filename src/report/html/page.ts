@@ -68,7 +68,8 @@ th[aria-sort=descending]::after{content:" \\25BC";color:var(--fg)}
 .toolbar input{min-width:260px;flex:1 1 260px}
 .toolbar .count{color:var(--muted);font-size:12px}
 td.mono,td.nowrap,td code{white-space:nowrap}
-td.path{white-space:normal;word-break:break-all;min-width:220px}
+td.path{white-space:normal;min-width:200px}
+.sub2.nowrap{white-space:nowrap}
 .sub2{display:block;color:var(--muted);font-size:12px;white-space:normal}
 code,.mono{font-family:ui-monospace,SFMono-Regular,"SF Mono",Menlo,Consolas,"Liberation Mono",monospace;font-size:12px}
 .empty{padding:14px;color:var(--muted);border:1px dashed var(--border);border-radius:8px}

@@ -11,6 +11,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CliContext } from '../../src/cli/context.js';
 import type { ChangeDocument } from '../../src/cli/fleet/render.js';
 import { runCli } from '../../src/cli/program.js';
+import { sdkChangeApi } from '../../src/fleet/apply/api.js';
+import { RateLimiter } from '../../src/fleet/apply/rate-limit.js';
+import { AwsClientFactory } from '../../src/fleet/aws/clients.js';
+import type { MiddlewareClient } from '../../src/fleet/aws/counter.js';
 import { Journal } from '../../src/fleet/journal/store.js';
 import { capture, runInProcess } from '../support/cli.js';
 import {
@@ -393,6 +397,77 @@ describe('fleet harden / disable / hop-limit against fake-aws', () => {
     for (const { instance: i } of allInstances(aws.fleet))
       expect(i.metadataOptions.httpTokens).toBe('required');
   }, 30_000);
+});
+
+describe('the SDK change API', () => {
+  it('puts every field to keep on the wire, and wraps errors with account, region and instance', async () => {
+    let target!: FakeInstance;
+    aws = await startFakeAws({
+      fleet: handFleet((r) => {
+        target = instance({
+          httpEndpoint: 'disabled',
+          httpPutResponseHopLimit: 4,
+          instanceMetadataTags: 'enabled',
+        });
+        addInstance(r, ACCOUNT, target);
+      }),
+    });
+    const factory = new AwsClientFactory({
+      endpointUrl: aws.url,
+      credentials: FAKE_CREDENTIALS,
+      defaultRegion: REGION,
+    });
+    try {
+      const account = { accountId: ACCOUNT, name: null, roleArn: null };
+      const bodies: string[] = [];
+      const stack = factory.ec2(account, REGION)
+        .middlewareStack as unknown as MiddlewareClient['middlewareStack'];
+      stack.add(
+        (next: (a: unknown) => Promise<unknown>) => async (args: unknown) => {
+          bodies.push(String((args as { request: { body: unknown } }).request.body));
+          return next(args);
+        },
+        { step: 'finalizeRequest', name: 'testCaptureBody', priority: 'low' },
+      );
+      const api = sdkChangeApi(factory, [account], new RateLimiter());
+      const where = { accountId: ACCOUNT, region: REGION };
+      await api.modifyInstanceMetadata(
+        where,
+        target.instanceId,
+        {
+          httpTokens: 'required',
+          httpEndpoint: 'disabled',
+          httpPutResponseHopLimit: 4,
+          httpProtocolIpv6: 'disabled',
+          instanceMetadataTags: 'enabled',
+        },
+        false,
+      );
+      const sent = new URLSearchParams(bodies.find((b) => b.includes('ModifyInstanceMetadataOptions')));
+      expect(Object.fromEntries(sent)).toMatchObject({
+        InstanceId: target.instanceId,
+        HttpTokens: 'required',
+        HttpEndpoint: 'disabled',
+        HttpPutResponseHopLimit: '4',
+        HttpProtocolIpv6: 'disabled',
+        InstanceMetadataTags: 'enabled',
+      });
+      const err = await api
+        .modifyInstanceMetadata(
+          where,
+          'i-0fffffffffffffff0',
+          { ...options(), state: undefined } as never,
+          false,
+        )
+        .catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'IMDSGUARD_E_AWS' });
+      expect(String((err as Error).message)).toContain(
+        `account ${ACCOUNT} ${REGION} ec2:ModifyInstanceMetadataOptions i-0fffffffffffffff0: InvalidInstanceID.NotFound`,
+      );
+    } finally {
+      factory.destroy();
+    }
+  });
 });
 
 describe('fleet templates and fleet defaults against fake-aws', () => {

@@ -3,7 +3,7 @@ import { existsSync, realpathSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createProcResolver, type ProcResolver } from '../../src/guard/attribution/index.js';
-import type { ConnectionInfo } from '../../src/guard/attribution/types.js';
+import type { Caller, ConnectionInfo } from '../../src/guard/attribution/types.js';
 
 /**
  * The resolver on this machine's real /proc: loopback servers, real client processes (curl, python,
@@ -232,6 +232,29 @@ describe('attribution on the real /proc', () => {
     const after = resolver.stats();
     expect(after.recentHits + after.indexHits).toBe(before.recentHits + before.indexHits + 1);
     expect(after.freshHits + after.scanHits).toBe(before.freshHits + before.scanHits);
+  });
+
+  it('a client opening many connections at once: all attributed, without one scan per connection', async () => {
+    const n = 16;
+    const child = start(PY, [
+      '-c',
+      `import socket,time\ncs=[socket.create_connection(('127.0.0.1',${v4.port})) for _ in range(${n})]\nfor c in cs: c.sendall(b'x')\ntime.sleep(20)`,
+    ]);
+    const socks: Socket[] = [];
+    for (let i = 0; i < n; i++) socks.push(await v4.next());
+    const before = resolver.stats().pidScans;
+    // Staggered, as requests arrive at a guard: each lookup starts while earlier ones are scanning.
+    const callers = await Promise.all(
+      socks.map(
+        (s, i) =>
+          new Promise<Caller>((res) => {
+            setTimeout(() => res(resolver.resolve(info(s))), i);
+          }),
+      ),
+    );
+    expect(callers.map((c) => c.pid)).toEqual(Array(n).fill(child.pid));
+    const scans = resolver.stats().pidScans - before;
+    expect(scans).toBeLessThan(n / 2);
   });
 
   const dist = new URL('../../dist/guard/attribution/index.js', import.meta.url).pathname;

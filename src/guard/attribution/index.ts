@@ -148,6 +148,8 @@ interface ParentInfo {
 }
 
 const MAX_SOCKETS_PER_PID = 4096;
+/** An index entry younger than this is trusted without re-scanning its process, milliseconds. */
+const INDEX_TRUST_MS = 10_000;
 /** Recent callers and newest processes scanned while the socket table is read. */
 const PREFETCH_RECENT = 1;
 const PREFETCH_FRESH = 2;
@@ -182,7 +184,7 @@ class ProcFsResolver implements ProcResolver {
   >;
 
   readonly #callers: Lru<number, Caller>;
-  readonly #index: Lru<number, number>;
+  readonly #index: Lru<number, { pid: number; at: number }>;
   readonly #recent: Lru<number, true>;
   readonly #parents: Lru<number, ParentInfo>;
   readonly #addrNetns: Lru<string, string>;
@@ -450,7 +452,7 @@ class ProcFsResolver implements ProcResolver {
           const pid = list[i++] as number;
           if (tried.has(pid)) continue;
           tried.add(pid);
-          const r = await this.#scanPid(pid, since, deadline);
+          const r = await this.#scanPid(pid, since, deadline, inode);
           if (r.sockets.includes(inode)) found ??= pid;
           else if (r.error === 'denied') problems.denied++;
           else if (r.error === 'gone') problems.gone++;
@@ -462,10 +464,15 @@ class ProcFsResolver implements ProcResolver {
     };
 
     // 0. The index: a socket seen in an earlier scan of its process.
-    const indexed = this.#index.get(inode);
-    if (indexed !== undefined) {
+    const hit = this.#index.get(inode);
+    if (hit !== undefined) {
+      const indexed = hit.pid;
       const entry = this.#pids.get(indexed);
-      if (entry?.fdCount !== undefined && entry.fdCount > this.#o.verifyMaxFds) {
+      // A recent sighting needs no re-scan: the socket still exists, and a pid is not reused within
+      // seconds while the process is alive. Older ones, and big processes, are checked.
+      const recent = this.#now() - hit.at <= INDEX_TRUST_MS;
+      const big = entry?.fdCount !== undefined && entry.fdCount > this.#o.verifyMaxFds;
+      if (recent || big) {
         if (await this.#alive(indexed)) {
           this.#stats.indexHits++;
           return { pid: indexed, error: '' };
@@ -542,7 +549,9 @@ class ProcFsResolver implements ProcResolver {
   async #prefetch(since: number, deadline: number): Promise<void> {
     const recent = this.#recent.keysByRecency().slice(0, PREFETCH_RECENT);
     const listing = this.#listPids(since);
-    await Promise.all(recent.map((pid) => this.#scanPid(pid, since, deadline)));
+    // A process already being scanned is left alone: lookups wait for that scan (see #scanPid).
+    const idle = (pid: number) => !this.#scans.has(pid);
+    await Promise.all(recent.filter(idle).map((pid) => this.#scanPid(pid, since, deadline)));
     const listed = await listing;
     const now = this.#now();
     const fresh = listed
@@ -551,7 +560,7 @@ class ProcFsResolver implements ProcResolver {
       )
       .sort((a, b) => (this.#pids.get(b)?.firstSeen ?? 0) - (this.#pids.get(a)?.firstSeen ?? 0) || b - a)
       .slice(0, PREFETCH_FRESH);
-    await Promise.all(fresh.map((pid) => this.#scanPid(pid, since, deadline)));
+    await Promise.all(fresh.filter(idle).map((pid) => this.#scanPid(pid, since, deadline)));
   }
 
   async #alive(pid: number): Promise<boolean> {
@@ -564,9 +573,14 @@ class ProcFsResolver implements ProcResolver {
   }
 
   /** Scans one process's fds for socket inodes and indexes them. Shared by concurrent lookups. */
-  #scanPid(pid: number, since: number, deadline: number): Promise<ScanResult> {
+  #scanPid(pid: number, since: number, deadline: number, inode?: number): Promise<ScanResult> {
     const cur = this.#scans.get(pid);
     if (cur && cur.startedAt >= since) return cur.promise;
+    if (cur && inode !== undefined) {
+      // An older scan is running: it may well see this socket too (a client opening many connections
+      // at once). Wait for it, and scan again only if the socket was not there.
+      return cur.promise.then((r) => (r.sockets.includes(inode) ? r : this.#scanPid(pid, since, deadline)));
+    }
     const startedAt = this.#now();
     const promise = this.#doScan(pid, deadline);
     const entry = { startedAt, promise };
@@ -608,7 +622,8 @@ class ProcFsResolver implements ProcResolver {
         if (inode !== undefined) sockets.push(inode);
       }
     }
-    for (const inode of sockets) this.#index.set(inode, pid);
+    const at = this.#now();
+    for (const inode of sockets) this.#index.set(inode, { pid, at });
     const entry = this.#pids.get(pid);
     if (entry) {
       entry.sockets = sockets.slice(0, MAX_SOCKETS_PER_PID);
@@ -620,7 +635,7 @@ class ProcFsResolver implements ProcResolver {
   #forget(pid: number): void {
     const e = this.#pids.get(pid);
     if (e?.sockets) {
-      for (const inode of e.sockets) if (this.#index.peek(inode) === pid) this.#index.delete(inode);
+      for (const inode of e.sockets) if (this.#index.peek(inode)?.pid === pid) this.#index.delete(inode);
     }
     this.#pids.delete(pid);
     this.#recent.delete(pid);

@@ -23,6 +23,8 @@ export interface RequestInput {
   rawHeaders?: readonly string[];
   /** The guard's side of the connection: its own address is a valid Host. */
   local?: { address: string; port: number };
+  /** Whether the client's address is one of this host's (same network namespace), from the socket. */
+  clientNetns?: 'host' | 'other';
 }
 
 export interface ClassifiedRequest {
@@ -63,6 +65,8 @@ export interface ClassifiedRequest {
   /** Set when the framing headers are ambiguous (CL with TE, duplicate CL, odd TE). */
   smuggling?: string;
   local?: { address: string; port: number };
+  /** 'host' when the client's address is one of this host's, 'other' when not (from the socket). */
+  clientNetns?: 'host' | 'other';
 }
 
 function first(v: string | string[] | undefined): string | undefined {
@@ -143,5 +147,6 @@ export function classifyRequest(input: RequestInput, flavor: Flavor, authHeader:
   const smuggling = framingProblem(input.rawHeaders);
   if (smuggling !== undefined) out.smuggling = smuggling;
   if (input.local) out.local = input.local;
+  if (input.clientNetns) out.clientNetns = input.clientNetns;
   return out;
 }

@@ -336,6 +336,33 @@ describe('caller rules', () => {
   });
 });
 
+describe('token requests and the socket-derived namespace', () => {
+  const { p } = policy({ allowExe: ['/usr/local/bin/agent'] });
+  const put = (ns: 'host' | 'other') =>
+    classifyRequest(
+      {
+        method: 'PUT',
+        target: '/latest/api/token',
+        headers: { host: '169.254.169.254', 'x-aws-ec2-metadata-token-ttl-seconds': '60' },
+        local: LOCAL,
+        clientNetns: ns,
+      },
+      'aws',
+      'x-meta-auth',
+    );
+  it('a client at one of the host addresses needs no attribution and is allowed even if attribution failed', () => {
+    expect(p.needsCaller(put('host'))).toBe(false);
+    expect(p.decide(put('host'), unknown).rule).toBe('imdsv2-token');
+    expect(p.decide(put('host')).rule).toBe('imdsv2-token');
+  });
+  it('a client from another namespace is refused unless allowed, and needs the caller to know', () => {
+    expect(p.needsCaller(put('other'))).toBe(true);
+    expect(p.decide(put('other'), unknown)).toMatchObject({ decision: 'deny', rule: 'container-token' });
+    expect(p.decide(put('other'))).toMatchObject({ decision: 'deny', rule: 'container-token' });
+    expect(p.decide(put('other'), { ...container, exe: '/usr/local/bin/agent' }).rule).toBe('imdsv2-token');
+  });
+});
+
 describe('token requests from containers', () => {
   it('are refused unless the caller is allowed, once attribution is on', () => {
     const { p } = policy({ allowExe: ['/usr/local/bin/agent'] });

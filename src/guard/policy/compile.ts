@@ -387,23 +387,29 @@ export function compilePolicy(config: GuardConfig, options: CompileOptions = {})
     }
     // 3. token requests from containers / other namespaces
     if (r.version === 'token' && containerTokens) {
-      if (caller === PROBE) return NEEDS_CALLER;
-      const c = caller;
-      const ns = c === undefined ? undefined : netnsOf(c);
-      const inContainer = c?.container !== undefined || ns === 'other';
-      if (inContainer || ns === undefined) {
-        const allowed = secret === 'valid' ? true : callerTri(allowedTests, caller, true);
-        if (allowed !== true) {
-          if (inContainer) {
+      // The guard's socket already tells whether the client shares its network namespace (its
+      // address is one of this host's); attribution may add a container identity.
+      const socketNs = r.clientNetns;
+      if (caller === PROBE) {
+        if (socketNs !== 'host') return NEEDS_CALLER;
+      } else {
+        const c = caller;
+        const ns = c?.netns ?? socketNs ?? (c === undefined ? undefined : netnsOf(c));
+        const inContainer = c?.container !== undefined || ns === 'other';
+        if (inContainer || ns === undefined) {
+          const allowed = secret === 'valid' ? true : callerTri(allowedTests, caller, true);
+          if (allowed !== true) {
+            if (inContainer) {
+              return deny(
+                'container-token',
+                'token request from a container or another network namespace (it would defeat the hop limit)',
+              );
+            }
             return deny(
-              'container-token',
-              'token request from a container or another network namespace (it would defeat the hop limit)',
+              'attribution-required',
+              `token requests from other network namespaces are refused unless allowed, and the caller's namespace is unknown: ${why(caller)}`,
             );
           }
-          return deny(
-            'attribution-required',
-            `token requests from other network namespaces are refused unless allowed, and the caller's namespace is unknown: ${why(caller)}`,
-          );
         }
       }
     }

@@ -15,6 +15,7 @@ import type { Action, EventRecorder, GuardEvent, ImdsVersion } from '../events/t
 import type { Decision, Policy } from '../policy/types.js';
 import type { Trap } from '../trap/index.js';
 import type { UpstreamLimiter } from './limiter.js';
+import { LocalAddresses } from './local-addresses.js';
 import { errorAnswer, rawErrorResponse } from './responses.js';
 
 /**
@@ -157,7 +158,13 @@ function buildEvent(deps: HandlerDeps, p: Pending, socket: Socket | null, status
     durationMs: Math.round((performance.now() - p.t0) * 1000) / 1000,
   };
   if (p.upstream) e.upstream = p.upstream;
-  if (p.caller) e.caller = p.caller;
+  if (p.caller) {
+    // the socket knows whether the client shares the guard's network namespace
+    e.caller =
+      p.caller.netns === undefined && cls?.clientNetns !== undefined
+        ? { ...p.caller, netns: cls.clientNetns }
+        : p.caller;
+  }
   if (p.attributionMs !== undefined) e.attributionMs = p.attributionMs;
   return e;
 }
@@ -178,6 +185,7 @@ function protocolDecision(rule: string, reason: string, status: number): Decisio
 
 /** Creates the 'request' handler of the guard's HTTP servers. */
 export function createRequestHandler(deps: HandlerDeps) {
+  const localAddresses = new LocalAddresses();
   return function onRequest(req: IncomingMessage, res: ServerResponse): void {
     const t0 = performance.now();
     const start = deps.now();
@@ -193,6 +201,7 @@ export function createRequestHandler(deps: HandlerDeps) {
         headers: req.headers,
         rawHeaders: req.rawHeaders,
         local: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
+        clientNetns: localAddresses.has(socket.remoteAddress ?? '') ? 'host' : 'other',
       },
       config.flavor,
       config.authHeader,

@@ -43,7 +43,7 @@ import {
   type ScanFailure,
   type ScanStage,
 } from './model.js';
-import { resolveInstanceRoles } from './roles.js';
+import { RoleResolver } from './roles.js';
 
 /** Defaults, with units. */
 export const COLLECT_DEFAULTS = {
@@ -271,6 +271,7 @@ async function scanRegion(
   region: string,
   opts: CollectOptions,
   onPage: (n: number) => void,
+  roles: RoleResolver | undefined,
 ): Promise<ScanResult> {
   const { accountId } = target;
   const include = {
@@ -316,6 +317,7 @@ async function scanRegion(
   const [instR, defR, tplR, grpR, lcR] = await Promise.allSettled([
     collectInstances(ec2, accountId, region, opts.pageSize ?? COLLECT_DEFAULTS.pageSize, (records) => {
       requestImages(records.map((r) => r.imageId));
+      roles?.request(target, records);
       onPage(records.length);
     }),
     include.defaults ? collectDefaults(ec2, accountId, region) : Promise.resolve(null),
@@ -445,6 +447,8 @@ export async function collectInventory(
   const progress = () => opts.onProgress?.({ done, total: tasks.length, instances: instanceCount });
   progress();
 
+  // Instance profile roles are looked up as profiles show up in instance pages.
+  const roles = (opts.include?.roles ?? true) ? new RoleResolver(factory) : undefined;
   const results = await mapBounded(
     tasks,
     opts.concurrency ?? COLLECT_DEFAULTS.concurrency,
@@ -473,10 +477,17 @@ export async function collectInventory(
           };
           return { scan, instances: [], failures: [] } satisfies ScanResult;
         }
-        return await scanRegion(factory, account, region, opts, (n) => {
-          instanceCount += n;
-          progress();
-        });
+        return await scanRegion(
+          factory,
+          account,
+          region,
+          opts,
+          (n) => {
+            instanceCount += n;
+            progress();
+          },
+          roles,
+        );
       } finally {
         done += 1;
         progress();
@@ -499,16 +510,9 @@ export async function collectInventory(
     failures.push(...r.failures);
     for (const i of r.instances) instances.push(i);
   }
-  if (opts.include?.roles ?? true) {
-    const live = targets.accounts.filter((a) => !assumeFailed.has(a.accountId));
-    for (const f of await resolveInstanceRoles(
-      factory,
-      live,
-      instances,
-      opts.concurrency ?? COLLECT_DEFAULTS.concurrency,
-    )) {
+  if (roles) {
+    for (const f of await roles.finish(instances))
       failures.push(failureOf(f.error, f.accountId, null, 'roles'));
-    }
   }
   instances.sort((a, b) =>
     a.accountId !== b.accountId

@@ -1,16 +1,16 @@
 /**
  * Resolves the role(s) of every instance profile in use: one iam:GetInstanceProfile per distinct
- * profile per account (IAM is global, so across all regions of the account). A profile that no longer
- * exists has no role ([]); any other failure is recorded once for the account and its instances keep
- * roleNames: null.
+ * profile per account (IAM is global, so across all regions of the account). Lookups start as soon as
+ * a profile shows up in an instance page, so they overlap with the rest of the scan. A profile that no
+ * longer exists has no role ([]); any other failure is recorded once for the account and its
+ * instances keep roleNames: null.
  */
 import { GetInstanceProfileCommand } from '@aws-sdk/client-iam';
 import type { AccountTarget, AwsClientFactory } from '../aws/clients.js';
-import { mapBounded } from '../aws/concurrency.js';
 import { awsErrorCode, wrapAwsError } from '../aws/errors.js';
 import type { InstanceRecord } from './model.js';
 
-/** Profiles looked up at once per account. */
+/** GetInstanceProfile calls in flight per account. */
 export const ROLE_LOOKUP_CONCURRENCY = 4;
 
 export interface RoleLookupFailure {
@@ -18,54 +18,74 @@ export interface RoleLookupFailure {
   error: unknown;
 }
 
-export async function resolveInstanceRoles(
-  factory: AwsClientFactory,
-  accounts: readonly AccountTarget[],
-  instances: readonly InstanceRecord[],
-  concurrency: number,
-): Promise<RoleLookupFailure[]> {
-  const byAccount = new Map<string, Map<string, InstanceRecord[]>>();
-  for (const i of instances) {
-    if (!i.instanceProfileName) continue;
-    let profiles = byAccount.get(i.accountId);
-    if (!profiles) {
-      profiles = new Map();
-      byAccount.set(i.accountId, profiles);
-    }
-    const list = profiles.get(i.instanceProfileName) ?? [];
-    list.push(i);
-    profiles.set(i.instanceProfileName, list);
+interface AccountLookups {
+  target: AccountTarget;
+  /** Profile name -> its roles, or null when the lookup failed. */
+  results: Map<string, Promise<string[] | null>>;
+  inFlight: number;
+  queue: Array<() => void>;
+  failure: RoleLookupFailure | undefined;
+}
+
+export class RoleResolver {
+  private readonly accounts = new Map<string, AccountLookups>();
+  private readonly factory: AwsClientFactory;
+
+  constructor(factory: AwsClientFactory) {
+    this.factory = factory;
   }
-  const failures: RoleLookupFailure[] = [];
-  const targets = accounts.filter((a) => byAccount.has(a.accountId));
-  await mapBounded(targets, concurrency, async (target) => {
-    const profiles = byAccount.get(target.accountId) as Map<string, InstanceRecord[]>;
-    const iam = factory.iam(target);
-    let failed = false;
-    await mapBounded([...profiles.keys()], ROLE_LOOKUP_CONCURRENCY, async (name) => {
-      if (failed) return;
-      let roles: string[];
-      try {
-        const out = await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: name }));
-        roles = (out.InstanceProfile?.Roles ?? [])
-          .map((r) => r.RoleName)
-          .filter((r): r is string => typeof r === 'string');
-      } catch (err) {
-        if (awsErrorCode(err) === 'NoSuchEntity' || awsErrorCode(err) === 'NoSuchEntityException') {
-          roles = [];
-        } else {
-          if (!failed) {
-            failed = true;
-            failures.push({
-              accountId: target.accountId,
-              error: wrapAwsError(err, { operation: 'iam:GetInstanceProfile', accountId: target.accountId }),
-            });
-          }
-          return;
-        }
+
+  /** Starts the lookups of the profiles of these instances that are not known yet. */
+  request(target: AccountTarget, instances: readonly InstanceRecord[]): void {
+    for (const i of instances) {
+      if (!i.instanceProfileName) continue;
+      let acc = this.accounts.get(target.accountId);
+      if (!acc) {
+        acc = { target, results: new Map(), inFlight: 0, queue: [], failure: undefined };
+        this.accounts.set(target.accountId, acc);
       }
-      for (const i of profiles.get(name) ?? []) i.roleNames = [...roles];
-    });
-  });
-  return failures;
+      if (!acc.results.has(i.instanceProfileName)) {
+        acc.results.set(i.instanceProfileName, this.lookup(acc, i.instanceProfileName));
+      }
+    }
+  }
+
+  private async lookup(acc: AccountLookups, name: string): Promise<string[] | null> {
+    if (acc.inFlight >= ROLE_LOOKUP_CONCURRENCY) await new Promise<void>((go) => acc.queue.push(go));
+    acc.inFlight += 1;
+    try {
+      if (acc.failure) return null;
+      const out = await this.factory
+        .iam(acc.target)
+        .send(new GetInstanceProfileCommand({ InstanceProfileName: name }));
+      return (out.InstanceProfile?.Roles ?? [])
+        .map((r) => r.RoleName)
+        .filter((r): r is string => typeof r === 'string');
+    } catch (err) {
+      const code = awsErrorCode(err);
+      if (code === 'NoSuchEntity' || code === 'NoSuchEntityException') return [];
+      acc.failure ??= {
+        accountId: acc.target.accountId,
+        error: wrapAwsError(err, { operation: 'iam:GetInstanceProfile', accountId: acc.target.accountId }),
+      };
+      return null;
+    } finally {
+      acc.inFlight -= 1;
+      acc.queue.shift()?.();
+    }
+  }
+
+  /** Waits for every lookup, sets roleNames on the instances, and returns one failure per account. */
+  async finish(instances: readonly InstanceRecord[]): Promise<RoleLookupFailure[]> {
+    const resolved = new Map<string, string[] | null>();
+    for (const [accountId, acc] of this.accounts) {
+      for (const [name, p] of acc.results) resolved.set(`${accountId}|${name}`, await p);
+    }
+    for (const i of instances) {
+      if (!i.instanceProfileName) continue;
+      const roles = resolved.get(`${i.accountId}|${i.instanceProfileName}`);
+      i.roleNames = roles ? [...roles] : null;
+    }
+    return [...this.accounts.values()].flatMap((a) => (a.failure ? [a.failure] : []));
+  }
 }

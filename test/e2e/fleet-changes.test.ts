@@ -181,11 +181,22 @@ describe('fleet changes through the real binary', () => {
     ];
     const child = spawn(process.execPath, [MAIN, ...args], { env, cwd: dir, stdio: 'ignore' });
     children.push(child);
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    let gone = false;
+    const exited = new Promise<void>((r) =>
+      child.once('exit', () => {
+        gone = true;
+        r();
+      }),
+    );
     const deadline = Date.now() + 30_000;
-    while (fake().calls.count({ action: 'ModifyInstanceMetadataOptions' }) < 15 && Date.now() < deadline) {
+    while (
+      !gone &&
+      fake().calls.count({ action: 'ModifyInstanceMetadataOptions' }) < 15 &&
+      Date.now() < deadline
+    ) {
       await new Promise((r) => setTimeout(r, 5));
     }
+    expect(gone, 'the CLI exited before it was killed').toBe(false);
     child.kill('SIGKILL');
     await exited;
     const calls = fake().calls.count({ action: 'ModifyInstanceMetadataOptions' });

@@ -24,7 +24,11 @@ afterEach(async () => {
   emulator = undefined;
 });
 
-async function start(r: ProcessResolver, recorder: MemoryRecorder): Promise<Guard> {
+async function start(
+  r: ProcessResolver,
+  recorder: MemoryRecorder,
+  extra: Record<string, unknown> = {},
+): Promise<Guard> {
   emulator = createEmulator({ listen: [{ host: '127.0.0.1', port: 0 }] });
   await emulator.start();
   resolver = r;
@@ -34,6 +38,7 @@ async function start(r: ProcessResolver, recorder: MemoryRecorder): Promise<Guar
       upstream: emulator.url,
       listen: ['127.0.0.1:0', '[::1]:0'],
       attribution: { timeoutMs: 2000 },
+      ...extra,
     }),
     resolver: r,
     recorders: [recorder],
@@ -43,16 +48,36 @@ async function start(r: ProcessResolver, recorder: MemoryRecorder): Promise<Guar
   return guard;
 }
 
+/** A client that sends one request and keeps its connection open until told to close. */
+function openClient(host: string, port: number): Promise<{ close(): void }> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, host, () => {
+      s.write('GET /latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n');
+      resolve({ close: () => s.destroy() });
+    });
+    s.on('error', reject);
+    s.on('data', () => {});
+  });
+}
+
 describe('the /proc resolver in the guard', () => {
   it('events name the calling process over IPv4 and IPv6', async () => {
     const rec = new MemoryRecorder();
     const g = await start(createProcResolver({ budgetMs: 1500 }), rec);
     const [v4, v6] = g.addresses;
-    expect((await send(`http://127.0.0.1:${v4?.port}`, 'GET', '/latest/meta-data/')).status).toBe(200);
-    expect((await send(`http://[::1]:${v6?.port}`, 'GET', '/latest/meta-data/')).status).toBe(200);
-    const events = await rec.waitFor(2);
+    // The guard looks the caller up beside the request; the clients stay connected until it is done.
+    const a = await openClient('127.0.0.1', v4?.port as number);
+    const b = await openClient('::1', v6?.port as number);
+    const events = await rec.waitFor(2, 5000);
+    a.close();
+    b.close();
+    expect(events).toHaveLength(2);
     for (const e of events) {
-      expect(e.caller).toMatchObject({ resolved: 'full', pid: process.pid, uid: process.getuid?.() });
+      expect(e.caller, JSON.stringify(e.caller)).toMatchObject({
+        resolved: 'full',
+        pid: process.pid,
+        uid: process.getuid?.(),
+      });
       expect(e.attributionMs).toBeGreaterThanOrEqual(0);
     }
     expect(events.map((e) => e.request.client.address).sort()).toEqual(['127.0.0.1', '::1']);
@@ -68,7 +93,8 @@ describe('the /proc resolver in the guard', () => {
       close: async () => {},
     };
     const rec = new MemoryRecorder();
-    const g = await start(slow, rec);
+    // An exe rule under enforce: the decision on a tokenless request waits for the caller.
+    const g = await start(slow, rec, { mode: 'enforce', allowExe: ['/nonexistent/agent'] });
     const port = g.addresses[0]?.port as number;
     await new Promise<void>((res) => {
       const s = connect(port, '127.0.0.1', () => {
@@ -83,10 +109,10 @@ describe('the /proc resolver in the guard', () => {
     expect(gone?.status).toBe(499);
     expect(gone?.action).toBe('error');
     release({ resolved: 'none', error: 'late' });
-    // Still serving.
+    // Still serving: the next request is decided (refused: its caller is unknown, fail closed).
     const r = send(`http://127.0.0.1:${port}`, 'GET', '/latest/meta-data/');
     await new Promise((res) => setTimeout(res, 50));
     release({ resolved: 'none', error: 'test' });
-    expect((await r).status).toBe(200);
+    expect((await r).status).toBeGreaterThanOrEqual(400);
   });
 });

@@ -1,0 +1,103 @@
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { isImdsguardError } from '../../src/errors.js';
+import { createJsonlRecorder } from '../../src/guard/events/jsonl.js';
+import type { GuardEvent } from '../../src/guard/events/types.js';
+
+/** The JSON-lines recorder: batched off the request path, bounded, never blocking, never throwing. */
+
+function event(i: number): GuardEvent {
+  return {
+    v: 1,
+    id: `id-${i}`,
+    time: new Date(0).toISOString(),
+    host: 'h',
+    mode: 'enforce',
+    decision: 'allow',
+    action: 'forwarded',
+    rule: 'imdsv2',
+    reason: 'r',
+    request: {
+      method: 'GET',
+      path: '/',
+      version: 'v2',
+      flavor: 'aws',
+      client: { address: '127.0.0.1', port: 1 },
+    },
+    status: 200,
+    alert: false,
+  };
+}
+
+describe('JSON-lines recorder', () => {
+  it('appends one line per event to a file (mode 0640) and flushes on close', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'imdsg-jsonl-'));
+    const file = join(dir, 'events.jsonl');
+    const r = createJsonlRecorder({ file });
+    for (let i = 0; i < 100; i++) r.record(event(i));
+    // nothing is written synchronously: serialization happens on a later tick
+    expect(readFileSync(file, 'utf8')).toBe('');
+    await r.close();
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(100);
+    expect((JSON.parse(lines[99] as string) as GuardEvent).id).toBe('id-99');
+    expect(statSync(file).mode & 0o777).toBe(0o640);
+    const again = createJsonlRecorder({ file });
+    again.record(event(100));
+    await again.close();
+    expect(readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(101);
+  });
+
+  it('drops (and counts) events beyond its buffer while the output is stalled, without blocking', async () => {
+    const logs: string[] = [];
+    let release: () => void = () => {};
+    const stalled = new Writable({
+      highWaterMark: 1,
+      write(_chunk, _enc, cb) {
+        release = () => cb();
+      },
+    });
+    const r = createJsonlRecorder({ stream: stalled, maxBuffered: 5, log: (m) => logs.push(m) });
+    r.record(event(0));
+    await new Promise((res) => setImmediate(res));
+    const t0 = performance.now();
+    for (let i = 1; i <= 50; i++) r.record(event(i));
+    expect(performance.now() - t0).toBeLessThan(50);
+    expect(r.dropped).toBe(45);
+    release();
+    await new Promise((res) => setTimeout(res, 20));
+    release();
+    await new Promise((res) => setTimeout(res, 20));
+    expect(logs.join('\n')).toMatch(/45 event\(s\) dropped/);
+  });
+
+  it('a failing output never throws into record()', async () => {
+    const broken = new Writable({
+      write(_c, _e, cb) {
+        cb(new Error('disk full'));
+      },
+    });
+    const logs: string[] = [];
+    const r = createJsonlRecorder({ stream: broken, log: (m) => logs.push(m) });
+    r.record(event(1));
+    await new Promise((res) => setTimeout(res, 20));
+    expect(() => r.record(event(2))).not.toThrow();
+    await new Promise((res) => setTimeout(res, 20));
+    expect(r.dropped).toBeGreaterThanOrEqual(1);
+    expect(logs.join('\n')).toContain('disk full');
+    await r.close();
+  });
+
+  it('an unwritable file is a clear configuration error at start-up', () => {
+    try {
+      createJsonlRecorder({ file: '/nonexistent-dir/events.jsonl' });
+      expect.unreachable();
+    } catch (err) {
+      expect(isImdsguardError(err, 'IMDSGUARD_E_CONFIG')).toBe(true);
+      expect((err as Error).message).toContain('events.file: cannot open /nonexistent-dir/events.jsonl');
+    }
+  });
+});

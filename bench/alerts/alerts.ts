@@ -9,11 +9,13 @@
  *
  * Run: npm run bench:alerts   (REQUESTS=N CONCURRENCY=C to change the load; bounded either way)
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { parseConfig } from '../../src/config/index.js';
 import { adminConfigSchema, alertsConfigSchema, eventsConfigSchema } from '../../src/guard/events/config.js';
 import { createEventOutputs, type EventOutputs } from '../../src/guard/events/outputs.js';
@@ -22,6 +24,8 @@ import { createGuard } from '../../src/guard/index.js';
 const REQUESTS = Math.min(Number(process.env['REQUESTS'] ?? 4000), 100_000);
 const CONCURRENCY = Math.min(Number(process.env['CONCURRENCY'] ?? 16), 256);
 const WARMUP = 300;
+/** Rounds; each runs every scenario once, in turn, and the table shows the median per scenario. */
+const ROUNDS = Math.min(Math.max(Number(process.env['ROUNDS'] ?? 3), 1), 9);
 
 interface Result {
   name: string;
@@ -127,15 +131,20 @@ const LOUD_NOISE = { perKey: 10_000, globalLimit: 1_000_000 };
 async function main(): Promise<void> {
   const upstream = createServer((_req, res) => res.end('ok'));
   const upstreamPort = await listen(upstream);
-  let received = 0;
-  const receiver = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      received += 1;
-      res.end('ok');
-    });
-  });
-  const receiverPort = await listen(receiver);
+  // The live receiver runs in its own process, as a real webhook endpoint would: its CPU is not the guard's.
+  const receiverProc = spawn(
+    process.execPath,
+    [
+      '-e',
+      `let n=0;const s=require('node:http').createServer((q,r)=>{q.resume();q.on('end',()=>{n++;r.end('ok')})});
+       s.listen(0,'127.0.0.1',()=>console.log(s.address().port));
+       process.on('SIGTERM',()=>{console.log(n);process.exit(0)});`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const receiverLines = createInterface({ input: receiverProc.stdout });
+  const lines = receiverLines[Symbol.asyncIterator]();
+  const receiverPort = Number((await lines.next()).value);
   const hanging = createServer(() => {
     // accepts, reads nothing, never answers
   });
@@ -161,19 +170,36 @@ async function main(): Promise<void> {
       { hostname: 'bench', isReady: () => true },
     );
 
-  const results: Result[] = [];
-  results.push(await scenario('no outputs (baseline)', upstreamPort, async () => undefined));
-  results.push(await scenario('store + sinks up', upstreamPort, outputs(receiverPort)));
-  results.push(await scenario('store + dead sink (refused)', upstreamPort, outputs(closedPort)));
-  results.push(await scenario('store + dead sink (hanging)', upstreamPort, outputs(hangingPort)));
+  const scenarios: Array<[string, (dir: string) => Promise<EventOutputs | undefined>]> = [
+    ['no outputs (baseline)', async () => undefined],
+    ['store + sinks up', outputs(receiverPort)],
+    ['store + dead sink (refused)', outputs(closedPort)],
+    ['store + dead sink (hanging)', outputs(hangingPort)],
+  ];
+  const runs: Result[][] = scenarios.map(() => []);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, [name, make]] of scenarios.entries())
+      runs[i]?.push(await scenario(name, upstreamPort, make));
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+  const results: Result[] = runs.map((rs) => ({
+    name: rs[0]?.name ?? '',
+    reqPerSec: median(rs.map((r) => r.reqPerSec)),
+    p50: median(rs.map((r) => r.p50)),
+    p99: median(rs.map((r) => r.p99)),
+    max: median(rs.map((r) => r.max)),
+    statuses: rs.map((r) => r.statuses).join(' / '),
+    alertsDelivered: median(rs.map((r) => r.alertsDelivered)),
+    backlog: median(rs.map((r) => r.backlog)),
+  }));
 
-  await closeServer(upstream);
-  await closeServer(receiver);
+  receiverProc.kill('SIGTERM');
+  const received = Number((await lines.next()).value);
   await closeServer(hanging);
 
   const base = results[0] as Result;
   console.log(
-    `alerts bench: ${REQUESTS} refused IMDSv1 requests (each one an alert), concurrency ${CONCURRENCY}, node ${process.version}`,
+    `alerts bench: ${REQUESTS} refused IMDSv1 requests (each one an alert), concurrency ${CONCURRENCY}, median of ${ROUNDS} rounds, node ${process.version}`,
   );
   console.log('');
   console.log(

@@ -62,6 +62,8 @@ describe('event outputs with the admin endpoint', () => {
       const alerts = hook.requests.flatMap((q) => (JSON.parse(q.body) as { alerts: Alert[] }).alerts);
       expect(alerts.map((a) => a.reason)).toEqual(['denied-one']);
 
+      // Delivered alerts leave the spool when the sink cursors are saved (every second).
+      await waitFor(() => outputs.alerts?.stats().spool.alerts === 0, 5000, 'the spool to empty');
       const res = await fetch(`${url}/metrics`);
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');

@@ -38,8 +38,12 @@ export interface PipelineOptions {
   retry?: RetryOptions;
   /** How long close() lets the sinks catch up before leaving the rest in the spool, milliseconds. */
   drainTimeoutMs?: number;
-  /** How often closed noise windows are turned into summaries, milliseconds. */
+  /** How often closed noise windows become summaries and sink cursors are saved, milliseconds (default 1000). */
   tickMs?: number;
+  /** How long queued events wait to be spooled together, milliseconds (default 10). */
+  flushMs?: number;
+  /** How long a worker waits for more alerts before sending a batch smaller than maxBatch, milliseconds (default 25). */
+  lingerMs?: number;
   now?: () => number;
   random?: () => number;
   /** Called on sink failures and recoveries (state changes only, not every retry). Never gets secrets. */
@@ -143,7 +147,7 @@ export class AlertPipeline implements EventRecorder {
     this.queue.push(event);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(() => this.flush());
+      setTimeout(() => this.flush(), this.opts.flushMs ?? 10);
     }
   }
 
@@ -162,6 +166,11 @@ export class AlertPipeline implements EventRecorder {
   private tick(): void {
     if (this.spoolClosed) return;
     this.append(this.noise.tick(this.now()));
+    try {
+      this.spool.persist();
+    } catch (err) {
+      this.opts.log?.(`alert spool: cannot save sink cursors: ${(err as Error).message}`);
+    }
   }
 
   private append(alerts: readonly Alert[]): void {
@@ -199,6 +208,8 @@ export class AlertPipeline implements EventRecorder {
           w.wake = resolve;
         });
         w.wake = undefined;
+        // Let a burst gather into one batch (fewer requests, fewer writes).
+        if (!this.closing && (this.opts.lingerMs ?? 25) > 0) await this.sleep(this.opts.lingerMs ?? 25);
         continue;
       }
       try {

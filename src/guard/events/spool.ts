@@ -40,6 +40,9 @@ export class Spool {
   private count: number;
   private dropped: number;
   private active = new Set<string>();
+  /** Each sink's cursor; written to the database by persist() (at most tickMs later, and at close). */
+  private readonly cursors = new Map<string, number>();
+  private readonly dirty = new Set<string>();
   private readonly stmts;
 
   constructor(opts: SpoolOptions) {
@@ -106,7 +109,9 @@ export class Spool {
     const max = (this.stmts.maxSeq.get() as { s: number }).s;
     const tx = this.db.transaction(() => {
       for (const name of sinks) {
-        if (this.stmts.cursor.get(name) === undefined) this.stmts.setCursor.run(name, max);
+        const row = this.stmts.cursor.get(name) as { seq: number } | undefined;
+        if (row === undefined) this.stmts.setCursor.run(name, max);
+        this.cursors.set(name, row?.seq ?? max);
       }
     });
     tx();
@@ -160,13 +165,27 @@ export class Spool {
   }
 
   cursorOf(sink: string): number {
-    return (this.stmts.cursor.get(sink) as { seq: number } | undefined)?.seq ?? 0;
+    return this.cursors.get(sink) ?? (this.stmts.cursor.get(sink) as { seq: number } | undefined)?.seq ?? 0;
   }
 
-  /** Records that the sink accepted everything up to seq, and deletes what every sink has passed. */
+  /**
+   * Records that the sink accepted everything up to seq. The cursor is kept in memory and written by
+   * persist(): after a crash a sink may get up to one persist interval of alerts again (at least once).
+   */
   ack(sink: string, seq: number): void {
-    this.stmts.setCursor.run(sink, seq);
-    this.collect();
+    this.cursors.set(sink, seq);
+    this.dirty.add(sink);
+  }
+
+  /** Writes the cursors that moved, and deletes the alerts every sink has passed (one transaction). */
+  persist(): void {
+    if (this.dirty.size === 0 || !this.db.open) return;
+    const tx = this.db.transaction(() => {
+      for (const name of this.dirty) this.stmts.setCursor.run(name, this.cursors.get(name) ?? 0);
+      this.dirty.clear();
+      this.collect();
+    });
+    tx();
   }
 
   /** Alerts the sink has not accepted yet. */
@@ -202,6 +221,8 @@ export class Spool {
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    this.persist();
+    this.db.close();
   }
 }

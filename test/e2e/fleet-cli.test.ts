@@ -29,7 +29,12 @@ function run(args: string[], extraEnv: Record<string, string> = {}): Promise<Run
     execFile(
       process.execPath,
       [MAIN, ...args],
-      { env: { ...env, ...extraEnv }, timeout: 60_000, maxBuffer: 64 * 1024 * 1024 },
+      {
+        // An empty value removes the variable.
+        env: Object.fromEntries(Object.entries({ ...env, ...extraEnv }).filter(([, v]) => v !== '')),
+        timeout: 60_000,
+        maxBuffer: 64 * 1024 * 1024,
+      },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
         done({ code, stdout, stderr });
@@ -231,6 +236,31 @@ describe('imdsguard fleet (real binary)', () => {
     } finally {
       aws.faults.reset();
     }
+  });
+
+  it('--profile reads credentials and region from the (temporary) shared config files', async () => {
+    const config = join(dir, 'config-profile');
+    const credentials = join(dir, 'credentials-profile');
+    writeFileSync(config, '[profile audit]\nregion = eu-west-1\n');
+    writeFileSync(
+      credentials,
+      `[audit]\naws_access_key_id = AKIAFAKEPROFILE00001\naws_secret_access_key = ${FAKE_CREDENTIALS.secretAccessKey}\n`,
+    );
+    const r = await run(
+      ['fleet', 'roles', '--endpoint-url', aws.url, '--profile', 'audit', '--format', 'json'],
+      {
+        AWS_ACCESS_KEY_ID: '',
+        AWS_SECRET_ACCESS_KEY: '',
+        AWS_REGION: '',
+        AWS_CONFIG_FILE: config,
+        AWS_SHARED_CREDENTIALS_FILE: credentials,
+      },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout) as { regions: string[]; accounts: Array<{ accountId: string }> };
+    expect(doc.regions).toEqual(['eu-west-1']);
+    expect(doc.accounts.map((a) => a.accountId)).toEqual([aws.fleet.managementAccountId]);
   });
 
   it('gives usage errors exit 2', async () => {

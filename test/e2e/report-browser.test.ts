@@ -367,9 +367,14 @@ describe.skipIf(!HAVE_CHROMIUM)('fleet report in headless Chromium', () => {
     expect(withoutGeneratedAt(await embedded<FleetReportDocument>(page))).toEqual(withoutGeneratedAt(doc));
     await page.screenshot({ path: join(ARTIFACTS, 'fleet-report.png'), fullPage: true });
     await page.emulateMedia({ media: 'print' });
+    await page.screenshot({
+      path: join(ARTIFACTS, 'fleet-report-print.png'),
+      clip: { x: 0, y: 0, width: 1280, height: 1600 },
+    });
     await page.pdf({ path: join(ARTIFACTS, 'fleet-report.pdf'), format: 'A4', printBackground: true });
     await page.emulateMedia({ media: 'screen' });
     await page.setViewportSize({ width: 420, height: 900 });
+    await page.locator('#by-account').scrollIntoViewIfNeeded();
     await page.screenshot({ path: join(ARTIFACTS, 'fleet-report-narrow.png'), fullPage: false });
     expectClean(o, htmlFile);
     await page.close();

@@ -74,7 +74,7 @@ td.path{white-space:normal;min-width:200px}
 code,.mono{font-family:ui-monospace,SFMono-Regular,"SF Mono",Menlo,Consolas,"Liberation Mono",monospace;font-size:12px}
 .empty{padding:14px;color:var(--muted);border:1px dashed var(--border);border-radius:8px}
 footer{color:var(--muted);font-size:12px;border-top:1px solid var(--border);padding-top:10px}
-@media (max-width:640px){main{padding:16px}header.top{padding:16px}.grid2{grid-template-columns:1fr}.card .value{font-size:22px}}
+@media (max-width:640px){.chart{min-width:880px}main{padding:16px}header.top{padding:16px}.grid2{grid-template-columns:1fr}.card .value{font-size:22px}}
 @media print{
  @page{margin:12mm}
  body{font-size:11px}
@@ -82,6 +82,7 @@ footer{color:var(--muted);font-size:12px;border-top:1px solid var(--border);padd
  header.top p{color:#333}
  main{max-width:none;padding:12px 0}
  .toolbar{display:none}
+ th[data-key]::after{content:none}
  .tablewrap{overflow:visible;border:0}
  th{position:static}
  section{break-inside:auto}

@@ -187,6 +187,20 @@ function protocolDecision(rule: string, reason: string, status: number): Decisio
 export function createRequestHandler(deps: HandlerDeps) {
   const localAddresses = new LocalAddresses();
   return function onRequest(req: IncomingMessage, res: ServerResponse): void {
+    try {
+      handle(req, res);
+    } catch (err) {
+      // a bug must cost one request, never the guard
+      deps.log(`guard: internal error on a request: ${(err as Error)?.message ?? String(err)}`);
+      if (!res.headersSent) {
+        const a = errorAnswer(deps.state().config.flavor, 500);
+        res.writeHead(500, { ...a.headers, connection: 'close' });
+        res.end(a.body);
+      } else res.destroy();
+    }
+  };
+
+  function handle(req: IncomingMessage, res: ServerResponse): void {
     const t0 = performance.now();
     const start = deps.now();
     const state = deps.state();
@@ -397,16 +411,31 @@ export function createRequestHandler(deps: HandlerDeps) {
             : up.authority;
         headers['Connection'] = 'close';
         const tu = performance.now();
-        const upReq = httpRequest({
-          host: up.host,
-          port: up.port,
-          method: cls.method,
-          path: cls.forwardPath,
-          headers,
-          agent: upstreamAgent,
-          setHost: false,
-          timeout: limits.upstreamTimeoutMs,
-        });
+        let upReq: ReturnType<typeof httpRequest>;
+        try {
+          upReq = httpRequest({
+            host: up.host,
+            port: up.port,
+            method: cls.method,
+            path: cls.forwardPath,
+            headers,
+            agent: upstreamAgent,
+            setHost: false,
+            timeout: limits.upstreamTimeoutMs,
+          });
+        } catch (err) {
+          // node refuses to send a header it considers invalid: refuse the request, stay up
+          release();
+          refuse(
+            protocolDecision(
+              'malformed-request',
+              `request cannot be forwarded: ${(err as NodeJS.ErrnoException).code ?? 'invalid header'}`,
+              400,
+            ),
+            true,
+          );
+          return;
+        }
         let bodyBytes = 0;
         upReq.on('timeout', () => {
           p.upstream = { error: 'timeout', latencyMs: Math.round(performance.now() - tu) };
@@ -441,7 +470,14 @@ export function createRequestHandler(deps: HandlerDeps) {
             out.push(rh[i] as string, rh[i + 1] as string);
           }
           if (config.revealRule && p.action === 'flagged') out.push('x-imdsguard-rule', p.decision.rule);
-          res.writeHead(status, upRes.statusMessage, out);
+          try {
+            res.writeHead(status, upRes.statusMessage, out);
+          } catch {
+            // an upstream header node will not repeat: fail this request, not the guard
+            upRes.destroy();
+            fail(502, 'the metadata service sent an invalid response header', true);
+            return;
+          }
           upRes.on('error', () => res.destroy());
           upRes.on('end', release);
           upRes.on('close', release);
@@ -474,7 +510,7 @@ export function createRequestHandler(deps: HandlerDeps) {
         } else upReq.end();
       }
     }
-  };
+  }
 }
 
 /** Answers what the HTTP parser refused (malformed requests, absurd headers, slowloris), with an event. */

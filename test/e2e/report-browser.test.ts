@@ -378,7 +378,7 @@ describe.skipIf(!HAVE_CHROMIUM)('fleet report in headless Chromium', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'fleet-report-narrow.png'), fullPage: false });
     expectClean(o, htmlFile);
     await page.close();
-  });
+  }, 120_000);
 
   it('the findings table sorts on a header click and filters as one types', async () => {
     const o = await open(htmlFile);
@@ -436,7 +436,7 @@ describe.skipIf(!HAVE_CHROMIUM)('fleet report in headless Chromium', () => {
     expect(new Set(medium)).toEqual(new Set(['medium']));
     expectClean(o, htmlFile);
     await page.close();
-  });
+  }, 120_000);
 
   it('a live fleet report scans, measures usage, records the scan, and draws it as the newest point', async () => {
     const live = join(dir, 'live.json');
@@ -484,7 +484,7 @@ describe.skipIf(!HAVE_CHROMIUM)('fleet report in headless Chromium', () => {
     expect(await text(o.page, 'readiness-ready')).toBe(int(d.readiness.counts.ready));
     expectClean(o, htmlLive);
     await o.page.close();
-  });
+  }, 120_000);
 });
 
 describe.skipIf(!HAVE_CHROMIUM)('imdsguard report (host) in headless Chromium', () => {
@@ -573,7 +573,7 @@ describe.skipIf(!HAVE_CHROMIUM)('imdsguard report (host) in headless Chromium', 
     expect(h.stderr).toBe('');
     expect(h.code).toBe(0);
     doc = JSON.parse(readFileSync(join(dir, 'host.json'), 'utf8')) as HostReportDocument;
-  }, 60_000);
+  }, 120_000);
 
   it('the JSON report counts the window: decisions, callers, v1 callers, denied and alerted', () => {
     const inWindow = events.filter((e) => Date.parse(e.time) >= Date.now() - DAY);
@@ -631,5 +631,5 @@ describe.skipIf(!HAVE_CHROMIUM)('imdsguard report (host) in headless Chromium', 
     await page.screenshot({ path: join(ARTIFACTS, 'host-report.png'), fullPage: true });
     expectClean(o, htmlFile);
     await page.close();
-  });
+  }, 120_000);
 });

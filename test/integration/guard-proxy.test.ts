@@ -280,6 +280,29 @@ describe('trap mode', () => {
     expect(text).not.toContain(t);
   });
 
+  it('other flavours get their own shapes: required headers, listings, JSON, 404s', async () => {
+    const gcp = await startGuard({ mode: 'trap', flavor: 'gcp' });
+    expect((await send(gcp.url, 'GET', '/computeMetadata/v1/instance/id')).status).toBe(403);
+    const list = await send(gcp.url, 'GET', '/computeMetadata/v1/', { 'metadata-flavor': 'Google' });
+    expect(list.status).toBe(200);
+    expect(list.body.split('\n')).toEqual(['instance/', 'project/']);
+    expect(list.headers['metadata-flavor']).toBe('Google');
+    const id = await send(gcp.url, 'GET', '/computeMetadata/v1/instance/id', { 'metadata-flavor': 'Google' });
+    expect(id.body).toMatch(/^\d{16,}$/);
+    expect(
+      (await send(gcp.url, 'GET', '/computeMetadata/v1/nope', { 'metadata-flavor': 'Google' })).status,
+    ).toBe(404);
+    const az = await startGuard({ mode: 'trap', flavor: 'azure' });
+    expect((await send(az.url, 'GET', '/metadata/instance', { metadata: 'true' })).status).toBe(400);
+    const inst = await send(az.url, 'GET', '/metadata/instance?api-version=2021-02-01', { metadata: 'true' });
+    expect(inst.status).toBe(200);
+    expect(JSON.parse(inst.body)).toMatchObject({ compute: { azEnvironment: 'AzurePublicCloud' } });
+    const d = await startGuard({ mode: 'trap', flavor: 'digitalocean' });
+    expect((await send(d.url, 'GET', '/metadata/v1/id')).body).toMatch(/^\d+$/);
+    const events = [...gcp.recorder.events, ...az.recorder.events, ...d.recorder.events];
+    expect(events.every((e) => e.action === 'trapped' && e.alert)).toBe(true);
+  });
+
   it('without honey credentials the instance has no role', async () => {
     const { url } = await startGuard({ mode: 'trap' });
     expect((await send(url, 'GET', '/latest/meta-data/iam/security-credentials/')).status).toBe(404);

@@ -148,8 +148,12 @@ export function createTrap(config: TrapConfig, flavor: Flavor, hostname: string,
   };
 
   function lookup(path: string): Node | undefined {
+    return lookupIn(tree, path);
+  }
+
+  function lookupIn(root: Record<string, Node>, path: string): Node | undefined {
     const parts = path.split('/').filter((p) => p !== '');
-    let node: Node = tree;
+    let node: Node = root;
     for (const [i, p] of parts.entries()) {
       if (typeof node !== 'object') return undefined;
       const dir: Record<string, Node> = node;
@@ -159,6 +163,86 @@ export function createTrap(config: TrapConfig, flavor: Flavor, hostname: string,
       node = next;
     }
     return node;
+  }
+
+  // Other clouds: a small, plausible tree each, derived from the same seed.
+  const numericId = String(1_000_000_000_000_000n + BigInt(seed.readUInt32BE(26)) * 1_000_003n);
+  const project = `prod-${hex(seed, 50, 6)}`;
+  const gcpZone = 'us-central1-a';
+  const otherTrees: Partial<Record<Flavor, Record<string, Node>>> = {
+    gcp: {
+      'computeMetadata/': {
+        'v1/': {
+          'instance/': {
+            id: numericId,
+            hostname: `vm-${hex(seed, 0, 6)}.${gcpZone}.c.${project}.internal`,
+            zone: `projects/${account}/zones/${gcpZone}`,
+            'machine-type': `projects/${account}/machineTypes/e2-medium`,
+            'network-interfaces/': { '0/': { ip: ip } },
+          },
+          'project/': { 'project-id': project, 'numeric-project-id': account },
+        },
+      },
+    },
+    digitalocean: {
+      'metadata/': {
+        'v1/': { id: numericId.slice(0, 9), hostname: `droplet-${hex(seed, 0, 6)}`, region: 'nyc3' },
+      },
+    },
+  };
+  const azureInstance = () =>
+    JSON.stringify({
+      compute: {
+        azEnvironment: 'AzurePublicCloud',
+        location: 'eastus',
+        name: `vm-${hex(seed, 0, 6)}`,
+        osType: 'Linux',
+        vmId: `${hex(seed, 0, 8)}-${hex(seed, 8, 4)}-${hex(seed, 12, 4)}-${hex(seed, 16, 4)}-${hex(seed, 20, 12)}`,
+        vmSize: 'Standard_B2s',
+      },
+      network: { interface: [{ ipv4: { ipAddress: [{ privateIpAddress: ip }] } }] },
+    });
+
+  function other(req: ClassifiedRequest): TrapAnswer {
+    if (flavor === 'azure') {
+      if (!req.forwardPath.includes('api-version=')) {
+        return text(
+          400,
+          JSON.stringify({ error: 'Bad request. api-version was not specified in the request' }),
+          'application/json',
+        );
+      }
+      if (req.path === '/metadata/instance' || req.path === '/metadata/instance/') {
+        return text(200, azureInstance(), 'application/json; charset=utf-8');
+      }
+      return text(404, JSON.stringify({ error: 'Not found' }), 'application/json');
+    }
+    if (flavor === 'oci') {
+      if (req.path === '/opc/v2/instance' || req.path === '/opc/v2/instance/') {
+        return text(
+          200,
+          JSON.stringify({
+            id: `ocid1.instance.oc1.iad.${hex(seed, 0, 60)}`,
+            region: 'iad',
+            shape: 'VM.Standard.E4.Flex',
+          }),
+          'application/json',
+        );
+      }
+      return err(404);
+    }
+    const treeOf = otherTrees[flavor];
+    const node = treeOf === undefined ? undefined : lookupIn(treeOf, req.path);
+    const a =
+      node === undefined
+        ? err(404)
+        : typeof node === 'string'
+          ? text(200, node)
+          : typeof node === 'function'
+            ? text(200, node())
+            : text(200, Object.keys(node).join('\n'));
+    if (flavor === 'gcp') a.headers['metadata-flavor'] = 'Google';
+    return a;
   }
 
   function pruneTokens(t: number): void {
@@ -174,7 +258,8 @@ export function createTrap(config: TrapConfig, flavor: Flavor, hostname: string,
       if (!aws) {
         const r = spec.requiredHeader;
         if (r && !req.requiredHeader) return err(r.statusWithout);
-        return err(404);
+        if (req.method !== 'GET' && req.method !== 'HEAD') return err(405);
+        return other(req);
       }
       const tok = spec.token!;
       const t = now();

@@ -354,6 +354,9 @@ describe.skipIf(!HAVE_CHROMIUM)('fleet report in headless Chromium', () => {
     }
     for (const [state, n] of Object.entries(doc.readiness.counts)) {
       expect(await text(page, `readiness-${state}`)).toBe(int(n));
+      expect(await text(page, `readiness-pct-${state}`)).toBe(
+        pct(doc.readiness.percent[state as keyof typeof doc.readiness.percent]),
+      );
     }
     expect(await text(page, 'readiness-total')).toBe(int(doc.readiness.total));
     for (const c of doc.regressionSources) {

@@ -121,6 +121,10 @@ describe('buildFleetReport', () => {
     expect(doc.readiness.total).toBe(o.instances);
     expect(doc.readiness.counts.enforced + doc.readiness.counts.unknown).toBe(o.instances);
     expect(doc.readiness.measured).toBe(false);
+    expect(doc.readiness.percent.enforced).toBe(
+      Math.round((doc.readiness.counts.enforced / doc.readiness.total) * 1000) / 10,
+    );
+    expect(doc.trend.at(-1)?.percentV1Allowed).toBe(o.percent.tokensOptional);
     // Every regression finding is in exactly one category.
     const regressionIds = new Set([
       'template-default-imdsv1',

@@ -77,6 +77,8 @@ export interface TrendPoint {
   v1Allowed: number;
   disabled: number;
   percentEnforced: number;
+  /** v1Allowed / instances, percent with one decimal. */
+  percentV1Allowed: number;
   /** Scan failures of that run (a point with failures may undercount). */
   failures: number;
   /** This report's own scan. */
@@ -107,6 +109,8 @@ export interface FleetReportDocument {
     measured: boolean;
     window: { days: number; start: string; end: string } | null;
     counts: ReadinessCounts;
+    /** counts / total, percent with one decimal (0 when total is 0). */
+    percent: ReadinessCounts;
     total: number;
   };
   findings: ReportFinding[];
@@ -150,6 +154,11 @@ export interface FleetReportInput {
   now: string;
 }
 
+/** n / d in percent with one decimal, 0 when d is 0 (as the posture summary rounds). */
+function pct1(n: number, d: number): number {
+  return d === 0 ? 0 : Math.round((n / d) * 1000) / 10;
+}
+
 const SEVERITY_RANK: Record<Severity, number> = { high: 0, medium: 1, low: 2, info: 3 };
 
 function trendOf(
@@ -165,6 +174,7 @@ function trendOf(
     v1Allowed: s.overall.tokensOptional,
     disabled: s.overall.endpointDisabled,
     percentEnforced: s.overall.percentEnforced,
+    percentV1Allowed: pct1(s.overall.tokensOptional, s.overall.instances),
     failures: s.failures,
     current: s.time === scannedAt,
   }));
@@ -177,6 +187,7 @@ function trendOf(
       v1Allowed: o.tokensOptional,
       disabled: o.endpointDisabled,
       percentEnforced: o.percent.tokensRequired,
+      percentV1Allowed: o.percent.tokensOptional,
       failures,
       current: true,
     });
@@ -264,6 +275,7 @@ export function buildFleetReport(input: FleetReportInput): FleetReportDocument {
       measured: input.readinessMeasured,
       window: input.usageWindow ?? null,
       counts,
+      percent: Object.fromEntries(READINESS.map((r) => [r, pct1(counts[r], total)])) as ReadinessCounts,
       total,
     },
     findings,

@@ -143,7 +143,7 @@ function readiness(doc: FleetReportDocument): string {
     : 'IMDSv1 usage was not measured in this report, so instances that allow IMDSv1 count as unknown. Run fleet report with --usage to read CloudWatch evidence.';
   const rows = READINESS_ORDER.map(
     (k) =>
-      `<tr><td><i style="display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px;background:${READINESS_COLORS[k]}"></i>${esc(READINESS_LABELS[k])}</td><td class="num" data-testid="readiness-${k}">${fmtInt(r.counts[k])}</td><td class="num">${r.total === 0 ? '0.0%' : fmtPct(Math.round((r.counts[k] / r.total) * 1000) / 10)}</td></tr>`,
+      `<tr><td><i style="display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px;background:${READINESS_COLORS[k]}"></i>${esc(READINESS_LABELS[k])}</td><td class="num" data-testid="readiness-${k}">${fmtInt(r.counts[k])}</td><td class="num" data-testid="readiness-pct-${k}">${fmtPct(r.percent[k])}</td></tr>`,
   ).join('');
   return `<section id="readiness"><h2>Readiness to enforce IMDSv2</h2><p class="note">${esc(note)}</p>${legend(READINESS_ORDER.map((k) => [READINESS_LABELS[k], READINESS_COLORS[k]] as const))}${stackedBars('Readiness breakdown', [row])}<div class="tablewrap"><table id="readiness-table"><thead><tr><th>Readiness</th><th class="num">Instances</th><th class="num">Share</th></tr></thead><tbody>${rows}</tbody><tfoot><tr><th>Total</th><th class="num" data-testid="readiness-total">${fmtInt(r.total)}</th><th class="num">${r.measured ? 'measured' : 'not measured'}</th></tr></tfoot></table></div></section>`;
 }
@@ -179,7 +179,7 @@ function trend(doc: FleetReportDocument): string {
     {
       name: 'IMDSv1 allowed',
       color: COLORS.v1,
-      values: pts.map((p) => (p.instances === 0 ? 0 : Math.round((p.v1Allowed / p.instances) * 1000) / 10)),
+      values: pts.map((p) => p.percentV1Allowed),
     },
   ]);
   const first = pts[0];

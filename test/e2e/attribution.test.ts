@@ -105,7 +105,14 @@ describe.skipIf(!ENABLED)('attribution end to end (netns, real binary, real clie
     eventsFile = join(dir, 'events.jsonl');
     // A generous attribution timeout: this test checks facts, and the machine may be busy.
     configFile = join(dir, 'config.json');
-    writeFileSync(configFile, JSON.stringify({ guard: { attribution: { timeoutMs: 2000 } } }));
+    // An exe rule makes each tokenless decision wait for attribution (as it would in production
+    // with --allow-exe), so the lookup happens while the short-lived client is still connected.
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        guard: { attribution: { timeoutMs: 2000 }, allowExe: ['/usr/local/bin/some-agent'] },
+      }),
+    );
     ns = createNetns('attr');
     ns.exec('ip', ['addr', 'add', '169.254.169.254/32', 'dev', 'lo']);
     ns.exec('iptables', [
@@ -173,12 +180,18 @@ describe.skipIf(!ENABLED)('attribution end to end (netns, real binary, real clie
   });
 
   it('python through the REDIRECT, with an IMDSv2 token', async () => {
+    // Token requests do not wait for attribution (the guard looks the caller up beside them), so the
+    // client keeps its connection open for a moment, as SDKs with a connection pool do.
     const pid = await client(PY, [
       '-c',
       [
-        'import urllib.request as u',
-        "t = u.urlopen(u.Request('http://169.254.169.254/latest/api/token', method='PUT', headers={'X-aws-ec2-metadata-token-ttl-seconds': '60'})).read().decode()",
-        "u.urlopen(u.Request('http://169.254.169.254/latest/meta-data/ami-id', headers={'X-aws-ec2-metadata-token': t})).read()",
+        'import http.client, time',
+        "c = http.client.HTTPConnection('169.254.169.254', 80, timeout=5)",
+        "c.request('PUT', '/latest/api/token', headers={'X-aws-ec2-metadata-token-ttl-seconds': '60'})",
+        't = c.getresponse().read().decode()',
+        "c.request('GET', '/latest/meta-data/ami-id', headers={'X-aws-ec2-metadata-token': t})",
+        'c.getresponse().read()',
+        'time.sleep(1)',
       ].join('\n'),
     ]);
     const e = await eventFor(pid);

@@ -189,6 +189,8 @@ class ProcFsResolver implements ProcResolver {
   readonly #parents: Lru<number, ParentInfo>;
   readonly #addrNetns: Lru<string, string>;
   readonly #seenTuples: Lru<string, true>;
+  /** exe links read during fd scans, by pid (a short-lived client may exit before it is described). */
+  readonly #exeSeen: Lru<number, string>;
   readonly #pids = new Map<number, PidEntry>();
   readonly #tables = new Map<string, TableScan>();
   readonly #scans = new Map<number, InFlight<ScanResult>>();
@@ -242,6 +244,7 @@ class ProcFsResolver implements ProcResolver {
     this.#parents = new Lru(o.parentCacheSize ?? 1024, o.parentCacheTtlMs ?? 5000, this.#now);
     this.#addrNetns = new Lru(1024, 60_000, this.#now);
     this.#seenTuples = new Lru(4096, 60_000, this.#now);
+    this.#exeSeen = new Lru(4096, 10_000, this.#now);
     const interval = o.refreshIntervalMs ?? 2000;
     if (interval > 0) {
       // Warm start: the first listing (the processes that exist before any call) and the user names.
@@ -594,6 +597,14 @@ class ProcFsResolver implements ProcResolver {
   async #doScan(pid: number, deadline: number): Promise<ScanResult> {
     this.#stats.pidScans++;
     const dir = `${this.#root}/${pid}/fd`;
+    // The executable is read beside the fd list: a short-lived client (curl) may be gone by the time
+    // the lookup describes it, and its exe is the fact that matters most.
+    const exe = readlink(`${this.#root}/${pid}/exe`).then(
+      (l) => {
+        this.#exeSeen.set(pid, l);
+      },
+      () => {},
+    );
     let names: string[];
     try {
       names = await readdir(dir);
@@ -624,6 +635,7 @@ class ProcFsResolver implements ProcResolver {
     }
     const at = this.#now();
     for (const inode of sockets) this.#index.set(inode, { pid, at });
+    await exe;
     const entry = this.#pids.get(pid);
     if (entry) {
       entry.sockets = sockets.slice(0, MAX_SOCKETS_PER_PID);
@@ -732,10 +744,13 @@ class ProcFsResolver implements ProcResolver {
     ]);
     const caller: Caller = { resolved: 'partial', pid };
     const errors: string[] = [];
-    if (exeR.status === 'fulfilled') {
-      const { exe, deleted } = parseExeLink(exeR.value);
+    const seenExe = this.#exeSeen.get(pid);
+    if (exeR.status === 'fulfilled' || seenExe !== undefined) {
+      const { exe, deleted } = parseExeLink(exeR.status === 'fulfilled' ? exeR.value : (seenExe as string));
       caller.exe = exe;
       if (deleted) caller.exeDeleted = true;
+      if (exeR.status === 'rejected')
+        errors.push(`the process exited during the lookup (exe as seen by its fd scan)`);
     } else {
       errors.push(`${describeFsError(exeR.reason)} reading ${base}/exe`);
     }

@@ -383,6 +383,21 @@ describe.skipIf(!HAVE_CHROMIUM)('fleet report in headless Chromium', () => {
     await page.close();
   }, 120_000);
 
+  it('shows the same numbers with JavaScript switched off', async () => {
+    const context = await browser.newContext({ javaScriptEnabled: false });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(pathToFileURL(htmlFile).href, { waitUntil: 'load' });
+    expect(await page.locator('html').getAttribute('data-ready')).toBeNull();
+    expect(await text(page, 'overview-instances')).toBe(int(doc.overview.instances));
+    expect(await text(page, 'overview-percent-enforced')).toBe(pct(doc.overview.percentEnforced));
+    expect(await text(page, 'readiness-total')).toBe(int(doc.readiness.total));
+    expect(await page.locator('tr[data-testid="finding-row"]').count()).toBe(doc.findings.length);
+    expect(errors).toEqual([]);
+    await context.close();
+  }, 120_000);
+
   it('the findings table sorts on a header click and filters as one types', async () => {
     const o = await open(htmlFile);
     const { page } = o;

@@ -354,6 +354,33 @@ describe('fleet discover against fake-aws (real SDK)', () => {
     expect(finding).toBeDefined();
   });
 
+  it('stops on Ctrl-C during a scan with IMDSGUARD_E_INTERRUPTED and writes nothing', async () => {
+    aws = await startFakeAws({
+      generate: { accounts: 1, regions: ['us-east-1'], instancesPerRegion: 20 },
+      latencyMs: 400,
+    });
+    const a = aws;
+    let stop: (signal: string) => void = () => {};
+    const shutdown = new Promise<string>((resolve) => {
+      stop = resolve;
+    });
+    const started = Date.now();
+    const pending = runInProcess(
+      ['fleet', 'discover', '--endpoint-url', a.url, '--regions', 'us-east-1', '--format', 'json'],
+      {
+        env: cliEnv(a),
+        shutdown,
+      },
+    );
+    setTimeout(() => stop('SIGINT'), 150);
+    const r = await pending;
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('stopped by SIGINT');
+    expect(r.stderr).toContain('IMDSGUARD_E_INTERRUPTED');
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
   it('fails with a clear IMDSGUARD_E_AWS_AUTH error when the session expired', async () => {
     const a = await setup({ accounts: 1, regions: ['us-east-1'], instancesPerRegion: 5 });
     a.faults.expireCredentials({ accountId: a.fleet.managementAccountId });

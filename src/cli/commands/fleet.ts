@@ -73,6 +73,26 @@ function reportFailures(inv: Inventory, ctx: CliContext): void {
   ctx.exitCode = 1;
 }
 
+/**
+ * Rejects when the user stops the command (Ctrl-C) during the scan, which can take minutes. A
+ * shutdown promise that had already resolved when the command started (in-process test contexts
+ * resolve it up front to stop long-running commands) does not interrupt a one-shot scan: only a
+ * signal that arrives after the scan started does.
+ */
+function interruption(ctx: CliContext): Promise<never> {
+  let armed = false;
+  setImmediate(() => {
+    armed = true;
+  });
+  return ctx.shutdown.then((signal) => {
+    if (!armed) return new Promise<never>(() => {});
+    throw new ImdsguardError(
+      'IMDSGUARD_E_INTERRUPTED',
+      `stopped by ${signal} before the scan finished; nothing was written`,
+    );
+  });
+}
+
 const SEVERITY_ORDER: Record<Severity, number> = { high: 0, medium: 1, low: 2, info: 3 };
 
 const discover: FleetSubcommand = {
@@ -103,14 +123,17 @@ const discover: FleetSubcommand = {
       const opts = parseFleetOptions(raw);
       const failOn = (raw['failOn'] as Severity | 'none' | undefined) ?? 'high';
       const format = outputFormat(opts, ctx);
-      const session = await openFleetSession(opts, ctx);
+      const stopped = interruption(ctx);
+      const session = await Promise.race([openFleetSession(opts, ctx), stopped]);
       try {
         const progress = createProgress(ctx.stderr);
-        const inv = await collectInventory(session.factory, session.targets, {
-          concurrency: opts.concurrency,
-          onProgress: (p) => progress.update(p),
-        });
-        progress.done();
+        const inv = await Promise.race([
+          collectInventory(session.factory, session.targets, {
+            concurrency: opts.concurrency,
+            onProgress: (p) => progress.update(p),
+          }),
+          stopped,
+        ]).finally(() => progress.done());
         throwIfAllAuth(inv);
         const summary = summarize(inv);
         const findings = findFindings(inv);
@@ -160,15 +183,18 @@ const roles: FleetSubcommand = {
     cmd.action(async (raw: Record<string, unknown>) => {
       const opts = parseFleetOptions(raw);
       const format = outputFormat(opts, ctx);
-      const session = await openFleetSession(opts, ctx);
+      const stopped = interruption(ctx);
+      const session = await Promise.race([openFleetSession(opts, ctx), stopped]);
       try {
         const progress = createProgress(ctx.stderr);
-        const inv = await collectInventory(session.factory, session.targets, {
-          concurrency: opts.concurrency,
-          include: { defaults: false, templates: false, autoScaling: false, images: false },
-          onProgress: (p) => progress.update(p),
-        });
-        progress.done();
+        const inv = await Promise.race([
+          collectInventory(session.factory, session.targets, {
+            concurrency: opts.concurrency,
+            include: { defaults: false, templates: false, autoScaling: false, images: false },
+            onProgress: (p) => progress.update(p),
+          }),
+          stopped,
+        ]).finally(() => progress.done());
         throwIfAllAuth(inv);
         const doc = rolesDocument(inv, groupByRole(inv.instances), stats(session));
         await writeOutput(ctx.stdout, renderRoles(doc, format, inv.instances), opts.output, ctx.cwd);

@@ -82,38 +82,43 @@ function connectionInfo(socket: Socket): ConnectionInfo {
   };
 }
 
-const callerCache = new WeakMap<Socket, Promise<Caller>>();
+/** Per connection: the lookup and when it started. A lookup that found nothing is retried after 1 s. */
+const callerCache = new WeakMap<Socket, { p: Promise<Caller>; at: number; none: boolean }>();
+const RETRY_NONE_AFTER_MS = 1000;
 
 async function resolveCaller(deps: HandlerDeps, socket: Socket, timeoutMs: number): Promise<Caller> {
-  let p = callerCache.get(socket);
-  if (p === undefined) {
-    p = (async () => {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<Caller>((resolve) => {
-        timer = setTimeout(
-          () => resolve({ resolved: 'none', error: `attribution timed out after ${timeoutMs} ms` }),
-          timeoutMs,
-        );
-      });
-      try {
-        return await Promise.race([
-          deps.resolver.resolve(connectionInfo(socket)).catch(
-            (err: unknown): Caller => ({
-              resolved: 'none',
-              error: `attribution failed: ${(err as Error)?.message ?? String(err)}`,
-            }),
-          ),
-          timeout,
-        ]);
-      } finally {
-        clearTimeout(timer);
-      }
-    })();
-    callerCache.set(socket, p);
-    // One lookup per connection, whatever it found: a process does not change under its socket, and
-    // a lookup that failed is not retried on every request of a busy keep-alive connection.
-  }
-  return p;
+  const now = performance.now();
+  const cached = callerCache.get(socket);
+  if (cached !== undefined && !(cached.none && now - cached.at > RETRY_NONE_AFTER_MS)) return cached.p;
+  const entry = { p: undefined as unknown as Promise<Caller>, at: now, none: false };
+  entry.p = (async () => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<Caller>((resolve) => {
+      timer = setTimeout(
+        () => resolve({ resolved: 'none', error: `attribution timed out after ${timeoutMs} ms` }),
+        timeoutMs,
+      );
+    });
+    try {
+      const c = await Promise.race([
+        deps.resolver.resolve(connectionInfo(socket)).catch(
+          (err: unknown): Caller => ({
+            resolved: 'none',
+            error: `attribution failed: ${(err as Error)?.message ?? String(err)}`,
+          }),
+        ),
+        timeout,
+      ]);
+      entry.none = c.resolved === 'none';
+      return c;
+    } finally {
+      clearTimeout(timer);
+    }
+  })();
+  // One lookup per connection: a process does not change under its socket. A lookup that found
+  // nothing is retried at most once a second, never on every request of a busy connection.
+  callerCache.set(socket, entry);
+  return entry.p;
 }
 
 interface Pending {

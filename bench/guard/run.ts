@@ -206,6 +206,12 @@ async function inside(): Promise<void> {
       const manyD = rows.find((r) => r.c === 32 && r.target === 'direct')?.m;
       const ratio = many && manyD ? many.rps / manyD.rps : Number.NaN;
       const added = one && oneD ? one.p50ms - oneD.p50ms : Number.NaN;
+      if ((one?.errors ?? 0) + (many?.errors ?? 0) > 0) {
+        process.stdout.write(
+          `${g.name}: targets not judged: ${(one?.errors ?? 0) + (many?.errors ?? 0)} requests were refused or failed (see the events)\n`,
+        );
+        continue;
+      }
       process.stdout.write(
         `${g.name}: 32 connections >= 0.6x direct: ${fmt(ratio, 2)}x ${ratio >= 0.6 ? 'MET' : 'MISSED'}; ` +
           `1 connection < 0.5 ms added p50: +${fmt(added, 3)} ms ${added < 0.5 ? 'MET' : 'MISSED'}\n`,

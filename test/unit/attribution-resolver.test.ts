@@ -267,6 +267,20 @@ describe('createProcResolver over a fake /proc', () => {
     expect(r.stats().otherNetnsRows).toBe(1);
   });
 
+  it('searches other namespaces only for non-loopback addresses, and not again right after a miss', async () => {
+    tree.proc({ pid: 850, ppid: 1, uid: 0, exe: '/usr/bin/sleep', netns: CONTAINER_NS });
+    tree.tables('850', [], []);
+    const r = resolver();
+    await r.resolve(conn('127.0.0.1', 42100));
+    // Loopback: the guard's own tables only (tcp, then tcp6 for a mapped dual-stack client).
+    expect(r.stats().tableReads).toBe(2);
+    await r.resolve(conn('10.200.0.9', 42101));
+    // Own tcp + tcp6, then the container namespace's tcp + tcp6.
+    expect(r.stats().tableReads).toBe(6);
+    await r.resolve(conn('10.200.0.9', 42102));
+    expect(r.stats().tableReads).toBe(8);
+  });
+
   it('a closed socket (inode 0) yields the uid and an error, not a throw', async () => {
     tree.tables('', [['127.0.0.1:43000', '127.0.0.1:8080', 0x05, 65534, 0]], []);
     const caller = await resolver().resolve(conn('127.0.0.1', 43000));

@@ -148,6 +148,13 @@ interface ParentInfo {
 }
 
 const MAX_SOCKETS_PER_PID = 4096;
+/** How long an address found in no network namespace is not searched for again, milliseconds. */
+const NOWHERE_TTL_MS = 2000;
+
+function isLoopback(address: string): boolean {
+  const v4 = unmapIPv4(address) ?? address;
+  return v4.startsWith('127.') || v4 === '::1';
+}
 /** An index entry younger than this is trusted without re-scanning its process, milliseconds. */
 const INDEX_TRUST_MS = 10_000;
 /** Recent callers and newest processes scanned while the socket table is read. */
@@ -189,6 +196,8 @@ class ProcFsResolver implements ProcResolver {
   readonly #parents: Lru<number, ParentInfo>;
   readonly #addrNetns: Lru<string, string>;
   readonly #seenTuples: Lru<string, true>;
+  /** Client addresses found in no namespace, not searched again for NOWHERE_TTL_MS. */
+  readonly #addrNowhere: Lru<string, true>;
   /** exe links read during fd scans, by pid (a short-lived client may exit before it is described). */
   readonly #exeSeen: Lru<number, string>;
   readonly #pids = new Map<number, PidEntry>();
@@ -244,6 +253,7 @@ class ProcFsResolver implements ProcResolver {
     this.#parents = new Lru(o.parentCacheSize ?? 1024, o.parentCacheTtlMs ?? 5000, this.#now);
     this.#addrNetns = new Lru(1024, 60_000, this.#now);
     this.#seenTuples = new Lru(4096, 60_000, this.#now);
+    this.#addrNowhere = new Lru(1024, NOWHERE_TTL_MS, this.#now);
     this.#exeSeen = new Lru(4096, 10_000, this.#now);
     const interval = o.refreshIntervalMs ?? 2000;
     if (interval > 0) {
@@ -406,6 +416,10 @@ class ProcFsResolver implements ProcResolver {
     since: number,
     deadline: number,
   ): Promise<FoundRow | undefined> {
+    const addr = conn.remoteAddress;
+    // Loopback never crosses namespaces; an address just searched everywhere in vain is not searched
+    // again for a moment (each namespace's table is a full walk).
+    if (isLoopback(addr) || this.#addrNowhere.get(addr) !== undefined) return undefined;
     const self = await this.#selfNs();
     if (self === undefined) return undefined;
     await this.#listPids(since);
@@ -431,6 +445,7 @@ class ProcFsResolver implements ProcResolver {
         }
       }
     }
+    if (this.#now() <= deadline) this.#addrNowhere.set(addr, true);
     return undefined;
   }
 

@@ -82,14 +82,23 @@ function connectionInfo(socket: Socket): ConnectionInfo {
   };
 }
 
-/** Per connection: the lookup and when it started. A lookup that found nothing is retried after 1 s. */
+/**
+ * Per connection: the lookup and when it started. When a rule needs the caller, a lookup that found
+ * nothing is retried after 1 s; for events alone it is never retried (the event already says why).
+ */
 const callerCache = new WeakMap<Socket, { p: Promise<Caller>; at: number; none: boolean }>();
 const RETRY_NONE_AFTER_MS = 1000;
 
-async function resolveCaller(deps: HandlerDeps, socket: Socket, timeoutMs: number): Promise<Caller> {
+async function resolveCaller(
+  deps: HandlerDeps,
+  socket: Socket,
+  timeoutMs: number,
+  retryNone: boolean,
+): Promise<Caller> {
   const now = performance.now();
   const cached = callerCache.get(socket);
-  if (cached !== undefined && !(cached.none && now - cached.at > RETRY_NONE_AFTER_MS)) return cached.p;
+  if (cached !== undefined && !(retryNone && cached.none && now - cached.at > RETRY_NONE_AFTER_MS))
+    return cached.p;
   const entry = { p: undefined as unknown as Promise<Caller>, at: now, none: false };
   entry.p = (async () => {
     let timer: NodeJS.Timeout | undefined;
@@ -273,9 +282,9 @@ export function createRequestHandler(deps: HandlerDeps) {
       );
     });
 
-    const startAttribution = (): Promise<void> => {
+    const startAttribution = (forPolicy: boolean): Promise<void> => {
       const ta = performance.now();
-      return resolveCaller(deps, socket, config.attribution.timeoutMs).then((caller) => {
+      return resolveCaller(deps, socket, config.attribution.timeoutMs, forPolicy).then((caller) => {
         p.caller = caller;
         p.attributionMs = Math.round((performance.now() - ta) * 1000) / 1000;
       });
@@ -283,9 +292,9 @@ export function createRequestHandler(deps: HandlerDeps) {
     let eventCaller: Promise<void> | undefined;
     if (state.attribution && state.policy.needsCaller(cls)) {
       // a rule depends on the caller: the decision waits (bounded by attribution.timeoutMs)
-      startAttribution().then(proceed, proceed);
+      startAttribution(true).then(proceed, proceed);
     } else {
-      if (state.attribution && config.attribution.forEvents) eventCaller = startAttribution();
+      if (state.attribution && config.attribution.forEvents) eventCaller = startAttribution(false);
       proceed();
     }
 

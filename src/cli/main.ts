@@ -51,7 +51,18 @@ async function main(): Promise<void> {
   }
   // Long-running commands resolve after their servers closed; anything left (timers, sockets) is a bug,
   // but it must not keep a finished command alive.
-  if (process.env['IMDSGUARD_NO_FORCE_EXIT'] !== '1') setImmediate(() => process.exit());
+  // Exit only once stdout and stderr have flushed, so large piped output is never cut short.
+  if (process.env['IMDSGUARD_NO_FORCE_EXIT'] !== '1') {
+    await Promise.all([drained(process.stdout), drained(process.stderr)]);
+    process.exit();
+  }
+}
+
+function drained(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || !stream.writable) return resolve();
+    stream.write('', () => resolve());
+  });
 }
 
 await main();

@@ -142,6 +142,19 @@ describe('event outputs with the admin endpoint', () => {
     ).rejects.toMatchObject({ code: 'IMDSGUARD_E_CONFIG' });
   });
 
+  it('refuses two sinks with the same name (the same URL twice) with IMDSGUARD_E_CONFIG', async () => {
+    await expect(
+      createEventOutputs(
+        eventsConfigSchema.parse({}),
+        alertsConfigSchema.parse({
+          webhooks: [{ url: 'http://127.0.0.1:9/a' }, { url: 'http://127.0.0.1:9/a' }],
+        }),
+        adminConfigSchema.parse({}),
+        { hostname: 'h', isReady: () => true },
+      ),
+    ).rejects.toMatchObject({ code: 'IMDSGUARD_E_CONFIG' });
+  });
+
   it('builds nothing but metrics when nothing is configured', async () => {
     const outputs = await createEventOutputs(
       eventsConfigSchema.parse({}),

@@ -74,16 +74,21 @@ export async function createEventOutputs(
         await Promise.allSettled(sinks.map((s) => s.close()));
         throw err;
       }
-      pipeline = new AlertPipeline({
-        sinks,
-        spool: { path: spoolPathFor(events, alerts), maxBytes: alerts.spool.maxBytes },
-        quiet: alerts.quiet,
-        queueSize: alerts.queueSize,
-        noise: alerts.noise,
-        retry: alerts.retry,
-        drainTimeoutMs: alerts.drainTimeoutMs,
-        ...(deps.log ? { log: deps.log } : {}),
-      });
+      try {
+        pipeline = new AlertPipeline({
+          sinks,
+          spool: { path: spoolPathFor(events, alerts), maxBytes: alerts.spool.maxBytes },
+          quiet: alerts.quiet,
+          queueSize: alerts.queueSize,
+          noise: alerts.noise,
+          retry: alerts.retry,
+          drainTimeoutMs: alerts.drainTimeoutMs,
+          ...(deps.log ? { log: deps.log } : {}),
+        });
+      } catch (err) {
+        await Promise.allSettled(sinks.map((s) => s.close()));
+        throw err;
+      }
       const p = pipeline;
       closers.push(() => p.close());
     }

@@ -1,3 +1,4 @@
+import { ImdsguardError } from '../../errors.js';
 import { type Alert, toAlert } from './alert.js';
 import { DEFAULT_NOISE, NoiseFilter, type NoiseOptions } from './noise.js';
 import type { AlertSink } from './sinks/types.js';
@@ -127,7 +128,11 @@ export class AlertPipeline implements EventRecorder {
     this.noise = new NoiseFilter(opts.noise ?? DEFAULT_NOISE, this.now());
     const names = new Set<string>();
     for (const s of opts.sinks) {
-      if (names.has(s.name)) throw new Error(`two alert sinks are named "${s.name}"`);
+      if (names.has(s.name)) {
+        throw new ImdsguardError('IMDSGUARD_E_CONFIG', `alerts: two sinks are named "${s.name}"`, {
+          hint: 'the same target twice, or the same name: remove the duplicate or set a different name',
+        });
+      }
       names.add(s.name);
     }
     this.spool = new Spool(opts.spool);

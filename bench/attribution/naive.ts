@@ -11,8 +11,10 @@ import type { ConnectionInfo } from '../../src/guard/attribution/types.js';
 
 /**
  * The baseline: what metatrapd does on every request. Find the socket inode in /proc/net/tcp, then
- * walk EVERY /proc/PID/fd, readlink every fd, until one points at socket:[inode]. The socket row is
- * found exactly as the resolver finds it, so the comparison measures only the inode -> pid step.
+ * walk EVERY /proc/PID/fd and readlink every fd (the whole table, as a full scan does; stopping at
+ * the first match would make the cost depend on where the client's pid happens to sort, which
+ * changes when pids wrap). The socket row is found exactly as the resolver finds it, so the
+ * comparison measures the inode -> pid step.
  */
 
 async function inodeOf(conn: ConnectionInfo): Promise<number | undefined> {
@@ -28,6 +30,7 @@ export async function naiveResolveAsync(conn: ConnectionInfo): Promise<number | 
   const inode = await inodeOf(conn);
   if (!inode) return undefined;
   const want = `socket:[${inode}]`;
+  let found: number | undefined;
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     let fds: string[];
@@ -40,10 +43,10 @@ export async function naiveResolveAsync(conn: ConnectionInfo): Promise<number | 
       const links = await Promise.all(
         fds.slice(i, i + 16).map((fd) => readlink(`/proc/${name}/fd/${fd}`).catch(() => '')),
       );
-      if (links.includes(want)) return Number(name);
+      if (found === undefined && links.includes(want)) found = Number(name);
     }
   }
-  return undefined;
+  return found;
 }
 
 /** Synchronous full scan: no thread-pool round trips, but it blocks the event loop throughout. */
@@ -51,6 +54,7 @@ export async function naiveResolveSync(conn: ConnectionInfo): Promise<number | u
   const inode = await inodeOf(conn);
   if (!inode) return undefined;
   const want = `socket:[${inode}]`;
+  let found: number | undefined;
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     let fds: string[];
@@ -61,11 +65,11 @@ export async function naiveResolveSync(conn: ConnectionInfo): Promise<number | u
     }
     for (const fd of fds) {
       try {
-        if (readlinkSync(`/proc/${name}/fd/${fd}`) === want) return Number(name);
+        if (found === undefined && readlinkSync(`/proc/${name}/fd/${fd}`) === want) found = Number(name);
       } catch {
         // fd closed meanwhile
       }
     }
   }
-  return undefined;
+  return found;
 }

@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { ImdsguardError } from '../errors.js';
-import { COMMANDS } from './commands/index.js';
+import { entriesFor } from './commands/index.js';
 import { type CliContext, formatExamples } from './context.js';
 import { VERSION } from './version.js';
 
@@ -18,7 +18,7 @@ const TOP_EXAMPLES = [
  * Builds the commander program from the command table. It never exits the process: errors become
  * ImdsguardError (usage errors included) and main.ts turns them into exit codes.
  */
-export function buildProgram(ctx: CliContext): Command {
+export async function buildProgram(ctx: CliContext, argv: readonly string[] = []): Promise<Command> {
   const program = new Command('imdsguard');
   program
     .description('Protect the cloud instance metadata service: guard, fleet hardening and emulator.')
@@ -33,7 +33,8 @@ export function buildProgram(ctx: CliContext): Command {
       `${formatExamples(TOP_EXAMPLES)}\n\nExit codes: 0 ok, 1 findings or failed changes, 2 usage or configuration error.\nDocs: docs/ in the package (errors.md lists every IMDSGUARD_E_ code).`,
     );
   configureTree(program, ctx);
-  for (const spec of COMMANDS) {
+  const specs = await Promise.all(entriesFor(argv).map((entry) => entry.load()));
+  for (const spec of specs) {
     const cmd = program.command(spec.name).description(spec.summary);
     configureTree(cmd, ctx);
     spec.configure(cmd, ctx);
@@ -60,7 +61,7 @@ const BENIGN = new Set(['commander.helpDisplayed', 'commander.version', 'command
  * usage errors (already printed by commander) and for command failures.
  */
 export async function runCli(argv: readonly string[], ctx: CliContext): Promise<number> {
-  const program = buildProgram(ctx);
+  const program = await buildProgram(ctx, argv);
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
   } catch (err) {

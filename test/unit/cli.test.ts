@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { COMMANDS } from '../../src/cli/commands/index.js';
+import { COMMANDS, entriesFor } from '../../src/cli/commands/index.js';
 import { parseDuration, parseIntInRange, parseListen } from '../../src/cli/options.js';
 import { isImdsguardError } from '../../src/errors.js';
 import { runInProcess } from '../support/cli.js';
@@ -8,7 +8,7 @@ describe('cli shell', () => {
   it('prints help with every command of the table', async () => {
     const r = await runInProcess(['--help']);
     expect(r.code).toBe(0);
-    for (const spec of COMMANDS) expect(r.stdout).toContain(spec.name);
+    for (const entry of COMMANDS) expect(r.stdout).toContain(entry.name);
     expect(r.stdout).toContain('Exit codes:');
   });
 
@@ -32,8 +32,26 @@ describe('cli shell', () => {
     expect(r.stderr).toContain("unknown option '--frobnicate'");
   });
 
-  it('every command has a summary', () => {
-    for (const spec of COMMANDS) expect(spec.summary.length).toBeGreaterThan(10);
+  it('every command module loads, has a summary and is named as in the table', async () => {
+    for (const entry of COMMANDS) {
+      const spec = await entry.load();
+      expect(spec.name).toBe(entry.name);
+      expect(spec.summary.length).toBeGreaterThan(10);
+    }
+  });
+
+  it('loads only the command a command line names', () => {
+    expect(entriesFor(['guard', '--mode', 'monitor']).map((e) => e.name)).toEqual(['guard']);
+    expect(entriesFor(['help', 'fleet']).map((e) => e.name)).toEqual(['fleet']);
+    expect(entriesFor(['-h']).length).toBe(COMMANDS.length);
+    expect(entriesFor(['emulat']).length).toBe(COMMANDS.length);
+  });
+
+  it('shows a command help with its examples', async () => {
+    const r = await runInProcess(['emulate', '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Examples:');
+    expect(r.stdout).toContain('--tokens');
   });
 });
 

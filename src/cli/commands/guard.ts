@@ -6,24 +6,6 @@ import { FLAVORS } from '../../imds/flavors.js';
 import type { CommandSpec } from '../context.js';
 import { collect, formatListen, parseChoice, parseList } from '../options.js';
 
-interface GuardCliOptions {
-  config?: string;
-  listen?: string[];
-  upstream?: string;
-  mode?: string;
-  flavor?: string;
-  authSecret?: string;
-  authHeader?: string;
-  allowExe?: string[];
-  allowUser?: string[];
-  allowUa?: string[];
-  requireV2?: boolean;
-  events?: string;
-  db?: string;
-  admin?: string;
-  alert?: string[];
-}
-
 export const guardCommand: CommandSpec = {
   name: 'guard',
   summary: 'Run the guard: a policy-enforcing reverse proxy in front of the metadata service.',
@@ -79,7 +61,7 @@ export const guardCommand: CommandSpec = {
       .option('--db <file>', 'SQLite event store')
       .option('--admin <host:port>', 'admin endpoint on loopback: /healthz, /readyz, /metrics')
       .option('--alert <url>', 'generic webhook for alerts, repeatable', collect)
-      .action(async (opts: GuardCliOptions) => {
+      .action(async (opts: ConfigFlags) => {
         const flags: ConfigFlags = {};
         for (const [k, v] of Object.entries(opts))
           if (v !== undefined) (flags as Record<string, unknown>)[k] = v;

@@ -6,10 +6,11 @@
  * Bounded: at most HISTORY_LIMITS.maxSnapshots rows are kept (the oldest are deleted on insert), and a
  * read returns at most HISTORY_LIMITS.maxRead rows.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type Database from 'better-sqlite3';
 import { ImdsguardError } from '../../errors.js';
+import { openDatabase } from '../../storage/sqlite.js';
 import { type FleetSnapshot, SNAPSHOT_SCHEMA_VERSION } from './snapshot.js';
 
 export const HISTORY_LIMITS = {
@@ -83,17 +84,7 @@ export class HistoryStore {
     this.path = opts.path;
     this.maxSnapshots = opts.maxSnapshots ?? HISTORY_LIMITS.maxSnapshots;
     try {
-      if (opts.readonly) {
-        if (!existsSync(opts.path)) throw new Error('no such file');
-        this.db = new Database(opts.path, { readonly: true, fileMustExist: true });
-        this.db.pragma('busy_timeout = 2000');
-      } else {
-        if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
-        this.db = new Database(opts.path);
-        this.db.pragma('journal_mode = WAL');
-        this.db.pragma('busy_timeout = 2000');
-        this.db.exec(SCHEMA);
-      }
+      this.db = openDatabase(opts.path, { readonly: opts.readonly === true, schema: SCHEMA });
     } catch (err) {
       throw historyError(opts.path, 'cannot open', err);
     }

@@ -1,7 +1,12 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { ImdsguardError } from '../../errors.js';
+import { openDatabase } from '../../storage/sqlite.js';
+
+const SPOOL_SCHEMA = `
+  CREATE TABLE IF NOT EXISTS alerts (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL, bytes INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS cursors (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+`;
 
 /**
  * The durable alert spool: an append-only SQLite table (WAL) of serialized alerts in order, plus one
@@ -48,16 +53,7 @@ export class Spool {
   constructor(opts: SpoolOptions) {
     this.maxBytes = opts.maxBytes;
     try {
-      if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
-      this.db = new Database(opts.path);
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = NORMAL');
-      this.db.pragma('busy_timeout = 2000');
-      this.db.exec(`
-        CREATE TABLE IF NOT EXISTS alerts (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL, bytes INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS cursors (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-      `);
+      this.db = openDatabase(opts.path, { schema: SPOOL_SCHEMA, synchronous: 'NORMAL' });
     } catch (err) {
       throw new ImdsguardError(
         'IMDSGUARD_E_STORE',

@@ -1,7 +1,6 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { ImdsguardError } from '../../errors.js';
+import { openDatabase } from '../../storage/sqlite.js';
 import type { DecisionKind, EventRecorder, GuardEvent, ImdsVersion } from './types.js';
 
 /**
@@ -181,18 +180,11 @@ export class SqliteEventStore implements EventStore {
     this.path = opts.path;
     this.retention = opts.retention ?? DEFAULT_RETENTION;
     try {
-      if (opts.readonly) {
-        if (!existsSync(opts.path)) throw new Error('no such file');
-        this.db = new Database(opts.path, { readonly: true, fileMustExist: true });
-        this.db.pragma('busy_timeout = 2000');
-      } else {
-        if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
-        this.db = new Database(opts.path);
-        this.db.pragma('journal_mode = WAL');
-        this.db.pragma('synchronous = NORMAL');
-        this.db.pragma('busy_timeout = 2000');
-        this.db.exec(SCHEMA);
-      }
+      this.db = openDatabase(opts.path, {
+        readonly: opts.readonly === true,
+        schema: SCHEMA,
+        synchronous: 'NORMAL',
+      });
       this.stmts = {
         insert: opts.readonly
           ? undefined

@@ -1,6 +1,6 @@
 import { hostname as osHostname } from 'node:os';
 import type { ImdsguardConfig } from '../config/schema.js';
-import { createProcResolver } from './attribution/index.js';
+import { createThreadedProcResolver } from './attribution/threaded.js';
 import { noAttribution, type ProcessResolver } from './attribution/types.js';
 import { createJsonlRecorder, type JsonlRecorder } from './events/jsonl.js';
 import { createEventOutputs, type EventOutputs } from './events/outputs.js';
@@ -44,7 +44,10 @@ function createResolver(config: ImdsguardConfig): ProcessResolver {
   if (!config.guard.attribution.enabled) return noAttribution;
   // ---- process attribution (issue 4) ----
   // The resolver's own budget ends a little before the guard's timeout, so it returns what it knows.
-  return createProcResolver({ budgetMs: Math.max(1, Math.floor(config.guard.attribution.timeoutMs * 0.8)) });
+  // On its own thread: a busy guard's event loop would otherwise stretch every lookup's /proc reads.
+  return createThreadedProcResolver({
+    budgetMs: Math.max(1, Math.floor(config.guard.attribution.timeoutMs * 0.8)),
+  });
   // ---- end of process attribution ----
 }
 

@@ -258,6 +258,25 @@ describe('attribution on the real /proc', () => {
     expect(scans).toBeLessThan(n);
   });
 
+  const threadedJs = new URL('../../dist/guard/attribution/threaded.js', import.meta.url).pathname;
+  it.runIf(existsSync(threadedJs))(
+    'the worker-thread resolver (compiled) attributes the same way',
+    async () => {
+      const m = (await import(threadedJs)) as typeof import('../../src/guard/attribution/threaded.js');
+      const threaded = m.createThreadedProcResolver({ budgetMs: 2000 });
+      const child = start(CURL, ['-s', '--max-time', '15', `http://127.0.0.1:${v4.port}/threaded`]);
+      const s = await v4.next();
+      try {
+        const caller = await threaded.resolve(info(s));
+        expect(caller).toMatchObject({ resolved: 'full', pid: child.pid, exe: real(CURL) });
+      } finally {
+        await threaded.close();
+      }
+      // After close, a lookup answers at once instead of hanging.
+      expect(await threaded.resolve(info(s))).toEqual({ resolved: 'none', error: 'attribution closed' });
+    },
+  );
+
   const dist = new URL('../../dist/guard/attribution/index.js', import.meta.url).pathname;
   it.runIf(isRoot && existsSync(dist))(
     'without permission to read other processes: partial with the uid and a reason',

@@ -2,7 +2,7 @@
  * Wraps AWS SDK errors into ImdsguardError with context (account, region, call, instance), a stable
  * code and a hint. Pure: it only looks at the error object.
  */
-import { type ErrorCode, errorMessage, ImdsguardError } from '../../errors.js';
+import { type ErrorCode, errorMessage, ImdsguardError, isImdsguardError } from '../../errors.js';
 
 export interface AwsCallContext {
   /** e.g. 'ec2:DescribeInstances' */
@@ -76,6 +76,23 @@ export function describeContext(ctx: AwsCallContext): string {
   ]
     .filter((x): x is string => x !== null && x !== '')
     .join(' ');
+}
+
+/** What a scan report records about one failed call: the stable code, the AWS code, message and hint. */
+export interface FailureFields {
+  code: ErrorCode;
+  awsCode: string | null;
+  message: string;
+  hint: string | null;
+}
+
+/** The FailureFields of any error (an ImdsguardError as it is, anything else as IMDSGUARD_E_AWS). */
+export function failureFields(err: unknown): FailureFields {
+  const e = isImdsguardError(err)
+    ? err
+    : new ImdsguardError('IMDSGUARD_E_AWS', err instanceof Error ? err.message : String(err), { cause: err });
+  const awsCode = (e.details?.['awsCode'] as string | null | undefined) ?? awsErrorCode(e.cause);
+  return { code: e.code as ErrorCode, awsCode: awsCode ?? null, message: e.message, hint: e.hint ?? null };
 }
 
 /** Turns any error from an AWS call into an ImdsguardError that keeps the cause. */

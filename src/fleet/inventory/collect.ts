@@ -16,10 +16,10 @@ import {
   paginateDescribeLaunchTemplates,
   paginateDescribeLaunchTemplateVersions,
 } from '@aws-sdk/client-ec2';
-import { type ErrorCode, ImdsguardError, isImdsguardError } from '../../errors.js';
+import type { ImdsguardError } from '../../errors.js';
 import type { AccountTarget, AwsClientFactory } from '../aws/clients.js';
 import { mapBounded } from '../aws/concurrency.js';
-import { awsErrorCode, wrapAwsError } from '../aws/errors.js';
+import { type AwsCallContext, awsErrorCode, failureFields, wrapAwsError } from '../aws/errors.js';
 import type { ResolvedTargets } from '../aws/targets.js';
 import {
   toAutoScalingGroupRecord,
@@ -37,7 +37,6 @@ import {
   INVENTORY_SCHEMA_VERSION,
   type InstanceRecord,
   type Inventory,
-  type LaunchConfigurationRecord,
   type LaunchTemplateRecord,
   type RegionScan,
   type ScanFailure,
@@ -85,19 +84,7 @@ function failureOf(
   region: string | null,
   stage: ScanStage,
 ): ScanFailure {
-  const e = isImdsguardError(err)
-    ? err
-    : new ImdsguardError('IMDSGUARD_E_AWS', err instanceof Error ? err.message : String(err), { cause: err });
-  const awsCode = (e.details?.['awsCode'] as string | null | undefined) ?? awsErrorCode(e.cause);
-  return {
-    accountId,
-    region,
-    stage,
-    code: e.code as ErrorCode,
-    awsCode: awsCode ?? null,
-    message: e.message,
-    hint: e.hint ?? null,
-  };
+  return { accountId, region, stage, ...failureFields(err) };
 }
 
 interface ScanResult {
@@ -265,6 +252,21 @@ async function collectImages(
   return out;
 }
 
+/** Every record of every page; any error is wrapped with the call's context. */
+async function collectPages<P, R>(
+  pages: () => AsyncIterable<P>,
+  records: (page: P) => R[],
+  ctx: AwsCallContext,
+): Promise<R[]> {
+  const out: R[] = [];
+  try {
+    for await (const p of pages()) out.push(...records(p));
+  } catch (err) {
+    throw wrapAwsError(err, ctx);
+  }
+  return out;
+}
+
 async function scanRegion(
   factory: AwsClientFactory,
   target: AccountTarget,
@@ -323,40 +325,18 @@ async function scanRegion(
     include.defaults ? collectDefaults(ec2, accountId, region) : Promise.resolve(null),
     include.templates ? collectTemplates(ec2, accountId, region) : Promise.resolve([]),
     asg
-      ? (async () => {
-          const out: AutoScalingGroupRecord[] = [];
-          try {
-            for await (const p of paginateDescribeAutoScalingGroups({ client: asg, pageSize: 100 }, {})) {
-              for (const g of p.AutoScalingGroups ?? [])
-                out.push(toAutoScalingGroupRecord(g, accountId, region));
-            }
-          } catch (err) {
-            throw wrapAwsError(err, {
-              operation: 'autoscaling:DescribeAutoScalingGroups',
-              accountId,
-              region,
-            });
-          }
-          return out;
-        })()
+      ? collectPages(
+          () => paginateDescribeAutoScalingGroups({ client: asg, pageSize: 100 }, {}),
+          (p) => (p.AutoScalingGroups ?? []).map((g) => toAutoScalingGroupRecord(g, accountId, region)),
+          { operation: 'autoscaling:DescribeAutoScalingGroups', accountId, region },
+        )
       : Promise.resolve([]),
     asg
-      ? (async () => {
-          const out: LaunchConfigurationRecord[] = [];
-          try {
-            for await (const p of paginateDescribeLaunchConfigurations({ client: asg, pageSize: 100 }, {})) {
-              for (const c of p.LaunchConfigurations ?? [])
-                out.push(toLaunchConfigurationRecord(c, accountId, region));
-            }
-          } catch (err) {
-            throw wrapAwsError(err, {
-              operation: 'autoscaling:DescribeLaunchConfigurations',
-              accountId,
-              region,
-            });
-          }
-          return out;
-        })()
+      ? collectPages(
+          () => paginateDescribeLaunchConfigurations({ client: asg, pageSize: 100 }, {}),
+          (p) => (p.LaunchConfigurations ?? []).map((c) => toLaunchConfigurationRecord(c, accountId, region)),
+          { operation: 'autoscaling:DescribeLaunchConfigurations', accountId, region },
+        )
       : Promise.resolve([]),
   ]);
 

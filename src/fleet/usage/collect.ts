@@ -10,10 +10,10 @@
  * on: the instances of a failed batch get no series and readiness "unknown (query-failed)".
  */
 import { type CloudWatchClient, GetMetricDataCommand } from '@aws-sdk/client-cloudwatch';
-import { type ErrorCode, ImdsguardError, isImdsguardError } from '../../errors.js';
+import { ImdsguardError } from '../../errors.js';
 import type { AccountTarget, AwsClientFactory } from '../aws/clients.js';
 import { mapBounded } from '../aws/concurrency.js';
-import { awsErrorCode, wrapAwsError } from '../aws/errors.js';
+import { failureFields, wrapAwsError } from '../aws/errors.js';
 import type { InstanceRecord } from '../inventory/model.js';
 import {
   batchQueries,
@@ -99,19 +99,7 @@ export interface CollectUsageOptions {
 }
 
 function failureOf(err: unknown, accountId: string, region: string, instances: number): UsageFailure {
-  const e = isImdsguardError(err)
-    ? err
-    : new ImdsguardError('IMDSGUARD_E_AWS', err instanceof Error ? err.message : String(err), { cause: err });
-  const awsCode = (e.details?.['awsCode'] as string | null | undefined) ?? awsErrorCode(e.cause);
-  return {
-    accountId,
-    region,
-    code: e.code as ErrorCode,
-    awsCode: awsCode ?? null,
-    message: e.message,
-    hint: e.hint ?? null,
-    instances,
-  };
+  return { accountId, region, ...failureFields(err), instances };
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { ImdsguardError } from '../../errors.js';
 import { AUTH_HINT } from '../../fleet/aws/errors.js';
-import { collectInventory } from '../../fleet/inventory/collect.js';
+import { type CollectOptions, collectInventory } from '../../fleet/inventory/collect.js';
 import type { Inventory } from '../../fleet/inventory/model.js';
 import { findFindings, SEVERITIES, type Severity } from '../../fleet/posture/findings.js';
 import { groupByRole } from '../../fleet/posture/roles.js';
@@ -93,6 +93,30 @@ function interruption(ctx: CliContext): Promise<never> {
   });
 }
 
+/**
+ * collectInventory with a progress line on stderr; rejects when `stopped` does (Ctrl-C) or when every
+ * scan failed on credentials.
+ */
+async function scanInventory(
+  session: FleetSession,
+  concurrency: number,
+  ctx: CliContext,
+  stopped: Promise<never>,
+  include?: CollectOptions['include'],
+): Promise<Inventory> {
+  const progress = createProgress(ctx.stderr);
+  const inv = await Promise.race([
+    collectInventory(session.factory, session.targets, {
+      concurrency,
+      include,
+      onProgress: (p) => progress.update(p),
+    }),
+    stopped,
+  ]).finally(() => progress.done());
+  throwIfAllAuth(inv);
+  return inv;
+}
+
 const SEVERITY_ORDER: Record<Severity, number> = { high: 0, medium: 1, low: 2, info: 3 };
 
 const discover: FleetSubcommand = {
@@ -126,15 +150,7 @@ const discover: FleetSubcommand = {
       const stopped = interruption(ctx);
       const session = await Promise.race([openFleetSession(opts, ctx), stopped]);
       try {
-        const progress = createProgress(ctx.stderr);
-        const inv = await Promise.race([
-          collectInventory(session.factory, session.targets, {
-            concurrency: opts.concurrency,
-            onProgress: (p) => progress.update(p),
-          }),
-          stopped,
-        ]).finally(() => progress.done());
-        throwIfAllAuth(inv);
+        const inv = await scanInventory(session, opts.concurrency, ctx, stopped);
         const summary = summarize(inv);
         const findings = findFindings(inv);
         const doc = discoverDocument(inv, summary, findings, stats(session));
@@ -186,16 +202,12 @@ const roles: FleetSubcommand = {
       const stopped = interruption(ctx);
       const session = await Promise.race([openFleetSession(opts, ctx), stopped]);
       try {
-        const progress = createProgress(ctx.stderr);
-        const inv = await Promise.race([
-          collectInventory(session.factory, session.targets, {
-            concurrency: opts.concurrency,
-            include: { defaults: false, templates: false, autoScaling: false, images: false },
-            onProgress: (p) => progress.update(p),
-          }),
-          stopped,
-        ]).finally(() => progress.done());
-        throwIfAllAuth(inv);
+        const inv = await scanInventory(session, opts.concurrency, ctx, stopped, {
+          defaults: false,
+          templates: false,
+          autoScaling: false,
+          images: false,
+        });
         const doc = rolesDocument(inv, groupByRole(inv.instances), stats(session));
         await writeOutput(ctx.stdout, renderRoles(doc, format, inv.instances), opts.output, ctx.cwd);
         finishFleetRun(session, opts, ctx);

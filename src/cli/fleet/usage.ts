@@ -226,13 +226,7 @@ export const usageSubcommand: FleetSubcommand = {
           schemaVersion: 1,
           kind: 'imdsguard.fleet.usage',
           generatedAt: inv.generatedAt,
-          window: {
-            days: m.window.days,
-            start: m.window.start,
-            end: m.window.end,
-            periodSeconds: m.window.periodSeconds,
-            periods: m.window.periods,
-          },
+          window: reportedWindow(m.window),
           mode: m.evidence.mode,
           regions: inv.regions,
           accounts: inv.accounts.map((a) => a.accountId),
@@ -257,6 +251,11 @@ export const usageSubcommand: FleetSubcommand = {
     });
   },
 };
+
+/** The window fields the usage documents carry (not the millisecond bounds). */
+function reportedWindow(w: UsageWindow): UsageDocument['window'] {
+  return { days: w.days, start: w.start, end: w.end, periodSeconds: w.periodSeconds, periods: w.periods };
+}
 
 /**
  * `fleet discover --usage`: measures readiness for the inventory's instances and renders the
@@ -289,13 +288,7 @@ export async function discoverUsageText<
     ctx,
   );
   const section: DiscoverUsageSection = {
-    window: {
-      days: m.window.days,
-      start: m.window.start,
-      end: m.window.end,
-      periodSeconds: m.window.periodSeconds,
-      periods: m.window.periods,
-    },
+    window: reportedWindow(m.window),
     mode: m.evidence.mode,
     counts: countReadiness(m.rows),
     regionStats: m.evidence.regions,

@@ -104,10 +104,11 @@ export class Counter extends Series<number> implements Metric {
   }
 }
 
-/** A gauge whose samples are read when /metrics is scraped. */
-export class Gauge implements Metric {
+/** A metric whose samples are read when /metrics is scraped. */
+abstract class CollectedMetric implements Metric {
   readonly name: string;
   readonly help: string;
+  protected abstract readonly type: 'gauge' | 'counter';
   private readonly collect: () => ReadonlyArray<readonly [Labels, number]>;
 
   constructor(name: string, help: string, collect: () => ReadonlyArray<readonly [Labels, number]>) {
@@ -118,32 +119,21 @@ export class Gauge implements Metric {
   }
 
   render(): string {
-    const lines = [`# HELP ${this.name} ${escapeHelp(this.help)}`, `# TYPE ${this.name} gauge`];
+    const lines = [`# HELP ${this.name} ${escapeHelp(this.help)}`, `# TYPE ${this.name} ${this.type}`];
     for (const [labels, v] of this.collect())
       lines.push(`${this.name}${labelText(labels)} ${formatNumber(v)}`);
     return lines.join('\n');
   }
 }
 
+/** A gauge whose samples are read when /metrics is scraped. */
+export class Gauge extends CollectedMetric {
+  protected readonly type = 'gauge';
+}
+
 /** A counter whose value is read when scraped (totals kept elsewhere). */
-export class CounterFunc implements Metric {
-  readonly name: string;
-  readonly help: string;
-  private readonly collect: () => ReadonlyArray<readonly [Labels, number]>;
-
-  constructor(name: string, help: string, collect: () => ReadonlyArray<readonly [Labels, number]>) {
-    if (!NAME.test(name)) throw new Error(`bad metric name ${name}`);
-    this.name = name;
-    this.help = help;
-    this.collect = collect;
-  }
-
-  render(): string {
-    const lines = [`# HELP ${this.name} ${escapeHelp(this.help)}`, `# TYPE ${this.name} counter`];
-    for (const [labels, v] of this.collect())
-      lines.push(`${this.name}${labelText(labels)} ${formatNumber(v)}`);
-    return lines.join('\n');
-  }
+export class CounterFunc extends CollectedMetric {
+  protected readonly type = 'counter';
 }
 
 interface HistogramValue {

@@ -527,6 +527,36 @@ export function createRequestHandler(deps: HandlerDeps) {
   }
 }
 
+/** The event of a request refused at the socket level (before or instead of normal handling). */
+function refusedOnSocket(
+  deps: HandlerDeps,
+  state: GuardState,
+  socket: Socket,
+  start: number,
+  r: { rule: string; reason: string; status: number; method: string; path: string },
+): GuardEvent {
+  return {
+    v: 1,
+    id: eventId(start),
+    time: new Date(start).toISOString(),
+    host: deps.hostname,
+    mode: state.config.mode,
+    decision: 'deny',
+    action: 'refused',
+    rule: r.rule,
+    reason: r.reason,
+    request: {
+      method: r.method,
+      path: r.path,
+      version: 'unknown',
+      flavor: state.config.flavor,
+      client: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
+    },
+    status: r.status,
+    alert: true,
+  };
+}
+
 /** Answers what the HTTP parser refused (malformed requests, absurd headers, slowloris), with an event. */
 export function createClientErrorHandler(deps: HandlerDeps) {
   return function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
@@ -555,27 +585,13 @@ export function createClientErrorHandler(deps: HandlerDeps) {
       rule = 'smuggling';
       reason = `ambiguous message framing (${code})`;
     }
-    const start = deps.now();
-    const event: GuardEvent = {
-      v: 1,
-      id: eventId(start),
-      time: new Date(start).toISOString(),
-      host: deps.hostname,
-      mode: state.config.mode,
-      decision: 'deny',
-      action: 'refused',
+    const event = refusedOnSocket(deps, state, socket, deps.now(), {
       rule,
       reason,
-      request: {
-        method: '-',
-        path: '-',
-        version: 'unknown',
-        flavor: state.config.flavor,
-        client: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
-      },
       status,
-      alert: true,
-    };
+      method: '-',
+      path: '-',
+    });
     try {
       socket.end(rawErrorResponse(state.config.flavor, status));
     } catch {
@@ -597,26 +613,13 @@ export function createSpecialHandler(deps: HandlerDeps, kind: 'connect' | 'upgra
       state.config.flavor,
       state.config.authHeader,
     );
-    const event: GuardEvent = {
-      v: 1,
-      id: eventId(start),
-      time: new Date(start).toISOString(),
-      host: deps.hostname,
-      mode: state.config.mode,
-      decision: 'deny',
-      action: 'refused',
+    const event = refusedOnSocket(deps, state, socket, start, {
       rule: kind,
       reason: kind === 'connect' ? 'CONNECT requests are refused' : 'protocol upgrades are refused',
-      request: {
-        method: (req.method ?? '-').slice(0, 16),
-        path: cls.path || '-',
-        version: 'unknown',
-        flavor: state.config.flavor,
-        client: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
-      },
       status,
-      alert: true,
-    };
+      method: (req.method ?? '-').slice(0, 16),
+      path: cls.path || '-',
+    });
     if (cls.userAgent !== undefined) event.request.userAgent = cls.userAgent.slice(0, 512);
     if (cls.host !== undefined) event.request.hostHeader = cls.host.slice(0, 256);
     socket.on('error', () => {});

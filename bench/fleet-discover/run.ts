@@ -13,12 +13,7 @@
  * imdsguard collects everything `fleet discover` does (instances, defaults, templates and versions,
  * groups, launch configurations, AMIs); the bare paginator only lists instances.
  */
-import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import * as os from 'node:os';
-import { dirname, join } from 'node:path';
-import { createInterface, type Interface } from 'node:readline';
-import type { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { DescribeInstancesCommand, EC2Client, paginateDescribeInstances } from '@aws-sdk/client-ec2';
 import { AwsClientFactory } from '../../src/fleet/aws/clients.js';
 import { resolveTargets } from '../../src/fleet/aws/targets.js';
@@ -26,59 +21,9 @@ import { collectInventory } from '../../src/fleet/inventory/collect.js';
 import { findFindings } from '../../src/fleet/posture/findings.js';
 import { summarize } from '../../src/fleet/posture/summary.js';
 import { FAKE_CREDENTIALS } from '../../test/support/fake-aws/index.js';
+import { arg, median, ServerProcess } from '../support/fake-aws-process.js';
 
 const REGIONS = ['eu-west-1', 'us-east-1'];
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? (process.argv[i + 1] as string) : fallback;
-}
-
-/** The server script beside this one: compiled JS (npm run bench:fleet) or TypeScript via vite-node. */
-function serverEntry(): string[] {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.js')) return [join(dirname(here), 'server.js')];
-  return ['node_modules/vite-node/vite-node.mjs', join(dirname(here), 'server.ts'), '--'];
-}
-
-/** fake-aws in a child process, driven over stdin/stdout lines. */
-class ServerProcess {
-  url = '';
-  private readonly child: ChildProcessByStdio<Writable, Readable, null>;
-  private readonly lines: Interface;
-  private readonly waiting: Array<(line: string) => void> = [];
-
-  constructor(perRegion: number) {
-    this.child = spawn(
-      process.execPath,
-      [...serverEntry(), '--instances-per-region', String(perRegion), '--regions', REGIONS.join(',')],
-      { stdio: ['pipe', 'pipe', 'inherit'] },
-    );
-    this.lines = createInterface({ input: this.child.stdout });
-    this.lines.on('line', (l) => this.waiting.shift()?.(l));
-  }
-
-  private next(): Promise<string> {
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  async start(): Promise<void> {
-    this.url = (JSON.parse(await this.next()) as { url: string }).url;
-  }
-
-  async send<T>(cmd: string): Promise<T> {
-    const p = this.next();
-    this.child.stdin.write(`${cmd}\n`);
-    return JSON.parse(await p) as T;
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.child.once('exit', () => resolve());
-      this.child.stdin.write('exit\n');
-    });
-  }
-}
 
 interface Counts {
   byAction: Record<string, number>;
@@ -126,11 +71,6 @@ async function timed(fn: () => Promise<number>): Promise<{ ms: number; cpuMs: nu
   return { ms: performance.now() - t, cpuMs: (used.user + used.system) / 1000, n };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-}
-
 const sizes = arg('sizes', '1000,10000,50000').split(',').map(Number);
 const runs = Number(arg('runs', '3'));
 const rows: string[] = [];
@@ -138,7 +78,12 @@ const rows: string[] = [];
 new DescribeInstancesCommand({});
 
 for (const size of sizes) {
-  const aws = new ServerProcess(Math.ceil(size / 2));
+  const aws = new ServerProcess(import.meta.url, [
+    '--instances-per-region',
+    String(Math.ceil(size / 2)),
+    '--regions',
+    REGIONS.join(','),
+  ]);
   await aws.start();
   try {
     await timed(() => bare(aws));

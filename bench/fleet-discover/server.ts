@@ -6,13 +6,8 @@
  *   exit             -> closes and exits
  * Args: --instances-per-region N --regions a,b --seed S
  */
-import { createInterface } from 'node:readline';
 import { startFakeAws } from '../../test/support/fake-aws/index.js';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? (process.argv[i + 1] as string) : fallback;
-}
+import { arg, serveFakeAws } from '../support/fake-aws-process.js';
 
 const regions = arg('regions', 'us-east-1').split(',');
 const aws = await startFakeAws({
@@ -23,23 +18,18 @@ const aws = await startFakeAws({
     seed: Number(arg('seed', '1')),
   },
 });
-process.stdout.write(`${JSON.stringify({ url: aws.url })}\n`);
-const rl = createInterface({ input: process.stdin });
-rl.on('line', async (line) => {
-  const cmd = line.trim();
-  if (cmd === 'clear') {
-    aws.calls.clear();
-    process.stdout.write('{"ok":true}\n');
-  } else if (cmd === 'counts') {
-    const byRegion: Record<string, number> = {};
-    for (const r of regions) byRegion[r] = aws.calls.count({ action: 'DescribeInstances', region: r });
-    process.stdout.write(`${JSON.stringify({ byAction: aws.calls.byAction(), byRegion })}\n`);
-  } else if (cmd === 'exit') {
-    rl.close();
-    await aws.close();
-    process.exit(0);
-  }
-});
-rl.on('close', () => {
-  void aws.close().then(() => process.exit(0));
-});
+serveFakeAws(
+  aws,
+  { url: aws.url },
+  {
+    clear: () => {
+      aws.calls.clear();
+      return { ok: true };
+    },
+    counts: () => {
+      const byRegion: Record<string, number> = {};
+      for (const r of regions) byRegion[r] = aws.calls.count({ action: 'DescribeInstances', region: r });
+      return { byAction: aws.calls.byAction(), byRegion };
+    },
+  },
+);

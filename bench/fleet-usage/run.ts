@@ -17,12 +17,7 @@
  * Wall times (and this process's CPU time: the client's own cost, steadier than wall time on a busy
  * machine) are medians of --runs runs after one warm-up.
  */
-import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import * as os from 'node:os';
-import { dirname, join } from 'node:path';
-import { createInterface, type Interface } from 'node:readline';
-import type { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { CloudWatchClient, GetMetricStatisticsCommand } from '@aws-sdk/client-cloudwatch';
 import { AwsClientFactory } from '../../src/fleet/aws/clients.js';
 import { resolveTargets } from '../../src/fleet/aws/targets.js';
@@ -33,19 +28,9 @@ import { collectUsage } from '../../src/fleet/usage/collect.js';
 import type { UsageMode } from '../../src/fleet/usage/queries.js';
 import { type UsageWindow, usageWindow } from '../../src/fleet/usage/window.js';
 import { FAKE_CREDENTIALS } from '../../test/support/fake-aws/index.js';
+import { arg, median, ServerProcess } from '../support/fake-aws-process.js';
 
 const REGION = 'us-east-1';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? (process.argv[i + 1] as string) : fallback;
-}
-
-function serverEntry(): string[] {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.js')) return [join(dirname(here), 'server.js')];
-  return ['node_modules/vite-node/vite-node.mjs', join(dirname(here), 'server.ts'), '--'];
-}
 
 interface Stats {
   cw: {
@@ -55,59 +40,6 @@ interface Stats {
     maxQueriesInCall: number;
   };
   byRegion: Record<string, number>;
-}
-
-class ServerProcess {
-  url = '';
-  private readonly child: ChildProcessByStdio<Writable, Readable, null>;
-  private readonly lines: Interface;
-  private readonly waiting: Array<(line: string) => void> = [];
-
-  constructor(instances: number, latencyMs: number, nowMs: number) {
-    this.child = spawn(
-      process.execPath,
-      [
-        ...serverEntry(),
-        '--instances',
-        String(instances),
-        '--regions',
-        REGION,
-        '--latency-ms',
-        String(latencyMs),
-        '--now',
-        String(nowMs),
-      ],
-      { stdio: ['pipe', 'pipe', 'inherit'] },
-    );
-    this.lines = createInterface({ input: this.child.stdout });
-    this.lines.on('line', (l) => this.waiting.shift()?.(l));
-  }
-
-  private next(): Promise<string> {
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
-  async start(): Promise<void> {
-    this.url = (JSON.parse(await this.next()) as { url: string }).url;
-  }
-
-  async send<T>(cmd: string): Promise<T> {
-    const p = this.next();
-    this.child.stdin.write(`${cmd}\n`);
-    return JSON.parse(await p) as T;
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.child.once('exit', () => resolve());
-      this.child.stdin.write('exit\n');
-    });
-  }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
 }
 
 async function inventory(url: string): Promise<InstanceRecord[]> {
@@ -196,7 +128,16 @@ const rows: string[] = [];
 let readiness = '';
 
 for (const latency of latencies) {
-  const aws = new ServerProcess(n, latency, nowMs);
+  const aws = new ServerProcess(import.meta.url, [
+    '--instances',
+    String(n),
+    '--regions',
+    REGION,
+    '--latency-ms',
+    String(latency),
+    '--now',
+    String(nowMs),
+  ]);
   await aws.start();
   try {
     const instances = await inventory(aws.url);

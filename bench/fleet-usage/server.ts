@@ -6,7 +6,6 @@
  *   exit   -> closes and exits
  * Args: --instances N (per region) --regions a,b --latency-ms MS --now MS
  */
-import { createInterface } from 'node:readline';
 import {
   cloudWatchStats,
   mixedUsageFleet,
@@ -14,11 +13,7 @@ import {
   type UsageKind,
 } from '../../test/support/fake-aws/cloudwatch.js';
 import { startFakeAws } from '../../test/support/fake-aws/index.js';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? (process.argv[i + 1] as string) : fallback;
-}
+import { arg, serveFakeAws } from '../support/fake-aws-process.js';
 
 const regions = arg('regions', 'us-east-1').split(',');
 const n = Number(arg('instances', '10000'));
@@ -40,24 +35,19 @@ const perRegion = Object.fromEntries(Object.entries(share).map(([k, s]) => [k, M
 perRegion.quiet += n - Object.values(perRegion).reduce((a, b) => a + b, 0);
 const m = mixedUsageFleet({ nowMs: Number(arg('now', String(Date.now()))), regions, perRegion });
 const aws = await startFakeAws({ fleet: m.fleet, latencyMs: Number(arg('latency-ms', '0')) });
-process.stdout.write(`${JSON.stringify({ url: aws.url, perRegion })}\n`);
-const rl = createInterface({ input: process.stdin });
-rl.on('line', async (line) => {
-  const cmd = line.trim();
-  if (cmd === 'reset') {
-    aws.calls.clear();
-    resetCloudWatchStats(aws.fleet);
-    process.stdout.write('{"ok":true}\n');
-  } else if (cmd === 'stats') {
-    const byRegion: Record<string, number> = {};
-    for (const r of regions) byRegion[r] = aws.calls.count({ action: 'GetMetricData', region: r });
-    process.stdout.write(`${JSON.stringify({ cw: cloudWatchStats(aws.fleet), byRegion })}\n`);
-  } else if (cmd === 'exit') {
-    rl.close();
-    await aws.close();
-    process.exit(0);
-  }
-});
-rl.on('close', () => {
-  void aws.close().then(() => process.exit(0));
-});
+serveFakeAws(
+  aws,
+  { url: aws.url, perRegion },
+  {
+    reset: () => {
+      aws.calls.clear();
+      resetCloudWatchStats(aws.fleet);
+      return { ok: true };
+    },
+    stats: () => {
+      const byRegion: Record<string, number> = {};
+      for (const r of regions) byRegion[r] = aws.calls.count({ action: 'GetMetricData', region: r });
+      return { cw: cloudWatchStats(aws.fleet), byRegion };
+    },
+  },
+);

@@ -1,76 +1,28 @@
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SqliteEventStore } from '../../src/guard/events/store.js';
 import type { GuardEvent } from '../../src/guard/events/types.js';
-import { makeEvent } from '../support/guard-events.js';
+import { CLI_MAIN, type CliRun, requireBuild, runBin } from '../support/bin.js';
+import { writeSampleEvents } from '../support/event-store.js';
 
 /** The real binary: node dist/cli/main.js events ... (npm test builds it first). */
 
-const execFileP = promisify(execFile);
-const ROOT = join(import.meta.dirname, '..', '..');
-const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
-
 let dir: string;
 beforeAll(() => {
-  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run "npm run build" first`);
+  requireBuild();
   dir = mkdtempSync(join(tmpdir(), 'imdsguard-e2e-events-'));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function cli(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await execFileP(process.execPath, [MAIN, ...args], {
-      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
-      timeout: 20_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
+function cli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return runBin(args, { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env }, timeoutMs: 20_000 });
 }
 
 async function populated(): Promise<{ path: string; events: GuardEvent[] }> {
   const path = join(dir, 'populated.db');
-  const now = Date.now();
-  const ago = (ms: number) => new Date(now - ms).toISOString();
-  const events = [
-    makeEvent({
-      time: ago(3 * 3_600_000),
-      request: { path: '/latest/meta-data/iam/security-credentials/', version: 'v1' },
-    }),
-    makeEvent({
-      time: ago(30 * 60_000),
-      decision: 'allow',
-      action: 'forwarded',
-      rule: 'imdsv2',
-      alert: false,
-      status: 200,
-      request: { path: '/latest/meta-data/instance-id', version: 'v2' },
-      caller: { resolved: 'full', pid: 77, exe: '/usr/bin/python3', user: 'app' },
-    }),
-    makeEvent({
-      time: ago(60_000),
-      decision: 'allow',
-      action: 'forwarded',
-      rule: 'imdsv2',
-      alert: false,
-      status: 200,
-      request: { method: 'PUT', path: '/latest/api/token', version: 'token' },
-      caller: { resolved: 'full', pid: 77, exe: '/usr/bin/python3', user: 'app' },
-    }),
-  ];
-  const store = new SqliteEventStore({ path });
-  await store.insert(events);
-  await store.close();
-  return { path, events };
+  return { path, events: await writeSampleEvents(path) };
 }
 
 describe('imdsguard events (the real binary)', { timeout: 60_000 }, () => {
@@ -153,7 +105,7 @@ describe('imdsguard guard --db --admin --alert (the real binary)', { timeout: 60
     const child = spawn(
       process.execPath,
       [
-        MAIN,
+        CLI_MAIN,
         'guard',
         '--listen',
         '127.0.0.1:0',

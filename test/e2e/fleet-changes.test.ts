@@ -5,63 +5,29 @@
  * idempotent and the crashed change set rolls back exactly; templates --fix and defaults --set roll
  * back; a failed change exits 1; guardrails prints valid JSON.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Journal } from '../../src/fleet/journal/store.js';
-import {
-  allInstances,
-  FAKE_CREDENTIALS,
-  type FakeAws,
-  type FakeFleet,
-  startFakeAws,
-} from '../support/fake-aws/index.js';
+import { CLI_MAIN, type CliRun, emptyAwsConfig, requireBuild, runBin } from '../support/bin.js';
+import { allInstances, type FakeAws, type FakeFleet, startFakeAws } from '../support/fake-aws/index.js';
 
-const MAIN = resolve('dist/cli/main.js');
 const REGIONS = ['eu-west-1', 'us-east-1'];
 let aws: FakeAws | undefined;
 let dir: string;
 let env: Record<string, string>;
 const children: ChildProcess[] = [];
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[]): Promise<Run> {
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      [MAIN, ...args],
-      { env, cwd: dir, timeout: 90_000, maxBuffer: 64 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-        done({ code, stdout, stderr });
-      },
-    );
-  });
+function run(args: string[]): Promise<CliRun> {
+  return runBin(args, { env, cwd: dir, timeoutMs: 90_000 });
 }
 
 beforeAll(() => {
-  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build first`);
+  requireBuild();
   dir = mkdtempSync(join(tmpdir(), 'imdsguard-changes-e2e-'));
-  writeFileSync(join(dir, 'config'), '');
-  writeFileSync(join(dir, 'credentials'), '');
-  env = {
-    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-    HOME: dir,
-    AWS_ACCESS_KEY_ID: FAKE_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: FAKE_CREDENTIALS.secretAccessKey,
-    AWS_REGION: 'us-east-1',
-    AWS_CONFIG_FILE: join(dir, 'config'),
-    AWS_SHARED_CREDENTIALS_FILE: join(dir, 'credentials'),
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-  };
+  env = emptyAwsConfig(dir);
 });
 
 afterEach(async () => {
@@ -179,7 +145,7 @@ describe('fleet changes through the real binary', () => {
       '--concurrency',
       '2',
     ];
-    const child = spawn(process.execPath, [MAIN, ...args], { env, cwd: dir, stdio: 'ignore' });
+    const child = spawn(process.execPath, [CLI_MAIN, ...args], { env, cwd: dir, stdio: 'ignore' });
     children.push(child);
     let gone = false;
     const exited = new Promise<void>((r) =>

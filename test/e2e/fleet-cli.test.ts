@@ -3,68 +3,35 @@
  * --endpoint-url, with fake credentials in the environment and empty AWS config files: the machine's
  * own AWS configuration is never read.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { discoverDocumentSchema, rolesDocumentSchema } from '../../src/report/fleet-schema.js';
+import { type CliRun, emptyAwsConfig, requireBuild, runBin } from '../support/bin.js';
 import { countInstances, FAKE_CREDENTIALS, type FakeAws, startFakeAws } from '../support/fake-aws/index.js';
 
-const MAIN = resolve('dist/cli/main.js');
 const REGIONS = ['eu-west-1', 'us-east-1'];
 let aws: FakeAws;
 let dir: string;
 let env: Record<string, string>;
 let accounts: string[];
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[], extraEnv: Record<string, string> = {}): Promise<Run> {
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      [MAIN, ...args],
-      {
-        // An empty value removes the variable.
-        env: Object.fromEntries(Object.entries({ ...env, ...extraEnv }).filter(([, v]) => v !== '')),
-        timeout: 60_000,
-        maxBuffer: 64 * 1024 * 1024,
-      },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-        done({ code, stdout, stderr });
-      },
-    );
+function run(args: string[], extraEnv: Record<string, string> = {}): Promise<CliRun> {
+  // An empty value removes the variable.
+  return runBin(args, {
+    env: Object.fromEntries(Object.entries({ ...env, ...extraEnv }).filter(([, v]) => v !== '')),
   });
 }
 
 beforeAll(async () => {
-  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build first`);
+  requireBuild();
   aws = await startFakeAws({
     generate: { accounts: 3, regions: REGIONS, instancesPerRegion: 400, seed: 99 },
   });
   accounts = [...aws.fleet.accounts.keys()];
   dir = mkdtempSync(join(tmpdir(), 'imdsguard-fleet-e2e-'));
-  const config = join(dir, 'config');
-  const credentials = join(dir, 'credentials');
-  writeFileSync(config, '');
-  writeFileSync(credentials, '');
-  env = {
-    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-    HOME: dir,
-    AWS_ACCESS_KEY_ID: FAKE_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: FAKE_CREDENTIALS.secretAccessKey,
-    AWS_REGION: 'us-east-1',
-    AWS_CONFIG_FILE: config,
-    AWS_SHARED_CREDENTIALS_FILE: credentials,
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-  };
+  env = emptyAwsConfig(dir);
 });
 
 afterAll(async () => {

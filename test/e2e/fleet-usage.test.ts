@@ -4,53 +4,25 @@
  * ran through the whole window), checked on the fake fleet's own state afterwards.
  * Fake credentials and empty AWS config files: the machine's AWS configuration is never read.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type CliRun, fakeAwsEnv, requireBuild, runBin } from '../support/bin.js';
 import { mixedUsageFleet, USAGE_KINDS, type UsageKind } from '../support/fake-aws/cloudwatch.js';
-import { FAKE_CREDENTIALS, type FakeAws, getRegion, startFakeAws } from '../support/fake-aws/index.js';
+import { type FakeAws, getRegion, startFakeAws } from '../support/fake-aws/index.js';
 
-const MAIN = resolve('dist/cli/main.js');
 const ACCOUNT = '111111111111';
 let aws: FakeAws | undefined;
 let dir: string;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[]): Promise<Run> {
+function run(args: string[]): Promise<CliRun> {
   const config = join(dir, 'config');
-  const env = {
-    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-    HOME: dir,
-    AWS_ACCESS_KEY_ID: FAKE_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: FAKE_CREDENTIALS.secretAccessKey,
-    AWS_REGION: 'us-east-1',
-    AWS_CONFIG_FILE: config,
-    AWS_SHARED_CREDENTIALS_FILE: config,
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-  };
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      [MAIN, ...args],
-      { env, cwd: dir, timeout: 60_000, maxBuffer: 64 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-        done({ code, stdout, stderr });
-      },
-    );
-  });
+  return runBin(args, { env: fakeAwsEnv(dir, { config, credentials: config }), cwd: dir });
 }
 
 beforeAll(() => {
-  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build first`);
+  requireBuild();
 });
 
 afterEach(async () => {

@@ -10,8 +10,7 @@
  * Fleet data: fake-aws (seeded fleet + CloudWatch metrics), two `fleet discover` runs recorded in a
  * history file with a change in between. Host data: an event store populated with guard events.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -22,8 +21,9 @@ import { SqliteEventStore } from '../../src/guard/events/store.js';
 import type { GuardEvent } from '../../src/guard/events/types.js';
 import type { FleetReportDocument } from '../../src/report/html/fleet-data.js';
 import type { HostReportDocument } from '../../src/report/html/host-data.js';
+import { type CliRun, emptyAwsConfig, requireBuild, runBin } from '../support/bin.js';
 import { seedUsage } from '../support/fake-aws/cloudwatch.js';
-import { allInstances, FAKE_CREDENTIALS, type FakeAws, startFakeAws } from '../support/fake-aws/index.js';
+import { allInstances, type FakeAws, startFakeAws } from '../support/fake-aws/index.js';
 import { makeEvent } from '../support/guard-events.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -31,7 +31,6 @@ const HAVE_CHROMIUM = existsSync(CHROMIUM);
 if (!HAVE_CHROMIUM) {
   console.warn(`report-browser: ${CHROMIUM} is absent (apt-get install chromium); browser tests skipped`);
 }
-const MAIN = resolve('dist/cli/main.js');
 const ARTIFACTS = resolve('test-artifacts');
 const REGIONS = ['eu-west-1', 'us-east-1'];
 const DAY = 86_400_000;
@@ -41,24 +40,8 @@ let dir: string;
 let env: Record<string, string>;
 let browser: Browser;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[]): Promise<Run> {
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      [MAIN, ...args],
-      { env, timeout: 60_000, maxBuffer: 64 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-        done({ code, stdout, stderr });
-      },
-    );
-  });
+function run(args: string[]): Promise<CliRun> {
+  return runBin(args, { env });
 }
 
 const int = (n: number) => n.toLocaleString('en-US');
@@ -116,7 +99,7 @@ function withoutGeneratedAt<T extends { generatedAt: string }>(d: T): Omit<T, 'g
 
 beforeAll(async () => {
   if (!HAVE_CHROMIUM) return;
-  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build first`);
+  requireBuild();
   mkdirSync(ARTIFACTS, { recursive: true });
   aws = await startFakeAws({
     generate: { accounts: 2, regions: REGIONS, instancesPerRegion: 60, seed: 2026, requiredShare: 0.3 },
@@ -151,19 +134,7 @@ beforeAll(async () => {
     return k % 5 === 0 ? { kind: 'none' } : { kind: 'quiet', fromMs: from, toMs: now };
   });
   dir = mkdtempSync(join(tmpdir(), 'imdsguard-report-e2e-'));
-  writeFileSync(join(dir, 'config'), '');
-  writeFileSync(join(dir, 'credentials'), '');
-  env = {
-    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-    HOME: dir,
-    AWS_ACCESS_KEY_ID: FAKE_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: FAKE_CREDENTIALS.secretAccessKey,
-    AWS_REGION: 'us-east-1',
-    AWS_CONFIG_FILE: join(dir, 'config'),
-    AWS_SHARED_CREDENTIALS_FILE: join(dir, 'credentials'),
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-  };
+  env = emptyAwsConfig(dir);
   const { chromium } = await import('playwright-core');
   browser = await chromium.launch({
     executablePath: CHROMIUM,

@@ -3,10 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventsFilter } from '../../src/cli/commands/events.js';
-import { SqliteEventStore } from '../../src/guard/events/store.js';
 import type { GuardEvent } from '../../src/guard/events/types.js';
 import { runInProcess } from '../support/cli.js';
-import { makeEvent } from '../support/guard-events.js';
+import { writeSampleEvents } from '../support/event-store.js';
 
 let dir: string;
 let db: string;
@@ -15,37 +14,7 @@ let events: GuardEvent[];
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'imdsguard-store-cli-'));
   db = join(dir, 'events.db');
-  const now = Date.now();
-  const ago = (ms: number) => new Date(now - ms).toISOString();
-  events = [
-    makeEvent({
-      time: ago(3 * 3_600_000),
-      request: { path: '/latest/meta-data/iam/security-credentials/', version: 'v1' },
-    }),
-    makeEvent({
-      time: ago(30 * 60_000),
-      decision: 'allow',
-      action: 'forwarded',
-      rule: 'imdsv2',
-      alert: false,
-      status: 200,
-      request: { path: '/latest/meta-data/instance-id', version: 'v2' },
-      caller: { resolved: 'full', pid: 77, exe: '/usr/bin/python3', user: 'app' },
-    }),
-    makeEvent({
-      time: ago(60_000),
-      decision: 'allow',
-      action: 'forwarded',
-      rule: 'imdsv2',
-      alert: false,
-      status: 200,
-      request: { method: 'PUT', path: '/latest/api/token', version: 'token' },
-      caller: { resolved: 'full', pid: 77, exe: '/usr/bin/python3', user: 'app' },
-    }),
-  ];
-  const store = new SqliteEventStore({ path: db });
-  await store.insert(events);
-  await store.close();
+  events = await writeSampleEvents(db);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

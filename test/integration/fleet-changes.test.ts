@@ -27,6 +27,7 @@ import {
   type FakeInstance,
   type FakeMetadataOptions,
   type FakeRegion,
+  fakeCredentialsEnv,
   startFakeAws,
 } from '../support/fake-aws/index.js';
 
@@ -48,11 +49,7 @@ afterEach(async () => {
 });
 
 function env(): Record<string, string> {
-  return {
-    AWS_ACCESS_KEY_ID: FAKE_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: FAKE_CREDENTIALS.secretAccessKey,
-    AWS_REGION: REGION,
-  };
+  return fakeCredentialsEnv(REGION);
 }
 
 function options(o: Partial<FakeMetadataOptions> = {}): FakeMetadataOptions {

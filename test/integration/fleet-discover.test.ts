@@ -16,6 +16,7 @@ import {
   countInstances,
   FAKE_CREDENTIALS,
   type FakeAws,
+  fakeCredentialsEnv,
   type GenerateFleetOptions,
   startFakeAws,
 } from '../support/fake-aws/index.js';
@@ -46,12 +47,7 @@ function makeFactory(a: FakeAws, maxAttempts = 8): AwsClientFactory {
 }
 
 function cliEnv(a: FakeAws): Record<string, string> {
-  return {
-    AWS_ACCESS_KEY_ID: FAKE_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: FAKE_CREDENTIALS.secretAccessKey,
-    AWS_REGION: 'us-east-1',
-    FAKE_URL: a.url,
-  };
+  return { ...fakeCredentialsEnv(), FAKE_URL: a.url };
 }
 
 function accountIds(a: FakeAws): string[] {

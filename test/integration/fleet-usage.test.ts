@@ -23,7 +23,12 @@ import {
   USAGE_KINDS,
   type UsageKind,
 } from '../support/fake-aws/cloudwatch.js';
-import { FAKE_CREDENTIALS, type FakeAws, startFakeAws } from '../support/fake-aws/index.js';
+import {
+  FAKE_CREDENTIALS,
+  type FakeAws,
+  fakeCredentialsEnv,
+  startFakeAws,
+} from '../support/fake-aws/index.js';
 
 let aws: FakeAws | undefined;
 let factory: AwsClientFactory | undefined;
@@ -39,11 +44,7 @@ const NOW = Date.now();
 const ACCOUNT = '111111111111';
 
 function env(_a: FakeAws): Record<string, string> {
-  return {
-    AWS_ACCESS_KEY_ID: FAKE_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: FAKE_CREDENTIALS.secretAccessKey,
-    AWS_REGION: 'us-east-1',
-  };
+  return fakeCredentialsEnv();
 }
 
 async function start(

@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FAKE_CREDENTIALS } from './fake-aws/index.js';
+import { fakeCredentialsEnv } from './fake-aws/index.js';
 
 export const CLI_MAIN = join(import.meta.dirname, '..', '..', 'dist', 'cli', 'main.js');
 
@@ -59,9 +59,7 @@ export function fakeAwsEnv(
   return {
     PATH: process.env['PATH'] ?? '/usr/bin:/bin',
     HOME: home,
-    AWS_ACCESS_KEY_ID: FAKE_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: FAKE_CREDENTIALS.secretAccessKey,
-    AWS_REGION: 'us-east-1',
+    ...fakeCredentialsEnv(),
     AWS_CONFIG_FILE: files.config ?? join(home, 'config'),
     AWS_SHARED_CREDENTIALS_FILE: files.credentials ?? join(home, 'credentials'),
     AWS_EC2_METADATA_DISABLED: 'true',

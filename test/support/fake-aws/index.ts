@@ -54,6 +54,15 @@ export const FAKE_CREDENTIALS = {
   secretAccessKey: 'fake-secret-access-key-not-a-secret',
 } as const;
 
+/** The environment that gives the CLI (or the SDK) the fake credentials and a region. */
+export function fakeCredentialsEnv(region = 'us-east-1'): Record<string, string> {
+  return {
+    AWS_ACCESS_KEY_ID: FAKE_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: FAKE_CREDENTIALS.secretAccessKey,
+    AWS_REGION: region,
+  };
+}
+
 export interface FakeAwsOptions {
   /** The fleet to serve (mutable). Default: generateFleet(generate). */
   fleet?: FakeFleet;

@@ -96,6 +96,26 @@ function anchor(k: number, n: number): string {
   return 'middle';
 }
 
+/** Five horizontal grid lines from 0 to yMax (the first solid), each with its label on the left. */
+function yGrid(
+  yMax: number,
+  yOf: (v: number) => number,
+  left: number,
+  right: number,
+  fmt: (v: number) => string,
+): string[] {
+  const out: string[] = [];
+  for (let k = 0; k <= 4; k++) {
+    const v = (yMax * k) / 4;
+    const y = yOf(v);
+    out.push(
+      `<line x1="${left}" y1="${round(y)}" x2="${W - right}" y2="${round(y)}" stroke="${COLORS.grid}" stroke-dasharray="${k === 0 ? '0' : '3 3'}"/>`,
+      `<text x="${left - 6}" y="${round(y + 4)}" text-anchor="end">${esc(fmt(v))}</text>`,
+    );
+  }
+  return out;
+}
+
 /** Lines over time on a 0..yMax axis (percentages by default), with a dot per point. */
 export function lineChart(
   title: string,
@@ -117,14 +137,7 @@ export function lineChart(
   const xOf = (t: number) => (span === 0 ? left + plotW / 2 : left + ((t - t0) / span) * plotW);
   const yOf = (v: number) => bottom - (Math.max(0, Math.min(yMax, v)) / yMax) * (bottom - top);
   const parts: string[] = ['<g class="axis">'];
-  for (let k = 0; k <= 4; k++) {
-    const v = (yMax * k) / 4;
-    const y = yOf(v);
-    parts.push(
-      `<line x1="${left}" y1="${round(y)}" x2="${W - right}" y2="${round(y)}" stroke="${COLORS.grid}" stroke-dasharray="${k === 0 ? '0' : '3 3'}"/>`,
-      `<text x="${left - 6}" y="${round(y + 4)}" text-anchor="end">${esc(yFmt(v))}</text>`,
-    );
-  }
+  parts.push(...yGrid(yMax, yOf, left, right, yFmt));
   const ticks = span === 0 ? [t0] : [0, 1, 2, 3, 4].map((k) => t0 + (span * k) / 4);
   ticks.forEach((t, k) => {
     parts.push(
@@ -179,14 +192,7 @@ export function timeColumns(
   const slot = plotW / n;
   const colW = Math.max(1, slot * 0.8);
   const parts: string[] = ['<g class="axis">'];
-  for (let k = 0; k <= 4; k++) {
-    const v = (yMax * k) / 4;
-    const y = yOf(v);
-    parts.push(
-      `<line x1="${left}" y1="${round(y)}" x2="${W - right}" y2="${round(y)}" stroke="${COLORS.grid}" stroke-dasharray="${k === 0 ? '0' : '3 3'}"/>`,
-      `<text x="${left - 6}" y="${round(y + 4)}" text-anchor="end">${esc(fmtInt(v))}</text>`,
-    );
-  }
+  parts.push(...yGrid(yMax, yOf, left, right, fmtInt));
   const span = n * bucketMs;
   const labelEvery = Math.max(1, Math.ceil(n / 6));
   for (let k = 0; k < buckets.length; k += labelEvery) {

@@ -247,34 +247,27 @@ function instanceFindings(i: InstanceRecord, out: Finding[]): void {
 function templateFindings(t: LaunchTemplateRecord, scan: RegionScan, out: Finding[]): void {
   const def = t.versions.find((v) => v.versionNumber === t.defaultVersionNumber);
   const latest = t.versions.find((v) => v.versionNumber === t.latestVersionNumber);
-  if (def) {
-    const r = launchAllowsV1(def.metadataOptions, scan, def.imageId);
+  const checked = [
+    { which: 'default', rule: 'template-default-imdsv1', version: def },
+    {
+      which: 'latest',
+      rule: 'template-latest-imdsv1',
+      version: latest && latest.versionNumber !== t.defaultVersionNumber ? latest : undefined,
+    },
+  ] as const;
+  for (const { which, rule, version } of checked) {
+    if (!version) continue;
+    const r = launchAllowsV1(version.metadataOptions, scan, version.imageId);
     if (r.allows) {
       out.push(
         make(
-          'template-default-imdsv1',
+          rule,
           'launch-template',
           t.launchTemplateId,
           t.accountId,
           t.region,
-          `launch template ${t.launchTemplateName} (default version ${def.versionNumber}) launches instances with IMDSv1 allowed (from ${r.source})`,
-          { launchTemplateName: t.launchTemplateName, version: def.versionNumber, tokensFrom: r.source },
-        ),
-      );
-    }
-  }
-  if (latest && latest.versionNumber !== t.defaultVersionNumber) {
-    const r = launchAllowsV1(latest.metadataOptions, scan, latest.imageId);
-    if (r.allows) {
-      out.push(
-        make(
-          'template-latest-imdsv1',
-          'launch-template',
-          t.launchTemplateId,
-          t.accountId,
-          t.region,
-          `launch template ${t.launchTemplateName} (latest version ${latest.versionNumber}) launches instances with IMDSv1 allowed (from ${r.source})`,
-          { launchTemplateName: t.launchTemplateName, version: latest.versionNumber, tokensFrom: r.source },
+          `launch template ${t.launchTemplateName} (${which} version ${version.versionNumber}) launches instances with IMDSv1 allowed (from ${r.source})`,
+          { launchTemplateName: t.launchTemplateName, version: version.versionNumber, tokensFrom: r.source },
         ),
       );
     }

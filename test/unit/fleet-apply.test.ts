@@ -13,11 +13,12 @@ import { modifyInput } from '../../src/fleet/apply/api.js';
 import { applyPlan } from '../../src/fleet/apply/apply.js';
 import { formatChangeLogLine, memoryChangeLog } from '../../src/fleet/apply/changelog.js';
 import { type Clock, RateLimiter, TokenBucket } from '../../src/fleet/apply/rate-limit.js';
-import type { InstanceMetadataOptions } from '../../src/fleet/inventory/model.js';
+import type { InstanceMetadataOptions, InstanceRecord } from '../../src/fleet/inventory/model.js';
 import { Journal } from '../../src/fleet/journal/store.js';
 import { planHarden } from '../../src/fleet/plan/instances.js';
 import { EMPTY_CRITERIA, selectInstances } from '../../src/fleet/plan/selection.js';
 import type { ChangePlan, MetadataValues } from '../../src/fleet/plan/types.js';
+import { instanceRecord } from '../support/fleet-records.js';
 
 let dir: string;
 let journal: Journal;
@@ -43,31 +44,15 @@ function fakeClock(): Clock & { t: number; sleeps: number[] } {
   return c;
 }
 
-function fleet(count: number) {
-  return Array.from({ length: count }, (_, k) => ({
-    instanceId: `i-${(k + 1).toString(16).padStart(17, '0')}`,
-    accountId: '111111111111',
-    region: k % 2 === 0 ? 'us-east-1' : 'eu-west-1',
-    state: 'running',
-    instanceType: null,
-    launchTime: null,
-    metadataOptions: {
-      state: 'applied' as const,
-      httpTokens: 'optional' as const,
-      httpEndpoint: 'enabled' as const,
-      httpPutResponseHopLimit: 1 + (k % 3),
-      httpProtocolIpv6: 'disabled' as const,
-      instanceMetadataTags: 'disabled' as const,
-    },
-    instanceProfileArn: null,
-    instanceProfileName: null,
-    roleNames: null,
-    imageId: null,
-    imageImdsSupport: null,
-    launchTemplate: null,
-    autoScalingGroupName: null,
-    tags: {},
-  }));
+function fleet(count: number): InstanceRecord[] {
+  return Array.from({ length: count }, (_, k) =>
+    instanceRecord({
+      instanceId: `i-${(k + 1).toString(16).padStart(17, '0')}`,
+      region: k % 2 === 0 ? 'us-east-1' : 'eu-west-1',
+      instanceType: null,
+      m: { httpPutResponseHopLimit: 1 + (k % 3) },
+    }),
+  );
 }
 
 /** An in-memory API over a map of instance options; hooks decide failures. */

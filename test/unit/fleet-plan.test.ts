@@ -15,39 +15,14 @@ import {
 } from '../../src/fleet/plan/selection.js';
 import { planTemplates } from '../../src/fleet/plan/templates.js';
 import { countPlan, type InstanceItem } from '../../src/fleet/plan/types.js';
+import { instanceRecord } from '../support/fleet-records.js';
 
 let n = 0;
 function inst(
   o: Partial<InstanceRecord> & { m?: Partial<InstanceRecord['metadataOptions']> } = {},
 ): InstanceRecord {
   n += 1;
-  const { m, ...rest } = o;
-  return {
-    instanceId: `i-${n.toString(16).padStart(17, '0')}`,
-    accountId: '111111111111',
-    region: 'us-east-1',
-    state: 'running',
-    instanceType: 't3.micro',
-    launchTime: null,
-    metadataOptions: {
-      state: 'applied',
-      httpTokens: 'optional',
-      httpEndpoint: 'enabled',
-      httpPutResponseHopLimit: 1,
-      httpProtocolIpv6: 'disabled',
-      instanceMetadataTags: 'disabled',
-      ...m,
-    },
-    instanceProfileArn: null,
-    instanceProfileName: null,
-    roleNames: null,
-    imageId: null,
-    imageImdsSupport: null,
-    launchTemplate: null,
-    autoScalingGroupName: null,
-    tags: {},
-    ...rest,
-  };
+  return instanceRecord({ instanceId: `i-${n.toString(16).padStart(17, '0')}`, ...o });
 }
 
 const crit = (c: Partial<SelectionCriteria>): SelectionCriteria => ({ ...EMPTY_CRITERIA, ...c });

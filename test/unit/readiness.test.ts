@@ -12,6 +12,7 @@ import {
 } from '../../src/fleet/posture/readiness.js';
 import type { InstanceSeries, Series } from '../../src/fleet/usage/collect.js';
 import { usageWindow } from '../../src/fleet/usage/window.js';
+import { instanceRecord } from '../support/fleet-records.js';
 
 const NOW = Date.UTC(2026, 10, 22, 19, 0, 0);
 const W = usageWindow(NOW, 14); // 6 h periods, 56 of them
@@ -24,31 +25,12 @@ function inst(
   } = {},
 ): InstanceRecord {
   const { tokens, endpoint, ...rest } = over;
-  return {
-    instanceId: 'i-0000000000000000a',
-    accountId: '111111111111',
-    region: 'us-east-1',
-    state: 'running',
-    instanceType: 't3.micro',
+  return instanceRecord({
     launchTime: new Date(NOW - 90 * DAY).toISOString(),
-    metadataOptions: {
-      state: 'applied',
-      httpTokens: tokens ?? 'optional',
-      httpEndpoint: endpoint ?? 'enabled',
-      httpPutResponseHopLimit: 1,
-      httpProtocolIpv6: 'disabled',
-      instanceMetadataTags: 'disabled',
-    },
-    instanceProfileArn: null,
-    instanceProfileName: null,
-    roleNames: null,
-    imageId: null,
-    imageImdsSupport: null,
-    launchTemplate: null,
-    autoScalingGroupName: null,
+    m: { httpTokens: tokens ?? 'optional', httpEndpoint: endpoint ?? 'enabled' },
     tags: { Name: 'web' },
     ...rest,
-  };
+  });
 }
 
 /** A datapoint in every period of W from period `from` to `to` (exclusive), value v (or per-index). */

@@ -155,6 +155,11 @@ export const attributionSchema = z
     enabled: z.boolean().default(true),
     /** Resolve the caller for every event, not only when a rule needs it. */
     forEvents: z.boolean().default(true),
+    /**
+     * Hold a tokenless (IMDSv1) response until its caller is known (at most timeoutMs), so that
+     * short-lived v1 callers are named before they exit. IMDSv2 requests are never held for events.
+     */
+    holdV1: z.boolean().default(true),
     /** Longest wait for attribution, ms; after it the caller is unknown. */
     timeoutMs: z.number().int().min(1).max(5_000).default(50),
   })

@@ -137,4 +137,53 @@ describe('caller rules through the guard', () => {
     expect((await rec2.waitFor(1))[0]?.caller).toBeUndefined();
     expect(r2.seen).toHaveLength(0);
   });
+
+  it('holds a tokenless (v1) response until the caller is known, but never an IMDSv2 one (attribution.holdV1)', async () => {
+    const r = new FakeResolver();
+    let release: (() => void) | undefined;
+    let resolvedAt = 0;
+    r.caller = () =>
+      new Promise<Caller>((resolve) => {
+        release = () => {
+          resolvedAt = performance.now();
+          resolve(app);
+        };
+      });
+    const { url, recorder } = await start({ attribution: { timeoutMs: 5_000 } }, r);
+    // v1 (allowed by its User-Agent): the answer waits for the lookup
+    const v1 = send(url, 'GET', '/latest/meta-data/instance-id', { 'user-agent': 'aws-cli/2.9.19' }).then(
+      (res) => ({ res, at: performance.now() }),
+    );
+    while (release === undefined) await new Promise((t) => setTimeout(t, 5));
+    await new Promise((t) => setTimeout(t, 50));
+    release();
+    const { res: v1Res, at: v1At } = await v1;
+    expect(v1Res.status).toBe(200);
+    expect(resolvedAt).toBeGreaterThan(0);
+    expect(v1At).toBeGreaterThanOrEqual(resolvedAt);
+    expect((await recorder.waitFor(1))[0]?.caller?.exe).toBe('/opt/app/bin/agent');
+
+    // IMDSv2: answered while the lookup is still pending
+    release = undefined;
+    const v2Res = await send(url, 'GET', '/latest/meta-data/', { 'x-aws-ec2-metadata-token': 'x' });
+    expect(v2Res.status).not.toBe(0);
+    expect(release).toBeDefined();
+    (release as unknown as () => void)();
+    expect((await recorder.waitFor(2))[1]?.caller?.exe).toBe('/opt/app/bin/agent');
+  });
+
+  it('answers v1 without waiting when holdV1 is off', async () => {
+    const r = new FakeResolver();
+    let release: (() => void) | undefined;
+    r.caller = () =>
+      new Promise<Caller>((resolve) => {
+        release = () => resolve(app);
+      });
+    const { url, recorder } = await start({ attribution: { timeoutMs: 5_000, holdV1: false } }, r);
+    const res = await send(url, 'GET', '/latest/meta-data/instance-id', { 'user-agent': 'aws-cli/2.9.19' });
+    expect(res.status).toBe(200);
+    expect(release).toBeDefined();
+    (release as unknown as () => void)();
+    expect((await recorder.waitFor(1))[0]?.caller?.exe).toBe('/opt/app/bin/agent');
+  });
 });

@@ -293,8 +293,18 @@ export function createRequestHandler(deps: HandlerDeps) {
     if (state.attribution && state.policy.needsCaller(cls)) {
       // a rule depends on the caller: the decision waits (bounded by attribution.timeoutMs)
       startAttribution(true).then(proceed, proceed);
+    } else if (state.attribution && config.attribution.forEvents) {
+      const attributed = startAttribution(false);
+      if (config.attribution.holdV1 && cls.version === 'v1') {
+        // A tokenless caller is what `imdsguard callers` must name before IMDSv2 is enforced, and
+        // short-lived ones (curl, scripts) exit before a lookup that runs beside the request can
+        // read their socket: hold the response until the caller is known (bounded by timeoutMs).
+        attributed.then(proceed, proceed);
+      } else {
+        eventCaller = attributed;
+        proceed();
+      }
     } else {
-      if (state.attribution && config.attribution.forEvents) eventCaller = startAttribution(false);
       proceed();
     }
 

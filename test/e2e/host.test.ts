@@ -33,6 +33,11 @@ const PORT = 16925;
 const CLEAN_ENV = { PATH: process.env['PATH'] ?? '/usr/bin:/bin' };
 const TTL = 'X-aws-ec2-metadata-token-ttl-seconds: 60';
 
+/** curl arguments for a token PUT to url with User-Agent agent; prints only the response head. */
+function tokenPutArgs(agent: string, url: string): string[] {
+  return ['-s', '-o', '/dev/null', '-D', '-', '--max-time', '5', '-A', agent, '-X', 'PUT', '-H', TTL, url];
+}
+
 function waitForLine(child: ChildProcess, re: RegExp, ms = 15_000): Promise<void> {
   return new Promise((ok, fail) => {
     let buf = '';
@@ -149,22 +154,7 @@ async function createHost(label: string, guardYaml = ''): Promise<Host> {
     async curl(user, url) {
       // A unique User-Agent per request: the guard records it in the request's event.
       const agent = `imdsg-e2e-${randomBytes(6).toString('hex')}`;
-      const args = [
-        '-s',
-        '-o',
-        '/dev/null',
-        '-D',
-        '-',
-        '--max-time',
-        '5',
-        '-A',
-        agent,
-        '-X',
-        'PUT',
-        '-H',
-        TTL,
-        url,
-      ];
+      const args = tokenPutArgs(agent, url);
       const argv =
         user === 'root'
           ? ['curl', ...args]
@@ -408,22 +398,10 @@ describe.skipIf(!ENABLED)('install --containers', () => {
     const before = host.snapshot();
     const fromContainer = async () => {
       const agent = `imdsg-e2e-${randomBytes(6).toString('hex')}`;
-      const r = (container as Netns).run('curl', [
-        '-s',
-        '-o',
-        '/dev/null',
-        '-D',
-        '-',
-        '--max-time',
-        '5',
-        '-A',
-        agent,
-        '-X',
-        'PUT',
-        '-H',
-        TTL,
-        'http://169.254.169.254/latest/api/token',
-      ]);
+      const r = (container as Netns).run(
+        'curl',
+        tokenPutArgs(agent, 'http://169.254.169.254/latest/api/token'),
+      );
       return {
         code: /^HTTP\/[\d.]+ (\d+)/m.exec(r.stdout)?.[1],
         viaGuard: await host.sawAgent(agent, 3000),

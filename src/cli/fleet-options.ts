@@ -11,8 +11,11 @@ import type { Command } from 'commander';
 import { ImdsguardError } from '../errors.js';
 import { AwsClientFactory, type AwsFactoryOptions } from '../fleet/aws/clients.js';
 import { type ResolvedTargets, resolveTargets, validateSelection } from '../fleet/aws/targets.js';
+import { type CollectOptions, collectInventory } from '../fleet/inventory/collect.js';
+import type { Inventory } from '../fleet/inventory/model.js';
 import { renderApiCalls } from '../report/fleet.js';
 import { OUTPUT_FORMATS, type OutputFormat, resolveFormat } from '../report/output.js';
+import { createProgress } from '../report/progress.js';
 import type { CliContext } from './context.js';
 import { parseChoice, parseIntInRange, parseList } from './options.js';
 
@@ -167,6 +170,24 @@ export async function openFleetSession(
     factory.destroy();
     throw err;
   }
+}
+
+/**
+ * collectInventory over the session's targets with a progress line on stderr, cleared when the scan
+ * settles. With `stopped` (Ctrl-C), the scan is abandoned when it rejects.
+ */
+export async function collectWithProgress(
+  session: FleetSession,
+  ctx: CliContext,
+  opts: { concurrency: number; include?: CollectOptions['include']; stopped?: Promise<never> },
+): Promise<Inventory> {
+  const progress = createProgress(ctx.stderr);
+  const scan = collectInventory(session.factory, session.targets, {
+    concurrency: opts.concurrency,
+    include: opts.include,
+    onProgress: (p) => progress.update(p),
+  });
+  return (opts.stopped ? Promise.race([scan, opts.stopped]) : scan).finally(() => progress.done());
 }
 
 /** Prints the API call counts on stderr with --verbose. */

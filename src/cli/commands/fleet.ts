@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { ImdsguardError } from '../../errors.js';
 import { AUTH_HINT } from '../../fleet/aws/errors.js';
-import { type CollectOptions, collectInventory } from '../../fleet/inventory/collect.js';
+import type { CollectOptions } from '../../fleet/inventory/collect.js';
 import type { Inventory } from '../../fleet/inventory/model.js';
 import { findFindings, SEVERITIES, type Severity } from '../../fleet/posture/findings.js';
 import { groupByRole } from '../../fleet/posture/roles.js';
@@ -16,7 +16,6 @@ import {
   rolesDocument,
 } from '../../report/fleet.js';
 import { writeOutput } from '../../report/output.js';
-import { createProgress } from '../../report/progress.js';
 import { type CliContext, type CommandSpec, withExamples } from '../context.js';
 import { addHistoryOptions, recordSnapshot } from '../fleet/history.js';
 import { FLEET_CHANGE_SUBCOMMANDS } from '../fleet/index.js';
@@ -24,6 +23,7 @@ import { reportSubcommand } from '../fleet/report.js';
 import { addUsageOptions, discoverUsageText, reportUsageFailures, usageSubcommand } from '../fleet/usage.js';
 import {
   addFleetOptions,
+  collectWithProgress,
   type FleetSession,
   finishFleetRun,
   openFleetSession,
@@ -104,15 +104,7 @@ async function scanInventory(
   stopped: Promise<never>,
   include?: CollectOptions['include'],
 ): Promise<Inventory> {
-  const progress = createProgress(ctx.stderr);
-  const inv = await Promise.race([
-    collectInventory(session.factory, session.targets, {
-      concurrency,
-      include,
-      onProgress: (p) => progress.update(p),
-    }),
-    stopped,
-  ]).finally(() => progress.done());
+  const inv = await collectWithProgress(session, ctx, { concurrency, include, stopped });
   throwIfAllAuth(inv);
   return inv;
 }

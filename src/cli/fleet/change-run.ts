@@ -17,7 +17,7 @@ import {
 } from '../../fleet/apply/changelog.js';
 import { attachRateLimiter, RateLimiter } from '../../fleet/apply/rate-limit.js';
 import type { AccountTarget } from '../../fleet/aws/clients.js';
-import { type CollectOptions, collectInventory } from '../../fleet/inventory/collect.js';
+import type { CollectOptions } from '../../fleet/inventory/collect.js';
 import type { Inventory } from '../../fleet/inventory/model.js';
 import { DEFAULT_JOURNAL_FILE, Journal } from '../../fleet/journal/store.js';
 import { type InstanceRef, parseInstanceCsv } from '../../fleet/plan/csv.js';
@@ -29,10 +29,10 @@ import {
 } from '../../fleet/plan/selection.js';
 import { type ChangePlan, countPlan } from '../../fleet/plan/types.js';
 import { writeOutput } from '../../report/output.js';
-import { createProgress } from '../../report/progress.js';
 import type { CliContext } from '../context.js';
 import {
   addFleetOptions,
+  collectWithProgress,
   type FleetOptions,
   type FleetSession,
   finishFleetRun,
@@ -181,13 +181,7 @@ export async function collectForChange(
   ctx: CliContext,
   include: CollectOptions['include'],
 ): Promise<Inventory> {
-  const progress = createProgress(ctx.stderr);
-  const inv = await collectInventory(session.factory, session.targets, {
-    concurrency: opts.concurrency,
-    include,
-    onProgress: (p) => progress.update(p),
-  });
-  progress.done();
+  const inv = await collectWithProgress(session, ctx, { concurrency: opts.concurrency, include });
   if (inv.failures.length > 0) {
     if (inv.scans.length > 0 && inv.scans.every((s) => s.status === 'failed')) {
       const f = inv.failures[0];

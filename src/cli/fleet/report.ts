@@ -13,7 +13,6 @@ import type { Command, Option } from 'commander';
 import { ImdsguardError } from '../../errors.js';
 import { AUTH_HINT } from '../../fleet/aws/errors.js';
 import { readHistory } from '../../fleet/history/store.js';
-import { collectInventory } from '../../fleet/inventory/collect.js';
 import { INVENTORY_SCHEMA_VERSION, type Inventory } from '../../fleet/inventory/model.js';
 import { findFindings } from '../../fleet/posture/findings.js';
 import { assessFleet, countReadiness, READINESS, type Readiness } from '../../fleet/posture/readiness.js';
@@ -23,9 +22,14 @@ import { renderFleetHtml } from '../../report/html/fleet.js';
 import { buildFleetReport, type FleetReportDocument } from '../../report/html/fleet-data.js';
 import { renderJson } from '../../report/json.js';
 import { writeOutput } from '../../report/output.js';
-import { createProgress } from '../../report/progress.js';
 import type { FleetSubcommand } from '../commands/fleet.js';
-import { addFleetOptions, finishFleetRun, openFleetSession, parseFleetOptions } from '../fleet-options.js';
+import {
+  addFleetOptions,
+  collectWithProgress,
+  finishFleetRun,
+  openFleetSession,
+  parseFleetOptions,
+} from '../fleet-options.js';
 import { parseChoice } from '../options.js';
 import { addHistoryOptions, historyPath, recordSnapshot } from './history.js';
 import { addUsageOptions, measureReadiness, parseUsageOptions } from './usage.js';
@@ -207,12 +211,7 @@ export const reportSubcommand: FleetSubcommand = {
       } else {
         const session = await openFleetSession(opts, ctx);
         try {
-          const progress = createProgress(ctx.stderr);
-          inv = await collectInventory(session.factory, session.targets, {
-            concurrency: opts.concurrency,
-            onProgress: (p) => progress.update(p),
-          });
-          progress.done();
+          inv = await collectWithProgress(session, ctx, { concurrency: opts.concurrency });
           throwIfAllAuth(inv);
           if (raw['usage'] === true) {
             const m = await measureReadiness(

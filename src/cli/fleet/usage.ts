@@ -9,7 +9,6 @@
  *   readinessFilter(rows) (fleet/posture/readiness.ts) -> a SelectionFilter for fleet/plan/selection.ts
  */
 import type { Command } from 'commander';
-import { collectInventory } from '../../fleet/inventory/collect.js';
 import type { InstanceRecord, Inventory, ScanFailure } from '../../fleet/inventory/model.js';
 import { assessFleet, countReadiness } from '../../fleet/posture/readiness.js';
 import { collectUsage, type UsageEvidence } from '../../fleet/usage/collect.js';
@@ -33,6 +32,7 @@ import type { FleetSubcommand } from '../commands/fleet.js';
 import type { CliContext } from '../context.js';
 import {
   addFleetOptions,
+  collectWithProgress,
   type FleetSession,
   finishFleetRun,
   openFleetSession,
@@ -201,13 +201,10 @@ export const usageSubcommand: FleetSubcommand = {
       const format = outputFormat(opts, ctx);
       const session = await openFleetSession(opts, ctx);
       try {
-        const progress = createProgress(ctx.stderr);
-        const inv = await collectInventory(session.factory, session.targets, {
+        const inv = await collectWithProgress(session, ctx, {
           concurrency: opts.concurrency,
           include: { defaults: false, templates: false, autoScaling: false, images: false },
-          onProgress: (p) => progress.update(p),
         });
-        progress.done();
         const m = await measureReadiness(
           session,
           inv.instances,

@@ -252,6 +252,21 @@ async function collectImages(
   return out;
 }
 
+/** A region scan with nothing found yet. */
+function emptyScan(accountId: string, region: string, status: RegionScan['status']): RegionScan {
+  return {
+    accountId,
+    region,
+    status,
+    instanceCount: 0,
+    defaults: null,
+    launchTemplates: [],
+    autoScalingGroups: [],
+    launchConfigurations: [],
+    images: [],
+  };
+}
+
 /** Every record of every page; any error is wrapped with the call's context. */
 async function collectPages<P, R>(
   pages: () => AsyncIterable<P>,
@@ -283,17 +298,7 @@ async function scanRegion(
     images: opts.include?.images ?? true,
   };
   const failures: ScanFailure[] = [];
-  const scan: RegionScan = {
-    accountId,
-    region,
-    status: 'ok',
-    instanceCount: 0,
-    defaults: null,
-    launchTemplates: [],
-    autoScalingGroups: [],
-    launchConfigurations: [],
-    images: [],
-  };
+  const scan = emptyScan(accountId, region, 'ok');
   const ec2 = factory.ec2(target, region);
   const asg = include.autoScaling ? factory.autoScaling(target, region) : undefined;
   // AMIs are described as their ids show up (page by page), overlapping with the next pages.
@@ -444,17 +449,7 @@ export async function collectInventory(
           }
         }
         if (assumeFailed.has(account.accountId)) {
-          const scan: RegionScan = {
-            accountId: account.accountId,
-            region,
-            status: 'failed',
-            instanceCount: 0,
-            defaults: null,
-            launchTemplates: [],
-            autoScalingGroups: [],
-            launchConfigurations: [],
-            images: [],
-          };
+          const scan = emptyScan(account.accountId, region, 'failed');
           return { scan, instances: [], failures: [] } satisfies ScanResult;
         }
         return await scanRegion(

@@ -66,12 +66,14 @@ export function createThreadedProcResolver(options: Omit<ProcResolverOptions, 'n
       const w = worker;
       worker = undefined;
       if (w) {
+        // Keep the process alive until the worker has exited: with the worker and the timer unref'd,
+        // an otherwise idle event loop would end while close() is still pending.
+        w.ref();
         w.postMessage('close');
         await new Promise<void>((res) => {
           const t = setTimeout(() => {
             void w.terminate().then(() => res());
           }, 2000);
-          t.unref();
           w.once('exit', () => {
             clearTimeout(t);
             res();

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { Inventory } from '../../src/fleet/inventory/model.js';
 import { findFindings } from '../../src/fleet/posture/findings.js';
 import { groupByRole } from '../../src/fleet/posture/roles.js';
 import { summarize } from '../../src/fleet/posture/summary.js';
@@ -10,15 +9,10 @@ import {
   fleetJsonSchema,
   rolesDocumentSchema,
 } from '../../src/report/fleet-schema.js';
+import { smallInventory, tinyRunStats } from '../support/fleet-records.js';
 
-const inventory = JSON.parse(
-  readFileSync(new URL('../fixtures/fleet/inventory-small.json', import.meta.url), 'utf8'),
-) as Inventory;
-const stats = {
-  durationMs: 5,
-  apiCalls: { calls: 1, attempts: 1, throttled: 0, errors: 0 },
-  apiCallsByOperation: {},
-};
+const inventory = smallInventory();
+const stats = tinyRunStats();
 
 describe('fleet JSON schema', () => {
   it('docs/fleet-json-schema.json is the schema generated from src/report/fleet-schema.ts', () => {

@@ -1,6 +1,4 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { Inventory } from '../../src/fleet/inventory/model.js';
 import {
   effectiveLaunchTokens,
   FINDINGS,
@@ -9,10 +7,9 @@ import {
 } from '../../src/fleet/posture/findings.js';
 import { groupByRole } from '../../src/fleet/posture/roles.js';
 import { summarize } from '../../src/fleet/posture/summary.js';
+import { smallInventory } from '../support/fleet-records.js';
 
-const inventory = JSON.parse(
-  readFileSync(new URL('../fixtures/fleet/inventory-small.json', import.meta.url), 'utf8'),
-) as Inventory;
+const inventory = smallInventory();
 
 describe('posture summary', () => {
   it('counts live instances only, in three exclusive buckets, with percentages', () => {

@@ -1,6 +1,4 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { Inventory } from '../../src/fleet/inventory/model.js';
 import { findFindings } from '../../src/fleet/posture/findings.js';
 import { groupByRole } from '../../src/fleet/posture/roles.js';
 import { summarize } from '../../src/fleet/posture/summary.js';
@@ -9,15 +7,10 @@ import { discoverDocument, renderDiscover, renderRoles, rolesDocument } from '..
 import { renderJson, renderNdjson } from '../../src/report/json.js';
 import { resolveFormat } from '../../src/report/output.js';
 import { renderTable, sanitizeCell } from '../../src/report/table.js';
+import { smallInventory, tinyRunStats } from '../support/fleet-records.js';
 
-const inventory = JSON.parse(
-  readFileSync(new URL('../fixtures/fleet/inventory-small.json', import.meta.url), 'utf8'),
-) as Inventory;
-const stats = {
-  durationMs: 5,
-  apiCalls: { calls: 1, attempts: 1, throttled: 0, errors: 0 },
-  apiCallsByOperation: {},
-};
+const inventory = smallInventory();
+const stats = tinyRunStats();
 
 /** A small RFC 4180 parser to check the CSV round-trips. */
 function parseCsv(text: string): string[][] {

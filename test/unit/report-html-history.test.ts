@@ -1,5 +1,5 @@
 /** The fleet history: snapshot contents, the SQLite store (order, bounds, read-only), default paths. */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -9,14 +9,12 @@ import { historyPath, recordSnapshot } from '../../src/cli/fleet/history.js';
 import { isImdsguardError } from '../../src/errors.js';
 import { type FleetSnapshot, makeSnapshot } from '../../src/fleet/history/snapshot.js';
 import { defaultHistoryPath, HistoryStore, readHistory } from '../../src/fleet/history/store.js';
-import type { Inventory } from '../../src/fleet/inventory/model.js';
 import { findFindings } from '../../src/fleet/posture/findings.js';
 import { summarize } from '../../src/fleet/posture/summary.js';
 import { capture } from '../support/cli.js';
+import { smallInventory } from '../support/fleet-records.js';
 
-const inventory = JSON.parse(
-  readFileSync(new URL('../fixtures/fleet/inventory-small.json', import.meta.url), 'utf8'),
-) as Inventory;
+const inventory = smallInventory();
 const dir = mkdtempSync(join(tmpdir(), 'imdsguard-history-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

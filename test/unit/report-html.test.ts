@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { FleetSnapshot } from '../../src/fleet/history/snapshot.js';
-import type { Inventory } from '../../src/fleet/inventory/model.js';
 import { findFindings } from '../../src/fleet/posture/findings.js';
 import { summarize } from '../../src/fleet/posture/summary.js';
 import { esc, jsonForScript } from '../../src/report/html/escape.js';
@@ -21,10 +20,9 @@ import {
 } from '../../src/report/html/fleet-data.js';
 import { CONTENT_SECURITY_POLICY } from '../../src/report/html/page.js';
 import { runInProcess } from '../support/cli.js';
+import { smallInventory } from '../support/fleet-records.js';
 
-const inventory = JSON.parse(
-  readFileSync(new URL('../fixtures/fleet/inventory-small.json', import.meta.url), 'utf8'),
-) as Inventory;
+const inventory = smallInventory();
 
 const dir = mkdtempSync(join(tmpdir(), 'imdsguard-report-html-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

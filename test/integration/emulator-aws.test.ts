@@ -1,34 +1,18 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  createEmulator,
-  defaultInstance,
-  type Emulator,
-  type EmulatorOptions,
-} from '../../src/emulator/index.js';
+import { createEmulator, defaultInstance } from '../../src/emulator/index.js';
 import { isImdsguardError } from '../../src/errors.js';
-import { getToken, raw, TOKEN, TTL } from './emulator-http.js';
+import { getToken, raw, startEmulator, stopEmulators, TOKEN, TTL } from './emulator-http.js';
 
-const running: Emulator[] = [];
-
-async function start(options: EmulatorOptions = {}): Promise<Emulator> {
-  const e = createEmulator(options);
-  running.push(e);
-  await e.start();
-  return e;
-}
-
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((e) => e.close()));
-});
+afterEach(stopEmulators);
 
 describe.each([
   ['IPv4', '127.0.0.1'],
   ['IPv6', '::1'],
 ])('AWS emulator over %s', (_label, host) => {
   it('issues a token and serves metadata with the remaining TTL and Connection: close', async () => {
-    const e = await start({ listen: [{ host, port: 0 }] });
+    const e = await startEmulator({ listen: [{ host, port: 0 }] });
     expect(e.addresses[0]?.host).toBe(host);
     const put = await raw(`${e.url}/latest/api/token`, { method: 'PUT', headers: { [TTL]: '300' } });
     expect(put.status).toBe(200);
@@ -46,7 +30,7 @@ describe.each([
 
 describe('AWS emulator status codes', () => {
   it('400 for a token PUT without a TTL, with a non-integer TTL, or out of range', async () => {
-    const e = await start();
+    const e = await startEmulator();
     for (const ttl of [undefined, '0', '21601', 'abc', '1.5', '-1', '']) {
       const headers: Record<string, string> = ttl === undefined ? {} : { [TTL]: ttl };
       const r = await raw(`${e.url}/latest/api/token`, { method: 'PUT', headers });
@@ -60,7 +44,7 @@ describe('AWS emulator status codes', () => {
   });
 
   it('405 with Allow: OPTIONS, PUT for a GET on the token path', async () => {
-    const e = await start();
+    const e = await startEmulator();
     const r = await raw(`${e.url}/latest/api/token`);
     expect(r.status).toBe(405);
     expect(r.headers['allow']).toBe('OPTIONS, PUT');
@@ -72,13 +56,13 @@ describe('AWS emulator status codes', () => {
   });
 
   it('403 for a token PUT on a versioned path', async () => {
-    const e = await start();
+    const e = await startEmulator();
     const r = await raw(`${e.url}/2021-03-23/api/token`, { method: 'PUT', headers: { [TTL]: '60' } });
     expect(r.status).toBe(403);
   });
 
   it('403 for a token PUT or a token-bearing GET carrying X-Forwarded-For; a v1 GET with it is served', async () => {
-    const e = await start();
+    const e = await startEmulator();
     const put = await raw(`${e.url}/latest/api/token`, {
       method: 'PUT',
       headers: { [TTL]: '60', 'x-forwarded-for': '203.0.113.9' },
@@ -96,7 +80,7 @@ describe('AWS emulator status codes', () => {
   });
 
   it('401 without a token when tokens are required; the token PUT still works', async () => {
-    const e = await start({ settings: { tokens: 'required' } });
+    const e = await startEmulator({ settings: { tokens: 'required' } });
     const r = await raw(`${e.url}/latest/meta-data/`);
     expect(r.status).toBe(401);
     expect(r.body).toContain('401 - Unauthorized');
@@ -106,7 +90,7 @@ describe('AWS emulator status codes', () => {
 
   it('401 for an invalid token, in both token modes', async () => {
     for (const tokens of ['optional', 'required'] as const) {
-      const e = await start({ settings: { tokens } });
+      const e = await startEmulator({ settings: { tokens } });
       const good = await getToken(e.url);
       const forged = `${good.slice(0, -6)}${good.slice(-6, -3) === 'AAA' ? 'BBB' : 'AAA'}${good.slice(-3)}`;
       for (const bad of ['not-a-token', forged, 'A'.repeat(5000)]) {
@@ -114,7 +98,7 @@ describe('AWS emulator status codes', () => {
         expect(r.status, tokens).toBe(401);
       }
       // A token from another emulator instance is not valid here.
-      const other = await start();
+      const other = await startEmulator();
       const foreign = await getToken(other.url);
       expect((await raw(`${e.url}/latest/meta-data/`, { headers: { [TOKEN]: foreign } })).status).toBe(401);
     }
@@ -122,7 +106,7 @@ describe('AWS emulator status codes', () => {
 
   it('401 for an expired token (injected clock)', async () => {
     let now = Date.parse('2026-06-01T00:00:00Z');
-    const e = await start({ now: () => now });
+    const e = await startEmulator({ now: () => now });
     const token = await getToken(e.url, 10);
     now += 9_000;
     const ok = await raw(`${e.url}/latest/meta-data/ami-id`, { headers: { [TOKEN]: token } });
@@ -133,7 +117,7 @@ describe('AWS emulator status codes', () => {
   });
 
   it('403 for everything when the endpoint is disabled', async () => {
-    const e = await start({ settings: { endpoint: 'disabled' } });
+    const e = await startEmulator({ settings: { endpoint: 'disabled' } });
     expect((await raw(`${e.url}/latest/meta-data/`)).status).toBe(403);
     expect((await raw(`${e.url}/latest/api/token`, { method: 'PUT', headers: { [TTL]: '60' } })).status).toBe(
       403,
@@ -142,7 +126,7 @@ describe('AWS emulator status codes', () => {
   });
 
   it('404 with a small HTML body for an unknown path', async () => {
-    const e = await start();
+    const e = await startEmulator();
     for (const path of [
       '/latest/meta-data/nope',
       '/nope',
@@ -158,7 +142,7 @@ describe('AWS emulator status codes', () => {
   });
 
   it('405 for methods other than GET and HEAD on data paths', async () => {
-    const e = await start();
+    const e = await startEmulator();
     for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
       const r = await raw(`${e.url}/latest/meta-data/`, { method });
       expect(r.status, method).toBe(405);
@@ -166,7 +150,7 @@ describe('AWS emulator status codes', () => {
   });
 
   it('HEAD answers like GET without a body', async () => {
-    const e = await start();
+    const e = await startEmulator();
     const r = await raw(`${e.url}/latest/meta-data/instance-type`, { method: 'HEAD' });
     expect(r.status).toBe(200);
     expect(r.body).toBe('');
@@ -176,7 +160,7 @@ describe('AWS emulator status codes', () => {
 
 describe('AWS emulator data', () => {
   it('serves text/plain listings with sub-directories ending in /', async () => {
-    const e = await start();
+    const e = await startEmulator();
     const root = await raw(`${e.url}/`);
     expect(root.body.split('\n')).toContain('latest');
     const latest = await raw(`${e.url}/latest/`);
@@ -208,7 +192,7 @@ describe('AWS emulator data', () => {
 
   it('serves placement, network interfaces, security groups and the same data under a versioned prefix', async () => {
     const i = defaultInstance();
-    const e = await start();
+    const e = await startEmulator();
     const get = async (p: string) => (await raw(`${e.url}${p}`)).body;
     expect(await get('/latest/meta-data/placement/availability-zone')).toBe(i.availabilityZone);
     expect(await get('/latest/meta-data/placement/region')).toBe(i.region);
@@ -225,16 +209,16 @@ describe('AWS emulator data', () => {
   });
 
   it('serves user-data verbatim, and 404 when there is none', async () => {
-    const e = await start();
+    const e = await startEmulator();
     expect((await raw(`${e.url}/latest/user-data`)).body).toBe(defaultInstance().userData);
-    const none = await start({ instance: { ...defaultInstance(), userData: null } });
+    const none = await startEmulator({ instance: { ...defaultInstance(), userData: null } });
     expect((await raw(`${none.url}/latest/user-data`)).status).toBe(404);
     expect((await raw(`${none.url}/latest/`)).body).toBe('dynamic\nmeta-data');
   });
 
   it('serves the identity document as JSON, and its signature', async () => {
     const i = defaultInstance();
-    const e = await start();
+    const e = await startEmulator();
     const doc = JSON.parse((await raw(`${e.url}/latest/dynamic/instance-identity/document`)).body);
     expect(doc).toMatchObject({
       accountId: i.accountId,
@@ -251,16 +235,16 @@ describe('AWS emulator data', () => {
   });
 
   it('serves tags only when instance metadata tags are enabled', async () => {
-    const on = await start({ instance: { ...defaultInstance(), instanceMetadataTags: 'enabled' } });
+    const on = await startEmulator({ instance: { ...defaultInstance(), instanceMetadataTags: 'enabled' } });
     expect((await raw(`${on.url}/latest/meta-data/tags/instance/`)).body).toBe('Name\nEnvironment');
     expect((await raw(`${on.url}/latest/meta-data/tags/instance/Name`)).body).toBe('imdsguard-demo');
-    const off = await start({ instance: { ...defaultInstance(), instanceMetadataTags: 'disabled' } });
+    const off = await startEmulator({ instance: { ...defaultInstance(), instanceMetadataTags: 'disabled' } });
     expect((await raw(`${off.url}/latest/meta-data/tags/instance/Name`)).status).toBe(404);
     expect((await raw(`${off.url}/latest/meta-data/`)).body.split('\n')).not.toContain('tags/');
   });
 
   it('serves the role name and a credentials document with every field', async () => {
-    const e = await start({ settings: { tokens: 'required' } });
+    const e = await startEmulator({ settings: { tokens: 'required' } });
     const token = await getToken(e.url);
     const h = { [TOKEN]: token };
     const role = (await raw(`${e.url}/latest/meta-data/iam/security-credentials/`, { headers: h })).body;
@@ -287,14 +271,14 @@ describe('AWS emulator data', () => {
   });
 
   it('has no iam/ when the instance has no role', async () => {
-    const e = await start({ instance: { ...defaultInstance(), iam: null } });
+    const e = await startEmulator({ instance: { ...defaultInstance(), iam: null } });
     expect((await raw(`${e.url}/latest/meta-data/`)).body.split('\n')).not.toContain('iam/');
     expect((await raw(`${e.url}/latest/meta-data/iam/security-credentials/`)).status).toBe(404);
   });
 
   it('rotates credentials before they expire (injected clock)', async () => {
     let now = Date.parse('2026-06-01T00:00:00Z');
-    const e = await start({ now: () => now });
+    const e = await startEmulator({ now: () => now });
     const creds = async () =>
       JSON.parse(
         (await raw(`${e.url}/latest/meta-data/iam/security-credentials/imdsguard-demo-role`)).body,
@@ -314,7 +298,7 @@ describe('AWS emulator data', () => {
 
 describe('AWS emulator runtime control', () => {
   it('changes settings through the admin endpoint and validates them', async () => {
-    const e = await start({ admin: { host: '127.0.0.1', port: 0 } });
+    const e = await startEmulator({ admin: { host: '127.0.0.1', port: 0 } });
     const admin = e.adminUrl as string;
     expect(JSON.parse((await raw(`${admin}/settings`)).body)).toMatchObject({
       flavor: 'aws',
@@ -349,7 +333,7 @@ describe('AWS emulator runtime control', () => {
   });
 
   it('setSettings validates too', async () => {
-    const e = await start();
+    const e = await startEmulator();
     let err: unknown;
     try {
       e.setSettings({ hopLimit: 0 });
@@ -362,7 +346,7 @@ describe('AWS emulator runtime control', () => {
   });
 
   it('records requests without token values or credential bodies, and exposes them on the admin endpoint', async () => {
-    const e = await start({ admin: { host: '127.0.0.1', port: 0 } });
+    const e = await startEmulator({ admin: { host: '127.0.0.1', port: 0 } });
     const token = await getToken(e.url);
     await raw(`${e.url}/latest/meta-data/iam/security-credentials/imdsguard-demo-role`, {
       headers: { [TOKEN]: token, 'user-agent': 'test-agent/1.0' },
@@ -390,7 +374,7 @@ describe('AWS emulator runtime control', () => {
   });
 
   it('forces a credential rotation with POST /rotate', async () => {
-    const e = await start({ admin: { host: '127.0.0.1', port: 0 } });
+    const e = await startEmulator({ admin: { host: '127.0.0.1', port: 0 } });
     const key = async () =>
       JSON.parse((await raw(`${e.url}/latest/meta-data/iam/security-credentials/imdsguard-demo-role`)).body)
         .AccessKeyId;
@@ -403,7 +387,7 @@ describe('AWS emulator runtime control', () => {
   });
 
   it('refuses a body larger than the limit', async () => {
-    const e = await start();
+    const e = await startEmulator();
     const r = await raw(`${e.url}/latest/api/token`, {
       method: 'PUT',
       headers: { [TTL]: '60' },
@@ -414,13 +398,13 @@ describe('AWS emulator runtime control', () => {
   });
 
   it('refuses oversized request headers (431)', async () => {
-    const e = await start();
+    const e = await startEmulator();
     const r = await raw(`${e.url}/latest/meta-data/`, { headers: { 'x-big': 'a'.repeat(20_000) } });
     expect(r.status).toBe(431);
   });
 
   it('serves on several addresses at once and reports a port in use clearly', async () => {
-    const e = await start({
+    const e = await startEmulator({
       listen: [
         { host: '127.0.0.1', port: 0 },
         { host: '::1', port: 0 },
@@ -452,7 +436,7 @@ describe('AWS emulator runtime control', () => {
 
 describe('AWS emulator wire format', () => {
   it('writes header names as the service does (X-Aws-Ec2-Metadata-Token-Ttl-Seconds)', async () => {
-    const e = await start();
+    const e = await startEmulator();
     const rawHeaders = await new Promise<string[]>((resolve, reject) => {
       const req = request(
         `${e.url}/latest/api/token`,
@@ -477,7 +461,7 @@ describe('AWS emulator wire format', () => {
   });
 
   it('closes the TCP connection after one response, even when the client asks for keep-alive', async () => {
-    const e = await start();
+    const e = await startEmulator();
     const port = e.addresses[0]?.port as number;
     const received = await new Promise<string>((resolve, reject) => {
       const sock = connect(port, '127.0.0.1');

@@ -1,24 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  createEmulator,
-  defaultInstance,
-  type Emulator,
-  type EmulatorOptions,
-} from '../../src/emulator/index.js';
-import { raw } from './emulator-http.js';
+import { defaultInstance } from '../../src/emulator/index.js';
+import { raw, startEmulator, stopEmulators } from './emulator-http.js';
 
-const running: Emulator[] = [];
-
-async function start(options: EmulatorOptions): Promise<Emulator> {
-  const e = createEmulator(options);
-  running.push(e);
-  await e.start();
-  return e;
-}
-
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((e) => e.close()));
-});
+afterEach(stopEmulators);
 
 const GOOGLE = { 'metadata-flavor': 'Google' };
 const AZURE = { metadata: 'true' };
@@ -28,7 +12,7 @@ const ALI_TOKEN = 'x-aliyun-ecs-metadata-token';
 
 describe('GCP flavour', () => {
   it('needs Metadata-Flavor: Google (403 without) and answers with it', async () => {
-    const e = await start({ flavor: 'gcp' });
+    const e = await startEmulator({ flavor: 'gcp' });
     const without = await raw(`${e.url}/computeMetadata/v1/instance/id`);
     expect(without.status).toBe(403);
     expect(without.body).toContain('Missing Metadata-Flavor:Google header');
@@ -44,7 +28,7 @@ describe('GCP flavour', () => {
   });
 
   it('refuses X-Forwarded-For with 403 even with the header', async () => {
-    const e = await start({ flavor: 'gcp' });
+    const e = await startEmulator({ flavor: 'gcp' });
     const r = await raw(`${e.url}/computeMetadata/v1/instance/id`, {
       headers: { ...GOOGLE, 'x-forwarded-for': '10.0.0.9' },
     });
@@ -52,7 +36,7 @@ describe('GCP flavour', () => {
   });
 
   it('serves listings, the project, recursive JSON and 404 for unknown paths', async () => {
-    const e = await start({ flavor: 'gcp' });
+    const e = await startEmulator({ flavor: 'gcp' });
     const list = await raw(`${e.url}/computeMetadata/v1/instance/`, { headers: GOOGLE });
     expect(list.body.split('\n')).toEqual(
       expect.arrayContaining(['service-accounts/', 'zone', 'hostname', 'id']),
@@ -66,7 +50,7 @@ describe('GCP flavour', () => {
   });
 
   it('serves service-account OAuth and identity tokens', async () => {
-    const e = await start({ flavor: 'gcp' });
+    const e = await startEmulator({ flavor: 'gcp' });
     const base = `${e.url}/computeMetadata/v1/instance/service-accounts`;
     expect((await raw(`${base}/`, { headers: GOOGLE })).body).toContain('default/');
     const tok = await raw(`${base}/default/token`, { headers: GOOGLE });
@@ -86,7 +70,7 @@ describe('GCP flavour', () => {
 
 describe('Azure flavour', () => {
   it('needs Metadata: true (400 without) and an api-version (400 without or unknown)', async () => {
-    const e = await start({ flavor: 'azure' });
+    const e = await startEmulator({ flavor: 'azure' });
     const noHeader = await raw(`${e.url}/metadata/instance?api-version=2021-02-01`);
     expect(noHeader.status).toBe(400);
     expect(JSON.parse(noHeader.body).error).toContain('Required metadata header not specified');
@@ -106,7 +90,7 @@ describe('Azure flavour', () => {
   });
 
   it('refuses X-Forwarded-For', async () => {
-    const e = await start({ flavor: 'azure' });
+    const e = await startEmulator({ flavor: 'azure' });
     const r = await raw(`${e.url}/metadata/instance?api-version=2021-02-01`, {
       headers: { ...AZURE, 'x-forwarded-for': '10.0.0.9' },
     });
@@ -115,7 +99,7 @@ describe('Azure flavour', () => {
   });
 
   it('serves leaves with format=text only', async () => {
-    const e = await start({ flavor: 'azure' });
+    const e = await startEmulator({ flavor: 'azure' });
     const url = `${e.url}/metadata/instance/network/interface/0/ipv4/ipAddress/0/privateIpAddress?api-version=2021-02-01`;
     expect((await raw(url, { headers: AZURE })).status).toBe(400);
     const t = await raw(`${url}&format=text`, { headers: AZURE });
@@ -127,7 +111,7 @@ describe('Azure flavour', () => {
   });
 
   it('serves managed-identity tokens and needs a resource', async () => {
-    const e = await start({ flavor: 'azure' });
+    const e = await startEmulator({ flavor: 'azure' });
     const base = `${e.url}/metadata/identity/oauth2/token?api-version=2018-02-01`;
     const missing = await raw(base, { headers: AZURE });
     expect(missing.status).toBe(400);
@@ -140,7 +124,7 @@ describe('Azure flavour', () => {
     expect(tok['token_type']).toBe('Bearer');
     expect(tok['resource']).toBe('https://management.azure.com/');
     expect(Number(tok['expires_on'])).toBeGreaterThan(Date.now() / 1000);
-    const noRole = await start({ flavor: 'azure', instance: { ...defaultInstance(), iam: null } });
+    const noRole = await startEmulator({ flavor: 'azure', instance: { ...defaultInstance(), iam: null } });
     const none = await raw(`${noRole.url}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=x`, {
       headers: AZURE,
     });
@@ -150,7 +134,7 @@ describe('Azure flavour', () => {
 
 describe('DigitalOcean flavour', () => {
   it('needs no header and serves the tree and v1.json', async () => {
-    const e = await start({ flavor: 'digitalocean' });
+    const e = await startEmulator({ flavor: 'digitalocean' });
     const list = await raw(`${e.url}/metadata/v1/`);
     expect(list.status).toBe(200);
     expect(list.body.split('\n')).toEqual(
@@ -171,7 +155,7 @@ describe('DigitalOcean flavour', () => {
 
 describe('OCI flavour', () => {
   it('needs Authorization: Bearer Oracle on /opc/v2 (401 without)', async () => {
-    const e = await start({ flavor: 'oci' });
+    const e = await startEmulator({ flavor: 'oci' });
     expect((await raw(`${e.url}/opc/v2/instance/`)).status).toBe(401);
     const ok = await raw(`${e.url}/opc/v2/instance/`, { headers: ORACLE });
     expect(ok.status).toBe(200);
@@ -185,7 +169,7 @@ describe('OCI flavour', () => {
   });
 
   it('with v1 disabled (tokens=required): /opc/v1 is 404 and forwarding headers are refused', async () => {
-    const e = await start({ flavor: 'oci' });
+    const e = await startEmulator({ flavor: 'oci' });
     expect((await raw(`${e.url}/opc/v1/instance/`)).status).toBe(200);
     expect(
       (await raw(`${e.url}/opc/v2/instance/`, { headers: { ...ORACLE, forwarded: 'for=1.2.3.4' } })).status,
@@ -201,7 +185,7 @@ describe('OCI flavour', () => {
 
 describe('Alibaba flavour', () => {
   it('serves EC2-style paths and its own token scheme', async () => {
-    const e = await start({ flavor: 'alibaba' });
+    const e = await startEmulator({ flavor: 'alibaba' });
     const md = await raw(`${e.url}/latest/meta-data/`);
     expect(md.body.split('\n')).toEqual(
       expect.arrayContaining(['instance-id', 'region-id', 'zone-id', 'ram/']),
@@ -229,7 +213,7 @@ describe('Alibaba flavour', () => {
   });
 
   it('hardened mode (tokens=required): 401 without a token or with a bad one; 400 for a bad TTL', async () => {
-    const e = await start({ flavor: 'alibaba', settings: { tokens: 'required' } });
+    const e = await startEmulator({ flavor: 'alibaba', settings: { tokens: 'required' } });
     expect((await raw(`${e.url}/latest/meta-data/instance-id`)).status).toBe(401);
     expect(
       (await raw(`${e.url}/latest/meta-data/instance-id`, { headers: { [ALI_TOKEN]: 'bogus' } })).status,
@@ -243,7 +227,7 @@ describe('Alibaba flavour', () => {
 
 describe.each(['aws', 'gcp', 'azure', 'digitalocean', 'oci', 'alibaba'] as const)('%s flavour', (flavor) => {
   it('answers 403 to everything when the endpoint is disabled, with Connection: close', async () => {
-    const e = await start({ flavor, settings: { endpoint: 'disabled' } });
+    const e = await startEmulator({ flavor, settings: { endpoint: 'disabled' } });
     const headers = { ...GOOGLE, ...AZURE, ...ORACLE };
     for (const path of [
       '/',

@@ -1,4 +1,19 @@
 import { request } from 'node:http';
+import { createEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.js';
+
+const running: Emulator[] = [];
+
+/** Creates and starts an emulator; stopEmulators() (in afterEach) closes every one started. */
+export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
+  const e = createEmulator(options);
+  running.push(e);
+  await e.start();
+  return e;
+}
+
+export async function stopEmulators(): Promise<void> {
+  await Promise.all(running.splice(0).map((e) => e.close()));
+}
 
 /** A raw HTTP client for emulator tests: exact headers, no keep-alive agent, bounded time. */
 export interface RawResponse {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type CliRun, fakeAwsEnv, requireBuild, runBin } from '../support/bin.js';
-import { mixedUsageFleet, USAGE_KINDS, type UsageKind } from '../support/fake-aws/cloudwatch.js';
+import { mixedUsageFleet, onlyKinds, USAGE_KINDS, type UsageKind } from '../support/fake-aws/cloudwatch.js';
 import { type FakeAws, getRegion, startFakeAws } from '../support/fake-aws/index.js';
 
 const ACCOUNT = '111111111111';
@@ -129,16 +129,7 @@ describe('fleet usage and harden --only-ready (real binary)', () => {
   });
 
   it('harden --only-ready refuses nothing it cannot see: a CloudWatch failure leaves every instance out, exit 1', async () => {
-    const { aws: a, kinds } = await start({
-      quiet: 3,
-      v1: 1,
-      stopped: 0,
-      new: 0,
-      enforced: 0,
-      broken: 0,
-      missing: 0,
-      gaps: 0,
-    });
+    const { aws: a, kinds } = await start(onlyKinds({ quiet: 3, v1: 1 }));
     a.faults.fail({ action: 'GetMetricData', code: 'AccessDenied', status: 403, message: 'not authorized' });
     const r = await run([
       'fleet',

@@ -20,6 +20,7 @@ import { runInProcess } from '../support/cli.js';
 import {
   cloudWatchStats,
   mixedUsageFleet,
+  onlyKinds,
   USAGE_KINDS,
   type UsageKind,
 } from '../support/fake-aws/cloudwatch.js';
@@ -130,16 +131,7 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
   });
 
   it('batches 2 metrics per instance into ceil(N/250) calls of at most 500 queries', async () => {
-    const { aws: a } = await start({
-      quiet: 700,
-      v1: 50,
-      enforced: 51,
-      stopped: 0,
-      new: 0,
-      broken: 0,
-      missing: 0,
-      gaps: 0,
-    });
+    const { aws: a } = await start(onlyKinds({ quiet: 700, v1: 50, enforced: 51 }));
     const n = 801;
     const { evidence, rows } = await measure(a, { mode: 'both' });
     const s = cloudWatchStats(a.fleet);
@@ -184,16 +176,7 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
   });
 
   it('auto mode reads one series per instance: ceil(N/500) calls', async () => {
-    const { aws: a } = await start({
-      quiet: 900,
-      enforced: 101,
-      v1: 0,
-      stopped: 0,
-      new: 0,
-      broken: 0,
-      missing: 0,
-      gaps: 0,
-    });
+    const { aws: a } = await start(onlyKinds({ quiet: 900, enforced: 101 }));
     const { rows } = await measure(a);
     const s = cloudWatchStats(a.fleet);
     expect(s.queries).toBe(1001);
@@ -205,16 +188,7 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
   });
 
   it('pages results through NextToken and merges series that span pages', async () => {
-    const { aws: a, kinds } = await start({
-      quiet: 30,
-      v1: 10,
-      stopped: 0,
-      new: 0,
-      enforced: 0,
-      broken: 0,
-      missing: 0,
-      gaps: 0,
-    });
+    const { aws: a, kinds } = await start(onlyKinds({ quiet: 30, v1: 10 }));
     // 14 days at 6 h = 56 datapoints per series; 40 series = 2240 datapoints; 100 per page -> 23 pages.
     const { rows, evidence } = await measure(a, { maxDatapoints: 100 });
     const s = cloudWatchStats(a.fleet);
@@ -228,11 +202,7 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
 
   it('uses a client per account and region, and reports a failing region without losing the others', async () => {
     const accounts = [ACCOUNT, '222222222222'];
-    const { aws: a } = await start(
-      { quiet: 2, v1: 1, stopped: 0, new: 0, enforced: 0, broken: 0, missing: 0, gaps: 0 },
-      accounts,
-      ['us-east-1', 'eu-west-1'],
-    );
+    const { aws: a } = await start(onlyKinds({ quiet: 2, v1: 1 }), accounts, ['us-east-1', 'eu-west-1']);
     a.faults.fail({
       action: 'GetMetricData',
       accountId: '222222222222',
@@ -304,16 +274,7 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
   });
 
   it('--rejected lists only broken instances with the rollback command, exit 1', async () => {
-    const { aws: a, kinds } = await start({
-      broken: 2,
-      enforced: 3,
-      quiet: 2,
-      v1: 1,
-      stopped: 0,
-      new: 0,
-      missing: 0,
-      gaps: 0,
-    });
+    const { aws: a, kinds } = await start(onlyKinds({ broken: 2, enforced: 3, quiet: 2, v1: 1 }));
     const r = await runInProcess(
       ['fleet', 'usage', '--rejected', '--endpoint-url', a.url, '--format', 'json'],
       { env: env(a) },
@@ -340,16 +301,7 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
   });
 
   it('joins host evidence: names the process still using IMDSv1 on a not-ready instance', async () => {
-    const { aws: a, kinds } = await start({
-      v1: 2,
-      quiet: 1,
-      stopped: 0,
-      new: 0,
-      enforced: 0,
-      broken: 0,
-      missing: 0,
-      gaps: 0,
-    });
+    const { aws: a, kinds } = await start(onlyKinds({ v1: 2, quiet: 1 }));
     const [v1a, v1b] = [...kinds].filter(([, k]) => k === 'v1').map(([id]) => id) as [string, string];
     const dir = mkdtempSync(join(tmpdir(), 'imdsguard-host-'));
     // Wrapper form, and the file-name form.

@@ -545,6 +545,12 @@ export interface MixedUsageFleetOptions {
   v1PerSample?: number;
 }
 
+/** Counts per UsageKind with every kind not named set to 0 (perRegion otherwise defaults to 1 each). */
+export function onlyKinds(counts: Partial<Record<UsageKind, number>>): Record<UsageKind, number> {
+  const out = Object.fromEntries(Object.keys(USAGE_KINDS).map((k) => [k, 0])) as Record<UsageKind, number>;
+  return { ...out, ...counts };
+}
+
 export interface MixedUsageFleet {
   fleet: FakeFleet;
   /** instance id -> kind */

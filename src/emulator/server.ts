@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { isIP } from 'node:net';
 import type { ListenAddress } from '../cli/options.js';
 import { formatListen } from '../cli/options.js';
 import { ImdsguardError } from '../errors.js';
+import { bindServer } from '../net/listen.js';
 
 /**
  * HTTP plumbing shared by the metadata listeners and the admin listener: bounded servers, and
@@ -76,39 +76,29 @@ export function readBody(
   });
 }
 
-export function listen(server: Server, addr: ListenAddress): Promise<ListenAddress> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      server.off('listening', onListening);
-      const where = formatListen(addr);
-      const reason =
+export async function listen(server: Server, addr: ListenAddress): Promise<ListenAddress> {
+  try {
+    return await bindServer(server, addr, { ipv6Only: isIP(addr.host) === 6 });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const where = formatListen(addr);
+    const reason =
+      err.code === 'EADDRINUSE'
+        ? 'address already in use'
+        : err.code === 'EADDRNOTAVAIL'
+          ? 'address not available on this host'
+          : err.code === 'EACCES'
+            ? 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)'
+            : (err.message ?? String(err));
+    throw new ImdsguardError('IMDSGUARD_E_LISTEN', `cannot listen on ${where}: ${reason}`, {
+      cause: err,
+      details: { address: where, errno: err.code },
+      hint:
         err.code === 'EADDRINUSE'
-          ? 'address already in use'
-          : err.code === 'EADDRNOTAVAIL'
-            ? 'address not available on this host'
-            : err.code === 'EACCES'
-              ? 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)'
-              : (err.message ?? String(err));
-      reject(
-        new ImdsguardError('IMDSGUARD_E_LISTEN', `cannot listen on ${where}: ${reason}`, {
-          cause: err,
-          details: { address: where, errno: err.code },
-          hint:
-            err.code === 'EADDRINUSE'
-              ? `another process is using ${where}; stop it or choose another --listen port (0 picks a free one)`
-              : undefined,
-        }),
-      );
-    };
-    const onListening = () => {
-      server.off('error', onError);
-      const a = server.address() as AddressInfo;
-      resolve({ host: a.address, port: a.port });
-    };
-    server.once('error', onError);
-    server.once('listening', onListening);
-    server.listen({ host: addr.host, port: addr.port, ipv6Only: isIP(addr.host) === 6 });
-  });
+          ? `another process is using ${where}; stop it or choose another --listen port (0 picks a free one)`
+          : undefined,
+    });
+  }
 }
 
 export function closeServer(server: Server): Promise<void> {

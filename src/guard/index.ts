@@ -4,6 +4,7 @@ import type { ListenAddress } from '../cli/options.js';
 import { formatListen } from '../cli/options.js';
 import type { GuardConfig } from '../config/schema.js';
 import { ImdsguardError } from '../errors.js';
+import { bindServer } from '../net/listen.js';
 import { noAttribution, type ProcessResolver } from './attribution/types.js';
 import type { EventRecorder, GuardMode } from './events/types.js';
 import { compilePolicy } from './policy/compile.js';
@@ -143,18 +144,6 @@ export function createGuard(options: GuardOptions): Guard {
     return server;
   }
 
-  function listen(server: Server, addr: ListenAddress): Promise<ListenAddress> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => reject(err);
-      server.once('error', onError);
-      server.listen({ host: addr.host, port: addr.port, exclusive: true }, () => {
-        server.off('error', onError);
-        const a = server.address();
-        resolve(typeof a === 'object' && a !== null ? { host: a.address, port: a.port } : addr);
-      });
-    });
-  }
-
   return {
     get addresses() {
       return bound.map((a) => ({ ...a }));
@@ -173,7 +162,7 @@ export function createGuard(options: GuardOptions): Guard {
       for (const addr of addrs) {
         const server = makeServer();
         try {
-          out.push(await listen(server, addr));
+          out.push(await bindServer(server, addr, { exclusive: true }));
           servers.push(server);
         } catch (err) {
           const e = err as NodeJS.ErrnoException;

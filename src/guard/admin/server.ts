@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import { ImdsguardError } from '../../errors.js';
+import { bindServer } from '../../net/listen.js';
 import { CONTENT_TYPE } from '../metrics/registry.js';
 
 /**
@@ -85,22 +86,16 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   server.requestTimeout = opts.requestTimeoutMs ?? 10_000;
   server.headersTimeout = Math.min(server.requestTimeout, 10_000);
   server.maxHeadersCount = 50;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) =>
-      reject(
-        new ImdsguardError(
-          'IMDSGUARD_E_LISTEN',
-          `admin endpoint cannot listen on ${opts.host}:${opts.port}: ${err.message}`,
-          {
-            cause: err,
-          },
-        ),
-      ),
+  let port: number;
+  try {
+    port = (await bindServer(server, { host: opts.host, port: opts.port })).port;
+  } catch (err) {
+    throw new ImdsguardError(
+      'IMDSGUARD_E_LISTEN',
+      `admin endpoint cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`,
+      { cause: err },
     );
-    server.listen(opts.port, opts.host, () => resolve());
-  });
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+  }
   const host = isIP(opts.host) === 6 ? `[${opts.host}]` : opts.host;
   return {
     url: `http://${host}:${port}`,

@@ -60,7 +60,9 @@ describe('imdsguard guard', () => {
     const events = r.stdout
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l) as { rule: string; request: { version: string } });
+      .map((l) => JSON.parse(l) as { time: string; rule: string; request: { version: string } })
+      // an event is written once its caller is known, so the stream is not in request order
+      .sort((a, b) => a.time.localeCompare(b.time));
     expect(events.map((e) => e.rule)).toEqual(['imdsv2-token', 'auth-header']);
     expect(r.stdout).not.toContain('cli-secret-value');
   });

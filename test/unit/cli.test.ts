@@ -44,6 +44,7 @@ describe('cli shell', () => {
     expect(entriesFor(['guard', '--mode', 'monitor']).map((e) => e.name)).toEqual(['guard']);
     expect(entriesFor(['help', 'fleet']).map((e) => e.name)).toEqual(['fleet']);
     expect(entriesFor(['-h']).length).toBe(COMMANDS.length);
+    expect(entriesFor(['--version'])).toEqual([]);
     expect(entriesFor(['emulat']).length).toBe(COMMANDS.length);
   });
 

@@ -24,11 +24,12 @@ export const COMMANDS: readonly CommandEntry[] = [
 ];
 
 /**
- * The entries a command line needs: the one it names (also after `help`), or every entry when it
- * names none or an unknown one (top-level help, and "did you mean" suggestions).
+ * The entries a command line needs: the one it names (also after `help`), none for --version, or
+ * every entry when it names none or an unknown one (top-level help, and "did you mean" suggestions).
  */
 export function entriesFor(argv: readonly string[]): readonly CommandEntry[] {
   const positionals = argv.filter((a) => !a.startsWith('-'));
+  if (positionals.length === 0 && argv.some((a) => a === '-V' || a === '--version')) return [];
   const named = positionals[0] === 'help' ? positionals[1] : positionals[0];
   const entry = COMMANDS.find((c) => c.name === named);
   return entry ? [entry] : COMMANDS;

@@ -22,6 +22,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ImdsguardError } from '../../errors.js';
+import { retainStatements } from '../../storage/sqlite.js';
 import type { AccountTarget } from '../aws/clients.js';
 import type { ChangeKind, ChangePlan, PlanItem } from '../plan/types.js';
 
@@ -201,14 +202,14 @@ export class Journal {
     let db: Database.Database;
     try {
       if (!opts.mustExist) mkdirSync(dirname(path), { recursive: true });
-      db = new Database(path, { fileMustExist: opts.mustExist === true });
+      db = retainStatements(new Database(path, { fileMustExist: opts.mustExist === true }));
     } catch (err) {
       throw journalError(path, err, opts.mustExist ? 'cannot open (does it exist?)' : 'cannot open');
     }
     try {
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-      db.pragma('busy_timeout = 5000');
+      db.exec('PRAGMA journal_mode = WAL');
+      db.exec('PRAGMA synchronous = FULL');
+      db.exec('PRAGMA busy_timeout = 5000');
       db.exec(SCHEMA);
       const v = db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as
         | { value: string }
@@ -235,7 +236,7 @@ export class Journal {
   /** FULL: the next commit is fsynced before it returns (the write-ahead rows). */
   private durability(level: 'FULL' | 'NORMAL'): void {
     if (this.sync === level) return;
-    this.db.pragma(`synchronous = ${level}`);
+    this.db.exec(`PRAGMA synchronous = ${level}`);
     this.sync = level;
   }
 

@@ -274,9 +274,10 @@ export class SqliteEventStore implements EventStore {
 
   /** Bytes of pages in use (the file minus its free list). */
   bytesInUse(): number {
-    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
-    const pages = this.db.pragma('page_count', { simple: true }) as number;
-    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    const pageSize = (this.db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size;
+    const pages = (this.db.prepare('PRAGMA page_count').get() as { page_count: number }).page_count;
+    const free = (this.db.prepare('PRAGMA freelist_count').get() as { freelist_count: number })
+      .freelist_count;
     return (pages - free) * pageSize;
   }
 

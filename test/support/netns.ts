@@ -1,5 +1,7 @@
 import { type ChildProcess, execFileSync, type SpawnOptions, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import { RUN_TAG_KEY, RUN_TAG_RE } from './netns-cleanup.js';
 
 /**
  * Network namespaces for end-to-end tests. Every namespace is created by the test, named with the
@@ -36,8 +38,24 @@ export interface Netns {
   destroy(): void;
 }
 
-export function createNetns(label: string): Netns {
-  const name = `imdsg-${label}-${randomBytes(3).toString('hex')}`;
+/** This test run's netns tag (test/support/global-netns.ts), or undefined outside such a run. */
+function runTag(): string | undefined {
+  try {
+    const tag = inject(RUN_TAG_KEY);
+    return typeof tag === 'string' && RUN_TAG_RE.test(tag) ? tag : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Creates "imdsg-<label>-<random>-<run tag>". The run tag lets the global teardown remove the
+ * namespaces of a worker that died before its afterAll; `opts.runTag` overrides it (tests of that
+ * teardown use their own tag, so they cannot touch the namespaces of tests running alongside).
+ */
+export function createNetns(label: string, opts: { runTag?: string } = {}): Netns {
+  const tag = opts.runTag ?? runTag();
+  const name = `imdsg-${label}-${randomBytes(3).toString('hex')}${tag ? `-${tag}` : ''}`;
   execFileSync('ip', ['netns', 'add', name]);
   const children: ChildProcess[] = [];
   try {
@@ -77,7 +95,10 @@ export function createNetns(label: string): Netns {
       }
       // Kill anything else still running inside the namespace, then delete it.
       try {
-        const pids = execFileSync('ip', ['netns', 'pids', name], { encoding: 'utf8' })
+        const pids = execFileSync('ip', ['netns', 'pids', name], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'ignore'],
+        })
           .split(/\s+/)
           .filter(Boolean);
         for (const pid of pids) {

@@ -58,7 +58,32 @@ describe('imdsguard events (the real binary)', { timeout: 60_000 }, () => {
     // Every filter is covered in-process (test/integration/store-cli.test.ts); here, two through the binary.
     expect(await json(['--since', '1h', '--exe', '/usr/bin/python3'])).toEqual([token, v2]);
     expect(await json(['--decision', 'deny', '--version', 'v1'])).toEqual([old]);
+    // A window: ISO-8601 times and durations, --since included, --until excluded.
+    const iso = (msAgo: number) => new Date(Date.now() - msAgo).toISOString();
+    expect(await json(['--since', iso(2 * 3_600_000), '--until', iso(10 * 60_000)])).toEqual([v2]);
+    expect(await json(['--since', '4h', '--until', '1h'])).toEqual([old]);
   }, 60_000);
+
+  it('refuses --until not after --since, and an invalid time, with exit 2', async () => {
+    const { path } = await populated();
+    const backwards = await cli([
+      'events',
+      '--db',
+      path,
+      '--since',
+      '2026-11-20T11:00:00Z',
+      '--until',
+      '2026-11-20T10:00:00Z',
+    ]);
+    expect(backwards.code).toBe(2);
+    expect(backwards.stdout).toBe('');
+    expect(backwards.stderr).toContain(
+      'imdsguard: --until (2026-11-20T10:00:00.000Z) must be later than --since (2026-11-20T11:00:00.000Z) [IMDSGUARD_E_USAGE]',
+    );
+    const invalid = await cli(['events', '--db', path, '--until', '2026-11-20T10:00:00']);
+    expect(invalid.code).toBe(2);
+    expect(invalid.stderr).toContain('--until: "2026-11-20T10:00:00" has no time zone');
+  });
 
   it('reads IMDSGUARD_DB when --db is not given', async () => {
     const { path } = await populated();

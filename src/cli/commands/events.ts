@@ -1,3 +1,4 @@
+import { ImdsguardError } from '../../errors.js';
 import { type EventFilter, MAX_QUERY_LIMIT, SqliteEventStore } from '../../guard/events/store.js';
 import { DECISIONS, type GuardEvent } from '../../guard/events/types.js';
 import type { Column } from '../../report/columns.js';
@@ -14,6 +15,7 @@ const VERSIONS = ['v1', 'v2', 'token'] as const;
 interface EventsFlags {
   db?: string;
   since?: string;
+  until?: string;
   decision?: string;
   exe?: string;
   user?: string;
@@ -40,10 +42,97 @@ const COLUMNS: Column<GuardEvent>[] = [
   { header: 'rule', value: (e) => e.rule },
 ];
 
+const DURATION_RE = /^\d+(?:\.\d+)?(?:ms|s|m|h|d|w)$/;
+/** YYYY-MM-DD, optionally followed by THH:MM[:SS[.fraction]] and a zone (Z, +HH:MM, +HHMM). */
+const ISO_RE =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:(Z)|([+-])(\d{2}):?(\d{2}))?)?$/i;
+/** The range of times accepted, milliseconds since the epoch: 1970-01-01 to the end of 9999 (UTC). */
+const MIN_TIME_MS = 0;
+const MAX_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+/** Longest option value looked at, characters. */
+const MAX_TIME_CHARS = 64;
+
+const TIME_HINT =
+  'give a duration before now (30s, 15m, 24h, 7d, 2w) or an ISO-8601 time with a zone (2026-11-20T10:00:00Z, 2026-11-20T12:00+02:00; a date alone is 00:00 UTC)';
+
+function usage(message: string): ImdsguardError {
+  return new ImdsguardError('IMDSGUARD_E_USAGE', message, { hint: TIME_HINT });
+}
+
+/** Milliseconds since the epoch of an ISO-8601 time; throws IMDSGUARD_E_USAGE naming the option. */
+function parseIsoTime(value: string, option: string): number {
+  const m = ISO_RE.exec(value);
+  if (!m) throw usage(`${option}: expected a duration or an ISO-8601 time, got "${value}"`);
+  const [, y, mo, d, h, mi, sec, frac, z, sign, oh, om] = m;
+  if (h !== undefined && z === undefined && sign === undefined) {
+    throw usage(`${option}: "${value}" has no time zone; add Z (UTC) or an offset such as +02:00`);
+  }
+  const year = Number(y);
+  // Date.UTC reads years 0..99 as 1900..1999: refuse anything before the epoch's year here.
+  if (year < 1970) throw usage(`${option}: "${value}" is outside 1970-01-01 .. 9999-12-31`);
+  const month = Number(mo);
+  const day = Number(d);
+  const hour = Number(h ?? 0);
+  const minute = Number(mi ?? 0);
+  const second = Number(sec ?? 0);
+  const offsetMin = sign === undefined ? 0 : (sign === '-' ? -1 : 1) * (Number(oh) * 60 + Number(om));
+  const daysInMonth = month >= 1 && month <= 12 ? new Date(Date.UTC(year, month, 0)).getUTCDate() : 0;
+  if (
+    day < 1 ||
+    day > daysInMonth ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 59 ||
+    Number(oh ?? 0) > 23 ||
+    Number(om ?? 0) > 59
+  ) {
+    throw usage(`${option}: "${value}" is not a valid date and time`);
+  }
+  const ms = Date.UTC(
+    year,
+    month - 1,
+    day,
+    hour,
+    minute,
+    second,
+    Number((frac ?? '').padEnd(3, '0').slice(0, 3)),
+  );
+  return ms - offsetMin * 60_000;
+}
+
+/**
+ * A point in time for --since/--until, in milliseconds since the epoch: a duration before `now`
+ * (30s, 15m, 24h, 7d, 2w) or an ISO-8601 time with a zone (a date alone is 00:00 UTC). Accepts
+ * 1970-01-01 .. 9999-12-31 only; anything else throws IMDSGUARD_E_USAGE naming the option.
+ */
+export function parseTimePoint(value: string, option: string, now: number): number {
+  const v = value.trim();
+  if (v.length === 0 || v.length > MAX_TIME_CHARS) {
+    throw usage(
+      `${option}: expected a duration or an ISO-8601 time, got "${value.slice(0, MAX_TIME_CHARS)}"`,
+    );
+  }
+  const ms = DURATION_RE.test(v) ? now - parseDuration(v, option) : parseIsoTime(v, option);
+  if (!Number.isFinite(ms) || ms < MIN_TIME_MS || ms > MAX_TIME_MS) {
+    throw usage(`${option}: "${value}" is outside 1970-01-01 .. 9999-12-31`);
+  }
+  return ms;
+}
+
 /** Turns the flags into a store filter; `now` is injected for tests. */
 export function eventsFilter(flags: EventsFlags, now: number): EventFilter {
   const f: EventFilter = { limit: parseIntInRange(flags.limit, 1, MAX_QUERY_LIMIT, '--limit') };
-  if (flags.since !== undefined) f.sinceMs = now - parseDuration(flags.since, '--since');
+  if (flags.since !== undefined) f.sinceMs = parseTimePoint(flags.since, '--since', now);
+  if (flags.until !== undefined) f.untilMs = parseTimePoint(flags.until, '--until', now);
+  if (f.sinceMs !== undefined && f.untilMs !== undefined && f.untilMs <= f.sinceMs) {
+    throw new ImdsguardError(
+      'IMDSGUARD_E_USAGE',
+      `--until (${new Date(f.untilMs).toISOString()}) must be later than --since (${new Date(f.sinceMs).toISOString()})`,
+      {
+        hint: 'the window is --since (included) to --until (excluded); a duration counts back from now, so --since 2h --until 1h is the hour before the last one',
+      },
+    );
+  }
   if (flags.decision !== undefined) f.decision = parseChoice(flags.decision, DECISIONS, '--decision');
   if (flags.exe !== undefined) f.exe = flags.exe;
   if (flags.user !== undefined) f.user = flags.user;
@@ -61,6 +150,11 @@ export const eventsCommand: CommandSpec = {
       'the last hour of requests, newest first',
     ],
     ['imdsguard events --decision deny --since 24h', 'what the guard refused (or flagged) today'],
+    [
+      'imdsguard events --since 2026-11-20T10:00:00Z --until 2026-11-20T11:00:00Z',
+      'one hour of 20 November 2026 (UTC): --since included, --until excluded',
+    ],
+    ['imdsguard events --since 2h --until 1h', 'the hour before the last one'],
     ['imdsguard events --version v1 --exe /usr/bin/python3', 'IMDSv1 calls made by one program'],
     ['imdsguard events --path /latest/meta-data/iam/ --json', 'credential lookups, as JSON for scripts'],
     ['imdsguard events --user www-data --limit 1000', 'up to 1000 requests made by one user'],
@@ -68,7 +162,11 @@ export const eventsCommand: CommandSpec = {
   configure(cmd, ctx) {
     cmd
       .option('--db <FILE>', `the event store (default: IMDSGUARD_DB, else ${DEFAULT_EVENTS_DB})`)
-      .option('--since <DURATION>', 'only events newer than this: 30s, 15m, 24h, 7d')
+      .option(
+        '--since <DURATION|TIME>',
+        'only events at or after this: a duration ago (30s, 15m, 24h, 7d) or an ISO-8601 time (2026-11-20T10:00:00Z)',
+      )
+      .option('--until <DURATION|TIME>', 'only events before this: a duration ago or an ISO-8601 time')
       .option('--decision <kind>', 'allow or deny')
       .option('--exe <PATH>', "the caller's executable, exactly")
       .option('--user <NAME>', "the caller's user name, exactly")
@@ -92,7 +190,9 @@ export const eventsCommand: CommandSpec = {
         }
         ctx.stdout.write(renderTable(events, COLUMNS, { empty: `no events in ${path} match` }));
         if (events.length === filter.limit) {
-          ctx.stderr.write(`(showing the newest ${events.length}; use --limit or --since to see more)\n`);
+          ctx.stderr.write(
+            `(showing the newest ${events.length}; use --limit, or --since/--until for a window)\n`,
+          );
         }
       });
   },

@@ -1,0 +1,80 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The optional native addon native/sockdiag: one exact TCP socket lookup by 4-tuple through netlink
+ * sock_diag, which returns the socket's state, owner uid and inode in microseconds. Without it the
+ * resolver reads /proc/net/tcp, which walks the kernel's whole connection hash on every read.
+ *
+ * `npm install` builds the addon when it can (scripts/build-native.js); when it is missing, or the
+ * kernel refuses netlink (a sandbox such as gVisor), attribution still works, more slowly.
+ */
+
+/** [TCP state (as in /proc/net/tcp), owner uid, socket inode]; null when no such socket exists. */
+export type DiagAnswer = [state: number, uid: number, inode: number];
+
+export interface SockDiag {
+  /**
+   * The socket whose own end is src:sport and whose peer is dst:dport, in the caller's network
+   * namespace. Addresses: 4 bytes (family 4) or 16 (family 6), network order. Throws on a kernel
+   * error (the error's `code` is the errno name).
+   */
+  lookup(family: 4 | 6, src: Uint8Array, sport: number, dst: Uint8Array, dport: number): DiagAnswer | null;
+}
+
+export interface SockDiagLoad {
+  diag?: SockDiag;
+  /** Why the addon is not in use, for a person (doctor, stats). */
+  reason?: string;
+}
+
+const ADDON = join('native', 'sockdiag', 'build', 'Release', 'sockdiag.node');
+let cached: SockDiagLoad | undefined;
+
+/** Finds the addon above this module (dist/, src/ under vitest, build/ for the benches). */
+function findAddon(): string | undefined {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 8; i++) {
+    const p = join(dir, ADDON);
+    if (existsSync(p)) return p;
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  return undefined;
+}
+
+/**
+ * Loads the addon once per thread and checks that the kernel answers (a lookup of a socket that
+ * cannot exist must come back null). IMDSGUARD_SOCK_DIAG=off disables it.
+ */
+export function loadSockDiag(env: NodeJS.ProcessEnv = process.env): SockDiagLoad {
+  if (env.IMDSGUARD_SOCK_DIAG === 'off') return { reason: 'disabled by IMDSGUARD_SOCK_DIAG=off' };
+  if (cached) return cached;
+  cached = probe();
+  return cached;
+}
+
+function probe(): SockDiagLoad {
+  if (process.platform !== 'linux') return { reason: 'sock_diag is Linux-only' };
+  const path = findAddon();
+  if (path === undefined) {
+    return { reason: 'native addon not built (npm run build:native); using /proc/net/tcp' };
+  }
+  let diag: SockDiag;
+  try {
+    diag = createRequire(import.meta.url)(path) as SockDiag;
+  } catch (err) {
+    return { reason: `native addon failed to load: ${(err as Error).message}` };
+  }
+  try {
+    // Port 0 on both ends: no socket has it, so a working kernel answers "none".
+    const zero = new Uint8Array(4);
+    if (diag.lookup(4, zero, 0, zero, 0) !== null) return { reason: 'sock_diag gave an unexpected answer' };
+  } catch (err) {
+    return { reason: `sock_diag unavailable: ${(err as Error).message}` };
+  }
+  return { diag };
+}

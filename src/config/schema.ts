@@ -162,6 +162,11 @@ export const attributionSchema = z
     holdV1: z.boolean().default(true),
     /** Longest wait for attribution, ms; after it the caller is unknown. */
     timeoutMs: z.number().int().min(1).max(5_000).default(50),
+    /**
+     * CPU the guard's own thread may spend finding a caller before handing the lookup to the
+     * attribution worker, ms (0: always the worker). Needs the sock_diag addon. See attribution.md.
+     */
+    inlineBudgetMs: z.number().min(0).max(10).default(1),
   })
   .strict();
 

@@ -44,9 +44,11 @@ function createResolver(config: ImdsguardConfig): ProcessResolver {
   if (!config.guard.attribution.enabled) return noAttribution;
   // ---- process attribution (issue 4) ----
   // The resolver's own budget ends a little before the guard's timeout, so it returns what it knows.
-  // On its own thread: a busy guard's event loop would otherwise stretch every lookup's /proc reads.
+  // On its own thread: a busy guard's event loop would otherwise stretch every lookup's /proc reads;
+  // the cheap cases (sock_diag, a known or brand-new process) are answered inline first.
   return createThreadedProcResolver({
     budgetMs: Math.max(1, Math.floor(config.guard.attribution.timeoutMs * 0.8)),
+    inlineBudgetMs: config.guard.attribution.inlineBudgetMs,
   });
   // ---- end of process attribution ----
 }

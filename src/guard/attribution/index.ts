@@ -1,10 +1,11 @@
-import { readdir, readlink, stat } from 'node:fs/promises';
 import { endianness as osEndianness } from 'node:os';
+import { FLAVOR_SPECS } from '../../imds/flavors.js';
 import { Lru } from './lru.js';
-import { describeFsError, isDenied, isGone, readAll, readOnce } from './proc-io.js';
+import { asyncProcIo, describeFsError, isDenied, isGone, type ProcIo, syncProcIo } from './proc-io.js';
 import {
   addressToKernelHex,
   type Endianness,
+  ipToBytes,
   parseCgroup,
   parseCmdline,
   parseExeLink,
@@ -18,6 +19,7 @@ import {
   type TcpRow,
   unmapIPv4,
 } from './proc-parse.js';
+import { loadSockDiag, type SockDiag } from './sock-diag.js';
 import { TableScan } from './table-scan.js';
 import type { Caller, ConnectionInfo, ProcessRef, ProcessResolver } from './types.js';
 
@@ -27,8 +29,9 @@ export { noAttribution } from './types.js';
 /**
  * The socket -> process resolver over /proc. docs/attribution.md explains the design; in short:
  *
- * 1. the client's (address, port) is looked up in /proc/net/tcp or tcp6 (one read per lookup, shared
- *    by concurrent lookups), which gives the socket's uid and inode;
+ * 1. the client's socket is found by its 4-tuple through netlink sock_diag (the optional native addon,
+ *    microseconds), or else by its (address, port) in /proc/net/tcp or tcp6 (one read per lookup,
+ *    shared by concurrent lookups); either gives the socket's uid and inode;
  * 2. the inode is mapped to a pid WITHOUT scanning every /proc/PID/fd: an inode -> pid index, then the
  *    processes that called recently, then processes that appeared recently (newest first), then the
  *    rest ordered by uid match and fd count, until a per-lookup time budget runs out;
@@ -48,6 +51,13 @@ export interface ProcResolverOptions {
   callerCacheSize?: number;
   /** ...and how long they stay valid, milliseconds. Default 30000. */
   callerCacheTtlMs?: number;
+  /**
+   * Descriptions of processes (exe, cmdline, user, parents, container) reused for their next
+   * connections: entries, and how long, milliseconds. A reuse re-reads the exe link, so a process
+   * that exec'd another program is described afresh. Default 1024 and 2000.
+   */
+  describeCacheSize?: number;
+  describeCacheTtlMs?: number;
   /** inode -> pid index: entries. Default 65536. */
   socketIndexSize?: number;
   /** Processes tracked (pid -> uid, fd count, network namespace): entries. Default 65536. */
@@ -79,6 +89,32 @@ export interface ProcResolverOptions {
   scanConcurrency?: number;
   /** Concurrent readlink calls within one process scan. Default 16. */
   fdConcurrency?: number;
+  /**
+   * The sock_diag addon (exact socket lookups by 4-tuple). Default: loaded when built (see
+   * sock-diag.ts); false: always read /proc/net/tcp.
+   */
+  sockDiag?: SockDiag | false;
+  /**
+   * Where a redirected client believes it is connected (the client's socket keeps the original
+   * destination when iptables or nftables redirects it to the guard): "address:port" or
+   * "[v6]:port". Tried by sock_diag after the guard's own address. Default: every metadata address
+   * of every flavor, port 80.
+   */
+  originalDestinations?: string[];
+  /**
+   * How /proc is read: 'async' (libuv's thread pool; never blocks, for the main thread) or 'sync'
+   * (plain system calls, several times faster; only for a thread of its own). Default 'async';
+   * the worker in threaded.ts uses 'sync'.
+   */
+  io?: 'async' | 'sync';
+  /**
+   * The inline tier (threaded.ts): a resolver on the guard's own thread that does only what costs
+   * microseconds, with sync I/O bounded by budgetMs: the socket by sock_diag (no /proc tables, no
+   * other namespaces), its owner among indexed sockets, recent callers and pids just above the
+   * highest known (no listing or scan of /proc on the lookup path). What it cannot find it leaves to
+   * the worker. Its background refresh only lists /proc, asynchronously. Default false.
+   */
+  inline?: boolean;
   /** Byte order of the kernel's hex addresses. Default: this machine's. */
   endianness?: Endianness;
   /** Monotonic clock in milliseconds. Default performance.now. */
@@ -93,8 +129,12 @@ export interface ResolverStats {
   indexHits: number;
   /** Found among the recent callers. */
   recentHits: number;
+  /** Found among pid numbers above the highest known (a process started since the last listing). */
+  newPidHits: number;
   /** Found among recently appeared processes. */
   freshHits: number;
+  /** Descriptions reused for another connection of the same process. */
+  describeHits: number;
   /** Found in the ordered scan of the remaining processes. */
   scanHits: number;
   /** No socket row, or no owning process found. */
@@ -104,12 +144,24 @@ export interface ResolverStats {
   pidScans: number;
   fdReads: number;
   otherNetnsRows: number;
+  /** sock_diag lookups made, and connections whose socket they found. */
+  diagLookups: number;
+  diagHits: number;
+  diagErrors: number;
+  /** How client sockets are found: 'sock_diag' (then /proc for what it cannot see) or 'proc'. */
+  socketSource: 'sock_diag' | 'proc';
+  /** Why sock_diag is not in use (addon not built, kernel refused it). */
+  sockDiagUnavailable?: string;
+  /** The inline tier's own counters (threaded.ts), when it runs. */
+  inline?: ResolverStats;
   trackedPids: number;
   indexedSockets: number;
 }
 
 export interface ProcResolver extends ProcessResolver {
   stats(): ResolverStats;
+  /** Notes a pid that called (found by another tier): its next connections are looked for there first. */
+  learn(pid: number): void;
   /** Refreshes the process list now; the background timer calls it every refreshIntervalMs. */
   refresh(): Promise<void>;
 }
@@ -137,7 +189,8 @@ interface InFlight<T> {
 }
 
 interface FoundRow {
-  row: TcpRow;
+  /** The socket's state, owner uid and inode (from sock_diag or a /proc/net/tcp row). */
+  row: Pick<TcpRow, 'state' | 'uid' | 'inode'>;
   /** The network namespace (inode) whose table held the row; undefined for the guard's own. */
   netns?: string;
 }
@@ -148,6 +201,17 @@ interface ParentInfo {
 }
 
 const MAX_SOCKETS_PER_PID = 4096;
+/** Pid numbers tried above the highest known, and the run of unused numbers that ends the search. */
+const NEW_PID_PROBES = 64;
+const NEW_PID_GAP = 8;
+/** The inline tier scans only processes with at most this many open fds (a few us per fd). */
+const INLINE_MAX_FDS = 256;
+
+/** A process's description, reused while its exe link stays the same (see #describe). */
+interface Described {
+  exeLink: string;
+  caller: Caller;
+}
 /** How long an address found in no network namespace is not searched for again, milliseconds. */
 const NOWHERE_TTL_MS = 2000;
 
@@ -161,6 +225,56 @@ const INDEX_TRUST_MS = 10_000;
 const PREFETCH_RECENT = 1;
 const PREFETCH_FRESH = 2;
 const PASSWD_REFRESH_MS = 30_000;
+/** sock_diag errors that will not go away: the resolver stops asking and reads /proc instead. */
+const DIAG_PERMANENT = new Set([
+  'EPERM',
+  'EACCES',
+  'EPROTONOSUPPORT',
+  'EAFNOSUPPORT',
+  'EOPNOTSUPP',
+  'EINVAL',
+]);
+
+/** Every metadata address of every flavor, port 80: where redirected clients think they are. */
+function defaultOriginalDestinations(): string[] {
+  const out = new Set<string>();
+  for (const spec of Object.values(FLAVOR_SPECS)) {
+    for (const a of spec.addresses) out.add(a.includes(':') ? `[${a}]:80` : `${a}:80`);
+  }
+  return [...out];
+}
+
+/** A destination as sock_diag wants it: v4 bytes (for an IPv4 address) and v6 bytes (always). */
+interface Endpoint {
+  v4?: Uint8Array;
+  v6: Uint8Array;
+  port: number;
+}
+
+/** "1.2.3.4:80" or "[fd00::1]:80" -> endpoint; undefined when it does not parse. */
+function parseEndpoint(text: string): Endpoint | undefined {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  const v6 = bytesFor(6, m[1] as string);
+  if (!v6 || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  const v4 = bytesFor(4, m[1] as string);
+  return v4 ? { v4, v6, port } : { v6, port };
+}
+
+/** An address as sock_diag wants it for a family: v4 bytes, or v6 (v4 becomes ::ffff:a.b.c.d). */
+function bytesFor(family: 4 | 6, address: string): Uint8Array | undefined {
+  const v4 = unmapIPv4(address);
+  const b = ipToBytes(v4 ?? address);
+  if (!b) return undefined;
+  if (family === 4) return b.length === 4 ? b : undefined;
+  if (b.length === 16) return b;
+  const mapped = new Uint8Array(16);
+  mapped[10] = 0xff;
+  mapped[11] = 0xff;
+  mapped.set(b, 12);
+  return mapped;
+}
 
 export function createProcResolver(options: ProcResolverOptions = {}): ProcResolver {
   return new ProcFsResolver(options);
@@ -201,6 +315,17 @@ class ProcFsResolver implements ProcResolver {
   /** exe links read during fd scans, by pid (a short-lived client may exit before it is described). */
   readonly #exeSeen: Lru<number, string>;
   readonly #pids = new Map<number, PidEntry>();
+  readonly #io: ProcIo;
+  readonly #inline: boolean;
+  #diag: SockDiag | undefined;
+  #diagUnavailable: string | undefined;
+  /** The highest pid of the last listing, or found above it since (see #scanNewPids). */
+  #maxPid = 0;
+  /** Descriptions of recent callers, by pid (see #describe). */
+  readonly #described: Lru<number, Described>;
+  readonly #destinations: Endpoint[];
+  /** The last sock_diag hit was through an original destination (a redirect), not the guard's address. */
+  #diagViaDestination = false;
   readonly #tables = new Map<string, TableScan>();
   readonly #scans = new Map<number, InFlight<ScanResult>>();
   #listing: InFlight<number[]> | undefined;
@@ -212,12 +337,17 @@ class ProcFsResolver implements ProcResolver {
   #timer: NodeJS.Timeout | undefined;
   #refreshing = false;
   #closed = false;
-  readonly #stats: Omit<ResolverStats, 'trackedPids' | 'indexedSockets'> = {
+  readonly #stats: Omit<
+    ResolverStats,
+    'trackedPids' | 'indexedSockets' | 'socketSource' | 'sockDiagUnavailable' | 'inline'
+  > = {
     lookups: 0,
     cacheHits: 0,
     indexHits: 0,
     recentHits: 0,
+    newPidHits: 0,
     freshHits: 0,
+    describeHits: 0,
     scanHits: 0,
     unresolved: 0,
     budgetExceeded: 0,
@@ -225,6 +355,9 @@ class ProcFsResolver implements ProcResolver {
     pidScans: 0,
     fdReads: 0,
     otherNetnsRows: 0,
+    diagLookups: 0,
+    diagHits: 0,
+    diagErrors: 0,
   };
 
   constructor(o: ProcResolverOptions) {
@@ -247,6 +380,23 @@ class ProcFsResolver implements ProcResolver {
       scanConcurrency: Math.max(1, o.scanConcurrency ?? 4),
       fdConcurrency: Math.max(1, o.fdConcurrency ?? 16),
     };
+    if (o.sockDiag === false) {
+      this.#diagUnavailable = 'switched off';
+    } else if (o.sockDiag !== undefined) {
+      this.#diag = o.sockDiag;
+    } else if (this.#root === '/proc') {
+      const loaded = loadSockDiag();
+      this.#diag = loaded.diag;
+      this.#diagUnavailable = loaded.reason;
+    } else {
+      this.#diagUnavailable = 'a fake /proc root is in use';
+    }
+    this.#destinations = (o.originalDestinations ?? defaultOriginalDestinations()).flatMap(
+      (d) => parseEndpoint(d) ?? [],
+    );
+    this.#inline = o.inline === true;
+    this.#io = o.io === 'sync' || this.#inline ? syncProcIo : asyncProcIo;
+    this.#described = new Lru(o.describeCacheSize ?? 1024, o.describeCacheTtlMs ?? 2000, this.#now);
     this.#callers = new Lru(o.callerCacheSize ?? 4096, o.callerCacheTtlMs ?? 30_000, this.#now);
     this.#index = new Lru(o.socketIndexSize ?? 65_536, 0, this.#now);
     this.#recent = new Lru(o.recentCallers ?? 64, 0, this.#now);
@@ -268,7 +418,20 @@ class ProcFsResolver implements ProcResolver {
   }
 
   stats(): ResolverStats {
-    return { ...this.#stats, trackedPids: this.#pids.size, indexedSockets: this.#index.size };
+    const out: ResolverStats = {
+      ...this.#stats,
+      socketSource: this.#diag ? 'sock_diag' : 'proc',
+      trackedPids: this.#pids.size,
+      indexedSockets: this.#index.size,
+    };
+    if (this.#diagUnavailable !== undefined) out.sockDiagUnavailable = this.#diagUnavailable;
+    return out;
+  }
+
+  learn(pid: number): void {
+    if (!Number.isInteger(pid) || pid <= 0) return;
+    this.#recent.set(pid, true);
+    if (pid > this.#maxPid && this.#maxPid > 0) this.#maxPid = pid;
   }
 
   async close(): Promise<void> {
@@ -295,14 +458,21 @@ class ProcFsResolver implements ProcResolver {
 
   async #resolve(conn: ConnectionInfo, start: number, deadline: number): Promise<Caller> {
     const client = `${conn.remoteAddress}:${conn.remotePort}`;
-    // A connection not seen before is most likely from a process that called recently or just
-    // started: scan those while the kernel walks its socket table, so the index already knows the
-    // inode when the row arrives. A repeated lookup of the same connection skips this.
-    if (this.#seenTuples.get(client) === undefined) {
-      this.#seenTuples.set(client, true);
-      void this.#prefetch(start, deadline).catch(() => {});
+    // sock_diag finds the socket at once; the /proc table walk takes milliseconds. During that walk,
+    // scan the likeliest owners of a connection not seen before (processes that called recently or
+    // just started), so the index already knows the inode when the row arrives.
+    let found: FoundRow | undefined = this.#diagFind(conn);
+    if (!found && this.#inline) {
+      this.#stats.unresolved++;
+      return { resolved: 'none', error: `no socket for client ${client} found by sock_diag` };
     }
-    const found = await this.#findRow(conn, start, deadline);
+    if (!found) {
+      if (this.#seenTuples.get(client) === undefined) {
+        this.#seenTuples.set(client, true);
+        void this.#prefetch(start, deadline).catch(() => {});
+      }
+      found = await this.#findRow(conn, start, deadline);
+    }
     if (!found) {
       this.#stats.unresolved++;
       return {
@@ -355,6 +525,11 @@ class ProcFsResolver implements ProcResolver {
   // ---------------------------------------------------------------------------------------------
   // The socket row
 
+  /**
+   * The client's row in /proc/net/tcp or tcp6, else in another network namespace's. Used when
+   * sock_diag did not find it: a client in another network namespace, a redirect to a destination
+   * not in originalDestinations, or no addon.
+   */
   async #findRow(conn: ConnectionInfo, since: number, deadline: number): Promise<FoundRow | undefined> {
     const lookups = this.#tableLookups(conn.remoteAddress);
     if (lookups.length === 0) return undefined;
@@ -364,6 +539,51 @@ class ProcFsResolver implements ProcResolver {
       if (row) return { row };
     }
     return this.#findRowElsewhere(conn, lookups, since, deadline);
+  }
+
+  /**
+   * The client's socket by exact 4-tuple through sock_diag, in the guard's network namespace. The
+   * client's own end is (remoteAddress, remotePort); its peer is the guard's address, or for a
+   * redirected client the metadata address it connected to. An AF_INET client is tried before a
+   * dual-stack AF_INET6 one (which holds ::ffff:a.b.c.d).
+   */
+  #diagFind(conn: ConnectionInfo): FoundRow | undefined {
+    const diag = this.#diag;
+    if (!diag) return undefined;
+    const isV4 = unmapIPv4(conn.remoteAddress) !== undefined || !conn.remoteAddress.includes(':');
+    for (const family of isV4 ? ([4, 6] as const) : ([6] as const)) {
+      const client = bytesFor(family, conn.remoteAddress);
+      if (!client) continue;
+      const local = bytesFor(family, conn.localAddress);
+      const peers: Array<[Uint8Array, number, boolean]> = [];
+      if (local) peers.push([local, conn.localPort, false]);
+      for (const d of this.#destinations) {
+        const bytes = family === 4 ? d.v4 : d.v6;
+        if (bytes) peers.push([bytes, d.port, true]);
+      }
+      // A redirected guard sees every client through a redirect: try that first once it has worked.
+      if (this.#diagViaDestination) peers.sort((a, b) => Number(b[2]) - Number(a[2]));
+      for (const [peer, port, viaDestination] of peers) {
+        let answer: ReturnType<SockDiag['lookup']>;
+        this.#stats.diagLookups++;
+        try {
+          answer = diag.lookup(family, client, conn.remotePort, peer, port);
+        } catch (err) {
+          this.#stats.diagErrors++;
+          const code = (err as { code?: string }).code ?? '';
+          if (DIAG_PERMANENT.has(code)) {
+            this.#diag = undefined;
+            this.#diagUnavailable = `sock_diag failed: ${(err as Error).message}`;
+          }
+          return undefined;
+        }
+        if (answer === null || answer[0] === TCP_STATES.LISTEN) continue;
+        this.#stats.diagHits++;
+        this.#diagViaDestination = viaDestination;
+        return { row: { state: answer[0], uid: answer[1], inode: answer[2] } };
+      }
+    }
+    return undefined;
   }
 
   /** [table, kernel hex] pairs to search, in order, for a client address. */
@@ -509,7 +729,18 @@ class ProcFsResolver implements ProcResolver {
       return { pid: recent, error: '' };
     }
 
-    // 2. Processes that appeared recently, newest first (curl, a cron job, a fresh container).
+    // 2. A process started since the last listing of /proc: pid numbers just above the highest one
+    // known (pids are handed out in increasing order). Cheaper than listing /proc again.
+    const above = await this.#scanNewPids(inode, uid, tried, since, deadline);
+    if (above !== undefined) {
+      this.#stats.newPidHits++;
+      return { pid: above, error: '' };
+    }
+
+    // The inline tier stops here: listing and scanning /proc is the worker's job.
+    if (this.#inline) return { error: 'not among known and new processes (inline lookup)' };
+
+    // 3. Processes that appeared recently, newest first (curl, a cron job, a fresh container).
     const listed = await this.#listPids(since);
     const now = this.#now();
     const fresh: number[] = [];
@@ -532,7 +763,7 @@ class ProcFsResolver implements ProcResolver {
       return { pid: freshHit, error: '' };
     }
 
-    // 3. Everyone else: same network namespace, then same uid, then fewest fds first.
+    // 4. Everyone else: same network namespace, then same uid, then fewest fds first.
     const uidRank = (pid: number) => {
       const u = this.#pids.get(pid)?.uid;
       return u === undefined ? 1 : u === uid ? 0 : 2;
@@ -563,6 +794,50 @@ class ProcFsResolver implements ProcResolver {
     return { error: reasons.join('; ') };
   }
 
+  /**
+   * Looks for the socket's owner among pid numbers above the highest pid known, a few at a time:
+   * a process (not a thread) of the socket's uid is scanned. Stops at a run of unused numbers, at
+   * NEW_PID_PROBES numbers, or at the deadline; the listing of /proc takes over from there.
+   */
+  async #scanNewPids(
+    inode: number,
+    uid: number | undefined,
+    tried: Set<number>,
+    since: number,
+    deadline: number,
+  ): Promise<number | undefined> {
+    if (this.#maxPid === 0) return undefined;
+    let unused = 0;
+    const first = this.#maxPid + 1;
+    for (let pid = first; pid < first + NEW_PID_PROBES && unused < NEW_PID_GAP; pid++) {
+      if (this.#now() > deadline) return undefined;
+      if (this.#pids.has(pid) || tried.has(pid)) continue;
+      let status: ReturnType<typeof parseStatus>;
+      try {
+        status = parseStatus(
+          (await this.#io.readOnce(`${this.#root}/${pid}/status`, 4096)).toString('latin1'),
+        );
+      } catch {
+        unused++;
+        continue;
+      }
+      unused = 0;
+      // A thread's number: its process is known under its own pid, or will be listed.
+      if (status.tgid !== pid) continue;
+      this.#maxPid = pid;
+      if (this.#pids.size < this.#o.maxTrackedPids) {
+        const entry: PidEntry = { firstSeen: this.#now(), probed: false };
+        if (status.uids) entry.uid = status.uids[1];
+        this.#pids.set(pid, entry);
+      }
+      if (uid !== undefined && status.uids && !status.uids.includes(uid)) continue;
+      tried.add(pid);
+      const r = await this.#scanPid(pid, since, deadline, inode);
+      if (r.sockets.includes(inode)) return pid;
+    }
+    return undefined;
+  }
+
   /** Scans the likeliest owners of a new socket (see #resolve); the results land in the index. */
   async #prefetch(since: number, deadline: number): Promise<void> {
     const recent = this.#recent.keysByRecency().slice(0, PREFETCH_RECENT);
@@ -583,7 +858,7 @@ class ProcFsResolver implements ProcResolver {
 
   async #alive(pid: number): Promise<boolean> {
     try {
-      await stat(`${this.#root}/${pid}`);
+      await this.#io.stat(`${this.#root}/${pid}`);
       return true;
     } catch {
       return false;
@@ -610,11 +885,31 @@ class ProcFsResolver implements ProcResolver {
   }
 
   async #doScan(pid: number, deadline: number): Promise<ScanResult> {
-    this.#stats.pidScans++;
     const dir = `${this.#root}/${pid}/fd`;
+    if (this.#inline) {
+      // Listing a big fd table blocks for milliseconds: the inline tier leaves it to the worker.
+      // The size of /proc/PID/fd is its fd count on Linux 6.2+ (0, unknown, before).
+      let count = this.#pids.get(pid)?.fdCount;
+      if (count === undefined) {
+        try {
+          count = (await this.#io.stat(dir)).size;
+        } catch (err) {
+          if (isGone(err)) this.#forget(pid);
+          return {
+            sockets: [],
+            complete: false,
+            error: isDenied(err) ? 'denied' : isGone(err) ? 'gone' : describeFsError(err),
+          };
+        }
+      }
+      if (count === 0 || count > INLINE_MAX_FDS) {
+        return { sockets: [], complete: false, error: `${count || 'unknown'} fds: not scanned inline` };
+      }
+    }
+    this.#stats.pidScans++;
     // The executable is read beside the fd list: a short-lived client (curl) may be gone by the time
     // the lookup describes it, and its exe is the fact that matters most.
-    const exe = readlink(`${this.#root}/${pid}/exe`).then(
+    const exe = this.#io.readlink(`${this.#root}/${pid}/exe`).then(
       (l) => {
         this.#exeSeen.set(pid, l);
       },
@@ -622,7 +917,7 @@ class ProcFsResolver implements ProcResolver {
     );
     let names: string[];
     try {
-      names = await readdir(dir);
+      names = await this.#io.readdir(dir);
     } catch (err) {
       if (isGone(err)) this.#forget(pid);
       return {
@@ -641,7 +936,7 @@ class ProcFsResolver implements ProcResolver {
       }
       const batch = names.slice(i, i + step);
       this.#stats.fdReads += batch.length;
-      const links = await Promise.all(batch.map((n) => readlink(`${dir}/${n}`).catch(() => '')));
+      const links = await Promise.all(batch.map((n) => this.#io.readlink(`${dir}/${n}`).catch(() => '')));
       for (const l of links) {
         if (l.charCodeAt(0) !== 115 /* s */) continue;
         const inode = parseSocketLink(l);
@@ -660,6 +955,7 @@ class ProcFsResolver implements ProcResolver {
   }
 
   #forget(pid: number): void {
+    this.#described.delete(pid);
     const e = this.#pids.get(pid);
     if (e?.sockets) {
       for (const inode of e.sockets) if (this.#index.peek(inode)?.pid === pid) this.#index.delete(inode);
@@ -673,7 +969,8 @@ class ProcFsResolver implements ProcResolver {
     const cur = this.#listing;
     if (cur && cur.startedAt >= since) return cur.promise;
     const startedAt = this.#now();
-    const promise = readdir(this.#root).then((names) => {
+    // The inline tier lists /proc in the background only, off its thread (a listing is hundreds of us).
+    const promise = (this.#inline ? asyncProcIo : this.#io).readdir(this.#root).then((names) => {
       const pids: number[] = [];
       for (const n of names) {
         const c = n.charCodeAt(0);
@@ -683,6 +980,9 @@ class ProcFsResolver implements ProcResolver {
       }
       const seen = new Set(pids);
       for (const pid of this.#pids.keys()) if (!seen.has(pid)) this.#forget(pid);
+      let max = 0;
+      for (const pid of pids) if (pid > max) max = pid;
+      this.#maxPid = max;
       const firstSeen = this.#listedOnce ? startedAt : Number.NEGATIVE_INFINITY;
       for (const pid of pids) {
         if (this.#pids.size >= this.#o.maxTrackedPids) break;
@@ -707,9 +1007,15 @@ class ProcFsResolver implements ProcResolver {
     todo.sort((a, b) => b[1].firstSeen - a[1].firstSeen || b[0] - a[0]);
     let i = 0;
     const worker = async () => {
+      let slice = this.#now();
       while (i < todo.length && this.#now() <= deadline) {
         const [pid, e] = todo[i++] as [number, PidEntry];
         await this.#probe(pid, e);
+        // With synchronous I/O nothing else runs meanwhile: let waiting lookups in every millisecond.
+        if (this.#now() - slice >= 1) {
+          await new Promise((r) => setImmediate(r));
+          slice = this.#now();
+        }
       }
     };
     await Promise.all(Array.from({ length: parallel }, worker));
@@ -718,9 +1024,9 @@ class ProcFsResolver implements ProcResolver {
   async #probe(pid: number, e: PidEntry): Promise<void> {
     const base = `${this.#root}/${pid}`;
     const [st, fd, ns] = await Promise.allSettled([
-      stat(base),
-      stat(`${base}/fd`),
-      readlink(`${base}/ns/net`),
+      this.#io.stat(base),
+      this.#io.stat(`${base}/fd`),
+      this.#io.readlink(`${base}/ns/net`),
     ]);
     if (st.status === 'fulfilled') e.uid = st.value.uid;
     // Linux 6.2+ reports the number of open fds as the size of /proc/PID/fd; older kernels say 0.
@@ -735,6 +1041,8 @@ class ProcFsResolver implements ProcResolver {
     try {
       const start = this.#now();
       await this.#listPids(start);
+      // The inline tier only needs the highest pid; probing processes is the worker's job.
+      if (this.#inline) return;
       // One process at a time: lookups share the same libuv thread pool and must not queue behind this.
       await this.#probeUnprobed(start + this.#o.refreshBudgetMs, undefined, 1);
     } catch {
@@ -749,12 +1057,24 @@ class ProcFsResolver implements ProcResolver {
 
   async #describe(pid: number, socketUid: number | undefined): Promise<Caller> {
     const base = `${this.#root}/${pid}`;
+    // The same process on another connection (an agent that connects per request): its description
+    // stands while its exe link is the same (an exec would change it) and the socket's owner is the
+    // uid it was described with. One readlink instead of six reads.
+    const known = this.#described.get(pid);
+    if (known) {
+      const link = await this.#io.readlink(`${base}/exe`).catch(() => undefined);
+      if (link === known.exeLink && (socketUid === undefined || socketUid === known.caller.uid)) {
+        this.#stats.describeHits++;
+        return structuredClone(known.caller);
+      }
+      this.#described.delete(pid);
+    }
     const [exeR, cmdR, statusR, cgroupR, nsR, selfNs] = await Promise.allSettled([
-      readlink(`${base}/exe`),
-      readOnce(`${base}/cmdline`, this.#o.maxCmdlineBytes),
-      readOnce(`${base}/status`, 16_384),
-      readOnce(`${base}/cgroup`, 16_384),
-      readlink(`${base}/ns/net`),
+      this.#io.readlink(`${base}/exe`),
+      this.#io.readOnce(`${base}/cmdline`, this.#o.maxCmdlineBytes),
+      this.#io.readOnce(`${base}/status`, 16_384),
+      this.#io.readOnce(`${base}/cgroup`, 16_384),
+      this.#io.readlink(`${base}/ns/net`),
       this.#selfNs(),
     ]);
     const caller: Caller = { resolved: 'partial', pid };
@@ -800,6 +1120,9 @@ class ProcFsResolver implements ProcResolver {
       caller.parents = await this.#ancestors(ppid);
     if (caller.exe !== undefined) caller.resolved = 'full';
     if (errors.length > 0) caller.error = errors.join('; ');
+    else if (caller.resolved === 'full' && exeR.status === 'fulfilled') {
+      this.#described.set(pid, { exeLink: exeR.value, caller: structuredClone(caller) });
+    }
     return caller;
   }
 
@@ -811,8 +1134,8 @@ class ProcFsResolver implements ProcResolver {
       if (!info) {
         const base = `${this.#root}/${pid}`;
         const [exeR, statR] = await Promise.allSettled([
-          readlink(`${base}/exe`),
-          readOnce(`${base}/stat`, 4096),
+          this.#io.readlink(`${base}/exe`),
+          this.#io.readOnce(`${base}/stat`, 4096),
         ]);
         info = {};
         if (exeR.status === 'fulfilled') info.exe = parseExeLink(exeR.value).exe;
@@ -833,7 +1156,7 @@ class ProcFsResolver implements ProcResolver {
   }
 
   #selfNs(): Promise<string | undefined> {
-    this.#selfNetns ??= readlink(`${this.#root}/self/ns/net`).then(parseNsLink, () => undefined);
+    this.#selfNetns ??= this.#io.readlink(`${this.#root}/self/ns/net`).then(parseNsLink, () => undefined);
     return this.#selfNetns;
   }
 
@@ -841,7 +1164,8 @@ class ProcFsResolver implements ProcResolver {
     const have = this.#passwd?.get(uid);
     if (have !== undefined) return have;
     if (this.#now() - this.#passwdLoadedAt > PASSWD_REFRESH_MS) {
-      this.#passwdLoading ??= readAll(this.#passwdPath, 16 * 1024 * 1024)
+      this.#passwdLoading ??= this.#io
+        .readAll(this.#passwdPath, 16 * 1024 * 1024)
         .then(
           (r) => {
             this.#passwd = parsePasswd(r.text);

@@ -1,4 +1,5 @@
-import { open } from 'node:fs/promises';
+import { closeSync, openSync, readdirSync, readlinkSync, readSync, statSync } from 'node:fs';
+import { open, readdir, readlink, stat } from 'node:fs/promises';
 
 /**
  * Bounded async reads of /proc files. fs.readFile is avoided on purpose: it stats first and grows
@@ -53,6 +54,78 @@ export async function readAll(
     fh.close().catch(() => {});
   }
 }
+
+/**
+ * The /proc operations the resolver makes, as promises. Two implementations:
+ *
+ * - asyncProcIo: libuv's thread pool, for a resolver on the guard's main thread, which must never
+ *   block (each call is a thread-pool round trip, 20 to 100 us on a busy host);
+ * - syncProcIo: plain system calls (a few microseconds each), for the resolver on its own worker
+ *   thread (threaded.ts), where blocking blocks nothing else. Its promises are already settled.
+ */
+export interface ProcIo {
+  readdir(path: string): Promise<string[]>;
+  readlink(path: string): Promise<string>;
+  /** uid and size (the size of /proc/PID/fd is its fd count on Linux 6.2+). */
+  stat(path: string): Promise<{ uid: number; size: number }>;
+  readOnce(path: string, maxBytes: number): Promise<Buffer>;
+  readAll(path: string, maxBytes: number): Promise<{ text: string; truncated: boolean }>;
+}
+
+export const asyncProcIo: ProcIo = {
+  readdir: (path) => readdir(path),
+  readlink: (path) => readlink(path),
+  stat: (path) => stat(path),
+  readOnce,
+  readAll: (path, maxBytes) => readAll(path, maxBytes),
+};
+
+/** Runs a synchronous call and returns its outcome as a settled promise. */
+function settled<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+function readOnceSync(path: string, maxBytes: number): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(maxBytes);
+    return buf.subarray(0, readSync(fd, buf, 0, maxBytes, null));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readAllSync(path: string, maxBytes: number): { text: string; truncated: boolean } {
+  const fd = openSync(path, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const want = Math.min(256 * 1024, maxBytes - total);
+      if (want <= 0) return { text: Buffer.concat(chunks).toString('latin1'), truncated: true };
+      const buf = Buffer.allocUnsafe(want);
+      const n = readSync(fd, buf, 0, want, null);
+      if (n === 0) break;
+      chunks.push(buf.subarray(0, n));
+      total += n;
+    }
+    return { text: Buffer.concat(chunks).toString('latin1'), truncated: false };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export const syncProcIo: ProcIo = {
+  readdir: (path) => settled(() => readdirSync(path)),
+  readlink: (path) => settled(() => readlinkSync(path)),
+  stat: (path) => settled(() => statSync(path)),
+  readOnce: (path, maxBytes) => settled(() => readOnceSync(path, maxBytes)),
+  readAll: (path, maxBytes) => settled(() => readAllSync(path, maxBytes)),
+};
 
 /** A short, human-readable reason for a failed /proc access ("permission denied", "no such process"). */
 export function describeFsError(err: unknown): string {

@@ -1,8 +1,14 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { createProcResolver, type ProcResolverOptions } from './index.js';
+import { createProcResolver, type ProcResolverOptions, type ResolverStats } from './index.js';
+import { loadSockDiag } from './sock-diag.js';
 import type { Caller, ConnectionInfo, ProcessResolver } from './types.js';
+
+export interface ThreadedResolver extends ProcessResolver {
+  /** The worker's counters (or the fallback's); undefined when neither is running. */
+  stats(): Promise<ResolverStats | undefined>;
+}
 
 /**
  * createProcResolver on a worker thread. The guard's event loop sends one message per lookup and gets
@@ -14,27 +20,62 @@ import type { Caller, ConnectionInfo, ProcessResolver } from './types.js';
  * TypeScript sources) or when the worker dies.
  */
 
+/** The inline tier's default budget, milliseconds (see createThreadedProcResolver). */
+export const DEFAULT_INLINE_BUDGET_MS = 1;
+
 /** Lookups waiting for the worker; beyond it a lookup answers `none` at once. */
 const MAX_PENDING = 10_000;
 
-export function createThreadedProcResolver(options: Omit<ProcResolverOptions, 'now'> = {}): ProcessResolver {
-  const file = fileURLToPath(new URL('./worker.js', import.meta.url));
-  if (!existsSync(file)) return createProcResolver(options);
+export interface ThreadedOptions extends Omit<ProcResolverOptions, 'now' | 'inline' | 'io'> {
+  /**
+   * Time budget of the inline tier on the calling thread, milliseconds; 0 turns it off. It runs
+   * only with sock_diag. Default 1 (config: guard.attribution.inlineBudgetMs).
+   */
+  inlineBudgetMs?: number;
+}
 
-  let fallback: ProcessResolver | undefined;
+export function createThreadedProcResolver(options: ThreadedOptions = {}): ThreadedResolver {
+  const { inlineBudgetMs = DEFAULT_INLINE_BUDGET_MS, ...workerOptions } = options;
+  const file = fileURLToPath(new URL('./worker.js', import.meta.url));
+  if (!existsSync(file)) {
+    const inThread = createProcResolver(workerOptions);
+    return {
+      resolve: (c) => inThread.resolve(c),
+      close: () => inThread.close(),
+      stats: async () => inThread.stats(),
+    };
+  }
+  // The inline tier answers what is cheap (a long-lived client's next connection, a new process
+  // just above the highest pid) in well under a millisecond, without the round trip to the worker,
+  // whose wake-up alone can take a millisecond on a busy host. It blocks this thread for at most
+  // its budget plus one process description; what it cannot find goes to the worker.
+  const inline =
+    inlineBudgetMs > 0 && workerOptions.sockDiag !== false && loadSockDiag().diag !== undefined
+      ? createProcResolver({ ...workerOptions, inline: true, budgetMs: inlineBudgetMs })
+      : undefined;
+
+  let fallback: ReturnType<typeof createProcResolver> | undefined;
   let closed = false;
   const pending = new Map<number, (c: Caller) => void>();
+  const statsWaiting = new Map<number, (s: ResolverStats | undefined) => void>();
   let seq = 0;
-  let worker: Worker | undefined = new Worker(file, { workerData: options });
+  let worker: Worker | undefined = new Worker(file, { workerData: workerOptions });
   worker.unref();
 
   const fail = (why: string) => {
     worker = undefined;
-    fallback ??= createProcResolver(options);
+    fallback ??= createProcResolver(workerOptions);
     for (const done of pending.values()) done({ resolved: 'none', error: `attribution worker ${why}` });
     pending.clear();
+    for (const done of statsWaiting.values()) done(undefined);
+    statsWaiting.clear();
   };
-  worker.on('message', (m: { id: number; caller: Caller }) => {
+  worker.on('message', (m: { id: number; caller: Caller } | { id: number; stats: ResolverStats }) => {
+    if ('stats' in m) {
+      statsWaiting.get(m.id)?.(m.stats);
+      statsWaiting.delete(m.id);
+      return;
+    }
     const done = pending.get(m.id);
     pending.delete(m.id);
     done?.(m.caller);
@@ -44,24 +85,51 @@ export function createThreadedProcResolver(options: Omit<ProcResolverOptions, 'n
     if (worker) fail(`exited (${code})`);
   });
 
+  const workerStats = (): Promise<ResolverStats | undefined> => {
+    if (!worker) return Promise.resolve(fallback?.stats());
+    const id = ++seq;
+    const w = worker;
+    return new Promise((resolve) => {
+      statsWaiting.set(id, resolve);
+      w.postMessage({ statsId: id });
+    });
+  };
+
+  const viaWorker = (conn: ConnectionInfo): Promise<Caller> => {
+    if (closed) return Promise.resolve({ resolved: 'none', error: 'attribution closed' });
+    if (!worker) {
+      fallback ??= createProcResolver(workerOptions);
+      return fallback.resolve(conn);
+    }
+    if (pending.size >= MAX_PENDING) {
+      return Promise.resolve({ resolved: 'none', error: 'attribution queue full' });
+    }
+    const id = ++seq;
+    const w = worker;
+    return new Promise<Caller>((resolve) => {
+      pending.set(id, resolve);
+      w.postMessage({ id, conn });
+    });
+  };
+
   return {
-    resolve(conn: ConnectionInfo): Promise<Caller> {
-      if (closed) return Promise.resolve({ resolved: 'none', error: 'attribution closed' });
-      if (!worker) {
-        fallback ??= createProcResolver(options);
-        return fallback.resolve(conn);
+    async resolve(conn: ConnectionInfo): Promise<Caller> {
+      if (closed) return { resolved: 'none', error: 'attribution closed' };
+      if (inline) {
+        const quick = await inline.resolve(conn);
+        if (quick.resolved === 'full') return quick;
       }
-      if (pending.size >= MAX_PENDING) {
-        return Promise.resolve({ resolved: 'none', error: 'attribution queue full' });
-      }
-      const id = ++seq;
-      const w = worker;
-      return new Promise<Caller>((resolve) => {
-        pending.set(id, resolve);
-        w.postMessage({ id, conn });
-      });
+      const caller = await viaWorker(conn);
+      if (inline && caller.resolved === 'full' && caller.pid !== undefined) inline.learn(caller.pid);
+      return caller;
+    },
+    async stats(): Promise<ResolverStats | undefined> {
+      const out = await workerStats();
+      if (out && inline) out.inline = inline.stats();
+      return out;
     },
     async close(): Promise<void> {
+      await inline?.close();
       closed = true;
       const w = worker;
       worker = undefined;
@@ -82,6 +150,8 @@ export function createThreadedProcResolver(options: Omit<ProcResolverOptions, 'n
       }
       for (const done of pending.values()) done({ resolved: 'none', error: 'attribution closed' });
       pending.clear();
+      for (const done of statsWaiting.values()) done(undefined);
+      statsWaiting.clear();
       await fallback?.close();
     },
   };

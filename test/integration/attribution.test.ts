@@ -107,8 +107,6 @@ let v4: Listening;
 let v6: Listening | undefined;
 
 beforeAll(async () => {
-  // A generous budget: these tests check facts, not timing, and the machine may be busy.
-  resolver = createProcResolver({ budgetMs: 2000 });
   v4 = await listen('127.0.0.1');
   if (hasV6Loopback()) v6 = await listen('::1');
 });
@@ -118,14 +116,29 @@ afterEach(() => {
 });
 
 afterAll(async () => {
-  await resolver.close();
   v4.server.close();
   v6?.server.close();
 });
 
 const real = (p: string) => realpathSync(p);
 
-describe('attribution on the real /proc', () => {
+// Both ways of finding the client's socket: sock_diag (the native addon, when built) and the
+// /proc/net/tcp tables (without the addon, and for clients sock_diag cannot see).
+const SOCKET_SOURCES =
+  process.env.IMDSGUARD_SKIP_NATIVE === '1' ? (['proc'] as const) : (['sock_diag', 'proc'] as const);
+
+describe.each(SOCKET_SOURCES)('attribution on the real /proc (sockets found by %s)', (source) => {
+  beforeAll(() => {
+    // A generous budget: these tests check facts, not timing, and the machine may be busy.
+    resolver = createProcResolver(
+      source === 'proc' ? { budgetMs: 2000, sockDiag: false } : { budgetMs: 2000 },
+    );
+  });
+  afterAll(async () => {
+    expect(resolver.stats().socketSource).toBe(source);
+    await resolver.close();
+  });
+
   it('curl over 127.0.0.1: pid, exe, cmdline, uid, parent', async () => {
     const child = start(CURL, ['-s', '--max-time', '15', `http://127.0.0.1:${v4.port}/latest/meta-data/`]);
     const s = await v4.next();
@@ -259,7 +272,7 @@ describe('attribution on the real /proc', () => {
   });
 
   const threadedJs = new URL('../../dist/guard/attribution/threaded.js', import.meta.url).pathname;
-  it.runIf(existsSync(threadedJs))(
+  it.runIf(source === 'sock_diag' && existsSync(threadedJs))(
     'the worker-thread resolver (compiled) attributes the same way',
     async () => {
       const m = (await import(threadedJs)) as typeof import('../../src/guard/attribution/threaded.js');
@@ -278,7 +291,7 @@ describe('attribution on the real /proc', () => {
   );
 
   const dist = new URL('../../dist/guard/attribution/index.js', import.meta.url).pathname;
-  it.runIf(isRoot && existsSync(dist))(
+  it.runIf(source === 'proc' && isRoot && existsSync(dist))(
     'without permission to read other processes: partial with the uid and a reason',
     async () => {
       // The resolver itself runs as nobody and looks up a root-owned curl.

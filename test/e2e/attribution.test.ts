@@ -18,6 +18,9 @@ const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
 const ENABLED = canUseNetns() && existsSync(MAIN);
 const GUARD_PORT = 16925;
 const EMU_PORT = 18080;
+const ADMIN_PORT = 16926;
+/** Whether npm install built the sock_diag addon (IMDSGUARD_SKIP_NATIVE=1 skips it). */
+const NATIVE = existsSync(join(ROOT, 'native', 'sockdiag', 'build', 'Release', 'sockdiag.node'));
 const NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
 const PY = '/usr/bin/python3';
 const CURL = '/usr/bin/curl';
@@ -111,6 +114,7 @@ describe.skipIf(!ENABLED)('attribution end to end (netns, real binary, real clie
       configFile,
       JSON.stringify({
         guard: { attribution: { timeoutMs: 2000 }, allowExe: ['/usr/local/bin/some-agent'] },
+        admin: { listen: `127.0.0.1:${ADMIN_PORT}` },
       }),
     );
     ns = createNetns('attr');
@@ -236,6 +240,27 @@ describe.skipIf(!ENABLED)('attribution end to end (netns, real binary, real clie
       user: 'nobody',
     });
   });
+
+  it.runIf(NATIVE || process.env.IMDSGUARD_SKIP_NATIVE !== '1')(
+    'every client socket above was found by sock_diag, through the REDIRECT too, never by a /proc table walk',
+    async () => {
+      expect(NATIVE, 'the sock_diag addon is not built: npm run build:native').toBe(true);
+      expect(guardLog).toContain('attribution: sockets by sock_diag');
+      // The guard fetches its resolver's counters every 5 s.
+      const metric = (text: string, name: string) =>
+        Number(new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\d+)`, 'm').exec(text)?.[1] ?? Number.NaN);
+      let text = '';
+      const until = Date.now() + 12_000;
+      for (;;) {
+        text = ns.exec(CURL, ['-sf', `http://127.0.0.1:${ADMIN_PORT}/metrics`]);
+        if (metric(text, 'imdsguard_attribution_socket_lookups_total{via="sock_diag"}') >= 4) break;
+        if (Date.now() > until) throw new Error(`sock_diag lookups never reached 4:\n${text}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(metric(text, 'imdsguard_attribution_sock_diag')).toBe(1);
+      expect(metric(text, 'imdsguard_attribution_socket_lookups_total{via="proc_table"}')).toBe(0);
+    },
+  );
 
   it('imdsguard callers lists the IMDSv1 callers by executable and user', async () => {
     let out = '';

@@ -81,6 +81,7 @@ export const guardCommand: CommandSpec = {
         log(
           `guard (${g.mode}, ${g.flavor}) listening on ${wired.guard.addresses.map(formatListen).join(', ')}, upstream ${g.upstream.href}, events to ${wired.eventsTarget}${wired.outputs.adminUrl ? `, admin ${wired.outputs.adminUrl}` : ''}`,
         );
+        log(`attribution: ${wired.attribution}`);
         const unsubscribe = ctx.onReload(() => {
           try {
             const next = loadConfig(sources);

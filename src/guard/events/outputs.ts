@@ -1,4 +1,5 @@
 import { type AdminServer, startAdminServer } from '../admin/server.js';
+import type { ResolverStats } from '../attribution/index.js';
 import { GuardMetrics, type MetricsSources } from '../metrics/guard-metrics.js';
 import { type AdminConfig, type AlertsConfig, type EventsConfig, parseAdminListen } from './config.js';
 import { AlertPipeline } from './pipeline.js';
@@ -18,6 +19,8 @@ export interface EventOutputsDeps {
   isReady: () => boolean;
   /** Operational messages (sink failing or recovered, drops). Never given secrets. */
   log?: (message: string) => void;
+  /** The attribution resolver's latest counters, for the metrics. */
+  attributionStats?: () => ResolverStats | undefined;
 }
 
 export interface EventOutputs {
@@ -94,6 +97,7 @@ export async function createEventOutputs(
     }
 
     const sources: MetricsSources = {};
+    if (deps.attributionStats) sources.attribution = deps.attributionStats;
     if (pipeline) {
       const p = pipeline;
       sources.alerts = () => p.stats();

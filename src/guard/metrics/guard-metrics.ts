@@ -1,3 +1,4 @@
+import type { ResolverStats } from '../attribution/index.js';
 import type { PipelineStats } from '../events/pipeline.js';
 import type { EventRecorder, GuardEvent } from '../events/types.js';
 import { Registry } from './registry.js';
@@ -13,6 +14,8 @@ export const ATTRIBUTION_BUCKETS = [
 
 /** What the metrics read of the rest of the event outputs when scraped. */
 export interface MetricsSources {
+  /** The attribution resolver's counters (refreshed by the caller every few seconds). */
+  attribution?: () => ResolverStats | undefined;
   alerts?: () => PipelineStats;
   store?: () => { depth: number; dropped: number; inserted: number; failed: number };
 }
@@ -65,6 +68,44 @@ export class GuardMetrics implements EventRecorder {
     this.alertEvents = r.counter(
       'imdsguard_alert_events_total',
       'Events marked as alerts (before noise control), by rule.',
+    );
+    const attribution = sources.attribution ? perScrape(sources.attribution) : undefined;
+    r.gauge(
+      'imdsguard_attribution_sock_diag',
+      '1 when client sockets are found by sock_diag (the native addon), 0 when by /proc/net/tcp.',
+      () => {
+        const st = attribution?.();
+        return st ? [[{}, st.socketSource === 'sock_diag' ? 1 : 0]] : [];
+      },
+    );
+    r.counterFunc(
+      'imdsguard_attribution_lookups_total',
+      'Caller lookups by tier (inline on the guard thread, worker) and result (found, not_found; deferred: the inline tier passed it to the worker).',
+      () => {
+        const st = attribution?.();
+        if (!st) return [];
+        const out: Array<readonly [Record<string, string>, number]> = [
+          [{ tier: 'worker', result: 'found' }, st.lookups - st.unresolved],
+          [{ tier: 'worker', result: 'not_found' }, st.unresolved],
+        ];
+        if (st.inline) {
+          out.push([{ tier: 'inline', result: 'found' }, st.inline.lookups - st.inline.unresolved]);
+          out.push([{ tier: 'inline', result: 'deferred' }, st.inline.unresolved]);
+        }
+        return out;
+      },
+    );
+    r.counterFunc(
+      'imdsguard_attribution_socket_lookups_total',
+      'How client sockets were found: sock_diag answers, and reads of a /proc/net/tcp table.',
+      () => {
+        const st = attribution?.();
+        if (!st) return [];
+        return [
+          [{ via: 'sock_diag' }, st.diagHits + (st.inline?.diagHits ?? 0)],
+          [{ via: 'proc_table' }, st.tableReads],
+        ] as const;
+      },
     );
     const alerts = sources.alerts ? perScrape(sources.alerts) : undefined;
     r.gauge('imdsguard_alert_queue_depth', 'Alerts in the in-memory queue before the spool.', () =>

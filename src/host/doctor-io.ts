@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { readdir, readFile, readlink } from 'node:fs/promises';
+import { loadSockDiag } from '../guard/attribution/sock-diag.js';
 import { installedBackends, lookupUser } from './apply.js';
 import {
   type DoctorFacts,
@@ -199,5 +200,11 @@ export async function gatherDoctorFacts(runner: CommandRunner, o: GatherOptions)
     guard,
     viaGuard,
     imds,
+    sockDiag: sockDiagFact(),
   };
+}
+
+function sockDiagFact(): DoctorFacts['sockDiag'] {
+  const loaded = loadSockDiag();
+  return loaded.diag ? { available: true } : { available: false, reason: loaded.reason ?? 'unknown' };
 }

@@ -18,6 +18,7 @@ export const CHECK_IDS = [
   'imds-via-guard',
   'imds-settings',
   'capabilities',
+  'attribution',
 ] as const;
 export type CheckId = (typeof CHECK_IDS)[number];
 
@@ -64,6 +65,8 @@ export interface DoctorFacts {
   viaGuard: { put: Outcome; get: Outcome | undefined };
   /** IMDS as the exempt guard user sees it; skipped names why the probe did not run. */
   imds: { skipped: string | undefined; put: Outcome | undefined; tokenless: Outcome | undefined };
+  /** Whether this installation finds client sockets by sock_diag (the native addon), and if not why. */
+  sockDiag: { available: boolean; reason?: string };
 }
 
 export const CAP_DAC_READ_SEARCH = 2n;
@@ -357,6 +360,21 @@ export function evaluateDoctor(facts: DoctorFacts): Check[] {
       });
     }
   }
+  checks.push(
+    facts.sockDiag.available
+      ? {
+          id: 'attribution',
+          status: 'ok',
+          detail: 'the sock_diag addon is built: client sockets are found by exact lookup',
+          fix: '',
+        }
+      : {
+          id: 'attribution',
+          status: 'warn',
+          detail: `client sockets are found by reading /proc/net/tcp, slower on busy hosts: ${facts.sockDiag.reason ?? 'sock_diag unavailable'}`,
+          fix: 'install g++, make and python3, then rebuild the addon: npm run build:native (see docs/attribution.md)',
+        },
+  );
   return checks;
 }
 

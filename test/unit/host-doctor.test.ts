@@ -22,6 +22,7 @@ function healthy(): DoctorFacts {
     guard: { pid: 42, uid: 998, capEff: CAPS, capAmb: CAPS },
     viaGuard: { put: 200, get: 200 },
     imds: { skipped: undefined, put: 200, tokenless: 401 },
+    sockDiag: { available: true },
   };
 }
 
@@ -38,10 +39,24 @@ describe('doctor evaluation', () => {
       'imds-via-guard',
       'imds-settings',
       'capabilities',
+      'attribution',
     ]);
     expect(checks.every((c) => c.status === 'ok')).toBe(true);
     expect(doctorExitCode(checks)).toBe(0);
     expect(renderChecks(checks)).toContain('all checks passed');
+  });
+
+  it('warns, with the reason and the fix, when the sock_diag addon is not built', () => {
+    const f = healthy();
+    f.sockDiag = {
+      available: false,
+      reason: 'native addon not built (npm run build:native); using /proc/net/tcp',
+    };
+    const c = evaluateDoctor(f).find((x) => x.id === 'attribution');
+    expect(c?.status).toBe('warn');
+    expect(c?.detail).toContain('native addon not built');
+    expect(c?.fix).toContain('npm run build:native');
+    expect(doctorExitCode(evaluateDoctor(f))).toBe(1);
   });
 
   it('names each broken piece', () => {

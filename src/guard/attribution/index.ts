@@ -1,11 +1,10 @@
 import { endianness as osEndianness } from 'node:os';
-import { FLAVOR_SPECS } from '../../imds/flavors.js';
+import { DiagFinder } from './diag-find.js';
 import { Lru } from './lru.js';
 import { asyncProcIo, describeFsError, isDenied, isGone, type ProcIo, syncProcIo } from './proc-io.js';
 import {
   addressToKernelHex,
   type Endianness,
-  ipToBytes,
   parseCgroup,
   parseCmdline,
   parseExeLink,
@@ -225,57 +224,6 @@ const INDEX_TRUST_MS = 10_000;
 const PREFETCH_RECENT = 1;
 const PREFETCH_FRESH = 2;
 const PASSWD_REFRESH_MS = 30_000;
-/** sock_diag errors that will not go away: the resolver stops asking and reads /proc instead. */
-const DIAG_PERMANENT = new Set([
-  'EPERM',
-  'EACCES',
-  'EPROTONOSUPPORT',
-  'EAFNOSUPPORT',
-  'EOPNOTSUPP',
-  'EINVAL',
-]);
-
-/** Every metadata address of every flavor, port 80: where redirected clients think they are. */
-function defaultOriginalDestinations(): string[] {
-  const out = new Set<string>();
-  for (const spec of Object.values(FLAVOR_SPECS)) {
-    for (const a of spec.addresses) out.add(a.includes(':') ? `[${a}]:80` : `${a}:80`);
-  }
-  return [...out];
-}
-
-/** A destination as sock_diag wants it: v4 bytes (for an IPv4 address) and v6 bytes (always). */
-interface Endpoint {
-  v4?: Uint8Array;
-  v6: Uint8Array;
-  port: number;
-}
-
-/** "1.2.3.4:80" or "[fd00::1]:80" -> endpoint; undefined when it does not parse. */
-function parseEndpoint(text: string): Endpoint | undefined {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
-  if (!m) return undefined;
-  const port = Number(m[2]);
-  const v6 = bytesFor(6, m[1] as string);
-  if (!v6 || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
-  const v4 = bytesFor(4, m[1] as string);
-  return v4 ? { v4, v6, port } : { v6, port };
-}
-
-/** An address as sock_diag wants it for a family: v4 bytes, or v6 (v4 becomes ::ffff:a.b.c.d). */
-function bytesFor(family: 4 | 6, address: string): Uint8Array | undefined {
-  const v4 = unmapIPv4(address);
-  const b = ipToBytes(v4 ?? address);
-  if (!b) return undefined;
-  if (family === 4) return b.length === 4 ? b : undefined;
-  if (b.length === 16) return b;
-  const mapped = new Uint8Array(16);
-  mapped[10] = 0xff;
-  mapped[11] = 0xff;
-  mapped.set(b, 12);
-  return mapped;
-}
-
 export function createProcResolver(options: ProcResolverOptions = {}): ProcResolver {
   return new ProcFsResolver(options);
 }
@@ -317,15 +265,13 @@ class ProcFsResolver implements ProcResolver {
   readonly #pids = new Map<number, PidEntry>();
   readonly #io: ProcIo;
   readonly #inline: boolean;
-  #diag: SockDiag | undefined;
-  #diagUnavailable: string | undefined;
+  /** Exact socket lookups by sock_diag; undefined when the addon is not in use. */
+  readonly #diag: DiagFinder | undefined;
+  readonly #diagUnavailable: string | undefined;
   /** The highest pid of the last listing, or found above it since (see #scanNewPids). */
   #maxPid = 0;
   /** Descriptions of recent callers, by pid (see #describe). */
   readonly #described: Lru<number, Described>;
-  readonly #destinations: Endpoint[];
-  /** The last sock_diag hit was through an original destination (a redirect), not the guard's address. */
-  #diagViaDestination = false;
   readonly #tables = new Map<string, TableScan>();
   readonly #scans = new Map<number, InFlight<ScanResult>>();
   #listing: InFlight<number[]> | undefined;
@@ -339,7 +285,14 @@ class ProcFsResolver implements ProcResolver {
   #closed = false;
   readonly #stats: Omit<
     ResolverStats,
-    'trackedPids' | 'indexedSockets' | 'socketSource' | 'sockDiagUnavailable' | 'inline'
+    | 'trackedPids'
+    | 'indexedSockets'
+    | 'socketSource'
+    | 'sockDiagUnavailable'
+    | 'inline'
+    | 'diagLookups'
+    | 'diagHits'
+    | 'diagErrors'
   > = {
     lookups: 0,
     cacheHits: 0,
@@ -355,9 +308,6 @@ class ProcFsResolver implements ProcResolver {
     pidScans: 0,
     fdReads: 0,
     otherNetnsRows: 0,
-    diagLookups: 0,
-    diagHits: 0,
-    diagErrors: 0,
   };
 
   constructor(o: ProcResolverOptions) {
@@ -380,20 +330,19 @@ class ProcFsResolver implements ProcResolver {
       scanConcurrency: Math.max(1, o.scanConcurrency ?? 4),
       fdConcurrency: Math.max(1, o.fdConcurrency ?? 16),
     };
+    let diag: SockDiag | undefined;
     if (o.sockDiag === false) {
       this.#diagUnavailable = 'switched off';
     } else if (o.sockDiag !== undefined) {
-      this.#diag = o.sockDiag;
+      diag = o.sockDiag;
     } else if (this.#root === '/proc') {
       const loaded = loadSockDiag();
-      this.#diag = loaded.diag;
+      diag = loaded.diag;
       this.#diagUnavailable = loaded.reason;
     } else {
       this.#diagUnavailable = 'a fake /proc root is in use';
     }
-    this.#destinations = (o.originalDestinations ?? defaultOriginalDestinations()).flatMap(
-      (d) => parseEndpoint(d) ?? [],
-    );
+    if (diag) this.#diag = new DiagFinder(diag, o.originalDestinations);
     this.#inline = o.inline === true;
     this.#io = o.io === 'sync' || this.#inline ? syncProcIo : asyncProcIo;
     this.#described = new Lru(o.describeCacheSize ?? 1024, o.describeCacheTtlMs ?? 2000, this.#now);
@@ -418,13 +367,18 @@ class ProcFsResolver implements ProcResolver {
   }
 
   stats(): ResolverStats {
+    const d = this.#diag?.stats ?? { lookups: 0, hits: 0, errors: 0 };
     const out: ResolverStats = {
       ...this.#stats,
-      socketSource: this.#diag ? 'sock_diag' : 'proc',
+      diagLookups: d.lookups,
+      diagHits: d.hits,
+      diagErrors: d.errors,
+      socketSource: this.#diag?.usable ? 'sock_diag' : 'proc',
       trackedPids: this.#pids.size,
       indexedSockets: this.#index.size,
     };
-    if (this.#diagUnavailable !== undefined) out.sockDiagUnavailable = this.#diagUnavailable;
+    const unavailable = this.#diag?.unavailable ?? this.#diagUnavailable;
+    if (unavailable !== undefined) out.sockDiagUnavailable = unavailable;
     return out;
   }
 
@@ -461,7 +415,8 @@ class ProcFsResolver implements ProcResolver {
     // sock_diag finds the socket at once; the /proc table walk takes milliseconds. During that walk,
     // scan the likeliest owners of a connection not seen before (processes that called recently or
     // just started), so the index already knows the inode when the row arrives.
-    let found: FoundRow | undefined = this.#diagFind(conn);
+    const exact = this.#diag?.find(conn);
+    let found: FoundRow | undefined = exact ? { row: exact } : undefined;
     if (!found && this.#inline) {
       this.#stats.unresolved++;
       return { resolved: 'none', error: `no socket for client ${client} found by sock_diag` };
@@ -539,51 +494,6 @@ class ProcFsResolver implements ProcResolver {
       if (row) return { row };
     }
     return this.#findRowElsewhere(conn, lookups, since, deadline);
-  }
-
-  /**
-   * The client's socket by exact 4-tuple through sock_diag, in the guard's network namespace. The
-   * client's own end is (remoteAddress, remotePort); its peer is the guard's address, or for a
-   * redirected client the metadata address it connected to. An AF_INET client is tried before a
-   * dual-stack AF_INET6 one (which holds ::ffff:a.b.c.d).
-   */
-  #diagFind(conn: ConnectionInfo): FoundRow | undefined {
-    const diag = this.#diag;
-    if (!diag) return undefined;
-    const isV4 = unmapIPv4(conn.remoteAddress) !== undefined || !conn.remoteAddress.includes(':');
-    for (const family of isV4 ? ([4, 6] as const) : ([6] as const)) {
-      const client = bytesFor(family, conn.remoteAddress);
-      if (!client) continue;
-      const local = bytesFor(family, conn.localAddress);
-      const peers: Array<[Uint8Array, number, boolean]> = [];
-      if (local) peers.push([local, conn.localPort, false]);
-      for (const d of this.#destinations) {
-        const bytes = family === 4 ? d.v4 : d.v6;
-        if (bytes) peers.push([bytes, d.port, true]);
-      }
-      // A redirected guard sees every client through a redirect: try that first once it has worked.
-      if (this.#diagViaDestination) peers.sort((a, b) => Number(b[2]) - Number(a[2]));
-      for (const [peer, port, viaDestination] of peers) {
-        let answer: ReturnType<SockDiag['lookup']>;
-        this.#stats.diagLookups++;
-        try {
-          answer = diag.lookup(family, client, conn.remotePort, peer, port);
-        } catch (err) {
-          this.#stats.diagErrors++;
-          const code = (err as { code?: string }).code ?? '';
-          if (DIAG_PERMANENT.has(code)) {
-            this.#diag = undefined;
-            this.#diagUnavailable = `sock_diag failed: ${(err as Error).message}`;
-          }
-          return undefined;
-        }
-        if (answer === null || answer[0] === TCP_STATES.LISTEN) continue;
-        this.#stats.diagHits++;
-        this.#diagViaDestination = viaDestination;
-        return { row: { state: answer[0], uid: answer[1], inode: answer[2] } };
-      }
-    }
-    return undefined;
   }
 
   /** [table, kernel hex] pairs to search, in order, for a client address. */

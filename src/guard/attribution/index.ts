@@ -591,12 +591,25 @@ class ProcFsResolver implements ProcResolver {
   ): Promise<{ pid?: number; error: string }> {
     const tried = new Set<number>();
     const problems = { denied: 0, gone: 0, incomplete: 0 };
+    let lateIndexHit = false;
+    /** Counts a hit of a stage, or of the index when a concurrent scan found the socket first. */
+    const hitIn = (stage: 'recentHits' | 'freshHits' | 'scanHits') => {
+      this.#stats[lateIndexHit ? 'indexHits' : stage]++;
+    };
     const scanList = async (list: readonly number[], parallel: number): Promise<number | undefined> => {
       let i = 0;
       let found: number | undefined;
       const worker = async () => {
         while (found === undefined && i < list.length) {
           if (this.#now() > deadline) return;
+          // A concurrent lookup's scan may have indexed this socket meanwhile (a client that opened
+          // many connections at once): no need to scan anything more.
+          const late = this.#index.get(inode);
+          if (late !== undefined) {
+            found ??= late.pid;
+            lateIndexHit = true;
+            return;
+          }
           const pid = list[i++] as number;
           if (tried.has(pid)) continue;
           tried.add(pid);
@@ -635,7 +648,7 @@ class ProcFsResolver implements ProcResolver {
     // 1. Recent callers: long-lived agents open a new connection per request.
     const recent = await scanList(this.#recent.keysByRecency(), 2);
     if (recent !== undefined) {
-      this.#stats.recentHits++;
+      hitIn('recentHits');
       return { pid: recent, error: '' };
     }
 
@@ -669,7 +682,7 @@ class ProcFsResolver implements ProcResolver {
     );
     const freshHit = await scanList(fresh, this.#o.scanConcurrency);
     if (freshHit !== undefined) {
-      this.#stats.freshHits++;
+      hitIn('freshHits');
       return { pid: freshHit, error: '' };
     }
 
@@ -682,7 +695,7 @@ class ProcFsResolver implements ProcResolver {
     rest.sort((a, b) => inNs(a) - inNs(b) || uidRank(a) - uidRank(b) || fds(a) - fds(b) || b - a);
     const scanHit = await scanList(rest, this.#o.scanConcurrency);
     if (scanHit !== undefined) {
-      this.#stats.scanHits++;
+      hitIn('scanHits');
       return { pid: scanHit, error: '' };
     }
 

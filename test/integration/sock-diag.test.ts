@@ -167,6 +167,24 @@ describe.skipIf(SKIP)('the resolver with sock_diag', () => {
     }
   });
 
+  it('finds a process that just started among the newest pids, without listing /proc', async () => {
+    const r = createProcResolver({ budgetMs: 2000, refreshIntervalMs: 0 });
+    try {
+      // A busy machine may hand out many pids between the client's start and the lookup; the probe
+      // walks only the newest few, so one of three tries must do.
+      let probed = 0;
+      for (let i = 0; i < 3 && probed === 0; i++) {
+        const before = r.stats().newPidHits;
+        const { child, sock } = await pyClient('127.0.0.1');
+        expect(await r.resolve(info(sock))).toMatchObject({ resolved: 'full', pid: child.pid });
+        probed = r.stats().newPidHits - before;
+      }
+      expect(probed).toBe(1);
+    } finally {
+      await r.close();
+    }
+  });
+
   it('falls back to /proc for good when the kernel refuses sock_diag, and says why', async () => {
     let calls = 0;
     const refusing: SockDiag = {

@@ -128,7 +128,7 @@ export interface ResolverStats {
   indexHits: number;
   /** Found among the recent callers. */
   recentHits: number;
-  /** Found among pid numbers above the highest known (a process started since the last listing). */
+  /** Found among the newest pid numbers (a process that started just now). */
   newPidHits: number;
   /** Found among recently appeared processes. */
   freshHits: number;
@@ -200,7 +200,7 @@ interface ParentInfo {
 }
 
 const MAX_SOCKETS_PER_PID = 4096;
-/** Pid numbers tried above the highest known, and the run of unused numbers that ends the search. */
+/** Newest pid numbers tried, and the run of unused or older ones that ends the search. */
 const NEW_PID_PROBES = 64;
 const NEW_PID_GAP = 8;
 /** The inline tier scans only processes with at most this many open fds (a few us per fd). */
@@ -268,8 +268,8 @@ class ProcFsResolver implements ProcResolver {
   /** Exact socket lookups by sock_diag; undefined when the addon is not in use. */
   readonly #diag: DiagFinder | undefined;
   readonly #diagUnavailable: string | undefined;
-  /** The highest pid of the last listing, or found above it since (see #scanNewPids). */
-  #maxPid = 0;
+  /** pid_max, read on first use (see #scanNewPids). */
+  #pidMaxValue: number | undefined;
   /** Descriptions of recent callers, by pid (see #describe). */
   readonly #described: Lru<number, Described>;
   readonly #tables = new Map<string, TableScan>();
@@ -385,7 +385,6 @@ class ProcFsResolver implements ProcResolver {
   learn(pid: number): void {
     if (!Number.isInteger(pid) || pid <= 0) return;
     this.#recent.set(pid, true);
-    if (pid > this.#maxPid && this.#maxPid > 0) this.#maxPid = pid;
   }
 
   async close(): Promise<void> {
@@ -652,8 +651,8 @@ class ProcFsResolver implements ProcResolver {
       return { pid: recent, error: '' };
     }
 
-    // 2. A process started since the last listing of /proc: pid numbers just above the highest one
-    // known (pids are handed out in increasing order). Cheaper than listing /proc again.
+    // 2. A process started just now (curl from a script): the newest pid numbers, from the last one
+    // the kernel handed out downwards. Cheaper than listing /proc again.
     const above = await this.#scanNewPids(inode, uid, tried, since, deadline);
     if (above !== undefined) {
       this.#stats.newPidHits++;
@@ -718,9 +717,11 @@ class ProcFsResolver implements ProcResolver {
   }
 
   /**
-   * Looks for the socket's owner among pid numbers above the highest pid known, a few at a time:
-   * a process (not a thread) of the socket's uid is scanned. Stops at a run of unused numbers, at
-   * NEW_PID_PROBES numbers, or at the deadline; the listing of /proc takes over from there.
+   * Looks for the socket's owner among the newest pids: from the last pid the kernel handed out
+   * (/proc/sys/kernel/ns_last_pid) downwards, wrapping at pid_max. A process (not a thread) that is
+   * new to the resolver, or appeared within the fresh window, and whose uids include the socket's
+   * uid, is scanned. Stops at NEW_PID_PROBES numbers, at a run of NEW_PID_GAP numbers that are
+   * unused or belong to older processes, or at the deadline; the listing of /proc takes over.
    */
   async #scanNewPids(
     inode: number,
@@ -729,26 +730,32 @@ class ProcFsResolver implements ProcResolver {
     since: number,
     deadline: number,
   ): Promise<number | undefined> {
-    if (this.#maxPid === 0) return undefined;
-    let unused = 0;
-    const first = this.#maxPid + 1;
-    for (let pid = first; pid < first + NEW_PID_PROBES && unused < NEW_PID_GAP; pid++) {
+    const last = await this.#lastPid();
+    if (last === undefined) return undefined;
+    const pidMax = await this.#pidMax();
+    let older = 0;
+    let pid = last;
+    for (let i = 0; i < NEW_PID_PROBES && older < NEW_PID_GAP; i++, pid = pid > 1 ? pid - 1 : pidMax - 1) {
       if (this.#now() > deadline) return undefined;
-      if (this.#pids.has(pid) || tried.has(pid)) continue;
+      if (tried.has(pid)) continue;
+      const known = this.#pids.get(pid);
+      if (known && this.#now() - known.firstSeen > this.#o.freshWindowMs) {
+        older++;
+        continue;
+      }
       let status: ReturnType<typeof parseStatus>;
       try {
         status = parseStatus(
           (await this.#io.readOnce(`${this.#root}/${pid}/status`, 4096)).toString('latin1'),
         );
       } catch {
-        unused++;
+        older++;
         continue;
       }
-      unused = 0;
-      // A thread's number: its process is known under its own pid, or will be listed.
+      // A thread's number: its process has its own (a busy process's threads do not end the search).
       if (status.tgid !== pid) continue;
-      this.#maxPid = pid;
-      if (this.#pids.size < this.#o.maxTrackedPids) {
+      older = 0;
+      if (!known && this.#pids.size < this.#o.maxTrackedPids) {
         const entry: PidEntry = { firstSeen: this.#now(), probed: false };
         if (status.uids) entry.uid = status.uids[1];
         this.#pids.set(pid, entry);
@@ -759,6 +766,30 @@ class ProcFsResolver implements ProcResolver {
       if (r.sockets.includes(inode)) return pid;
     }
     return undefined;
+  }
+
+  /** The last pid handed out in this pid namespace; undefined when the kernel does not say. */
+  async #lastPid(): Promise<number | undefined> {
+    try {
+      const n = Number(
+        (await this.#io.readOnce(`${this.#root}/sys/kernel/ns_last_pid`, 32)).toString('latin1'),
+      );
+      return Number.isInteger(n) && n > 0 ? n : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Where pid numbers wrap (read once; 4,194,304, the largest Linux allows, when unknown). */
+  async #pidMax(): Promise<number> {
+    if (this.#pidMaxValue === undefined) {
+      const n = await this.#io.readOnce(`${this.#root}/sys/kernel/pid_max`, 32).then(
+        (b) => Number(b.toString('latin1')),
+        () => Number.NaN,
+      );
+      this.#pidMaxValue = Number.isInteger(n) && n > 1 ? n : 4_194_304;
+    }
+    return this.#pidMaxValue;
   }
 
   /** Scans the likeliest owners of a new socket (see #resolve); the results land in the index. */
@@ -903,9 +934,6 @@ class ProcFsResolver implements ProcResolver {
       }
       const seen = new Set(pids);
       for (const pid of this.#pids.keys()) if (!seen.has(pid)) this.#forget(pid);
-      let max = 0;
-      for (const pid of pids) if (pid > max) max = pid;
-      this.#maxPid = max;
       const firstSeen = this.#listedOnce ? startedAt : Number.NEGATIVE_INFINITY;
       for (const pid of pids) {
         if (this.#pids.size >= this.#o.maxTrackedPids) break;

@@ -203,6 +203,8 @@ const MAX_SOCKETS_PER_PID = 4096;
 /** Newest pid numbers tried, and the run of unused or older ones that ends the search. */
 const NEW_PID_PROBES = 64;
 const NEW_PID_GAP = 8;
+/** How long a /proc read stays fresh enough for #describe to reuse it, milliseconds. */
+const JUST_READ_MS = 50;
 /** The inline tier scans only processes with at most this many open fds (a few us per fd). */
 const INLINE_MAX_FDS = 256;
 
@@ -262,6 +264,8 @@ class ProcFsResolver implements ProcResolver {
   readonly #addrNowhere: Lru<string, true>;
   /** exe links read during fd scans, by pid (a short-lived client may exit before it is described). */
   readonly #exeSeen: Lru<number, string>;
+  /** /proc reads of the last few milliseconds, by pid, that #describe may reuse (JUST_READ_MS). */
+  readonly #justRead: Lru<number, { exe?: string; status?: Buffer }>;
   readonly #pids = new Map<number, PidEntry>();
   readonly #io: ProcIo;
   readonly #inline: boolean;
@@ -354,6 +358,7 @@ class ProcFsResolver implements ProcResolver {
     this.#seenTuples = new Lru(4096, 60_000, this.#now);
     this.#addrNowhere = new Lru(1024, NOWHERE_TTL_MS, this.#now);
     this.#exeSeen = new Lru(4096, 10_000, this.#now);
+    this.#justRead = new Lru(64, JUST_READ_MS, this.#now);
     const interval = o.refreshIntervalMs ?? 2000;
     if (interval > 0) {
       // Warm start: the first listing (the processes that exist before any call) and the user names.
@@ -745,9 +750,9 @@ class ProcFsResolver implements ProcResolver {
       }
       let status: ReturnType<typeof parseStatus>;
       try {
-        status = parseStatus(
-          (await this.#io.readOnce(`${this.#root}/${pid}/status`, 4096)).toString('latin1'),
-        );
+        const raw = await this.#io.readOnce(`${this.#root}/${pid}/status`, 16_384);
+        status = parseStatus(raw.toString('latin1'));
+        this.#noteRead(pid, { status: raw });
       } catch {
         older++;
         continue;
@@ -866,6 +871,7 @@ class ProcFsResolver implements ProcResolver {
     const exe = this.#io.readlink(`${this.#root}/${pid}/exe`).then(
       (l) => {
         this.#exeSeen.set(pid, l);
+        this.#noteRead(pid, { exe: l });
       },
       () => {},
     );
@@ -906,6 +912,10 @@ class ProcFsResolver implements ProcResolver {
       if (complete) entry.fdCount = names.length;
     }
     return { sockets, complete };
+  }
+
+  #noteRead(pid: number, read: { exe?: string; status?: Buffer }): void {
+    this.#justRead.set(pid, { ...this.#justRead.get(pid), ...read });
   }
 
   #forget(pid: number): void {
@@ -1020,10 +1030,16 @@ class ProcFsResolver implements ProcResolver {
       }
       this.#described.delete(pid);
     }
+    // What this lookup read a moment ago (the fd scan's exe link, the new-pid probe's status) is
+    // not read again: a process that is still starting makes every /proc read slow.
+    const justRead = this.#justRead.get(pid);
+    this.#justRead.delete(pid);
     const [exeR, cmdR, statusR, cgroupR, nsR, selfNs] = await Promise.allSettled([
-      this.#io.readlink(`${base}/exe`),
+      justRead?.exe !== undefined ? Promise.resolve(justRead.exe) : this.#io.readlink(`${base}/exe`),
       this.#io.readOnce(`${base}/cmdline`, this.#o.maxCmdlineBytes),
-      this.#io.readOnce(`${base}/status`, 16_384),
+      justRead?.status !== undefined
+        ? Promise.resolve(justRead.status)
+        : this.#io.readOnce(`${base}/status`, 16_384),
       this.#io.readOnce(`${base}/cgroup`, 16_384),
       this.#io.readlink(`${base}/ns/net`),
       this.#selfNs(),

@@ -89,11 +89,19 @@ function settled<T>(fn: () => T): Promise<T> {
   }
 }
 
+/**
+ * One scratch buffer for synchronous reads (nothing else runs during one), so a read allocates only
+ * the bytes it returns: a /proc file is a few hundred bytes, and a fresh 16 KiB buffer per read is
+ * garbage the collector must chase on every lookup. Reads larger than this get their own buffer.
+ */
+const scratch = Buffer.allocUnsafe(16 * 1024);
+
 function readOnceSync(path: string, maxBytes: number): Buffer {
   const fd = openSync(path, 'r');
   try {
-    const buf = Buffer.allocUnsafe(maxBytes);
-    return buf.subarray(0, readSync(fd, buf, 0, maxBytes, null));
+    const buf = maxBytes <= scratch.length ? scratch : Buffer.allocUnsafe(maxBytes);
+    const n = readSync(fd, buf, 0, maxBytes, null);
+    return buf === scratch ? Buffer.from(scratch.subarray(0, n)) : buf.subarray(0, n);
   } finally {
     closeSync(fd);
   }

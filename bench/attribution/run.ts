@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdir, stat } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { cpus, loadavg } from 'node:os';
+import { createInterface } from 'node:readline';
 import { parseConfig } from '../../src/config/index.js';
 import { createEmulator } from '../../src/emulator/index.js';
 import { noAttribution, type ProcessResolver } from '../../src/guard/attribution/index.js';
@@ -81,6 +82,17 @@ while left > per:
 held = hold(left)
 print(holders + 1, flush=True)
 sys.stdin.buffer.read()
+`;
+
+/** Starts one curl per line of stdin (the URL); prints its pid, then "exited" once it has exited. */
+const LAUNCHER = `
+import subprocess, sys
+curl = sys.argv[1]
+for line in sys.stdin:
+    p = subprocess.Popen([curl, '-s', '-o', '/dev/null', line.strip()])
+    print(p.pid, flush=True)
+    p.wait()
+    print('exited', flush=True)
 `;
 
 const LONG_CLIENT = `
@@ -342,26 +354,39 @@ async function main(): Promise<void> {
   type Resolve = (conn: ConnectionInfo) => Promise<number | undefined>;
   const ours: Resolve = async (conn) => (await resolver.resolve(conn)).pid;
 
+  // curl is started by a separate launcher process, as on a real host where the guard is not the
+  // parent of its callers: a process that has just forked pays copy-on-write faults on its own
+  // memory until the child execs, which would be charged to the lookup being measured.
+  const launcher = spawn(PY, ['-c', LAUNCHER, CURL], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const launched = createInterface({ input: launcher.stdout as NodeJS.ReadableStream });
+  const pids = launched[Symbol.asyncIterator]();
+  const launch = async (url: string): Promise<number> => {
+    launcher.stdin?.write(`${url}\n`);
+    const line = await pids.next();
+    return line.done ? -2 : Number(line.value);
+  };
+  /** Waits for the launcher's "exited" line: the curl it started has exited. */
+  const launcherExited = async () => {
+    await pids.next();
+  };
+
   async function newProcessPhase(name: string, n: number, resolve: Resolve): Promise<Series> {
     const s: Series = { name, ms: [], correct: 0, total: 0 };
     for (let i = 0; i < n; i++) {
-      let expected = -1;
+      let found = -1;
       const done = new Promise<void>((res) => {
         handler = async (_sock, conn) => {
           const t = performance.now();
-          const pid = await resolve(conn);
+          found = (await resolve(conn)) ?? -1;
           s.ms.push(performance.now() - t);
           s.total++;
-          if (pid === expected) s.correct++;
           res();
         };
       });
-      const c = spawn(CURL, ['-s', '-o', '/dev/null', `http://127.0.0.1:${port}/latest/meta-data/`], {
-        stdio: 'ignore',
-      });
-      expected = c.pid ?? -2;
+      const expected = await launch(`http://127.0.0.1:${port}/latest/meta-data/`);
       await done;
-      await waitExit(c);
+      if (found === expected) s.correct++;
+      await launcherExited();
     }
     return s;
   }
@@ -464,6 +489,7 @@ async function main(): Promise<void> {
   results.push(naiveNew, naiveLong, naiveSync);
 
   server.close();
+  launcher.stdin?.end();
   let tput: Throughput[] = [];
   try {
     tput = await throughput();

@@ -134,11 +134,11 @@ describe('stat, status, cmdline, links, passwd', () => {
     expect(parseStat('garbage')).toBeUndefined();
   });
 
-  it('parses status uids and ppid', () => {
+  it('parses status uids, ppid and the fd table size', () => {
     const s = parseStatus(
-      'Name:\tcurl\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t900\nNgid:\t0\nPid:\t900\nPPid:\t12\nUid:\t1000\t1001\t1002\t1003\nGid:\t0\t0\t0\t0\n',
+      'Name:\tcurl\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t900\nNgid:\t0\nPid:\t900\nPPid:\t12\nUid:\t1000\t1001\t1002\t1003\nGid:\t0\t0\t0\t0\nFDSize:\t64\n',
     );
-    expect(s).toEqual({ name: 'curl', tgid: 900, ppid: 12, uids: [1000, 1001, 1002, 1003] });
+    expect(s).toEqual({ name: 'curl', tgid: 900, ppid: 12, uids: [1000, 1001, 1002, 1003], fdSize: 64 });
   });
 
   it('bounds cmdline in count and length', () => {

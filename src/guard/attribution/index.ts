@@ -171,6 +171,8 @@ interface PidEntry {
   probed: boolean;
   uid?: number;
   fdCount?: number;
+  /** FDSize from /proc/PID/status: an upper bound of fdCount, known before any fd scan. */
+  fdLimit?: number;
   netns?: string;
   /** Socket inodes seen in the last fd scan (bounded), to drop index entries when the pid goes. */
   sockets?: number[];
@@ -763,6 +765,7 @@ class ProcFsResolver implements ProcResolver {
       if (!known && this.#pids.size < this.#o.maxTrackedPids) {
         const entry: PidEntry = { firstSeen: this.#now(), probed: false };
         if (status.uids) entry.uid = status.uids[1];
+        if (status.fdSize !== undefined) entry.fdLimit = status.fdSize;
         this.#pids.set(pid, entry);
       }
       if (uid !== undefined && status.uids && !status.uids.includes(uid)) continue;
@@ -848,7 +851,12 @@ class ProcFsResolver implements ProcResolver {
     if (this.#inline) {
       // Listing a big fd table blocks for milliseconds: the inline tier leaves it to the worker.
       // The size of /proc/PID/fd is its fd count on Linux 6.2+ (0, unknown, before).
-      let count = this.#pids.get(pid)?.fdCount;
+      // FDSize (from the status the new-pid probe read) bounds the count from above: small enough,
+      // no need to ask.
+      const known = this.#pids.get(pid);
+      let count = known?.fdCount;
+      const limit = known?.fdLimit;
+      if (count === undefined && limit !== undefined && limit > 0 && limit <= INLINE_MAX_FDS) count = limit;
       if (count === undefined) {
         try {
           count = (await this.#io.stat(dir)).size;

@@ -239,6 +239,8 @@ export interface StatusInfo {
   ppid?: number;
   /** Real, effective, saved and filesystem uid. */
   uids?: [number, number, number, number];
+  /** FDSize: the size of the fd table, an upper bound of the open fds. */
+  fdSize?: number;
 }
 
 /** Parses the fields of /proc/PID/status the resolver uses. */
@@ -252,6 +254,7 @@ export function parseStatus(text: string): StatusInfo {
     if (key === 'Name') out.name = value;
     else if (key === 'Tgid') out.tgid = toInt(value);
     else if (key === 'PPid') out.ppid = toInt(value);
+    else if (key === 'FDSize') out.fdSize = toInt(value);
     else if (key === 'Uid') {
       const u = value.split(/\s+/).map(Number);
       if (u.length === 4 && u.every((n) => Number.isInteger(n)))

@@ -1139,7 +1139,8 @@ class ProcFsResolver implements ProcResolver {
     const have = this.#passwd?.get(uid);
     if (have !== undefined) return have;
     if (this.#now() - this.#passwdLoadedAt > PASSWD_REFRESH_MS) {
-      this.#passwdLoading ??= this.#io
+      // Off the inline tier's thread: /etc/passwd may be megabytes (read at most every 30 s).
+      this.#passwdLoading ??= (this.#inline ? asyncProcIo : this.#io)
         .readAll(this.#passwdPath, 16 * 1024 * 1024)
         .then(
           (r) => {

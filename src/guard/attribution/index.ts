@@ -228,6 +228,18 @@ const INDEX_TRUST_MS = 10_000;
 const PREFETCH_RECENT = 1;
 const PREFETCH_FRESH = 2;
 const PASSWD_REFRESH_MS = 30_000;
+/**
+ * A copy of a Caller whose arrays and objects are its own: callers are cached and handed out, and
+ * their receivers may change them. Cheaper than structuredClone, which serializes.
+ */
+function cloneCaller(c: Caller): Caller {
+  const out: Caller = { ...c };
+  if (c.cmdline) out.cmdline = [...c.cmdline];
+  if (c.parents) out.parents = c.parents.map((p) => ({ ...p }));
+  if (c.container) out.container = { ...c.container };
+  return out;
+}
+
 export function createProcResolver(options: ProcResolverOptions = {}): ProcResolver {
   return new ProcFsResolver(options);
 }
@@ -464,7 +476,7 @@ class ProcFsResolver implements ProcResolver {
     const cached = this.#callers.get(row.inode);
     if (cached) {
       this.#stats.cacheHits++;
-      return structuredClone(cached);
+      return cloneCaller(cached);
     }
     const pidResult = await this.#findPid(row.inode, uid, found.netns, start, deadline);
     if (pidResult.pid === undefined) {
@@ -479,7 +491,7 @@ class ProcFsResolver implements ProcResolver {
       if (base.user !== undefined) caller.user = base.user;
     }
     this.#recent.set(pidResult.pid, true);
-    if (caller.resolved === 'full') this.#callers.set(row.inode, structuredClone(caller));
+    if (caller.resolved === 'full') this.#callers.set(row.inode, cloneCaller(caller));
     return caller;
   }
 
@@ -1034,7 +1046,7 @@ class ProcFsResolver implements ProcResolver {
       const link = await this.#io.readlink(`${base}/exe`).catch(() => undefined);
       if (link === known.exeLink && (socketUid === undefined || socketUid === known.caller.uid)) {
         this.#stats.describeHits++;
-        return structuredClone(known.caller);
+        return cloneCaller(known.caller);
       }
       this.#described.delete(pid);
     }
@@ -1096,7 +1108,7 @@ class ProcFsResolver implements ProcResolver {
     if (caller.exe !== undefined) caller.resolved = 'full';
     if (errors.length > 0) caller.error = errors.join('; ');
     else if (caller.resolved === 'full' && exeR.status === 'fulfilled') {
-      this.#described.set(pid, { exeLink: exeR.value, caller: structuredClone(caller) });
+      this.#described.set(pid, { exeLink: exeR.value, caller: cloneCaller(caller) });
     }
     return caller;
   }

@@ -245,22 +245,29 @@ export interface StatusInfo {
 
 /** Parses the fields of /proc/PID/status the resolver uses. */
 export function parseStatus(text: string): StatusInfo {
+  // Only the lines wanted are cut out (status has about 55): a lookup parses one per new process.
   const out: StatusInfo = {};
-  for (const line of text.split('\n')) {
-    const colon = line.indexOf(':');
-    if (colon < 0) continue;
-    const key = line.slice(0, colon);
-    const value = line.slice(colon + 1).trim();
-    if (key === 'Name') out.name = value;
-    else if (key === 'Tgid') out.tgid = toInt(value);
-    else if (key === 'PPid') out.ppid = toInt(value);
-    else if (key === 'FDSize') out.fdSize = toInt(value);
-    else if (key === 'Uid') {
-      const u = value.split(/\s+/).map(Number);
-      if (u.length === 4 && u.every((n) => Number.isInteger(n)))
-        out.uids = u as [number, number, number, number];
-    }
+  const field = (key: string): string | undefined => {
+    const at = text.startsWith(`${key}:`) ? 0 : text.indexOf(`\n${key}:`);
+    if (at < 0) return undefined;
+    const start = at + key.length + (at === 0 ? 1 : 2);
+    const end = text.indexOf('\n', start);
+    return text.slice(start, end < 0 ? text.length : end).trim();
+  };
+  const name = field('Name');
+  if (name !== undefined) out.name = name;
+  const tgid = field('Tgid');
+  if (tgid !== undefined) out.tgid = toInt(tgid);
+  const ppid = field('PPid');
+  if (ppid !== undefined) out.ppid = toInt(ppid);
+  const uid = field('Uid');
+  if (uid !== undefined) {
+    const u = uid.split(/\s+/).map(Number);
+    if (u.length === 4 && u.every((n) => Number.isInteger(n)))
+      out.uids = u as [number, number, number, number];
   }
+  const fdSize = field('FDSize');
+  if (fdSize !== undefined) out.fdSize = toInt(fdSize);
   return out;
 }
 
@@ -385,23 +392,27 @@ export function parseCgroup(text: string): ContainerRef | undefined {
   return undefined;
 }
 
+const POD_RE = new RegExp(`kubepods.*?pod(${POD_UID})`);
+const SCOPE_ID_RE = new RegExp(`(${HEX64})(?:\\.scope)?$`);
+/** Compiled once: a lookup describes a process on every new connection. */
+const CONTAINER_RULES: ReadonlyArray<readonly [RegExp, ContainerRef['runtime']]> = [
+  [new RegExp(`/docker[-/](${HEX64})(?:\\.scope)?(?:/|$)`), 'docker'],
+  [new RegExp(`libpod-(?!conmon-)(${HEX64})(?:\\.scope)?(?:/|$)`), 'podman'],
+  [new RegExp(`crio-(?!conmon-)(${HEX64})(?:\\.scope)?(?:/|$)`), 'cri-o'],
+  [new RegExp(`(?:cri-containerd|nerdctl|containerd)-(${HEX64})(?:\\.scope)?(?:/|$)`), 'containerd'],
+  [new RegExp(`^/(?:k8s\\.io|default|moby)/(${HEX64})$`), 'containerd'],
+  [/\/lxc(?:\.payload)?[./]([A-Za-z0-9_.-]{1,64})(?:\/|$)/, 'unknown'],
+  [new RegExp(`/(${HEX64})(?:\\.scope)?(?:/|$)`), 'unknown'],
+];
+
 export function containerFromPath(path: string): ContainerRef | undefined {
-  const pod = new RegExp(`kubepods.*?pod(${POD_UID})`).exec(path);
+  const pod = POD_RE.exec(path);
   if (pod) {
     const podUid = (pod[1] as string).replace(/_/g, '-');
-    const id = new RegExp(`(${HEX64})(?:\\.scope)?$`).exec(path)?.[1];
+    const id = SCOPE_ID_RE.exec(path)?.[1];
     return id ? { id, runtime: 'kubernetes', podUid } : { id: `pod${podUid}`, runtime: 'kubernetes', podUid };
   }
-  const rules: Array<[RegExp, ContainerRef['runtime']]> = [
-    [new RegExp(`/docker[-/](${HEX64})(?:\\.scope)?(?:/|$)`), 'docker'],
-    [new RegExp(`libpod-(?!conmon-)(${HEX64})(?:\\.scope)?(?:/|$)`), 'podman'],
-    [new RegExp(`crio-(?!conmon-)(${HEX64})(?:\\.scope)?(?:/|$)`), 'cri-o'],
-    [new RegExp(`(?:cri-containerd|nerdctl|containerd)-(${HEX64})(?:\\.scope)?(?:/|$)`), 'containerd'],
-    [new RegExp(`^/(?:k8s\\.io|default|moby)/(${HEX64})$`), 'containerd'],
-    [/\/lxc(?:\.payload)?[./]([A-Za-z0-9_.-]{1,64})(?:\/|$)/, 'unknown'],
-    [new RegExp(`/(${HEX64})(?:\\.scope)?(?:/|$)`), 'unknown'],
-  ];
-  for (const [re, runtime] of rules) {
+  for (const [re, runtime] of CONTAINER_RULES) {
     const m = re.exec(path);
     if (m) return { id: m[1] as string, runtime };
   }

@@ -185,6 +185,38 @@ describe.skipIf(SKIP)('the resolver with sock_diag', () => {
     }
   });
 
+  it('the inline tier attributes every connection of a new multi-connection client', async () => {
+    const r = createProcResolver({ inline: true, budgetMs: 50 });
+    try {
+      const before = accepted.length;
+      const child = spawn(
+        PY,
+        [
+          '-c',
+          `import socket,time\ncs=[socket.create_connection(('127.0.0.1',${port})) for _ in range(3)]\nfor c in cs: c.sendall(b'x')\ntime.sleep(20)`,
+        ],
+        { stdio: 'ignore' },
+      );
+      children.push(child);
+      const until = Date.now() + 10_000;
+      while (accepted.length < before + 3 && Date.now() < until)
+        await new Promise((res) => setTimeout(res, 10));
+      const socks = accepted.slice(before, before + 3);
+      const pids: Array<number | undefined> = [];
+      for (const sock of socks) pids.push((await r.resolve(info(sock))).pid);
+      expect(pids, JSON.stringify(r.stats())).toEqual([child.pid, child.pid, child.pid]);
+      // The first by a targeted scan of the newest pid (newest fds first: it reads the other two
+      // sockets on the way and indexes them), the others from the index.
+      expect(r.stats(), JSON.stringify(r.stats())).toMatchObject({
+        newPidHits: 1,
+        indexHits: 2,
+        tableReads: 0,
+      });
+    } finally {
+      await r.close();
+    }
+  });
+
   it('falls back to /proc for good when the kernel refuses sock_diag, and says why', async () => {
     let calls = 0;
     const refusing: SockDiag = {

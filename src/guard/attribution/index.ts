@@ -757,8 +757,14 @@ class ProcFsResolver implements ProcResolver {
     for (let i = 0; i < NEW_PID_PROBES && older < NEW_PID_GAP; i++, pid = pid > 1 ? pid - 1 : pidMax - 1) {
       if (this.#now() > deadline) return undefined;
       if (tried.has(pid)) continue;
+      // A process seen appearing long ago marks the older region (later stages cover it). One from
+      // the first listing has no known age: it may have started a moment before, so it is looked at.
       const known = this.#pids.get(pid);
-      if (known && this.#now() - known.firstSeen > this.#o.freshWindowMs) {
+      if (
+        known &&
+        known.firstSeen !== Number.NEGATIVE_INFINITY &&
+        this.#now() - known.firstSeen > this.#o.freshWindowMs
+      ) {
         older++;
         continue;
       }
@@ -782,7 +788,12 @@ class ProcFsResolver implements ProcResolver {
       }
       if (uid !== undefined && status.uids && !status.uids.includes(uid)) continue;
       tried.add(pid);
-      const r = await this.#scanPid(pid, since, deadline, inode);
+      // Inline, a targeted scan: newest fds first, stopping at the socket (not shared with other
+      // lookups, since it may stop before their sockets; the process then becomes a recent caller,
+      // whose next scan is complete). Elsewhere a complete, shared scan indexes all its sockets.
+      const r = this.#inline
+        ? await this.#doScan(pid, deadline, inode)
+        : await this.#scanPid(pid, since, deadline, inode);
       if (r.sockets.includes(inode)) return pid;
     }
     return undefined;
@@ -858,7 +869,12 @@ class ProcFsResolver implements ProcResolver {
     return promise;
   }
 
-  async #doScan(pid: number, deadline: number): Promise<ScanResult> {
+  /**
+   * Reads a process's fd links and indexes its sockets. With `want`, the newest fds (highest numbers)
+   * are read first and the scan stops once that socket is found: a process that has just started
+   * opened its socket last.
+   */
+  async #doScan(pid: number, deadline: number, want?: number): Promise<ScanResult> {
     const dir = `${this.#root}/${pid}/fd`;
     if (this.#inline) {
       // Listing a big fd table blocks for milliseconds: the inline tier leaves it to the worker.
@@ -886,15 +902,6 @@ class ProcFsResolver implements ProcResolver {
       }
     }
     this.#stats.pidScans++;
-    // The executable is read beside the fd list: a short-lived client (curl) may be gone by the time
-    // the lookup describes it, and its exe is the fact that matters most.
-    const exe = this.#io.readlink(`${this.#root}/${pid}/exe`).then(
-      (l) => {
-        this.#exeSeen.set(pid, l);
-        this.#noteRead(pid, { exe: l });
-      },
-      () => {},
-    );
     let names: string[];
     try {
       names = await this.#io.readdir(dir);
@@ -906,11 +913,21 @@ class ProcFsResolver implements ProcResolver {
         error: isDenied(err) ? 'denied' : isGone(err) ? 'gone' : describeFsError(err),
       };
     }
+    // The executable is read beside the fd links: a short-lived client (curl) may be gone by the time
+    // the lookup describes it, and its exe is the fact that matters most.
+    const exe = this.#io.readlink(`${this.#root}/${pid}/exe`).then(
+      (l) => {
+        this.#exeSeen.set(pid, l);
+        this.#noteRead(pid, { exe: l });
+      },
+      () => {},
+    );
+    if (want !== undefined) names.sort((a, b) => Number(b) - Number(a));
     const sockets: number[] = [];
     let complete = true;
-    const step = this.#o.fdConcurrency;
+    const step = want !== undefined ? Math.min(4, this.#o.fdConcurrency) : this.#o.fdConcurrency;
     for (let i = 0; i < names.length; i += step) {
-      if (i > 0 && this.#now() > deadline) {
+      if ((i > 0 && this.#now() > deadline) || (want !== undefined && sockets.includes(want))) {
         complete = false;
         break;
       }

@@ -109,8 +109,8 @@ export interface ProcResolverOptions {
   /**
    * The inline tier (threaded.ts): a resolver on the guard's own thread that does only what costs
    * microseconds, with sync I/O bounded by budgetMs: the socket by sock_diag (no /proc tables, no
-   * other namespaces), its owner among indexed sockets, recent callers and pids just above the
-   * highest known (no listing or scan of /proc on the lookup path). What it cannot find it leaves to
+   * other namespaces), its owner among indexed sockets, recent callers and the newest pids (no
+   * listing or scan of /proc on the lookup path). What it cannot find it leaves to
    * the worker. Its background refresh only lists /proc, asynchronously. Default false.
    */
   inline?: boolean;

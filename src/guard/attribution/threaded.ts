@@ -46,7 +46,7 @@ export function createThreadedProcResolver(options: ThreadedOptions = {}): Threa
     };
   }
   // The inline tier answers what is cheap (a long-lived client's next connection, a new process
-  // just above the highest pid) in well under a millisecond, without the round trip to the worker,
+  // among the newest pids) in well under a millisecond, without the round trip to the worker,
   // whose wake-up alone can take a millisecond on a busy host. It blocks this thread for at most
   // its budget plus one process description; what it cannot find goes to the worker.
   const inline =

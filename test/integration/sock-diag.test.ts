@@ -217,6 +217,46 @@ describe.skipIf(SKIP)('the resolver with sock_diag', () => {
     }
   });
 
+  it('reuses a process description for its next connection, and describes afresh after an exec', async () => {
+    const r = createProcResolver({ budgetMs: 2000 });
+    const waitFor = async (n: number) => {
+      const until = Date.now() + 10_000;
+      while (accepted.length < n && Date.now() < until) await new Promise((res) => setTimeout(res, 10));
+      return accepted[n - 1] as Socket;
+    };
+    try {
+      // Two connections from python, then python execs curl, which makes a third.
+      const start = accepted.length;
+      const child = spawn(
+        PY,
+        [
+          '-c',
+          [
+            'import socket, os, time',
+            `a = socket.create_connection(('127.0.0.1', ${port})); a.sendall(b'1')`,
+            'time.sleep(0.3)',
+            `b = socket.create_connection(('127.0.0.1', ${port})); b.sendall(b'2')`,
+            'time.sleep(0.6)',
+            `os.execv('/usr/bin/curl', ['curl', '-s', '--max-time', '15', 'http://127.0.0.1:${port}/after-exec'])`,
+          ].join('\n'),
+        ],
+        { stdio: 'ignore' },
+      );
+      children.push(child);
+      const first = await r.resolve(info(await waitFor(start + 1)));
+      expect(first).toMatchObject({ pid: child.pid, exe: realpathSync(PY) });
+      const second = await r.resolve(info(await waitFor(start + 2)));
+      expect(second).toMatchObject({ pid: child.pid, exe: realpathSync(PY) });
+      expect(r.stats().describeHits).toBe(1);
+      const third = await r.resolve(info(await waitFor(start + 3)));
+      expect(third).toMatchObject({ pid: child.pid, exe: realpathSync('/usr/bin/curl') });
+      expect(third.cmdline).toContain('http://127.0.0.1:' + port + '/after-exec');
+      expect(r.stats().describeHits).toBe(1);
+    } finally {
+      await r.close();
+    }
+  });
+
   it('falls back to /proc for good when the kernel refuses sock_diag, and says why', async () => {
     let calls = 0;
     const refusing: SockDiag = {

@@ -65,6 +65,15 @@ describe('config errors name their path', () => {
     expect(err.code).toBe('IMDSGUARD_E_CONFIG');
     expect(err.message).toContain('guard.rules[2].exe: must be an absolute path');
   });
+  it('bounds the inline attribution budget (0..10 ms) and defaults it to 1 ms', () => {
+    expect(parseConfig({}).guard.attribution.inlineBudgetMs).toBe(1);
+    expect(
+      parseConfig({ guard: { attribution: { inlineBudgetMs: 0 } } }).guard.attribution.inlineBudgetMs,
+    ).toBe(0);
+    const err = configError(() => parseConfig({ guard: { attribution: { inlineBudgetMs: 20 } } }));
+    expect(err.code).toBe('IMDSGUARD_E_CONFIG');
+    expect(err.message).toContain('guard.attribution.inlineBudgetMs');
+  });
   it('refuses unknown keys at every level', () => {
     const err = configError(() =>
       parseConfig({ guard: { mdoe: 'enforce', limits: { maxFoo: 1 } }, extra: 1 }),

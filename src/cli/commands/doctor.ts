@@ -43,7 +43,8 @@ async function run(flags: DoctorFlags, ctx: CliContext): Promise<void> {
 
 export const doctorCommand: CommandSpec = {
   name: 'doctor',
-  summary: 'Check the redirect, the guard, its exemption, IMDS reachability and capabilities on this host.',
+  summary:
+    'Check the redirect, the guard, its exemption, IMDS reachability, capabilities and the attribution addon on this host.',
   examples: [
     ['sudo imdsguard doctor', 'check everything; exit 1 when any check is not ok'],
     [

@@ -11,10 +11,11 @@ export interface ThreadedResolver extends ProcessResolver {
 }
 
 /**
- * createProcResolver on a worker thread. The guard's event loop sends one message per lookup and gets
- * one back; the /proc work and its round trips run on the worker's own loop, so a saturated guard does
- * not stretch every lookup (measured: 8 concurrent lookups took 250 to 550 ms on the main loop of a
- * guard serving 1,000 req/s, against a few ms on an idle loop).
+ * The guard's resolver: an inline tier on the calling thread for the cheap cases (with sock_diag
+ * only; see createThreadedProcResolver), then createProcResolver on a worker thread. The guard's event
+ * loop sends one message per lookup and gets one back; the /proc work runs on the worker, with plain
+ * system calls, so a saturated guard does not stretch every lookup (measured: 8 concurrent lookups took
+ * 250 to 550 ms on the main loop of a guard serving 1,000 req/s, against a few ms on an idle loop).
  *
  * Falls back to the in-thread resolver when the compiled worker is not there (running from the
  * TypeScript sources) or when the worker dies.

@@ -41,6 +41,16 @@ async function clientOf(host: string, to: number): Promise<Socket> {
   return s;
 }
 
+/** Waits until the server has accepted `count` connections in all; returns the last of them. */
+async function waitAccepted(count: number): Promise<Socket> {
+  const until = Date.now() + 10_000;
+  while (accepted.length < count) {
+    if (Date.now() > until) throw new Error(`only ${accepted.length} of ${count} connections arrived`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return accepted[count - 1] as Socket;
+}
+
 const v4 = (a: string) => Uint8Array.from(a.split('.').map(Number));
 const LOOP6 = Uint8Array.from([...Array(15).fill(0), 1]);
 
@@ -143,12 +153,7 @@ describe.skipIf(SKIP)('the resolver with sock_diag', () => {
       { stdio: 'ignore' },
     );
     children.push(child);
-    const until = Date.now() + 10_000;
-    while (accepted.length === before) {
-      if (Date.now() > until) throw new Error('the client did not connect');
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    return { child, sock: accepted[accepted.length - 1] as Socket };
+    return { child, sock: await waitAccepted(before + 1) };
   }
 
   it('finds loopback clients without reading /proc/net/tcp at all', async () => {
@@ -198,9 +203,7 @@ describe.skipIf(SKIP)('the resolver with sock_diag', () => {
         { stdio: 'ignore' },
       );
       children.push(child);
-      const until = Date.now() + 10_000;
-      while (accepted.length < before + 3 && Date.now() < until)
-        await new Promise((res) => setTimeout(res, 10));
+      await waitAccepted(before + 3);
       const socks = accepted.slice(before, before + 3);
       const pids: Array<number | undefined> = [];
       for (const sock of socks) pids.push((await r.resolve(info(sock))).pid);
@@ -219,11 +222,6 @@ describe.skipIf(SKIP)('the resolver with sock_diag', () => {
 
   it('reuses a process description for its next connection, and describes afresh after an exec', async () => {
     const r = createProcResolver({ budgetMs: 2000 });
-    const waitFor = async (n: number) => {
-      const until = Date.now() + 10_000;
-      while (accepted.length < n && Date.now() < until) await new Promise((res) => setTimeout(res, 10));
-      return accepted[n - 1] as Socket;
-    };
     try {
       // Two connections from python, then python execs curl, which makes a third.
       const start = accepted.length;
@@ -243,12 +241,12 @@ describe.skipIf(SKIP)('the resolver with sock_diag', () => {
         { stdio: 'ignore' },
       );
       children.push(child);
-      const first = await r.resolve(info(await waitFor(start + 1)));
+      const first = await r.resolve(info(await waitAccepted(start + 1)));
       expect(first).toMatchObject({ pid: child.pid, exe: realpathSync(PY) });
-      const second = await r.resolve(info(await waitFor(start + 2)));
+      const second = await r.resolve(info(await waitAccepted(start + 2)));
       expect(second).toMatchObject({ pid: child.pid, exe: realpathSync(PY) });
       expect(r.stats().describeHits).toBe(1);
-      const third = await r.resolve(info(await waitFor(start + 3)));
+      const third = await r.resolve(info(await waitAccepted(start + 3)));
       expect(third).toMatchObject({ pid: child.pid, exe: realpathSync('/usr/bin/curl') });
       expect(third.cmdline).toContain('http://127.0.0.1:' + port + '/after-exec');
       expect(r.stats().describeHits).toBe(1);
@@ -338,9 +336,8 @@ describe.skipIf(SKIP)('the resolver with sock_diag', () => {
           { stdio: 'ignore' },
         );
         children.push(child);
-        const until = Date.now() + 10_000;
         const start = accepted.length;
-        while (accepted.length < start + 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+        await waitAccepted(start + 2);
         const [s1, s2] = accepted.slice(start, start + 2) as [Socket, Socket];
         expect((await threaded.resolve(info(s1))).pid).toBe(child.pid);
         const before = (await threaded.stats())?.inline;

@@ -277,9 +277,9 @@ class ProcFsResolver implements ProcResolver {
   /** Client addresses found in no namespace, not searched again for NOWHERE_TTL_MS. */
   readonly #addrNowhere: Lru<string, true>;
   /** exe links read during fd scans, by pid (a short-lived client may exit before it is described). */
-  readonly #exeSeen: Lru<number, string>;
-  /** /proc reads of the last few milliseconds, by pid, that #describe may reuse (JUST_READ_MS). */
-  readonly #justRead: Lru<number, { exe?: string; status?: Buffer }>;
+  readonly #exeSeen: Lru<number, { link: string; at: number }>;
+  /** /proc/PID/status as the new-pid probe just read it, for #describe to reuse (JUST_READ_MS). */
+  readonly #statusJustRead: Lru<number, Buffer>;
   readonly #pids = new Map<number, PidEntry>();
   readonly #io: ProcIo;
   readonly #inline: boolean;
@@ -372,7 +372,7 @@ class ProcFsResolver implements ProcResolver {
     this.#seenTuples = new Lru(4096, 60_000, this.#now);
     this.#addrNowhere = new Lru(1024, NOWHERE_TTL_MS, this.#now);
     this.#exeSeen = new Lru(4096, 10_000, this.#now);
-    this.#justRead = new Lru(64, JUST_READ_MS, this.#now);
+    this.#statusJustRead = new Lru(64, JUST_READ_MS, this.#now);
     const interval = o.refreshIntervalMs ?? 2000;
     if (interval > 0) {
       // Warm start: the first listing (the processes that exist before any call) and the user names.
@@ -772,7 +772,7 @@ class ProcFsResolver implements ProcResolver {
       try {
         const raw = await this.#io.readOnce(`${this.#root}/${pid}/status`, 16_384);
         status = parseStatus(raw.toString('latin1'));
-        this.#noteRead(pid, { status: raw });
+        this.#statusJustRead.set(pid, raw);
       } catch {
         older++;
         continue;
@@ -889,12 +889,7 @@ class ProcFsResolver implements ProcResolver {
         try {
           count = (await this.#io.stat(dir)).size;
         } catch (err) {
-          if (isGone(err)) this.#forget(pid);
-          return {
-            sockets: [],
-            complete: false,
-            error: isDenied(err) ? 'denied' : isGone(err) ? 'gone' : describeFsError(err),
-          };
+          return this.#scanFailed(pid, err);
         }
       }
       if (count === 0 || count > INLINE_MAX_FDS) {
@@ -906,19 +901,13 @@ class ProcFsResolver implements ProcResolver {
     try {
       names = await this.#io.readdir(dir);
     } catch (err) {
-      if (isGone(err)) this.#forget(pid);
-      return {
-        sockets: [],
-        complete: false,
-        error: isDenied(err) ? 'denied' : isGone(err) ? 'gone' : describeFsError(err),
-      };
+      return this.#scanFailed(pid, err);
     }
     // The executable is read beside the fd links: a short-lived client (curl) may be gone by the time
     // the lookup describes it, and its exe is the fact that matters most.
     const exe = this.#io.readlink(`${this.#root}/${pid}/exe`).then(
       (l) => {
-        this.#exeSeen.set(pid, l);
-        this.#noteRead(pid, { exe: l });
+        this.#exeSeen.set(pid, { link: l, at: this.#now() });
       },
       () => {},
     );
@@ -951,8 +940,14 @@ class ProcFsResolver implements ProcResolver {
     return { sockets, complete };
   }
 
-  #noteRead(pid: number, read: { exe?: string; status?: Buffer }): void {
-    this.#justRead.set(pid, { ...this.#justRead.get(pid), ...read });
+  /** A scan that could not read the process: forget it when it is gone, and say why. */
+  #scanFailed(pid: number, err: unknown): ScanResult {
+    if (isGone(err)) this.#forget(pid);
+    return {
+      sockets: [],
+      complete: false,
+      error: isDenied(err) ? 'denied' : isGone(err) ? 'gone' : describeFsError(err),
+    };
   }
 
   #forget(pid: number): void {
@@ -1069,23 +1064,24 @@ class ProcFsResolver implements ProcResolver {
     }
     // What this lookup read a moment ago (the fd scan's exe link, the new-pid probe's status) is
     // not read again: a process that is still starting makes every /proc read slow.
-    const justRead = this.#justRead.get(pid);
-    this.#justRead.delete(pid);
+    const seen = this.#exeSeen.get(pid);
+    const freshExe = seen && this.#now() - seen.at <= JUST_READ_MS ? seen.link : undefined;
+    const freshStatus = this.#statusJustRead.get(pid);
+    this.#statusJustRead.delete(pid);
     const [exeR, cmdR, statusR, cgroupR, nsR, selfNs] = await Promise.allSettled([
-      justRead?.exe !== undefined ? Promise.resolve(justRead.exe) : this.#io.readlink(`${base}/exe`),
+      freshExe !== undefined ? Promise.resolve(freshExe) : this.#io.readlink(`${base}/exe`),
       this.#io.readOnce(`${base}/cmdline`, this.#o.maxCmdlineBytes),
-      justRead?.status !== undefined
-        ? Promise.resolve(justRead.status)
-        : this.#io.readOnce(`${base}/status`, 16_384),
+      freshStatus !== undefined ? Promise.resolve(freshStatus) : this.#io.readOnce(`${base}/status`, 16_384),
       this.#io.readOnce(`${base}/cgroup`, 16_384),
       this.#io.readlink(`${base}/ns/net`),
       this.#selfNs(),
     ]);
     const caller: Caller = { resolved: 'partial', pid };
     const errors: string[] = [];
-    const seenExe = this.#exeSeen.get(pid);
-    if (exeR.status === 'fulfilled' || seenExe !== undefined) {
-      const { exe, deleted } = parseExeLink(exeR.status === 'fulfilled' ? exeR.value : (seenExe as string));
+    if (exeR.status === 'fulfilled' || seen !== undefined) {
+      const { exe, deleted } = parseExeLink(
+        exeR.status === 'fulfilled' ? exeR.value : (seen?.link as string),
+      );
       caller.exe = exe;
       if (deleted) caller.exeDeleted = true;
       if (exeR.status === 'rejected')

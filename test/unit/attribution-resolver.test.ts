@@ -377,6 +377,36 @@ describe('createProcResolver over a fake /proc', () => {
     expect(r.stats().budgetExceeded).toBe(1);
   });
 
+  it('looks at the newest pid even when the budget is already spent, and only at that one', async () => {
+    // A paused thread (a collection, a busy CPU) can use the budget up before the search starts;
+    // the process the kernel started last is still worth its few reads.
+    for (let pid = 1000; pid < 1040; pid++) {
+      tree.proc({ pid, ppid: 1, uid: 0, exe: '/usr/bin/sleep', fds: { 0: '/dev/null', 1: '/dev/null' } });
+    }
+    tree.proc({ pid: 1040, ppid: 200, uid: 0, exe: '/usr/bin/curl', fds: { 3: 'socket:[12000]' } });
+    tree.proc({ pid: 1039 + 100, ppid: 200, uid: 0, exe: '/usr/bin/wget', fds: { 3: 'socket:[12001]' } });
+    mkdirSync(join(tree.root, 'sys', 'kernel'), { recursive: true });
+    writeFileSync(join(tree.root, 'sys', 'kernel', 'pid_max'), '32768\n');
+    tree.tables(
+      '',
+      [
+        ['127.0.0.1:43020', '127.0.0.1:8080', 0x01, 0, 12000],
+        ['127.0.0.1:43021', '127.0.0.1:8080', 0x01, 0, 12001],
+      ],
+      [],
+    );
+    let t = 0;
+    const r = resolver({ budgetMs: 0.5, now: () => t++ });
+    writeFileSync(join(tree.root, 'sys', 'kernel', 'ns_last_pid'), '1040\n');
+    const newest = await r.resolve(conn('127.0.0.1', 43020));
+    expect(newest).toMatchObject({ resolved: 'full', pid: 1040, exe: '/usr/bin/curl' });
+    expect(r.stats().newPidHits).toBe(1);
+    // wget is not the newest pid: past the budget, the search stops after the first number.
+    const older = await r.resolve(conn('127.0.0.1', 43021));
+    expect(older.resolved).toBe('partial');
+    expect(older.error).toMatch(/budget/);
+  });
+
   it('bounds cmdline and the parent chain', async () => {
     tree.proc({ pid: 2001, ppid: 1, uid: 0, exe: '/a' });
     tree.proc({ pid: 2002, ppid: 2001, uid: 0, exe: '/b' });

@@ -62,6 +62,9 @@ function parseEndpoint(text: string): Endpoint | undefined {
   return v4 ? { v4, v6, port } : { v6, port };
 }
 
+/** Addresses whose bytes DiagFinder keeps (clients and listeners repeat; parsing costs microseconds). */
+const MAX_MEMO = 256;
+
 export class DiagFinder {
   readonly stats = { lookups: 0, hits: 0, errors: 0 };
   #diag: SockDiag | undefined;
@@ -70,6 +73,8 @@ export class DiagFinder {
   readonly #destinations: Endpoint[];
   /** The last hit came through an original destination (a redirect), not the guard's address. */
   #viaDestination = false;
+  /** bytesFor answers by family and address. */
+  readonly #memo = new Map<string, Uint8Array | undefined>();
 
   /** destinations: "address:port" strings (unparseable ones are ignored). */
   constructor(diag: SockDiag, destinations: readonly string[] = defaultOriginalDestinations()) {
@@ -87,7 +92,7 @@ export class DiagFinder {
     if (!diag) return undefined;
     const isV4 = unmapIPv4(conn.remoteAddress) !== undefined || !conn.remoteAddress.includes(':');
     for (const family of isV4 ? ([4, 6] as const) : ([6] as const)) {
-      const client = bytesFor(family, conn.remoteAddress);
+      const client = this.#bytes(family, conn.remoteAddress);
       if (!client) continue;
       for (const [peer, port, viaDestination] of this.#peers(family, conn)) {
         let answer: ReturnType<SockDiag['lookup']>;
@@ -112,10 +117,19 @@ export class DiagFinder {
     return undefined;
   }
 
+  #bytes(family: 4 | 6, address: string): Uint8Array | undefined {
+    const key = `${family}${address}`;
+    if (this.#memo.has(key)) return this.#memo.get(key);
+    if (this.#memo.size >= MAX_MEMO) this.#memo.clear();
+    const b = bytesFor(family, address);
+    this.#memo.set(key, b);
+    return b;
+  }
+
   /** Peers to try for a family, in order: [address bytes, port, is an original destination]. */
   #peers(family: 4 | 6, conn: ConnectionInfo): Array<[Uint8Array, number, boolean]> {
     const peers: Array<[Uint8Array, number, boolean]> = [];
-    const local = bytesFor(family, conn.localAddress);
+    const local = this.#bytes(family, conn.localAddress);
     if (local) peers.push([local, conn.localPort, false]);
     for (const d of this.#destinations) {
       const bytes = family === 4 ? d.v4 : d.v6;

@@ -224,6 +224,8 @@ function isLoopback(address: string): boolean {
 }
 /** An index entry younger than this is trusted without re-scanning its process, milliseconds. */
 const INDEX_TRUST_MS = 10_000;
+/** What a scan of a process that no longer exists fails with. */
+const GONE = Object.assign(new Error('process gone'), { code: 'ENOENT' });
 /** Recent callers and newest processes scanned while the socket table is read. */
 const PREFETCH_RECENT = 1;
 const PREFETCH_FRESH = 2;
@@ -755,7 +757,9 @@ class ProcFsResolver implements ProcResolver {
     let older = 0;
     let pid = last;
     for (let i = 0; i < NEW_PID_PROBES && older < NEW_PID_GAP; i++, pid = pid > 1 ? pid - 1 : pidMax - 1) {
-      if (this.#now() > deadline) return undefined;
+      // The newest pid is always looked at, even past the deadline (a pause of this thread, a
+      // collection, may have used the budget up): it is a few reads, and it is usually the caller.
+      if (i > 0 && this.#now() > deadline) return undefined;
       if (tried.has(pid)) continue;
       // A process seen appearing long ago marks the older region (later stages cover it). One from
       // the first listing has no known age: it may have started a moment before, so it is looked at.
@@ -897,6 +901,8 @@ class ProcFsResolver implements ProcResolver {
       }
     }
     this.#stats.pidScans++;
+    // A recent caller that has exited since (the last curl): cheaper to ask than to fail reading.
+    if (this.#io.exists && !this.#io.exists(dir)) return this.#scanFailed(pid, GONE);
     let names: string[];
     try {
       names = await this.#io.readdir(dir);
@@ -914,19 +920,24 @@ class ProcFsResolver implements ProcResolver {
     if (want !== undefined) names.sort((a, b) => Number(b) - Number(a));
     const sockets: number[] = [];
     let complete = true;
-    const step = want !== undefined ? Math.min(4, this.#o.fdConcurrency) : this.#o.fdConcurrency;
+    // Synchronous reads gain nothing from batches: one link at a time stops right at the socket.
+    const sync = this.#io === syncProcIo;
+    const step = sync ? 1 : want !== undefined ? Math.min(4, this.#o.fdConcurrency) : this.#o.fdConcurrency;
+    let wanted = false;
     for (let i = 0; i < names.length; i += step) {
-      if ((i > 0 && this.#now() > deadline) || (want !== undefined && sockets.includes(want))) {
+      if ((i > 0 && this.#now() > deadline) || wanted) {
         complete = false;
         break;
       }
-      const batch = names.slice(i, i + step);
+      const batch = sync ? [names[i] as string] : names.slice(i, i + step);
       this.#stats.fdReads += batch.length;
       const links = await Promise.all(batch.map((n) => this.#io.readlink(`${dir}/${n}`).catch(() => '')));
       for (const l of links) {
         if (l.charCodeAt(0) !== 115 /* s */) continue;
         const inode = parseSocketLink(l);
-        if (inode !== undefined) sockets.push(inode);
+        if (inode === undefined) continue;
+        sockets.push(inode);
+        if (inode === want) wanted = true;
       }
     }
     const at = this.#now();

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readdirSync, readlinkSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readlinkSync, readSync, statSync } from 'node:fs';
 import { open, readdir, readlink, stat } from 'node:fs/promises';
 
 /**
@@ -70,6 +70,11 @@ export interface ProcIo {
   stat(path: string): Promise<{ uid: number; size: number }>;
   readOnce(path: string, maxBytes: number): Promise<Buffer>;
   readAll(path: string, maxBytes: number): Promise<{ text: string; truncated: boolean }>;
+  /**
+   * Whether a path exists, without the cost of a failed call (an exception with its stack: tens of
+   * microseconds for a process that has just exited). Synchronous I/O only.
+   */
+  exists?(path: string): boolean;
 }
 
 export const asyncProcIo: ProcIo = {
@@ -133,6 +138,7 @@ export const syncProcIo: ProcIo = {
   stat: (path) => settled(() => statSync(path)),
   readOnce: (path, maxBytes) => settled(() => readOnceSync(path, maxBytes)),
   readAll: (path, maxBytes) => settled(() => readAllSync(path, maxBytes)),
+  exists: (path) => existsSync(path),
 };
 
 /** A short, human-readable reason for a failed /proc access ("permission denied", "no such process"). */

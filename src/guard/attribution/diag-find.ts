@@ -90,9 +90,10 @@ export class DiagFinder {
   find(conn: ConnectionInfo): DiagSocket | undefined {
     const diag = this.#diag;
     if (!diag) return undefined;
-    const isV4 = unmapIPv4(conn.remoteAddress) !== undefined || !conn.remoteAddress.includes(':');
+    const address = conn.remoteAddress;
+    const isV4 = !address.includes(':') || this.#bytes(4, address) !== undefined;
     for (const family of isV4 ? ([4, 6] as const) : ([6] as const)) {
-      const client = this.#bytes(family, conn.remoteAddress);
+      const client = this.#bytes(family, address);
       if (!client) continue;
       for (const [peer, port, viaDestination] of this.#peers(family, conn)) {
         let answer: ReturnType<SockDiag['lookup']>;

@@ -27,18 +27,18 @@ import { naiveResolveAsync, naiveResolveSync } from './naive.js';
  * off, measured by wrk with keep-alive connections and with a new connection per request.
  *
  * Steady state and cold start: a guard runs for days, so the judged series are measured after N_WARM
- * lookups (V8 keeps compiling the hot functions for the first thousand or so; on two vCPUs those
+ * lookups (V8 keeps compiling the hot functions for the first few thousand; on two vCPUs those
  * compiles take the CPU from the lookups). The first N_COLD lookups of the fresh resolver are reported
  * too, as their own series.
  *
- * Env: IDLE_PROCS (500), EXTRA_FDS (20000), N_NEW (500), N_WARM (1000), N_COLD (200), N_LONG (1000),
+ * Env: IDLE_PROCS (500), EXTRA_FDS (20000), N_NEW (500), N_WARM (2500), N_COLD (200), N_LONG (1000),
  * N_NAIVE (15), WRK_SECONDS (5).
  */
 
 const IDLE_PROCS = Number(process.env.IDLE_PROCS ?? 500);
 const EXTRA_FDS = Number(process.env.EXTRA_FDS ?? 20_000);
 const N_NEW = Number(process.env.N_NEW ?? 500);
-const N_WARM = Number(process.env.N_WARM ?? 1000);
+const N_WARM = Number(process.env.N_WARM ?? 2500);
 const N_COLD = Math.min(N_WARM, Number(process.env.N_COLD ?? 200));
 const N_LONG = Number(process.env.N_LONG ?? 1000);
 const N_NAIVE = Number(process.env.N_NAIVE ?? 15);
@@ -516,7 +516,12 @@ async function main(): Promise<void> {
   }
   cleanup();
   await waitExit(load);
-  const end = await countFds();
+  // The idle children exit on their own stdin's EOF, a moment after the helper: give them 5 s.
+  let end = await countFds();
+  for (let i = 0; i < 50 && end.procs > before.procs + 10; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    end = await countFds();
+  }
   console.log(
     `after the run: load average ${loadavg()
       .map((l) => l.toFixed(1))

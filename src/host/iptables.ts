@@ -15,11 +15,15 @@ export const IPT_TOOLS = {
   ipv6: { tool: 'ip6tables', save: 'ip6tables-save', nftFamily: 'ip6' },
 } as const satisfies Record<IptFamily, { tool: string; save: string; nftFamily: string }>;
 
-/** Our chains: nat OUTPUT jumps to IMDSGUARD, nat PREROUTING to IMDSGUARD-PRE, filter INPUT to IMDSGUARD-IN. */
+/**
+ * Our chains: nat OUTPUT jumps to IMDSGUARD, nat PREROUTING to IMDSGUARD-PRE, filter INPUT to
+ * IMDSGUARD-IN; for IPv6 with bridges, filter INPUT and FORWARD to IMDSGUARD-CTR.
+ */
 export const IPT_CHAINS = {
   output: 'IMDSGUARD',
   prerouting: 'IMDSGUARD-PRE',
   input: 'IMDSGUARD-IN',
+  containersV6: 'IMDSGUARD-CTR',
 } as const;
 
 const OWN_CHAIN = /^IMDSGUARD(?:-[A-Z]+)?$/;
@@ -51,17 +55,34 @@ export function desiredIptables(opts: RuleOptions, family: IptFamily): IptDesire
   if (family === 'ipv6') {
     if (!opts.ipv6) return { family, chains: [], jumps: [] };
     const dst = `-d ${IMDS_V6}/128 -p tcp -m tcp --dport ${IMDS_PORT}`;
-    return {
-      family,
-      chains: [
-        {
-          table: 'nat',
-          name: IPT_CHAINS.output,
-          rules: [`${dst} -m owner ! --uid-owner ${opts.exempt} ${COMMENT} -j REDIRECT --to-ports ${port}`],
-        },
-      ],
-      jumps: [{ table: 'nat', chain: 'OUTPUT', rule: `${dst} ${COMMENT} -j ${IPT_CHAINS.output}` }],
-    };
+    const chains: IptChain[] = [
+      {
+        table: 'nat',
+        name: IPT_CHAINS.output,
+        rules: [`${dst} -m owner ! --uid-owner ${opts.exempt} ${COMMENT} -j REDIRECT --to-ports ${port}`],
+      },
+    ];
+    const jumps: IptJump[] = [
+      { table: 'nat', chain: 'OUTPUT', rule: `${dst} ${COMMENT} -j ${IPT_CHAINS.output}` },
+    ];
+    if (opts.bridges.length > 0) {
+      // IPv6 has no route_localnet: a bridge's traffic cannot be sent to the guard on ::1. Refuse it
+      // instead (a TCP reset, so clients fail at once and fall back to IPv4, which is redirected),
+      // rather than let containers reach the metadata service around the guard. FORWARD is the path
+      // on an instance; INPUT covers a metadata address that is local (a test host, a local proxy).
+      chains.push({
+        table: 'filter',
+        name: IPT_CHAINS.containersV6,
+        rules: opts.bridges.map(
+          (i) =>
+            `-d ${IMDS_V6}/128 -i ${i} -p tcp -m tcp --dport ${IMDS_PORT} ${COMMENT} -j REJECT --reject-with tcp-reset`,
+        ),
+      });
+      for (const chain of ['INPUT', 'FORWARD']) {
+        jumps.push({ table: 'filter', chain, rule: `${dst} ${COMMENT} -j ${IPT_CHAINS.containersV6}` });
+      }
+    }
+    return { family, chains, jumps };
   }
   const dst = `-d ${IMDS_V4}/32 -p tcp -m tcp --dport ${IMDS_PORT}`;
   const chains: IptChain[] = [

@@ -32,10 +32,19 @@ export function nftTableBody(opts: RuleOptions): string {
     );
     lines.push('\t}');
     // route_localnet lets bridges reach 127.0.0.1: drop whatever our DNAT did not produce.
+    // IPv6 has no route_localnet, so the bridges' IPv6 metadata traffic is refused (see iptables.ts).
+    const refuseV6 = `\t\tiifname ${set} ip6 daddr ${IMDS_V6} tcp dport ${IMDS_PORT} reject with tcp reset`;
     lines.push('\tchain input {');
     lines.push('\t\ttype filter hook input priority -1; policy accept;');
     lines.push(`\t\tiifname ${set} ip daddr 127.0.0.0/8 ct status ! dnat drop`);
+    if (opts.ipv6) lines.push(refuseV6);
     lines.push('\t}');
+    if (opts.ipv6) {
+      lines.push('\tchain forward {');
+      lines.push('\t\ttype filter hook forward priority -1; policy accept;');
+      lines.push(refuseV6);
+      lines.push('\t}');
+    }
   }
   return lines.join('\n');
 }

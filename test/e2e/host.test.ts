@@ -374,7 +374,7 @@ describe.skipIf(!ENABLED)('install --containers', () => {
     destroyHost(h);
   });
 
-  it('redirects metadata traffic from a bridge to the guard on loopback, and uninstall restores it', async () => {
+  it('redirects IPv4 metadata traffic from a bridge to the guard, refuses IPv6, and uninstall restores both', async () => {
     // Token requests from other network namespaces are refused unless allowed (the guard's default).
     h = await createHost('ctr', '  containerTokens: allow\n');
     const host = h;
@@ -397,20 +397,22 @@ describe.skipIf(!ENABLED)('install --containers', () => {
     container.exec('ip', ['addr', 'add', '10.213.0.2/24', 'dev', 'eth0']);
     container.exec('ip', ['link', 'set', 'eth0', 'up']);
     container.exec('ip', ['route', 'add', 'default', 'via', '10.213.0.1']);
+    host.ns.exec('ip', ['-6', 'addr', 'add', 'fd00:213::1/64', 'dev', 'imdsgbr0', 'nodad']);
+    container.exec('ip', ['-6', 'addr', 'add', 'fd00:213::2/64', 'dev', 'eth0', 'nodad']);
+    container.exec('ip', ['-6', 'route', 'add', 'default', 'via', 'fd00:213::1']);
     const before = host.snapshot();
-    const fromContainer = async () => {
+    const fromContainer = async (url = 'http://169.254.169.254/latest/api/token') => {
       const agent = `imdsg-e2e-${randomBytes(6).toString('hex')}`;
-      const r = (container as Netns).run(
-        'curl',
-        tokenPutArgs(agent, 'http://169.254.169.254/latest/api/token'),
-      );
+      const r = (container as Netns).run('curl', tokenPutArgs(agent, url));
       return {
-        code: /^HTTP\/[\d.]+ (\d+)/m.exec(r.stdout)?.[1],
+        code: /^HTTP\/[\d.]+ (\d+)/m.exec(r.stdout)?.[1] ?? `curl exit ${r.status}`,
         viaGuard: await host.sawAgent(agent, 3000),
       };
     };
-    // Before install the container reaches the emulator directly.
+    const v6 = 'http://[fd00:ec2::254]/latest/api/token';
+    // Before install the container reaches the emulator directly, over IPv4 and IPv6.
     expect(await fromContainer()).toEqual({ code: '200', viaGuard: false });
+    expect(await fromContainer(v6)).toEqual({ code: '200', viaGuard: false });
 
     await host.startGuard();
     const args = [
@@ -424,12 +426,16 @@ describe.skipIf(!ENABLED)('install --containers', () => {
       '--containers',
       '--bridges',
       'imdsgbr0',
+      '--ipv6',
     ];
     for (const backend of ['nftables', 'iptables']) {
       const r = host.cli([...args, '--backend', backend]);
       expect(r.status, r.stderr).toBe(0);
       expect(host.ns.exec('cat', ['/proc/sys/net/ipv4/conf/imdsgbr0/route_localnet']).trim()).toBe('1');
       expect(await fromContainer()).toEqual({ code: '200', viaGuard: true });
+      // IPv6 cannot be sent to the guard on ::1 (no route_localnet): it is refused, not let through.
+      // curl exit 7: connection refused (the TCP reset answering its SYN).
+      expect(await fromContainer(v6)).toEqual({ code: 'curl exit 7', viaGuard: false });
       expect(existsSync(join(host.root, 'etc/sysctl.d/60-imdsguard.conf'))).toBe(true);
     }
     const r = host.cli(['uninstall', '--apply', '--json', '--root', host.root]);
@@ -438,6 +444,7 @@ describe.skipIf(!ENABLED)('install --containers', () => {
     expect(host.snapshot()).toBe(before);
     expect(readdirSync(host.root)).toEqual([]);
     expect(await fromContainer()).toEqual({ code: '200', viaGuard: false });
+    expect(await fromContainer(v6)).toEqual({ code: '200', viaGuard: false });
   }, 120_000);
 });
 

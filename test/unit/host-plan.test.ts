@@ -11,6 +11,7 @@ import {
   scratchIptables,
 } from '../../src/host/iptables.js';
 import {
+  chainRuleCounts,
   listedDigest,
   nftInstallScript,
   nftTableBody,
@@ -57,6 +58,7 @@ function applyToSave(save: string, commands: string[][]): string {
           ['OUTPUT', { policy: 'ACCEPT', rules: [] }],
           ['PREROUTING', { policy: 'ACCEPT', rules: [] }],
           ['INPUT', { policy: 'ACCEPT', rules: [] }],
+          ['FORWARD', { policy: 'ACCEPT', rules: [] }],
         ]),
       };
       tables.set(table, t);
@@ -151,6 +153,30 @@ describe('iptables rules', () => {
     ]);
   });
 
+  it('refuses IPv6 metadata traffic from the bridges with --containers --ipv6 (no route_localnet in IPv6)', () => {
+    const d = desiredIptables(rules({ ipv6: true, bridges: ['docker0', 'cni0'] }), 'ipv6');
+    const ctr = d.chains.find((c) => c.name === 'IMDSGUARD-CTR');
+    expect(ctr?.table).toBe('filter');
+    expect(ctr?.rules).toEqual([
+      '-d fd00:ec2::254/128 -i docker0 -p tcp -m tcp --dport 80 -m comment --comment imdsguard -j REJECT --reject-with tcp-reset',
+      '-d fd00:ec2::254/128 -i cni0 -p tcp -m tcp --dport 80 -m comment --comment imdsguard -j REJECT --reject-with tcp-reset',
+    ]);
+    expect(d.jumps.map((j) => `${j.table}/${j.chain}`)).toEqual([
+      'nat/OUTPUT',
+      'filter/INPUT',
+      'filter/FORWARD',
+    ]);
+    // Without --ipv6 nothing IPv6 is installed, bridges or not; without bridges nothing is refused.
+    expect(desiredIptables(rules({ bridges: ['docker0'] }), 'ipv6').chains).toEqual([]);
+    expect(desiredIptables(rules({ ipv6: true }), 'ipv6').chains.map((c) => c.name)).toEqual(['IMDSGUARD']);
+    // Reconciling the result again computes nothing; uninstall removes both jumps and the chain.
+    const installed = parseIptablesSave(applyToSave('', scratchIptables(d)));
+    expect(reconcileIptables(installed, d).commands).toEqual([]);
+    const removal = reconcileIptables(installed, { family: 'ipv6', chains: [], jumps: [] }).commands;
+    expect(removal.filter((c) => c[2] === '-D').map((c) => c[3])).toEqual(['OUTPUT', 'INPUT', 'FORWARD']);
+    expect(removal.filter((c) => c[2] === '-X').map((c) => c[3])).toEqual(['IMDSGUARD', 'IMDSGUARD-CTR']);
+  });
+
   it('creates chains before the jumps to them', () => {
     const cmds = scratchIptables(desiredIptables(rules(), 'ipv4'));
     expect(cmds.map((c) => c[2])).toEqual(['-N', '-A', '-I']);
@@ -236,6 +262,20 @@ describe('nftables table', () => {
       'iifname { "docker0", "cni0" } ip daddr 169.254.169.254 tcp dport 80 dnat ip to 127.0.0.1:16925',
     );
     expect(body).toContain('iifname { "docker0", "cni0" } ip daddr 127.0.0.0/8 ct status ! dnat drop');
+    expect(body).not.toContain('ip6');
+    // With --ipv6, the bridges' IPv6 metadata traffic is refused on input and forward.
+    const v6 = nftTableBody(rules({ backend: 'nftables', ipv6: true, bridges: ['docker0'] }));
+    const refuse = 'iifname { "docker0" } ip6 daddr fd00:ec2::254 tcp dport 80 reject with tcp reset';
+    expect(v6.split('\n').filter((l) => l.trim() === refuse)).toHaveLength(2);
+    expect(v6).toContain('type filter hook forward priority -1; policy accept;');
+    expect(
+      chainRuleCounts(nftTableDefinition(rules({ backend: 'nftables', ipv6: true, bridges: ['docker0'] }))),
+    ).toEqual({
+      output: 2,
+      prerouting: 1,
+      input: 2,
+      forward: 1,
+    });
   });
 
   it('replaces the table atomically and detects an up-to-date one by its digest', () => {

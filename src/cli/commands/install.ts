@@ -151,7 +151,10 @@ export const installCommand: CommandSpec = {
       .option('--user <name>', 'existing user the guard runs as (default: create the imdsguard system user)')
       .option('--port <n>', 'port the guard listens on, 127.0.0.1 and [::1] (default 16925)')
       .option('--ipv6', 'also redirect [fd00:ec2::254]:80 (the guard must listen on [::1])')
-      .option('--containers', 'also redirect IPv4 metadata traffic arriving from container bridges')
+      .option(
+        '--containers',
+        'also redirect IPv4 metadata traffic arriving from container bridges (with --ipv6, refuse their IPv6 metadata traffic)',
+      )
       .option('--bridges <list>', 'bridge interfaces for --containers (default docker0,cni0,cbr0)')
       .option('--systemd', 'install the systemd unit (enabled with --apply when systemd is PID 1)')
       .option('--root <dir>', 'write files under this prefix (packaging, tests); rules still apply live', '/')

@@ -239,6 +239,13 @@ describe('imdsguard callers', () => {
     );
     expect(none.events).toBe(0);
     expect(none.callers).toEqual([]);
+    // An ISO-8601 time: the four events from 2026-11-21 10:00 UTC on (the +01:00 offset is honoured).
+    const iso = await runInProcess(['callers', '--events', file, '--since', '2026-11-21T11:00:00+01:00']);
+    expect(iso.stdout).toContain('since 2026-11-21T10:00:00.000Z');
+    const isoJson = JSON.parse(
+      (await runInProcess(['callers', '--events', file, '--json', '--since', '2026-11-21T10:00:00Z'])).stdout,
+    );
+    expect(isoJson).toMatchObject({ since: '2026-11-21T10:00:00.000Z', events: 3, v1Requests: 2 });
   });
 
   it('exits 0 when nothing calls IMDSv1', async () => {
@@ -275,6 +282,9 @@ describe('imdsguard callers', () => {
     const bad = await runInProcess(['callers', '--events', file, '--since', 'soon']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--since');
+    const noZone = await runInProcess(['callers', '--events', file, '--since', '2026-11-21T10:00']);
+    expect(noZone.code).toBe(2);
+    expect(noZone.stderr).toContain('has no time zone');
     const missing = await runInProcess(['callers', '--events', join(dir, 'nope.jsonl')]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('IMDSGUARD_E_CONFIG_READ');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseTimePoint } from '../../src/cli/commands/events.js';
+import { parseTimePoint } from '../../src/cli/options.js';
 
 const NOW = Date.UTC(2026, 10, 22, 12, 0, 0);
 const p = (v: string) => parseTimePoint(v, '--until', NOW);

@@ -140,6 +140,11 @@ describe('imdsguard report (in-process)', () => {
     expect(doc.totals.denied).toBe(2);
     const wide = await runInProcess(['report', '--db', db, '--since', '7d', '--format', 'json']);
     expect((JSON.parse(wide.stdout) as HostReportDocument).totals.events).toBe(3);
+    // --since as an ISO-8601 time: 90 minutes ago keeps the two recent events.
+    const iso = new Date(now - 90 * 60_000).toISOString();
+    const fromIso = await runInProcess(['report', '--db', db, '--since', iso, '--format', 'json']);
+    expect(fromIso.code, fromIso.stderr).toBe(0);
+    expect((JSON.parse(fromIso.stdout) as HostReportDocument).totals.events).toBe(2);
     const out = join(dir, 'host.html');
     const h = await runInProcess(['report', '--db', db, '--since', '24h', '--output', out]);
     expect(h.code).toBe(0);

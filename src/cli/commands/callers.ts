@@ -9,7 +9,7 @@ import {
 } from '../../guard/callers/index.js';
 import { readEventsFromStore } from '../../guard/events/store.js';
 import type { CliContext, CommandSpec } from '../context.js';
-import { parseDuration } from '../options.js';
+import { DURATION_RE, parseTimePoint } from '../options.js';
 import { DEFAULT_EVENTS_DB } from './events.js';
 
 interface CallersOptions {
@@ -28,7 +28,7 @@ async function runCallers(opts: CallersOptions, ctx: CliContext): Promise<void> 
   if (opts.events !== undefined && opts.db !== undefined) {
     throw new ImdsguardError('IMDSGUARD_E_USAGE', 'callers: give --events or --db, not both');
   }
-  const sinceMs = opts.since === undefined ? undefined : Date.now() - parseDuration(opts.since, '--since');
+  const sinceMs = opts.since === undefined ? undefined : parseTimePoint(opts.since, '--since', Date.now());
   const stats: JsonlStats = { lines: 0, bad: 0 };
   // Like `imdsguard events`: the store named by --db, else IMDSGUARD_DB, else the default path.
   const db = opts.db ?? ctx.env['IMDSGUARD_DB'] ?? DEFAULT_EVENTS_DB;
@@ -57,7 +57,12 @@ async function runCallers(opts: CallersOptions, ctx: CliContext): Promise<void> 
   const callers = agg.result();
   const v1 = v1Callers(callers);
   if (v1.length > 0) ctx.exitCode = 1;
-  const window = opts.since === undefined ? 'in the recorded events' : `in the last ${opts.since}`;
+  const window =
+    opts.since === undefined || sinceMs === undefined
+      ? 'in the recorded events'
+      : DURATION_RE.test(opts.since.trim())
+        ? `in the last ${opts.since.trim()}`
+        : `since ${new Date(sinceMs).toISOString()}`;
   if (opts.json) {
     ctx.stdout.write(
       `${JSON.stringify(
@@ -87,6 +92,7 @@ export const callersCommand: CommandSpec = {
       'list every calling process, IMDSv1 callers first: what breaks if you enforce IMDSv2',
     ],
     ['imdsguard callers --events events.jsonl --since 24h', 'only the last day'],
+    ['imdsguard callers --since 2026-11-20T00:00:00Z', 'from the event store, since a point in time (UTC)'],
     [
       "imdsguard callers --events events.jsonl --json | jq '.callers[] | select(.v1 > 0) | .exe'",
       'the executables that still call IMDSv1, for a script',
@@ -99,7 +105,10 @@ export const callersCommand: CommandSpec = {
         '--db <file>',
         `the guard's SQLite event store (default: IMDSGUARD_DB, else ${DEFAULT_EVENTS_DB})`,
       )
-      .option('--since <duration>', 'only events in this window, e.g. 30m, 24h, 7d')
+      .option(
+        '--since <DURATION|TIME>',
+        'only events since then: a duration ago (30m, 24h, 7d) or an ISO-8601 time (2026-11-20T10:00:00Z)',
+      )
       .option('--json', 'print JSON instead of a table')
       .addHelpText(
         'after',

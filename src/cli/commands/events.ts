@@ -5,7 +5,7 @@ import type { Column } from '../../report/columns.js';
 import { renderJson } from '../../report/json.js';
 import { renderTable } from '../../report/table.js';
 import type { CommandSpec } from '../context.js';
-import { parseChoice, parseDuration, parseIntInRange } from '../options.js';
+import { parseChoice, parseIntInRange, parseTimePoint } from '../options.js';
 
 /** Where the guard keeps its event store when --db and IMDSGUARD_DB are not given. */
 export const DEFAULT_EVENTS_DB = '/var/lib/imdsguard/events.db';
@@ -41,83 +41,6 @@ const COLUMNS: Column<GuardEvent>[] = [
   { header: 'status', value: (e) => String(e.status), align: 'right' },
   { header: 'rule', value: (e) => e.rule },
 ];
-
-const DURATION_RE = /^\d+(?:\.\d+)?(?:ms|s|m|h|d|w)$/;
-/** YYYY-MM-DD, optionally followed by THH:MM[:SS[.fraction]] and a zone (Z, +HH:MM, +HHMM). */
-const ISO_RE =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:(Z)|([+-])(\d{2}):?(\d{2}))?)?$/i;
-/** The range of times accepted, milliseconds since the epoch: 1970-01-01 to the end of 9999 (UTC). */
-const MIN_TIME_MS = 0;
-const MAX_TIME_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
-/** Longest option value looked at, characters. */
-const MAX_TIME_CHARS = 64;
-
-const TIME_HINT =
-  'give a duration before now (30s, 15m, 24h, 7d, 2w) or an ISO-8601 time with a zone (2026-11-20T10:00:00Z, 2026-11-20T12:00+02:00; a date alone is 00:00 UTC)';
-
-function usage(message: string): ImdsguardError {
-  return new ImdsguardError('IMDSGUARD_E_USAGE', message, { hint: TIME_HINT });
-}
-
-/** Milliseconds since the epoch of an ISO-8601 time; throws IMDSGUARD_E_USAGE naming the option. */
-function parseIsoTime(value: string, option: string): number {
-  const m = ISO_RE.exec(value);
-  if (!m) throw usage(`${option}: expected a duration or an ISO-8601 time, got "${value}"`);
-  const [, y, mo, d, h, mi, sec, frac, z, sign, oh, om] = m;
-  if (h !== undefined && z === undefined && sign === undefined) {
-    throw usage(`${option}: "${value}" has no time zone; add Z (UTC) or an offset such as +02:00`);
-  }
-  const year = Number(y);
-  // Date.UTC reads years 0..99 as 1900..1999: refuse anything before the epoch's year here.
-  if (year < 1970) throw usage(`${option}: "${value}" is outside 1970-01-01 .. 9999-12-31`);
-  const month = Number(mo);
-  const day = Number(d);
-  const hour = Number(h ?? 0);
-  const minute = Number(mi ?? 0);
-  const second = Number(sec ?? 0);
-  const offsetMin = sign === undefined ? 0 : (sign === '-' ? -1 : 1) * (Number(oh) * 60 + Number(om));
-  const daysInMonth = month >= 1 && month <= 12 ? new Date(Date.UTC(year, month, 0)).getUTCDate() : 0;
-  if (
-    day < 1 ||
-    day > daysInMonth ||
-    hour > 23 ||
-    minute > 59 ||
-    second > 59 ||
-    Number(oh ?? 0) > 23 ||
-    Number(om ?? 0) > 59
-  ) {
-    throw usage(`${option}: "${value}" is not a valid date and time`);
-  }
-  const ms = Date.UTC(
-    year,
-    month - 1,
-    day,
-    hour,
-    minute,
-    second,
-    Number((frac ?? '').padEnd(3, '0').slice(0, 3)),
-  );
-  return ms - offsetMin * 60_000;
-}
-
-/**
- * A point in time for --since/--until, in milliseconds since the epoch: a duration before `now`
- * (30s, 15m, 24h, 7d, 2w) or an ISO-8601 time with a zone (a date alone is 00:00 UTC). Accepts
- * 1970-01-01 .. 9999-12-31 only; anything else throws IMDSGUARD_E_USAGE naming the option.
- */
-export function parseTimePoint(value: string, option: string, now: number): number {
-  const v = value.trim();
-  if (v.length === 0 || v.length > MAX_TIME_CHARS) {
-    throw usage(
-      `${option}: expected a duration or an ISO-8601 time, got "${value.slice(0, MAX_TIME_CHARS)}"`,
-    );
-  }
-  const ms = DURATION_RE.test(v) ? now - parseDuration(v, option) : parseIsoTime(v, option);
-  if (!Number.isFinite(ms) || ms < MIN_TIME_MS || ms > MAX_TIME_MS) {
-    throw usage(`${option}: "${value}" is outside 1970-01-01 .. 9999-12-31`);
-  }
-  return ms;
-}
 
 /** Turns the flags into a store filter; `now` is injected for tests. */
 export function eventsFilter(flags: EventsFlags, now: number): EventFilter {

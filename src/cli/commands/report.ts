@@ -4,7 +4,7 @@ import { buildHostReport } from '../../report/html/host-data.js';
 import { renderJson } from '../../report/json.js';
 import { writeOutput } from '../../report/output.js';
 import type { CommandSpec } from '../context.js';
-import { parseChoice, parseDuration } from '../options.js';
+import { parseChoice, parseTimePoint } from '../options.js';
 import { DEFAULT_EVENTS_DB } from './events.js';
 
 export const HOST_REPORT_FORMATS = ['html', 'json'] as const;
@@ -34,15 +34,15 @@ export const reportCommand: CommandSpec = {
       .option('--db <FILE>', `the event store (default: IMDSGUARD_DB, else ${DEFAULT_EVENTS_DB})`)
       .option('--output <FILE>', 'write the report to FILE instead of stdout')
       .option(
-        '--since <DURATION>',
-        'the window: events newer than this (30m, 24h, 7d, 2w)',
+        '--since <DURATION|TIME>',
+        'the window: events since a duration ago (30m, 24h, 7d, 2w) or an ISO-8601 time',
         DEFAULT_REPORT_SINCE,
       )
       .option('--format <format>', `${HOST_REPORT_FORMATS.join('|')} (default html)`)
       .action(async (flags: ReportFlags) => {
         const format = parseChoice(flags.format ?? 'html', HOST_REPORT_FORMATS, '--format');
         const now = Date.now();
-        const sinceMs = now - parseDuration(flags.since, '--since');
+        const sinceMs = parseTimePoint(flags.since, '--since', now);
         const path = flags.db ?? ctx.env['IMDSGUARD_DB'] ?? DEFAULT_EVENTS_DB;
         const store = new SqliteEventStore({ path, readonly: true });
         let doc: Awaited<ReturnType<typeof buildHostReport>>;

@@ -1,8 +1,17 @@
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createProcResolver, type ProcResolverOptions } from '../../src/guard/attribution/index.js';
+import { syncProcIo } from '../../src/guard/attribution/proc-io.js';
 import { addressToKernelHex } from '../../src/guard/attribution/proc-parse.js';
 import type { ConnectionInfo } from '../../src/guard/attribution/types.js';
 
@@ -405,6 +414,48 @@ describe('createProcResolver over a fake /proc', () => {
     const older = await r.resolve(conn('127.0.0.1', 43021));
     expect(older.resolved).toBe('partial');
     expect(older.error).toMatch(/budget/);
+  });
+
+  it('with synchronous I/O, keeps ns_last_pid open, reads it afresh per lookup, and closes it', async () => {
+    mkdirSync(join(tree.root, 'sys', 'kernel'), { recursive: true });
+    const lastPid = join(tree.root, 'sys', 'kernel', 'ns_last_pid');
+    const openOnIt = () =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`) === lastPid;
+        } catch {
+          return false;
+        }
+      }).length;
+    tree.proc({ pid: 1040, ppid: 200, uid: 0, exe: '/usr/bin/curl', fds: { 3: 'socket:[12000]' } });
+    tree.tables('', [['127.0.0.1:43020', '127.0.0.1:8080', 0x01, 0, 12000]], []);
+    writeFileSync(lastPid, '1040\n');
+    // The file itself: one open, a fresh read from the start each time.
+    const file = syncProcIo.reread?.(lastPid, 32);
+    expect(file?.read().toString()).toBe('1040\n');
+    writeFileSync(lastPid, '977\n');
+    expect(file?.read().toString()).toBe('977\n');
+    file?.close();
+    expect(openOnIt()).toBe(0);
+    writeFileSync(lastPid, '1040\n');
+    const r = resolver({ io: 'sync' });
+    expect(await r.resolve(conn('127.0.0.1', 43020))).toMatchObject({ pid: 1040, exe: '/usr/bin/curl' });
+    expect(openOnIt()).toBe(1);
+    // A process started after the first lookup: the open file shows the kernel's new last pid.
+    tree.proc({ pid: 1041, ppid: 200, uid: 0, exe: '/usr/bin/wget', fds: { 4: 'socket:[12001]' } });
+    tree.tables(
+      '',
+      [
+        ['127.0.0.1:43020', '127.0.0.1:8080', 0x01, 0, 12000],
+        ['127.0.0.1:43021', '127.0.0.1:8080', 0x01, 0, 12001],
+      ],
+      [],
+    );
+    writeFileSync(lastPid, '1041\n');
+    expect(await r.resolve(conn('127.0.0.1', 43021))).toMatchObject({ pid: 1041, exe: '/usr/bin/wget' });
+    expect(openOnIt()).toBe(1);
+    await r.close();
+    expect(openOnIt()).toBe(0);
   });
 
   it('bounds cmdline and the parent chain', async () => {

@@ -1,7 +1,15 @@
 import { endianness as osEndianness } from 'node:os';
 import { DiagFinder } from './diag-find.js';
 import { Lru } from './lru.js';
-import { asyncProcIo, describeFsError, isDenied, isGone, type ProcIo, syncProcIo } from './proc-io.js';
+import {
+  asyncProcIo,
+  describeFsError,
+  isDenied,
+  isGone,
+  type ProcIo,
+  type RereadFile,
+  syncProcIo,
+} from './proc-io.js';
 import {
   addressToKernelHex,
   type Endianness,
@@ -282,6 +290,8 @@ class ProcFsResolver implements ProcResolver {
   readonly #exeSeen: Lru<number, { link: string; at: number }>;
   /** /proc/PID/status as the new-pid probe just read it, for #describe to reuse (JUST_READ_MS). */
   readonly #statusJustRead: Lru<number, Buffer>;
+  /** /proc/sys/kernel/ns_last_pid kept open (synchronous I/O only; closed by close()). */
+  #lastPidFile: RereadFile | undefined;
   readonly #pids = new Map<number, PidEntry>();
   readonly #io: ProcIo;
   readonly #inline: boolean;
@@ -417,6 +427,8 @@ class ProcFsResolver implements ProcResolver {
     this.#recent.clear();
     this.#parents.clear();
     this.#pids.clear();
+    this.#lastPidFile?.close();
+    this.#lastPidFile = undefined;
   }
 
   async resolve(conn: ConnectionInfo): Promise<Caller> {
@@ -805,12 +817,21 @@ class ProcFsResolver implements ProcResolver {
 
   /** The last pid handed out in this pid namespace; undefined when the kernel does not say. */
   async #lastPid(): Promise<number | undefined> {
+    const path = `${this.#root}/sys/kernel/ns_last_pid`;
     try {
-      const n = Number(
-        (await this.#io.readOnce(`${this.#root}/sys/kernel/ns_last_pid`, 32)).toString('latin1'),
-      );
+      let text: string;
+      if (this.#io.reread && !this.#closed) {
+        // Synchronous I/O keeps the file open: one pread per lookup instead of open, read, close.
+        this.#lastPidFile ??= this.#io.reread(path, 32);
+        text = this.#lastPidFile.read().toString('latin1');
+      } else {
+        text = (await this.#io.readOnce(path, 32)).toString('latin1');
+      }
+      const n = Number(text);
       return Number.isInteger(n) && n > 0 ? n : undefined;
     } catch {
+      this.#lastPidFile?.close();
+      this.#lastPidFile = undefined;
       return undefined;
     }
   }
@@ -902,7 +923,10 @@ class ProcFsResolver implements ProcResolver {
     }
     this.#stats.pidScans++;
     // A recent caller that has exited since (the last curl): cheaper to ask than to fail reading.
-    if (this.#io.exists && !this.#io.exists(dir)) return this.#scanFailed(pid, GONE);
+    // Not for a process whose status was read a moment ago (the new-pid probe): it is there.
+    if (this.#io.exists && this.#statusJustRead.peek(pid) === undefined && !this.#io.exists(dir)) {
+      return this.#scanFailed(pid, GONE);
+    }
     let names: string[];
     try {
       names = await this.#io.readdir(dir);

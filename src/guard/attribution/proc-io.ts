@@ -75,6 +75,17 @@ export interface ProcIo {
    * microseconds for a process that has just exited). Synchronous I/O only.
    */
   exists?(path: string): boolean;
+  /**
+   * Opens a file to read again and again from its start, without opening it each time (a sysctl
+   * such as ns_last_pid is generated anew on every read). Synchronous I/O only.
+   */
+  reread?(path: string, maxBytes: number): RereadFile;
+}
+
+/** A file kept open by ProcIo.reread. `read` returns a view of a reused buffer: parse it at once. */
+export interface RereadFile {
+  read(): Buffer;
+  close(): void;
 }
 
 export const asyncProcIo: ProcIo = {
@@ -139,6 +150,14 @@ export const syncProcIo: ProcIo = {
   readOnce: (path, maxBytes) => settled(() => readOnceSync(path, maxBytes)),
   readAll: (path, maxBytes) => settled(() => readAllSync(path, maxBytes)),
   exists: (path) => existsSync(path),
+  reread: (path, maxBytes) => {
+    const fd = openSync(path, 'r');
+    const buf = Buffer.allocUnsafe(maxBytes);
+    return {
+      read: () => buf.subarray(0, readSync(fd, buf, 0, maxBytes, 0)),
+      close: () => closeSync(fd),
+    };
+  },
 };
 
 /** A short, human-readable reason for a failed /proc access ("permission denied", "no such process"). */

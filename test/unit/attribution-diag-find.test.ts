@@ -83,6 +83,28 @@ describe('DiagFinder: which tuples it asks the kernel for', () => {
     expect(f.find(conn('127.0.0.1', '127.0.0.1'))).toBeUndefined();
   });
 
+  it('prefers a live socket to a closed one of the same tuple (an older connection, reused port)', () => {
+    const v4 = '4 127.0.0.1:40000 -> 127.0.0.1:16925';
+    const dual = `6 ${mapped('127.0.0.1')}:40000 -> ${mapped('127.0.0.1')}:16925`;
+    // The AF_INET tuple is an old connection in TIME_WAIT; the client is a dual-stack AF_INET6 socket.
+    const k = fakeKernel({ [v4]: [TCP_STATES.TIME_WAIT, 0, 0], [dual]: [TCP_STATES.ESTABLISHED, 1000, 77] });
+    const f = new DiagFinder(k.diag, []);
+    expect(f.find(conn('127.0.0.1', '127.0.0.1'))).toEqual({
+      state: TCP_STATES.ESTABLISHED,
+      uid: 1000,
+      inode: 77,
+    });
+    expect(k.queries).toEqual([v4, dual]);
+    // Only the closed one exists: it is the answer (the client has gone; its row says so).
+    const gone = new DiagFinder(fakeKernel({ [v4]: [TCP_STATES.TIME_WAIT, 0, 0] }).diag, []);
+    expect(gone.find(conn('127.0.0.1', '127.0.0.1'))).toEqual({
+      state: TCP_STATES.TIME_WAIT,
+      uid: 0,
+      inode: 0,
+    });
+    expect(gone.stats.hits).toBe(1);
+  });
+
   it('a permanent error turns it off and says why; a transient one costs only that lookup', () => {
     let code = 'EAGAIN';
     let calls = 0;

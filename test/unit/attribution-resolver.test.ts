@@ -226,6 +226,23 @@ describe('createProcResolver over a fake /proc', () => {
     expect(caller).toMatchObject({ resolved: 'full', pid: 60, exe: '/usr/lib/jvm/bin/java' });
   });
 
+  it('an older connection from the same port in tcp (TIME_WAIT, or elsewhere) does not hide the client in tcp6', async () => {
+    tree.proc({ pid: 60, ppid: 1, uid: 1000, exe: '/usr/lib/jvm/bin/java', fds: { 9: 'socket:[7001]' } });
+    tree.proc({ pid: 61, ppid: 1, uid: 1000, exe: '/usr/bin/other', fds: { 3: 'socket:[7002]' } });
+    const v6 = [['127.0.0.1:45000', '127.0.0.1:8080', 0x01, 1000, 7001]] as Row[];
+    // A TIME_WAIT row of the same local port, to another server (ports are reused).
+    tree.tables('', [['127.0.0.1:45000', '127.0.0.1:9999', 0x06, 0, 0]], v6);
+    expect(await resolver().resolve(conn('127.0.0.1', 45000))).toMatchObject({ resolved: 'full', pid: 60 });
+    // A live AF_INET socket sharing the port, connected to another server.
+    tree.tables('', [['127.0.0.1:45000', '127.0.0.1:9999', 0x01, 1000, 7002]], v6);
+    expect(await resolver().resolve(conn('127.0.0.1', 45000))).toMatchObject({ resolved: 'full', pid: 60 });
+    // Only the old row: the client is not there any more, and the answer says so.
+    tree.tables('', [['127.0.0.1:45000', '127.0.0.1:9999', 0x06, 0, 0]], []);
+    const gone = await resolver().resolve(conn('127.0.0.1', 45000));
+    expect(gone.resolved).toBe('none');
+    expect(gone.error).toMatch(/already closed/);
+  });
+
   it('reports the container and a deleted executable', async () => {
     tree.proc({
       pid: 70,

@@ -92,6 +92,9 @@ export class DiagFinder {
     if (!diag) return undefined;
     const address = conn.remoteAddress;
     const isV4 = !address.includes(':') || this.#bytes(4, address) !== undefined;
+    // A closed socket (TIME_WAIT, no inode) may be an older connection of the same 4-tuple (loopback
+    // reuses them at once): kept, and returned only when no live one turns up.
+    let closed: DiagSocket | undefined;
     for (const family of isV4 ? ([4, 6] as const) : ([6] as const)) {
       const client = this.#bytes(family, address);
       if (!client) continue;
@@ -110,12 +113,18 @@ export class DiagFinder {
         }
         // The kernel falls back to a listener on the port: never a client.
         if (answer === null || answer[0] === TCP_STATES.LISTEN) continue;
+        const found = { state: answer[0], uid: answer[1], inode: answer[2] };
+        if (found.inode === 0 || found.state === TCP_STATES.TIME_WAIT) {
+          closed ??= found;
+          continue;
+        }
         this.stats.hits++;
         this.#viaDestination = viaDestination;
-        return { state: answer[0], uid: answer[1], inode: answer[2] };
+        return found;
       }
     }
-    return undefined;
+    if (closed) this.stats.hits++;
+    return closed;
   }
 
   #bytes(family: 4 | 6, address: string): Uint8Array | undefined {

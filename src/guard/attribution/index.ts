@@ -1,5 +1,5 @@
 import { endianness as osEndianness } from 'node:os';
-import { DiagFinder } from './diag-find.js';
+import { DiagFinder, defaultOriginalDestinations } from './diag-find.js';
 import { Lru } from './lru.js';
 import {
   asyncProcIo,
@@ -290,6 +290,8 @@ class ProcFsResolver implements ProcResolver {
   readonly #exeSeen: Lru<number, { link: string; at: number }>;
   /** /proc/PID/status as the new-pid probe just read it, for #describe to reuse (JUST_READ_MS). */
   readonly #statusJustRead: Lru<number, Buffer>;
+  /** Ports of the original destinations (metadata addresses): where a redirected client connected. */
+  readonly #destinationPorts: Set<number>;
   /** /proc/sys/kernel/ns_last_pid kept open (synchronous I/O only; closed by close()). */
   #lastPidFile: RereadFile | undefined;
   readonly #pids = new Map<number, PidEntry>();
@@ -373,6 +375,9 @@ class ProcFsResolver implements ProcResolver {
       this.#diagUnavailable = 'a fake /proc root is in use';
     }
     if (diag) this.#diag = new DiagFinder(diag, o.originalDestinations);
+    this.#destinationPorts = new Set(
+      (o.originalDestinations ?? defaultOriginalDestinations()).map((d) => Number(d.slice(d.lastIndexOf(':') + 1))),
+    );
     this.#inline = o.inline === true;
     this.#io = o.io === 'sync' || this.#inline ? syncProcIo : asyncProcIo;
     this.#described = new Lru(o.describeCacheSize ?? 1024, o.describeCacheTtlMs ?? 2000, this.#now);
@@ -520,11 +525,23 @@ class ProcFsResolver implements ProcResolver {
   async #findRow(conn: ConnectionInfo, since: number, deadline: number): Promise<FoundRow | undefined> {
     const lookups = this.#tableLookups(conn.remoteAddress);
     if (lookups.length === 0) return undefined;
+    // An IPv4 client is looked for in tcp, then (dual-stack, mapped) in tcp6. A row in tcp that is
+    // closed, or connected elsewhere, may be an older connection from the same port (ports are
+    // reused, and TIME_WAIT rows stay for a minute): only a live row connected to the guard (or to an
+    // original destination, for a redirect) ends the search; a weaker one is kept in case nothing
+    // better turns up.
+    let weak: TcpRow | undefined;
     for (const [table, hex] of lookups) {
       const rows = await this.#rows(`${this.#root}/net/${table}`, since, hex, conn.remotePort);
       const row = pickClientRow(rows, conn.localPort);
-      if (row) return { row };
+      if (!row) continue;
+      const live = row.inode !== 0 && row.state !== TCP_STATES.TIME_WAIT;
+      if (live && (row.remotePort === conn.localPort || this.#destinationPorts.has(row.remotePort))) {
+        return { row };
+      }
+      weak ??= row;
     }
+    if (weak) return { row: weak };
     return this.#findRowElsewhere(conn, lookups, since, deadline);
   }
 

@@ -376,7 +376,9 @@ class ProcFsResolver implements ProcResolver {
     }
     if (diag) this.#diag = new DiagFinder(diag, o.originalDestinations);
     this.#destinationPorts = new Set(
-      (o.originalDestinations ?? defaultOriginalDestinations()).map((d) => Number(d.slice(d.lastIndexOf(':') + 1))),
+      (o.originalDestinations ?? defaultOriginalDestinations()).map((d) =>
+        Number(d.slice(d.lastIndexOf(':') + 1)),
+      ),
     );
     this.#inline = o.inline === true;
     this.#io = o.io === 'sync' || this.#inline ? syncProcIo : asyncProcIo;

@@ -236,6 +236,16 @@ describe('createProcResolver over a fake /proc', () => {
     // A live AF_INET socket sharing the port, connected to another server.
     tree.tables('', [['127.0.0.1:45000', '127.0.0.1:9999', 0x01, 1000, 7002]], v6);
     expect(await resolver().resolve(conn('127.0.0.1', 45000))).toMatchObject({ resolved: 'full', pid: 60 });
+    // The client's own row, closed (its process exited), in tcp6, and an unrelated live row in tcp:
+    // the closed row is the answer, with its uid.
+    tree.tables(
+      '',
+      [['127.0.0.1:45000', '127.0.0.1:9999', 0x01, 0, 7002]],
+      [['127.0.0.1:45000', '127.0.0.1:8080', 0x08, 1000, 0]],
+    );
+    const closed = await resolver().resolve(conn('127.0.0.1', 45000));
+    expect(closed).toMatchObject({ resolved: 'partial', uid: 1000 });
+    expect(closed.error).toMatch(/already closed/);
     // Only the old row: the client is not there any more, and the answer says so.
     tree.tables('', [['127.0.0.1:45000', '127.0.0.1:9999', 0x06, 0, 0]], []);
     const gone = await resolver().resolve(conn('127.0.0.1', 45000));

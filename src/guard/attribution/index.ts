@@ -533,17 +533,20 @@ class ProcFsResolver implements ProcResolver {
     // original destination, for a redirect) ends the search; a weaker one is kept in case nothing
     // better turns up.
     let weak: TcpRow | undefined;
+    let other: TcpRow | undefined;
     for (const [table, hex] of lookups) {
       const rows = await this.#rows(`${this.#root}/net/${table}`, since, hex, conn.remotePort);
       const row = pickClientRow(rows, conn.localPort);
       if (!row) continue;
       const live = row.inode !== 0 && row.state !== TCP_STATES.TIME_WAIT;
-      if (live && (row.remotePort === conn.localPort || this.#destinationPorts.has(row.remotePort))) {
-        return { row };
-      }
-      weak ??= row;
+      const toUs = row.remotePort === conn.localPort || this.#destinationPorts.has(row.remotePort);
+      if (live && toUs) return { row };
+      // A closed row of this connection (its process exited) beats a row connected elsewhere.
+      if (toUs) weak ??= row;
+      else other ??= row;
     }
-    if (weak) return { row: weak };
+    const best = weak ?? other;
+    if (best) return { row: best };
     return this.#findRowElsewhere(conn, lookups, since, deadline);
   }
 
@@ -967,21 +970,27 @@ class ProcFsResolver implements ProcResolver {
     const sync = this.#io === syncProcIo;
     const step = sync ? 1 : want !== undefined ? Math.min(4, this.#o.fdConcurrency) : this.#o.fdConcurrency;
     let wanted = false;
+    const note = (link: string) => {
+      if (link.charCodeAt(0) !== 115 /* s */) return;
+      const inode = parseSocketLink(link);
+      if (inode === undefined) return;
+      sockets.push(inode);
+      if (inode === want) wanted = true;
+    };
     for (let i = 0; i < names.length; i += step) {
       if ((i > 0 && this.#now() > deadline) || wanted) {
         complete = false;
         break;
       }
-      const batch = sync ? [names[i] as string] : names.slice(i, i + step);
+      if (sync) {
+        this.#stats.fdReads++;
+        note(await this.#io.readlink(`${dir}/${names[i]}`).catch(() => ''));
+        continue;
+      }
+      const batch = names.slice(i, i + step);
       this.#stats.fdReads += batch.length;
       const links = await Promise.all(batch.map((n) => this.#io.readlink(`${dir}/${n}`).catch(() => '')));
-      for (const l of links) {
-        if (l.charCodeAt(0) !== 115 /* s */) continue;
-        const inode = parseSocketLink(l);
-        if (inode === undefined) continue;
-        sockets.push(inode);
-        if (inode === want) wanted = true;
-      }
+      for (const l of links) note(l);
     }
     const at = this.#now();
     for (const inode of sockets) this.#index.set(inode, { pid, at });

@@ -228,8 +228,10 @@ describe.each(SOCKET_SOURCES)('attribution on the real /proc (sockets found by %
     expect(caller.resolved).not.toBe('full');
     expect(caller.pid).toBeUndefined();
     expect(caller.error).toMatch(/closed|exited/);
-    // The orphaned socket row still carries its owner's uid.
-    if (isRoot) expect(caller.uid).toBe(NOBODY);
+    // The orphaned socket still carries its owner's uid, until the kernel turns it into a timewait
+    // socket (FIN_WAIT2 once the guard side has acknowledged the FIN), which reports uid 0 for
+    // anyone: then the uid is unknown. Never root for nobody's socket.
+    if (isRoot) expect([NOBODY, undefined]).toContain(caller.uid);
   });
 
   it('a long-lived client: the second connection is found among recent callers', async () => {

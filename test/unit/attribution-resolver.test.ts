@@ -327,12 +327,20 @@ describe('createProcResolver over a fake /proc', () => {
     expect(caller.error).toMatch(/already closed/);
   });
 
-  it('a TIME_WAIT row does not claim uid 0', async () => {
-    tree.tables('', [['127.0.0.1:43001', '127.0.0.1:8080', 0x06, 0, 0]], []);
-    const caller = await resolver().resolve(conn('127.0.0.1', 43001));
-    expect(caller.resolved).toBe('none');
-    expect(caller.uid).toBeUndefined();
-    expect(caller.error).toMatch(/already closed/);
+  it('a timewait row (TIME_WAIT, or an orphaned FIN_WAIT2) does not claim uid 0', async () => {
+    for (const state of [0x06, 0x05]) {
+      tree.tables('', [['127.0.0.1:43001', '127.0.0.1:8080', state, 0, 0]], []);
+      const caller = await resolver().resolve(conn('127.0.0.1', 43001));
+      expect(caller.resolved, `state ${state}`).toBe('none');
+      expect(caller.uid).toBeUndefined();
+      expect(caller.error).toMatch(/already closed/);
+    }
+    // An orphaned FIN_WAIT2 socket that still shows its owner keeps the uid.
+    tree.tables('', [['127.0.0.1:43001', '127.0.0.1:8080', 0x05, 65534, 0]], []);
+    expect(await resolver().resolve(conn('127.0.0.1', 43001))).toMatchObject({
+      resolved: 'partial',
+      uid: 65534,
+    });
   });
 
   it('no socket row: resolved none with a reason', async () => {

@@ -24,6 +24,7 @@ import {
   pickClientRow,
   TCP_STATES,
   type TcpRow,
+  uidUnknown,
   unmapIPv4,
 } from './proc-parse.js';
 import { loadSockDiag, type SockDiag } from './sock-diag.js';
@@ -475,8 +476,9 @@ class ProcFsResolver implements ProcResolver {
       };
     }
     const { row } = found;
-    // TIME_WAIT rows print uid 0 whatever the owner was; other ownerless rows keep the real uid.
-    const uid = row.state === TCP_STATES.TIME_WAIT ? undefined : row.uid;
+    // Timewait sockets (TIME_WAIT, an orphaned FIN_WAIT2) print uid 0 whatever the owner was; other
+    // ownerless rows keep the real uid.
+    const uid = uidUnknown(row) ? undefined : row.uid;
     const base: Caller = { resolved: 'partial' };
     if (uid !== undefined) {
       base.uid = uid;

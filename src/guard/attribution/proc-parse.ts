@@ -23,6 +23,19 @@ export const TCP_STATES = {
   CLOSING: 0x0b,
 } as const;
 
+/**
+ * Whether a socket's uid tells nothing: the kernel turns a closed connection into a small "timewait"
+ * socket, in TIME_WAIT or (orphaned, waiting for the peer's FIN) FIN_WAIT2, and reports uid 0 and
+ * inode 0 for it whoever owned it. Claiming root for such a row would be wrong (and a `user: root`
+ * rule could match it). An orphaned FIN_WAIT2 socket that still has its uid keeps it.
+ */
+export function uidUnknown(row: { state: number; uid: number; inode: number }): boolean {
+  return (
+    row.state === TCP_STATES.TIME_WAIT ||
+    (row.state === TCP_STATES.FIN_WAIT2 && row.inode === 0 && row.uid === 0)
+  );
+}
+
 export interface TcpRow {
   /** Local address as the kernel prints it (hex, host byte order per 32-bit word) and port. */
   localHex: string;

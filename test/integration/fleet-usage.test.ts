@@ -120,8 +120,13 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
     const v1 = rows.find((r) => kinds.get(r.instanceId) === 'v1');
     expect(v1?.noToken?.sum).toBe(576);
     expect(Date.parse(v1?.noToken?.lastNonZero ?? '')).toBeLessThan(NOW - 86_400_000);
+    // The calls stop at NOW - 2 days; the last 5-minute sample may fall up to 5 minutes before, and
+    // lastNonZero is the start of the 6-hour period holding it (periods start at 00:00, 06:00 ... UTC:
+    // a bound of NOW - 2 days - 6 hours failed in the first minutes after each of them).
+    const lastSample = NOW - 2 * 86_400_000 - 300_000;
+    const sixHours = 6 * 3_600_000;
     expect(Date.parse(v1?.noToken?.lastNonZero ?? '')).toBeGreaterThanOrEqual(
-      NOW - 2 * 86_400_000 - 6 * 3_600_000,
+      Math.floor(lastSample / sixHours) * sixHours,
     );
     const broken = rows.find((r) => r.readiness === 'broken');
     expect(broken?.rejected?.sum).toBe(288);

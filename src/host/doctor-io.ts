@@ -5,8 +5,10 @@ import { installedBackends, lookupUser } from './apply.js';
 import {
   type DoctorFacts,
   type GuardProcess,
+  iptablesBridgeRules,
   iptablesRedirect,
   listeningInodes,
+  nftBridgeRules,
   nftRedirects,
   type Outcome,
   parseProcStatus,
@@ -33,16 +35,19 @@ export async function readRedirects(
   for (const b of backends) {
     if (b === 'nftables') {
       const l = await runner.run(['nft', ...nftListArgs()]);
-      const r = nftRedirects(l.code === 0 ? l.stdout : undefined);
-      if (r.v4 || r.v6) return { backend: b, v4: r.v4, v6: r.v6 };
+      const listing = l.code === 0 ? l.stdout : undefined;
+      const r = nftRedirects(listing);
+      if (r.v4 || r.v6) return { backend: b, v4: r.v4, v6: r.v6, bridges: nftBridgeRules(listing) };
     } else {
-      const fams = await Promise.all(
+      const [v4, v6] = await Promise.all(
         (['ipv4', 'ipv6'] as const).map(async (fam) => {
           const r = await runner.run([IPT_TOOLS[fam].save]);
-          return r.code === 0 ? iptablesRedirect(parseIptablesSave(r.stdout), fam) : undefined;
+          return r.code === 0 ? parseIptablesSave(r.stdout) : undefined;
         }),
       );
-      if (fams[0] || fams[1]) return { backend: b, v4: fams[0], v6: fams[1] };
+      const r4 = v4 && iptablesRedirect(v4, 'ipv4');
+      const r6 = v6 && iptablesRedirect(v6, 'ipv6');
+      if (r4 || r6) return { backend: b, v4: r4, v6: r6, bridges: iptablesBridgeRules(v4, v6) };
     }
   }
   return { backend: backends[0], v4: undefined, v6: undefined };
@@ -178,6 +183,23 @@ export interface GatherOptions {
   probeV1: boolean;
   /** Default: whether this process runs as root. */
   isRoot?: boolean;
+  /** Container bridges install recorded (--containers). */
+  bridges?: readonly string[];
+}
+
+/** net.ipv4.conf.BRIDGE.route_localnet for each bridge: undefined when the bridge does not exist. */
+async function routeLocalnet(bridges: readonly string[]): Promise<Record<string, boolean | undefined>> {
+  const out: Record<string, boolean | undefined> = {};
+  await Promise.all(
+    bridges.map(async (b) => {
+      try {
+        out[b] = (await readFile(`/proc/sys/net/ipv4/conf/${b}/route_localnet`, 'utf8')).trim() === '1';
+      } catch {
+        out[b] = undefined;
+      }
+    }),
+  );
+  return out;
 }
 
 export async function gatherDoctorFacts(runner: CommandRunner, o: GatherOptions): Promise<DoctorFacts> {
@@ -191,6 +213,8 @@ export async function gatherDoctorFacts(runner: CommandRunner, o: GatherOptions)
   const isRoot = o.isRoot ?? process.getuid?.() === 0;
   if (!isRoot && !redirects.v4 && !redirects.v6) redirects.readable = false;
   const imds = await probeImdsAs(user?.uid, user?.gid, o.probeV1, isRoot);
+  const expected = [...(o.bridges ?? [])];
+  const seen = [...new Set([...expected, ...(redirects.bridges?.dnat ?? []).map((d) => d.bridge)])];
   return {
     port: o.port,
     user: { name: o.userName, uid: user?.uid },
@@ -201,6 +225,7 @@ export async function gatherDoctorFacts(runner: CommandRunner, o: GatherOptions)
     viaGuard,
     imds,
     sockDiag: sockDiagFact(),
+    containers: { expected, routeLocalnet: await routeLocalnet(seen) },
   };
 }
 

@@ -13,6 +13,7 @@ export type CheckStatus = (typeof CHECK_STATUSES)[number];
 export const CHECK_IDS = [
   'redirect-v4',
   'redirect-v6',
+  'containers',
   'guard-health',
   'guard-exempt',
   'imds-via-guard',
@@ -41,6 +42,23 @@ export interface RedirectFacts {
   readable?: boolean;
   v4: RedirectFact | undefined;
   v6: RedirectFact | undefined;
+  /** The container rules found with the redirect (install --containers). */
+  bridges?: BridgeRules;
+}
+
+/** What the firewall does with metadata traffic arriving on container bridges. */
+export interface BridgeRules {
+  /** Bridges whose IPv4 metadata traffic is DNATed to the guard on 127.0.0.1, with the port. */
+  dnat: Array<{ bridge: string; port: number }>;
+  /** Bridges whose IPv6 metadata traffic is refused (it cannot be redirected). */
+  v6Refused: string[];
+}
+
+export interface ContainerFacts {
+  /** Bridges install recorded (--containers); empty when it recorded none. */
+  expected: string[];
+  /** net.ipv4.conf.BRIDGE.route_localnet: true, false, or undefined when the bridge does not exist. */
+  routeLocalnet: Record<string, boolean | undefined>;
 }
 
 /** Outcome of an HTTP exchange: a status code or an error reason (ECONNREFUSED, timed out...). */
@@ -67,6 +85,7 @@ export interface DoctorFacts {
   imds: { skipped: string | undefined; put: Outcome | undefined; tokenless: Outcome | undefined };
   /** Whether this installation finds client sockets by sock_diag (the native addon), and if not why. */
   sockDiag: { available: boolean; reason?: string };
+  containers: ContainerFacts;
 }
 
 export const CAP_DAC_READ_SEARCH = 2n;
@@ -96,6 +115,46 @@ export function iptablesRedirect(
     return { port: Number(port[1]), exempt: owner?.[1] };
   }
   return undefined;
+}
+
+/** Our container rules in parsed iptables-save output (IPv4 DNAT, IPv6 refusal), when jumped to. */
+export function iptablesBridgeRules(v4: SavedRuleset | undefined, v6: SavedRuleset | undefined): BridgeRules {
+  const out: BridgeRules = { dnat: [], v6Refused: [] };
+  const jumped = (saved: SavedRuleset | undefined, table: string, chain: string, target: string) =>
+    (saved?.get(table)?.chains.get(chain)?.rules ?? []).some(
+      (r) => isOurRule(r) && r.includes(`-j ${target}`),
+    );
+  if (jumped(v4, 'nat', 'PREROUTING', IPT_CHAINS.prerouting)) {
+    for (const raw of v4?.get('nat')?.chains.get(IPT_CHAINS.prerouting)?.rules ?? []) {
+      const m = /-i (\S+) .*-j DNAT --to-destination 127\.0\.0\.1:(\d+)/.exec(normalizeRule(raw));
+      if (m) out.dnat.push({ bridge: m[1] as string, port: Number(m[2]) });
+    }
+  }
+  if (jumped(v6, 'filter', 'FORWARD', IPT_CHAINS.containersV6)) {
+    for (const raw of v6?.get('filter')?.chains.get(IPT_CHAINS.containersV6)?.rules ?? []) {
+      const m = /-i (\S+) .*-j REJECT/.exec(normalizeRule(raw));
+      if (m) out.v6Refused.push(m[1] as string);
+    }
+  }
+  return out;
+}
+
+/** Our container rules in a listing of table inet imdsguard. */
+export function nftBridgeRules(listing: string | undefined): BridgeRules {
+  const out: BridgeRules = { dnat: [], v6Refused: [] };
+  const names = (m: RegExpExecArray) =>
+    (m[1] ?? m[2] ?? '').split(',').map((n) => n.trim().replace(/"/g, ''));
+  for (const raw of (listing ?? '').split('\n')) {
+    const line = raw.trim();
+    const d =
+      /^iifname (?:\{ (.+) \}|"([^"]+)") ip daddr 169\.254\.169\.254 .*dnat (?:ip )?to 127\.0\.0\.1:(\d+)/.exec(
+        line,
+      );
+    if (d) for (const bridge of names(d)) out.dnat.push({ bridge, port: Number(d[3]) });
+    const r = new RegExp(`^iifname (?:\\{ (.+) \\}|"([^"]+)") ip6 daddr ${IMDS_V6} .*reject`).exec(line);
+    if (r) for (const bridge of names(r)) if (!out.v6Refused.includes(bridge)) out.v6Refused.push(bridge);
+  }
+  return out;
 }
 
 export function nftRedirects(listing: string | undefined): { v4?: RedirectFact; v6?: RedirectFact } {
@@ -194,11 +253,58 @@ function redirectCheck(
   };
 }
 
+/** The container bridges install recorded: DNAT to the guard, route_localnet, the IPv6 refusal. */
+function containersCheck(facts: DoctorFacts): Check {
+  const rules = facts.redirects.bridges ?? { dnat: [], v6Refused: [] };
+  const expected =
+    facts.containers.expected.length > 0 ? facts.containers.expected : rules.dnat.map((d) => d.bridge);
+  if (expected.length === 0) {
+    return {
+      id: 'containers',
+      status: 'ok',
+      detail: 'no container bridges installed (install --containers redirects them)',
+      fix: '',
+    };
+  }
+  const problems: string[] = [];
+  const absent: string[] = [];
+  for (const b of expected) {
+    const dnat = rules.dnat.find((d) => d.bridge === b);
+    if (!dnat) problems.push(`${b}: no DNAT to the guard, so containers reach IMDS around it`);
+    else if (dnat.port !== facts.port)
+      problems.push(`${b}: DNAT to port ${dnat.port}, but the guard port is ${facts.port}`);
+    const local = facts.containers.routeLocalnet[b];
+    if (local === undefined) absent.push(b);
+    else if (!local) problems.push(`${b}: route_localnet is 0, so the DNAT to 127.0.0.1 is dropped`);
+    if (facts.ipv6Expected && !rules.v6Refused.includes(b))
+      problems.push(
+        `${b}: IPv6 metadata traffic is not refused, so containers reach [${IMDS_V6}] around the guard`,
+      );
+  }
+  if (problems.length > 0) {
+    return {
+      id: 'containers',
+      status: 'fail',
+      detail: problems.join('; '),
+      fix: `sudo imdsguard install --apply --containers --bridges ${expected.join(',')}${facts.ipv6Expected ? ' --ipv6' : ''}`,
+    };
+  }
+  return {
+    id: 'containers',
+    status: 'ok',
+    detail: `${expected.join(', ')} -> 127.0.0.1:${facts.port}${facts.ipv6Expected ? ', IPv6 refused' : ''}${
+      absent.length > 0 ? ` (${absent.join(', ')} not present yet)` : ''
+    }`,
+    fix: '',
+  };
+}
+
 export function evaluateDoctor(facts: DoctorFacts): Check[] {
   const checks: Check[] = [];
   const r = facts.redirects;
   checks.push(redirectCheck('redirect-v4', r.v4, true, facts));
   checks.push(redirectCheck('redirect-v6', r.v6, facts.ipv6Expected, facts));
+  checks.push(containersCheck(facts));
 
   checks.push(
     facts.health.healthy

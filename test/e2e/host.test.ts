@@ -222,6 +222,7 @@ function doctor(
 const ALL_OK = {
   'redirect-v4': 'ok',
   'redirect-v6': 'ok',
+  containers: 'ok',
   'guard-health': 'ok',
   'guard-exempt': 'ok',
   'imds-via-guard': 'ok',
@@ -437,6 +438,13 @@ describe.skipIf(!ENABLED)('install --containers', () => {
       // curl exit 7: connection refused (the TCP reset answering its SYN).
       expect(await fromContainer(v6)).toEqual({ code: 'curl exit 7', viaGuard: false });
       expect(existsSync(join(host.root, 'etc/sysctl.d/60-imdsguard.conf'))).toBe(true);
+      // doctor checks what install recorded: the DNAT, route_localnet, the IPv6 refusal.
+      expect(doctor(host).checks['containers'], backend).toBe('ok');
+      host.ns.exec('sysctl', ['-qw', 'net.ipv4.conf.imdsgbr0.route_localnet=0']);
+      const off = doctor(host);
+      expect(off.checks['containers']).toBe('fail');
+      expect(off.raw).toContain('imdsgbr0: route_localnet is 0');
+      host.ns.exec('sysctl', ['-qw', 'net.ipv4.conf.imdsgbr0.route_localnet=1']);
     }
     const r = host.cli(['uninstall', '--apply', '--json', '--root', host.root]);
     expect(r.status, r.stderr).toBe(0);

@@ -3,12 +3,21 @@ import {
   type DoctorFacts,
   doctorExitCode,
   evaluateDoctor,
+  iptablesBridgeRules,
   iptablesRedirect,
   listeningInodes,
+  nftBridgeRules,
   parseProcStatus,
   renderChecks,
 } from '../../src/host/doctor.js';
-import { desiredIptables, parseIptablesSave, scratchIptables } from '../../src/host/iptables.js';
+import {
+  desiredIptables,
+  type IptDesired,
+  parseIptablesSave,
+  scratchIptables,
+} from '../../src/host/iptables.js';
+import { nftTableDefinition } from '../../src/host/nftables.js';
+import type { RuleOptions } from '../../src/host/types.js';
 
 const CAPS = (1n << 2n) | (1n << 19n);
 
@@ -23,6 +32,7 @@ function healthy(): DoctorFacts {
     viaGuard: { put: 200, get: 200 },
     imds: { skipped: undefined, put: 200, tokenless: 401 },
     sockDiag: { available: true },
+    containers: { expected: [], routeLocalnet: {} },
   };
 }
 
@@ -34,6 +44,7 @@ describe('doctor evaluation', () => {
     expect(checks.map((c) => c.id)).toEqual([
       'redirect-v4',
       'redirect-v6',
+      'containers',
       'guard-health',
       'guard-exempt',
       'imds-via-guard',
@@ -130,6 +141,97 @@ describe('doctor parsers', () => {
     // Without the jump from OUTPUT the chain redirects nothing.
     const noJump = parseIptablesSave(lines.filter((l) => !l.startsWith('-A OUTPUT')).join('\n'));
     expect(iptablesRedirect(noJump, 'ipv4')).toBeUndefined();
+  });
+
+  it('checks the container bridges install recorded: DNAT, route_localnet, the IPv6 refusal', () => {
+    const f = healthy();
+    const detail = (facts: DoctorFacts) => evaluateDoctor(facts).find((c) => c.id === 'containers');
+    expect(detail(f)).toMatchObject({
+      status: 'ok',
+      detail: expect.stringContaining('no container bridges'),
+    });
+    f.ipv6Expected = true;
+    f.redirects.v6 = { port: 16925, exempt: '998' };
+    f.redirects.bridges = { dnat: [{ bridge: 'docker0', port: 16925 }], v6Refused: ['docker0'] };
+    f.containers = { expected: ['docker0', 'cni0'], routeLocalnet: { docker0: true, cni0: undefined } };
+    // cni0 does not exist yet: its rules are still required (it may appear later).
+    expect(detail(f)).toMatchObject({ status: 'fail', detail: expect.stringContaining('cni0: no DNAT') });
+    f.redirects.bridges.dnat.push({ bridge: 'cni0', port: 16925 });
+    f.redirects.bridges.v6Refused.push('cni0');
+    expect(detail(f)).toEqual({
+      id: 'containers',
+      status: 'ok',
+      detail: 'docker0, cni0 -> 127.0.0.1:16925, IPv6 refused (cni0 not present yet)',
+      fix: '',
+    });
+    const broken = (change: (x: DoctorFacts) => void) => {
+      const x = structuredClone(f);
+      change(x);
+      return detail(x);
+    };
+    expect(broken((x) => (x.containers.routeLocalnet['docker0'] = false))).toMatchObject({
+      status: 'fail',
+      detail: 'docker0: route_localnet is 0, so the DNAT to 127.0.0.1 is dropped',
+      fix: 'sudo imdsguard install --apply --containers --bridges docker0,cni0 --ipv6',
+    });
+    expect(broken((x) => x.redirects.bridges?.v6Refused.splice(0, 1))?.detail).toContain(
+      'docker0: IPv6 metadata traffic is not refused',
+    );
+    expect(
+      broken(
+        (x) =>
+          (((x.redirects.bridges as { dnat: Array<{ port: number }> }).dnat[0] as { port: number }).port = 9),
+      )?.detail,
+    ).toBe('docker0: DNAT to port 9, but the guard port is 16925');
+    expect(doctorExitCode(evaluateDoctor(f))).toBe(0);
+  });
+
+  it('reads the container rules back from iptables-save and from the nft table', () => {
+    const opts: RuleOptions = {
+      backend: 'iptables',
+      port: 4000,
+      ipv6: true,
+      bridges: ['docker0', 'cni0'],
+      exempt: '998',
+    };
+    const save = (d: IptDesired) => {
+      const lines: string[] = [];
+      for (const table of ['nat', 'filter']) {
+        lines.push(
+          `*${table}`,
+          ':OUTPUT ACCEPT [0:0]',
+          ':PREROUTING ACCEPT [0:0]',
+          ':INPUT ACCEPT [0:0]',
+          ':FORWARD ACCEPT [0:0]',
+        );
+        for (const c of scratchIptables(d)) {
+          if (c[1] !== table) continue;
+          if (c[2] === '-N') lines.push(`:${c[3]} - [0:0]`);
+          else lines.push(`-A ${c[3]} ${c.slice(c[2] === '-I' ? 5 : 4).join(' ')}`);
+        }
+        lines.push('COMMIT');
+      }
+      return parseIptablesSave(lines.join('\n'));
+    };
+    const v4 = save(desiredIptables(opts, 'ipv4'));
+    const v6 = save(desiredIptables(opts, 'ipv6'));
+    const want = {
+      dnat: [
+        { bridge: 'docker0', port: 4000 },
+        { bridge: 'cni0', port: 4000 },
+      ],
+      v6Refused: ['docker0', 'cni0'],
+    };
+    expect(iptablesBridgeRules(v4, v6)).toEqual(want);
+    expect(nftBridgeRules(nftTableDefinition({ ...opts, backend: 'nftables' }))).toEqual(want);
+    // Without --ipv6 nothing is refused; without bridges nothing at all.
+    expect(
+      nftBridgeRules(nftTableDefinition({ ...opts, backend: 'nftables', ipv6: false })).v6Refused,
+    ).toEqual([]);
+    expect(iptablesBridgeRules(save(desiredIptables({ ...opts, bridges: [] }, 'ipv4')), undefined)).toEqual({
+      dnat: [],
+      v6Refused: [],
+    });
   });
 
   it('finds listening sockets and capabilities in /proc text', () => {

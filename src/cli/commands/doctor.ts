@@ -31,6 +31,7 @@ async function run(flags: DoctorFlags, ctx: CliContext): Promise<void> {
     backend: parseBackend(flags.backend),
     health: defaultHealthTarget(port, parseHealthUrl(flags.healthUrl)),
     probeV1: flags.v1Probe !== false,
+    bridges: state?.bridges ?? [],
   });
   const checks = evaluateDoctor(facts);
   ctx.exitCode = Math.max(ctx.exitCode, doctorExitCode(checks));
@@ -44,7 +45,7 @@ async function run(flags: DoctorFlags, ctx: CliContext): Promise<void> {
 export const doctorCommand: CommandSpec = {
   name: 'doctor',
   summary:
-    'Check the redirect, the guard, its exemption, IMDS reachability, capabilities and the attribution addon on this host.',
+    'Check the redirect (and the container bridges), the guard, its exemption, IMDS reachability, capabilities and the attribution addon on this host.',
   examples: [
     ['sudo imdsguard doctor', 'check everything; exit 1 when any check is not ok'],
     [

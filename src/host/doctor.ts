@@ -52,6 +52,8 @@ export interface BridgeRules {
   dnat: Array<{ bridge: string; port: number }>;
   /** Bridges whose IPv6 metadata traffic is refused (it cannot be redirected). */
   v6Refused: string[];
+  /** Bridges whose other traffic to 127.0.0.0/8 is dropped (route_localnet would expose loopback). */
+  loopbackDrop: string[];
 }
 
 export interface ContainerFacts {
@@ -119,7 +121,7 @@ export function iptablesRedirect(
 
 /** Our container rules in parsed iptables-save output (IPv4 DNAT, IPv6 refusal), when jumped to. */
 export function iptablesBridgeRules(v4: SavedRuleset | undefined, v6: SavedRuleset | undefined): BridgeRules {
-  const out: BridgeRules = { dnat: [], v6Refused: [] };
+  const out: BridgeRules = { dnat: [], v6Refused: [], loopbackDrop: [] };
   const jumped = (saved: SavedRuleset | undefined, table: string, chain: string, target: string) =>
     (saved?.get(table)?.chains.get(chain)?.rules ?? []).some(
       (r) => isOurRule(r) && r.includes(`-j ${target}`),
@@ -128,6 +130,12 @@ export function iptablesBridgeRules(v4: SavedRuleset | undefined, v6: SavedRules
     for (const raw of v4?.get('nat')?.chains.get(IPT_CHAINS.prerouting)?.rules ?? []) {
       const m = /-i (\S+) .*-j DNAT --to-destination 127\.0\.0\.1:(\d+)/.exec(normalizeRule(raw));
       if (m) out.dnat.push({ bridge: m[1] as string, port: Number(m[2]) });
+    }
+  }
+  if (jumped(v4, 'filter', 'INPUT', IPT_CHAINS.input)) {
+    for (const raw of v4?.get('filter')?.chains.get(IPT_CHAINS.input)?.rules ?? []) {
+      const m = /-d 127\.0\.0\.0\/8 -i (\S+) .*-j DROP/.exec(normalizeRule(raw));
+      if (m) out.loopbackDrop.push(m[1] as string);
     }
   }
   if (jumped(v6, 'filter', 'FORWARD', IPT_CHAINS.containersV6)) {
@@ -141,7 +149,7 @@ export function iptablesBridgeRules(v4: SavedRuleset | undefined, v6: SavedRules
 
 /** Our container rules in a listing of table inet imdsguard. */
 export function nftBridgeRules(listing: string | undefined): BridgeRules {
-  const out: BridgeRules = { dnat: [], v6Refused: [] };
+  const out: BridgeRules = { dnat: [], v6Refused: [], loopbackDrop: [] };
   const names = (m: RegExpExecArray) =>
     (m[1] ?? m[2] ?? '').split(',').map((n) => n.trim().replace(/"/g, ''));
   for (const raw of (listing ?? '').split('\n')) {
@@ -153,6 +161,8 @@ export function nftBridgeRules(listing: string | undefined): BridgeRules {
     if (d) for (const bridge of names(d)) out.dnat.push({ bridge, port: Number(d[3]) });
     const r = new RegExp(`^iifname (?:\\{ (.+) \\}|"([^"]+)") ip6 daddr ${IMDS_V6} .*reject`).exec(line);
     if (r) for (const bridge of names(r)) if (!out.v6Refused.includes(bridge)) out.v6Refused.push(bridge);
+    const l = /^iifname (?:\{ (.+) \}|"([^"]+)") ip daddr 127\.0\.0\.0\/8 .*drop/.exec(line);
+    if (l) out.loopbackDrop.push(...names(l));
   }
   return out;
 }
@@ -255,7 +265,7 @@ function redirectCheck(
 
 /** The container bridges install recorded: DNAT to the guard, route_localnet, the IPv6 refusal. */
 function containersCheck(facts: DoctorFacts): Check {
-  const rules = facts.redirects.bridges ?? { dnat: [], v6Refused: [] };
+  const rules = facts.redirects.bridges ?? { dnat: [], v6Refused: [], loopbackDrop: [] };
   const expected =
     facts.containers.expected.length > 0 ? facts.containers.expected : rules.dnat.map((d) => d.bridge);
   if (expected.length === 0) {
@@ -273,6 +283,10 @@ function containersCheck(facts: DoctorFacts): Check {
     if (!dnat) problems.push(`${b}: no DNAT to the guard, so containers reach IMDS around it`);
     else if (dnat.port !== facts.port)
       problems.push(`${b}: DNAT to port ${dnat.port}, but the guard port is ${facts.port}`);
+    if (dnat && !rules.loopbackDrop.includes(b))
+      problems.push(
+        `${b}: nothing drops its other traffic to 127.0.0.0/8, which route_localnet lets through`,
+      );
     const local = facts.containers.routeLocalnet[b];
     if (local === undefined) absent.push(b);
     else if (!local) problems.push(`${b}: route_localnet is 0, so the DNAT to 127.0.0.1 is dropped`);

@@ -445,6 +445,15 @@ describe.skipIf(!ENABLED)('install --containers', () => {
       expect(off.checks['containers']).toBe('fail');
       expect(off.raw).toContain('imdsgbr0: route_localnet is 0');
       host.ns.exec('sysctl', ['-qw', 'net.ipv4.conf.imdsgbr0.route_localnet=1']);
+      // Without the drop of other bridge traffic to 127.0.0.0/8, route_localnet exposes loopback.
+      if (backend === 'nftables') host.ns.exec('nft', ['flush', 'chain', 'inet', 'imdsguard', 'input']);
+      else host.ns.exec('iptables', ['-t', 'filter', '-F', 'IMDSGUARD-IN']);
+      const open = doctor(host);
+      expect(open.checks['containers']).toBe('fail');
+      expect(open.raw).toContain('imdsgbr0: nothing drops its other traffic to 127.0.0.0/8');
+      // A second install puts it back.
+      expect(host.cli([...args, '--backend', backend]).status).toBe(0);
+      expect(doctor(host).checks['containers']).toBe('ok');
     }
     const r = host.cli(['uninstall', '--apply', '--json', '--root', host.root]);
     expect(r.status, r.stderr).toBe(0);

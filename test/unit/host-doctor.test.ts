@@ -152,7 +152,11 @@ describe('doctor parsers', () => {
     });
     f.ipv6Expected = true;
     f.redirects.v6 = { port: 16925, exempt: '998' };
-    f.redirects.bridges = { dnat: [{ bridge: 'docker0', port: 16925 }], v6Refused: ['docker0'] };
+    f.redirects.bridges = {
+      dnat: [{ bridge: 'docker0', port: 16925 }],
+      v6Refused: ['docker0'],
+      loopbackDrop: ['docker0', 'cni0'],
+    };
     f.containers = { expected: ['docker0', 'cni0'], routeLocalnet: { docker0: true, cni0: undefined } };
     // cni0 does not exist yet: its rules are still required (it may appear later).
     expect(detail(f)).toMatchObject({ status: 'fail', detail: expect.stringContaining('cni0: no DNAT') });
@@ -174,6 +178,9 @@ describe('doctor parsers', () => {
       detail: 'docker0: route_localnet is 0, so the DNAT to 127.0.0.1 is dropped',
       fix: 'sudo imdsguard install --apply --containers --bridges docker0,cni0 --ipv6',
     });
+    expect(broken((x) => x.redirects.bridges?.loopbackDrop.splice(0, 1))?.detail).toBe(
+      'docker0: nothing drops its other traffic to 127.0.0.0/8, which route_localnet lets through',
+    );
     expect(broken((x) => x.redirects.bridges?.v6Refused.splice(0, 1))?.detail).toContain(
       'docker0: IPv6 metadata traffic is not refused',
     );
@@ -221,6 +228,7 @@ describe('doctor parsers', () => {
         { bridge: 'cni0', port: 4000 },
       ],
       v6Refused: ['docker0', 'cni0'],
+      loopbackDrop: ['docker0', 'cni0'],
     };
     expect(iptablesBridgeRules(v4, v6)).toEqual(want);
     expect(nftBridgeRules(nftTableDefinition({ ...opts, backend: 'nftables' }))).toEqual(want);
@@ -231,6 +239,7 @@ describe('doctor parsers', () => {
     expect(iptablesBridgeRules(save(desiredIptables({ ...opts, bridges: [] }, 'ipv4')), undefined)).toEqual({
       dnat: [],
       v6Refused: [],
+      loopbackDrop: [],
     });
   });
 

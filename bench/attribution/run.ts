@@ -9,7 +9,7 @@ import { noAttribution, type ProcessResolver } from '../../src/guard/attribution
 import { readAll } from '../../src/guard/attribution/proc-io.js';
 import { loadSockDiag } from '../../src/guard/attribution/sock-diag.js';
 import { createThreadedProcResolver, type ThreadedResolver } from '../../src/guard/attribution/threaded.js';
-import type { ConnectionInfo } from '../../src/guard/attribution/types.js';
+import { type ConnectionInfo, connectionInfo } from '../../src/guard/attribution/types.js';
 import { createGuard } from '../../src/guard/index.js';
 import { naiveResolveAsync, naiveResolveSync } from './naive.js';
 
@@ -296,13 +296,7 @@ async function main(): Promise<void> {
   let handler: Handler = async () => {};
   const server = createServer((s) => {
     s.on('error', () => {});
-    const conn: ConnectionInfo = {
-      family: s.remoteFamily === 'IPv6' ? 6 : 4,
-      remoteAddress: s.remoteAddress as string,
-      remotePort: s.remotePort as number,
-      localAddress: s.localAddress as string,
-      localPort: s.localPort as number,
-    };
+    const conn = connectionInfo(s);
     void handler(s, conn).finally(() => s.end('HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok'));
   });
   await new Promise<void>((res) => server.listen(0, '127.0.0.1', () => res()));

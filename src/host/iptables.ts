@@ -49,22 +49,29 @@ export interface IptDesired {
   jumps: IptJump[];
 }
 
+/** A family's redirect of local traffic to `dst`: our OUTPUT chain (the guard's user exempt) and the jump to it. */
+function outputRedirect(dst: string, opts: RuleOptions): { chains: IptChain[]; jumps: IptJump[] } {
+  return {
+    chains: [
+      {
+        table: 'nat',
+        name: IPT_CHAINS.output,
+        rules: [
+          `${dst} -m owner ! --uid-owner ${opts.exempt} ${COMMENT} -j REDIRECT --to-ports ${opts.port}`,
+        ],
+      },
+    ],
+    jumps: [{ table: 'nat', chain: 'OUTPUT', rule: `${dst} ${COMMENT} -j ${IPT_CHAINS.output}` }],
+  };
+}
+
 /** The rules one family needs for the given options (empty chains/jumps for an unused family). */
 export function desiredIptables(opts: RuleOptions, family: IptFamily): IptDesired {
   const port = String(opts.port);
   if (family === 'ipv6') {
     if (!opts.ipv6) return { family, chains: [], jumps: [] };
     const dst = `-d ${IMDS_V6}/128 -p tcp -m tcp --dport ${IMDS_PORT}`;
-    const chains: IptChain[] = [
-      {
-        table: 'nat',
-        name: IPT_CHAINS.output,
-        rules: [`${dst} -m owner ! --uid-owner ${opts.exempt} ${COMMENT} -j REDIRECT --to-ports ${port}`],
-      },
-    ];
-    const jumps: IptJump[] = [
-      { table: 'nat', chain: 'OUTPUT', rule: `${dst} ${COMMENT} -j ${IPT_CHAINS.output}` },
-    ];
+    const { chains, jumps } = outputRedirect(dst, opts);
     if (opts.bridges.length > 0) {
       // IPv6 has no route_localnet: a bridge's traffic cannot be sent to the guard on ::1. Refuse it
       // instead (a TCP reset, so clients fail at once and fall back to IPv4, which is redirected),
@@ -85,16 +92,7 @@ export function desiredIptables(opts: RuleOptions, family: IptFamily): IptDesire
     return { family, chains, jumps };
   }
   const dst = `-d ${IMDS_V4}/32 -p tcp -m tcp --dport ${IMDS_PORT}`;
-  const chains: IptChain[] = [
-    {
-      table: 'nat',
-      name: IPT_CHAINS.output,
-      rules: [`${dst} -m owner ! --uid-owner ${opts.exempt} ${COMMENT} -j REDIRECT --to-ports ${port}`],
-    },
-  ];
-  const jumps: IptJump[] = [
-    { table: 'nat', chain: 'OUTPUT', rule: `${dst} ${COMMENT} -j ${IPT_CHAINS.output}` },
-  ];
+  const { chains, jumps } = outputRedirect(dst, opts);
   if (opts.bridges.length > 0) {
     chains.push({
       table: 'nat',

@@ -4,7 +4,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createProcResolver, type ProcResolver } from '../../src/guard/attribution/index.js';
 import { asyncProcIo } from '../../src/guard/attribution/proc-io.js';
-import type { Caller, ConnectionInfo } from '../../src/guard/attribution/types.js';
+import { type Caller, connectionInfo } from '../../src/guard/attribution/types.js';
 
 /**
  * The resolver on this machine's real /proc: loopback servers, real client processes (curl, python,
@@ -67,15 +67,7 @@ async function listen(host: string): Promise<Listening> {
   };
 }
 
-function info(s: Socket): ConnectionInfo {
-  return {
-    family: s.remoteFamily === 'IPv6' ? 6 : 4,
-    remoteAddress: s.remoteAddress as string,
-    remotePort: s.remotePort as number,
-    localAddress: s.localAddress as string,
-    localPort: s.localPort as number,
-  };
-}
+const info = connectionInfo;
 
 const children: ChildProcess[] = [];
 function start(cmd: string, args: string[], asNobody = false): ChildProcess {

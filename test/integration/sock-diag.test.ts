@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createProcResolver } from '../../src/guard/attribution/index.js';
 import { addressToKernelHex, findRowsByLocal, TCP_STATES } from '../../src/guard/attribution/proc-parse.js';
 import { loadSockDiag, type SockDiag } from '../../src/guard/attribution/sock-diag.js';
-import type { ConnectionInfo } from '../../src/guard/attribution/types.js';
+import { connectionInfo } from '../../src/guard/attribution/types.js';
 
 /**
  * The native sock_diag addon (native/sockdiag) against this machine's kernel: exact lookups of real
@@ -132,15 +132,7 @@ describe.skipIf(SKIP)('the sock_diag addon on this kernel', () => {
 });
 
 describe.skipIf(SKIP)('the resolver with sock_diag', () => {
-  function info(s: Socket): ConnectionInfo {
-    return {
-      family: s.remoteFamily === 'IPv6' ? 6 : 4,
-      remoteAddress: s.remoteAddress as string,
-      remotePort: s.remotePort as number,
-      localAddress: s.localAddress as string,
-      localPort: s.localPort as number,
-    };
-  }
+  const info = connectionInfo;
 
   async function pyClient(host: string): Promise<{ child: ChildProcess; sock: Socket }> {
     const before = accepted.length;

@@ -1,3 +1,5 @@
+import type { Socket } from 'node:net';
+
 /**
  * What the guard knows about the process on the other end of a connection, and the small interface
  * that finds it. The resolver over /proc lives beside this file; the guard only sees ProcessResolver.
@@ -11,6 +13,17 @@ export interface ConnectionInfo {
   /** The guard's side of the connection. */
   localAddress: string;
   localPort: number;
+}
+
+/** The ConnectionInfo of an accepted socket (empty fields once it is destroyed). */
+export function connectionInfo(socket: Socket): ConnectionInfo {
+  return {
+    family: socket.remoteFamily === 'IPv6' ? 6 : 4,
+    remoteAddress: socket.remoteAddress ?? '',
+    remotePort: socket.remotePort ?? 0,
+    localAddress: socket.localAddress ?? '',
+    localPort: socket.localPort ?? 0,
+  };
 }
 
 export interface ProcessRef {

@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import type { GuardConfig } from '../../config/schema.js';
 import { type ClassifiedRequest, classifyRequest } from '../../imds/classify.js';
 import { FLAVOR_SPECS } from '../../imds/flavors.js';
-import type { Caller, ConnectionInfo, ProcessResolver } from '../attribution/types.js';
+import { type Caller, connectionInfo, type ProcessResolver } from '../attribution/types.js';
 import type { Action, EventRecorder, GuardEvent, ImdsVersion } from '../events/types.js';
 import type { Decision, Policy } from '../policy/types.js';
 import type { Trap } from '../trap/index.js';
@@ -70,16 +70,6 @@ const procTag = Math.floor(Math.random() * 0xffff)
 export function eventId(nowMs: number): string {
   seq = (seq + 1) % 0x1000000;
   return `${nowMs.toString(36).padStart(9, '0')}-${procTag}-${seq.toString(36).padStart(5, '0')}`;
-}
-
-function connectionInfo(socket: Socket): ConnectionInfo {
-  return {
-    family: socket.remoteFamily === 'IPv6' ? 6 : 4,
-    remoteAddress: socket.remoteAddress ?? '',
-    remotePort: socket.remotePort ?? 0,
-    localAddress: socket.localAddress ?? '',
-    localPort: socket.localPort ?? 0,
-  };
 }
 
 /**

@@ -18,6 +18,7 @@ import { checkHealth, type HealthTarget, probe } from './http-probe.js';
 import { IPT_TOOLS, parseIptablesSave } from './iptables.js';
 import { nftListArgs } from './nftables.js';
 import type { CommandRunner } from './runner.js';
+import { routeLocalnetPath } from './systemd.js';
 import { type Backend, IMDS_V4 } from './types.js';
 
 /** I/O half of doctor: reads the firewall, /proc and probes HTTP, returning facts for evaluateDoctor. */
@@ -193,7 +194,7 @@ async function routeLocalnet(bridges: readonly string[]): Promise<Record<string,
   await Promise.all(
     bridges.map(async (b) => {
       try {
-        out[b] = (await readFile(`/proc/sys/net/ipv4/conf/${b}/route_localnet`, 'utf8')).trim() === '1';
+        out[b] = (await readFile(routeLocalnetPath(b), 'utf8')).trim() === '1';
       } catch {
         out[b] = undefined;
       }

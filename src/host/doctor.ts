@@ -149,22 +149,8 @@ export function iptablesBridgeRules(v4: SavedRuleset | undefined, v6: SavedRules
 
 /** Our container rules in a listing of table inet imdsguard. */
 export function nftBridgeRules(listing: string | undefined): BridgeRules {
-  const out: BridgeRules = { dnat: [], v6Refused: [], loopbackDrop: [] };
-  const names = (m: RegExpExecArray) =>
-    (m[1] ?? m[2] ?? '').split(',').map((n) => n.trim().replace(/"/g, ''));
-  for (const raw of (listing ?? '').split('\n')) {
-    const line = raw.trim();
-    const d =
-      /^iifname (?:\{ (.+) \}|"([^"]+)") ip daddr 169\.254\.169\.254 .*dnat (?:ip )?to 127\.0\.0\.1:(\d+)/.exec(
-        line,
-      );
-    if (d) for (const bridge of names(d)) out.dnat.push({ bridge, port: Number(d[3]) });
-    const r = new RegExp(`^iifname (?:\\{ (.+) \\}|"([^"]+)") ip6 daddr ${IMDS_V6} .*reject`).exec(line);
-    if (r) for (const bridge of names(r)) if (!out.v6Refused.includes(bridge)) out.v6Refused.push(bridge);
-    const l = /^iifname (?:\{ (.+) \}|"([^"]+)") ip daddr 127\.0\.0\.0\/8 .*drop/.exec(line);
-    if (l) out.loopbackDrop.push(...names(l));
-  }
-  return out;
+  const { dnat, v6Refused, loopbackDrop } = parseNftListing(listing ?? '');
+  return { dnat, v6Refused, loopbackDrop };
 }
 
 export function nftRedirects(listing: string | undefined): { v4?: RedirectFact; v6?: RedirectFact } {

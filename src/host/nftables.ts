@@ -124,11 +124,28 @@ export function chainRuleCounts(listing: string): Record<string, number> {
 export interface NftFacts {
   v4Redirect: { port: number; exemptUid: string } | undefined;
   v6Redirect: { port: number; exemptUid: string } | undefined;
-  bridges: string[];
+  /** Bridges whose IPv4 metadata traffic is DNATed to 127.0.0.1, with the port (sorted by bridge). */
+  dnat: Array<{ bridge: string; port: number }>;
+  /** Bridges whose IPv6 metadata traffic is refused (sorted). */
+  v6Refused: string[];
+  /** Bridges whose other traffic to 127.0.0.0/8 is dropped (sorted). */
+  loopbackDrop: string[];
 }
 
+/** The interfaces of an `iifname "x"` or `iifname { "x", "y" }` match at the start of a rule. */
+const IIFNAME = /^iifname (?:\{ (.+) \}|"([^"]+)") /;
+
 export function parseNftListing(listing: string): NftFacts {
-  const facts: NftFacts = { v4Redirect: undefined, v6Redirect: undefined, bridges: [] };
+  const facts: NftFacts = {
+    v4Redirect: undefined,
+    v6Redirect: undefined,
+    dnat: [],
+    v6Refused: [],
+    loopbackDrop: [],
+  };
+  const add = (list: string[], names: string[]) => {
+    for (const n of names) if (!list.includes(n)) list.push(n);
+  };
   for (const raw of listing.split('\n')) {
     const line = raw.trim();
     const m = /^(ip6?) daddr (\S+) tcp dport 80 meta skuid != "?([^"\s]+)"? .*redirect to :(\d+)/.exec(line);
@@ -138,12 +155,23 @@ export function parseNftListing(listing: string): NftFacts {
       if (m[1] === 'ip6' && m[2] === IMDS_V6) facts.v6Redirect = r;
       continue;
     }
-    const b = /^iifname (?:\{ (.+) \}|"([^"]+)") ip daddr 169\.254\.169\.254 .*dnat/.exec(line);
-    if (b) {
-      const names = (b[1] ?? `"${b[2]}"`).split(',').map((s) => s.trim().replace(/"/g, ''));
-      facts.bridges.push(...names.filter(Boolean));
-    }
+    const i = IIFNAME.exec(line);
+    if (!i) continue;
+    const names = (i[1] ?? `"${i[2]}"`)
+      .split(',')
+      .map((n) => n.trim().replace(/"/g, ''))
+      .filter(Boolean);
+    const rest = line.slice(i[0].length);
+    const dnat = new RegExp(
+      `^ip daddr ${IMDS_V4.replace(/\./g, '\\.')} .*dnat (?:ip )?to 127\\.0\\.0\\.1:(\\d+)`,
+    ).exec(rest);
+    if (dnat) for (const bridge of names) facts.dnat.push({ bridge, port: Number(dnat[1]) });
+    else if (rest.startsWith(`ip6 daddr ${IMDS_V6} `) && /\breject\b/.test(rest)) add(facts.v6Refused, names);
+    else if (rest.startsWith('ip daddr 127.0.0.0/8 ') && / drop$/.test(rest)) add(facts.loopbackDrop, names);
   }
-  facts.bridges.sort();
+  // nft may print set elements in another order than they were written: sort, so listings compare.
+  facts.dnat.sort((a, b) => (a.bridge < b.bridge ? -1 : a.bridge > b.bridge ? 1 : 0));
+  facts.v6Refused.sort();
+  facts.loopbackDrop.sort();
   return facts;
 }

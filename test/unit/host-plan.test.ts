@@ -298,11 +298,12 @@ describe('nftables table', () => {
     const f = parseNftListing(nftTableDefinition(rules({ ipv6: true, bridges: ['cbr0'], exempt: '42' })));
     expect(f.v4Redirect).toEqual({ port: 16925, exemptUid: '42' });
     expect(f.v6Redirect).toEqual({ port: 16925, exemptUid: '42' });
-    expect(f.bridges).toEqual(['cbr0']);
-    expect(parseNftListing(nftTableDefinition(rules({ bridges: ['docker0', 'cni0'] }))).bridges).toEqual([
-      'cni0',
-      'docker0',
-    ]);
+    expect(f.dnat).toEqual([{ bridge: 'cbr0', port: 16925 }]);
+    expect(f.v6Refused).toEqual(['cbr0']);
+    expect(f.loopbackDrop).toEqual(['cbr0']);
+    const two = parseNftListing(nftTableDefinition(rules({ bridges: ['docker0', 'cni0'] })));
+    expect(two.dnat.map((d) => d.bridge)).toEqual(['cni0', 'docker0']);
+    expect(two.v6Refused).toEqual([]);
   });
 });
 

@@ -23,7 +23,7 @@ export interface DiagSocket {
 }
 
 /** A destination as sock_diag wants it: v4 bytes (for an IPv4 address) and v6 bytes (always). */
-interface Endpoint {
+export interface Endpoint {
   v4?: Uint8Array;
   v6: Uint8Array;
   port: number;
@@ -52,7 +52,7 @@ export function bytesFor(family: 4 | 6, address: string): Uint8Array | undefined
 }
 
 /** "1.2.3.4:80" or "[fd00::1]:80" -> endpoint; undefined when it does not parse. */
-function parseEndpoint(text: string): Endpoint | undefined {
+export function parseEndpoint(text: string): Endpoint | undefined {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
   if (!m) return undefined;
   const port = Number(m[2]);

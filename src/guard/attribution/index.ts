@@ -1,5 +1,5 @@
 import { endianness as osEndianness } from 'node:os';
-import { DiagFinder, defaultOriginalDestinations } from './diag-find.js';
+import { DiagFinder, defaultOriginalDestinations, parseEndpoint } from './diag-find.js';
 import { Lru } from './lru.js';
 import {
   asyncProcIo,
@@ -377,9 +377,7 @@ class ProcFsResolver implements ProcResolver {
     }
     if (diag) this.#diag = new DiagFinder(diag, o.originalDestinations);
     this.#destinationPorts = new Set(
-      (o.originalDestinations ?? defaultOriginalDestinations()).map((d) =>
-        Number(d.slice(d.lastIndexOf(':') + 1)),
-      ),
+      (o.originalDestinations ?? defaultOriginalDestinations()).flatMap((d) => parseEndpoint(d)?.port ?? []),
     );
     this.#inline = o.inline === true;
     this.#io = o.io === 'sync' || this.#inline ? syncProcIo : asyncProcIo;

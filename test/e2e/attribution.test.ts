@@ -20,7 +20,7 @@ const GUARD_PORT = 16925;
 const EMU_PORT = 18080;
 const ADMIN_PORT = 16926;
 /** Whether npm install built the sock_diag addon (IMDSGUARD_SKIP_NATIVE=1 skips it). */
-const NATIVE = existsSync(join(ROOT, 'native', 'sockdiag', 'build', 'Release', 'sockdiag.node'));
+const NATIVE = existsSync(join(ROOT, 'native', 'addon', 'build', 'Release', 'imdsguard.node'));
 const NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
 const PY = '/usr/bin/python3';
 const CURL = '/usr/bin/curl';

@@ -229,7 +229,7 @@ const ALL_OK = {
   'imds-settings': 'ok',
   capabilities: 'ok',
   // npm install builds the sock_diag addon; IMDSGUARD_SKIP_NATIVE=1 skips it, and doctor says so.
-  attribution: existsSync(resolve('native/sockdiag/build/Release/sockdiag.node')) ? 'ok' : 'warn',
+  attribution: existsSync(resolve('native/addon/build/Release/imdsguard.node')) ? 'ok' : 'warn',
 };
 
 describe.skipIf(!ENABLED).each(['iptables', 'nftables'] as const)(

@@ -1,6 +1,5 @@
 import * as dgram from 'node:dgram';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import {
   TIMESTAMP_HEADER,
   webhookSignature,
 } from '../../src/guard/events/sinks/webhook.js';
+import { loadNativeAddon } from '../../src/native/addon.js';
 import { startFakeCwLogs } from '../support/fake-cwlogs.js';
 import { markedAlerts, markersInText, markersOf, sinkContract, startHttpReceiver } from './sink-contract.js';
 
@@ -103,35 +103,40 @@ sinkContract('generic webhook', async () => {
   };
 });
 
-interface UnixDgram {
-  createSocket(
-    type: 'unix_dgram',
-    cb?: (msg: Buffer) => void,
-  ): {
-    bind(path: string): void;
-    on(ev: string, cb: (...a: unknown[]) => void): void;
-    close(): void;
-  };
-}
-const unixDgram = createRequire(import.meta.url)('unix-dgram') as UnixDgram;
+const unixDgram = loadNativeAddon().addon;
 
-/** A syslog listener on a unix datagram socket in a temp dir. */
+/** A syslog listener on a unix datagram socket in a temp dir (the native addon's receive side). */
 function unixListener(path: string) {
+  if (!unixDgram) throw new Error('the native addon is not built (npm run build:native)');
+  const dg = unixDgram;
   const messages: string[] = [];
-  let sock: ReturnType<UnixDgram['createSocket']> | undefined;
+  let fd: number | undefined;
+  // The kernel queues only net.unix.max_dgram_qlen datagrams: read them as they come, as syslogd does.
+  let timer: NodeJS.Timeout | undefined;
+  const drain = () => {
+    for (
+      let m = fd === undefined ? null : dg.unixDgramRecv(fd);
+      m;
+      m = fd === undefined ? null : dg.unixDgramRecv(fd)
+    )
+      messages.push(m.toString('utf8'));
+    return messages;
+  };
   const up = async () => {
-    if (sock) return;
+    if (fd !== undefined) return;
     if (existsSync(path)) rmSync(path);
-    sock = unixDgram.createSocket('unix_dgram', (msg) => messages.push(msg.toString('utf8')));
-    sock.on('error', () => {});
-    sock.bind(path);
+    fd = dg.unixDgramOpen();
+    dg.unixDgramBind(fd, path);
+    timer = setInterval(drain, 1);
   };
   const down = async () => {
-    sock?.close();
-    sock = undefined;
+    clearInterval(timer);
+    drain();
+    if (fd !== undefined) dg.unixDgramClose(fd);
+    fd = undefined;
     if (existsSync(path)) rmSync(path);
   };
-  return { messages, up, down };
+  return { drain, up, down };
 }
 
 sinkContract('syslog over a unix datagram socket', async () => {
@@ -140,8 +145,8 @@ sinkContract('syslog over a unix datagram socket', async () => {
   await l.up();
   return {
     sink: createSyslogSink({ name: 'syslog-unix-test', transport: 'unix', path }),
-    received: async () => l.messages.flatMap((m) => markersInText(m.slice(m.lastIndexOf('] ')))),
-    payloads: () => l.messages,
+    received: async () => l.drain().flatMap((m) => markersInText(m.slice(m.lastIndexOf('] ')))),
+    payloads: () => l.drain(),
     down: () => l.down(),
     up: () => l.up(),
     detectsOutage: true,

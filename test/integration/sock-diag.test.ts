@@ -9,7 +9,7 @@ import { loadSockDiag, type SockDiag } from '../../src/guard/attribution/sock-di
 import { connectionInfo } from '../../src/guard/attribution/types.js';
 
 /**
- * The native sock_diag addon (native/sockdiag) against this machine's kernel: exact lookups of real
+ * The native sock_diag addon (native/addon) against this machine's kernel: exact lookups of real
  * loopback sockets, checked against /proc/net/tcp; argument errors; and the resolver's use of it,
  * including its fallback to /proc when the kernel refuses. `npm install` builds the addon; set
  * IMDSGUARD_SKIP_NATIVE=1 to run without it (the addon tests are then skipped, loudly).

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { DatabaseSync } from 'node:sqlite';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CliContext } from '../../src/cli/context.js';
 import { historyPath, recordSnapshot } from '../../src/cli/fleet/history.js';
@@ -93,7 +93,7 @@ describe('HistoryStore', () => {
     store.add(snap('2026-03-01T00:00:00.000Z'));
     expect(() => store.add({ ...snap('x'), time: 'not a time' })).toThrow(/bad time/);
     store.close();
-    const raw = new Database(path);
+    const raw = new DatabaseSync(path);
     raw.prepare('INSERT INTO snapshots (time_ms, source, body) VALUES (?, ?, ?)').run(1, 'x', '{not json');
     raw
       .prepare('INSERT INTO snapshots (time_ms, source, body) VALUES (?, ?, ?)')

@@ -1,5 +1,5 @@
 /**
- * The fleet history: one SQLite database (better-sqlite3, WAL) of FleetSnapshot rows, one per scan.
+ * The fleet history: one SQLite database (node:sqlite, WAL) of FleetSnapshot rows, one per scan.
  * `fleet discover` (and `fleet report` when it scans) adds a row; `fleet report` reads the newest
  * rows to draw the trend.
  *
@@ -8,9 +8,8 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type Database from 'better-sqlite3';
 import { ImdsguardError } from '../../errors.js';
-import { openDatabase } from '../../storage/sqlite.js';
+import { type Db, openDatabase } from '../../storage/sqlite.js';
 import { type FleetSnapshot, SNAPSHOT_SCHEMA_VERSION } from './snapshot.js';
 
 export const HISTORY_LIMITS = {
@@ -76,7 +75,7 @@ export interface HistoryStoreOptions {
 }
 
 export class HistoryStore {
-  private readonly db: Database.Database;
+  private readonly db: Db;
   readonly path: string;
   private readonly maxSnapshots: number;
 

@@ -1,5 +1,5 @@
 /**
- * The change journal: one SQLite database (better-sqlite3, WAL) holding change sets and their items.
+ * The change journal: one SQLite database (node:sqlite, WAL) holding change sets and their items.
  * The write-ahead rows are committed with synchronous=FULL (fsynced); results and verifications with
  * NORMAL (they survive a crash of imdsguard, and on a power loss an item simply reads `sent`, which a
  * rollback already treats as possibly applied). Write-ahead: an item is marked `sent` (and committed,
@@ -18,11 +18,8 @@
  *   mismatch     read back after the change: different from the plan
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
 import { ImdsguardError } from '../../errors.js';
-import { retainStatements } from '../../storage/sqlite.js';
+import { type Db, openDatabase } from '../../storage/sqlite.js';
 import type { AccountTarget } from '../aws/clients.js';
 import type { ChangeKind, ChangePlan, PlanItem } from '../plan/types.js';
 
@@ -189,28 +186,28 @@ export interface JournalOptions {
 
 export class Journal {
   readonly path: string;
-  private readonly db: Database.Database;
+  private readonly db: Db;
   private readonly now: () => Date;
 
-  private constructor(path: string, db: Database.Database, now: () => Date) {
+  private constructor(path: string, db: Db, now: () => Date) {
     this.path = path;
     this.db = db;
     this.now = now;
   }
 
   static open(path: string, opts: JournalOptions = {}): Journal {
-    let db: Database.Database;
+    let db: Db;
     try {
-      if (!opts.mustExist) mkdirSync(dirname(path), { recursive: true });
-      db = retainStatements(new Database(path, { fileMustExist: opts.mustExist === true }));
+      db = openDatabase(path, {
+        mustExist: opts.mustExist === true,
+        schema: SCHEMA,
+        synchronous: 'FULL',
+        busyTimeoutMs: 5000,
+      });
     } catch (err) {
       throw journalError(path, err, opts.mustExist ? 'cannot open (does it exist?)' : 'cannot open');
     }
     try {
-      db.exec('PRAGMA journal_mode = WAL');
-      db.exec('PRAGMA synchronous = FULL');
-      db.exec('PRAGMA busy_timeout = 5000');
-      db.exec(SCHEMA);
       const v = db.prepare('SELECT value FROM meta WHERE key = ?').get('schema_version') as
         | { value: string }
         | undefined;

@@ -1,10 +1,7 @@
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadNativeAddon } from '../../native/addon.js';
 
 /**
- * The optional native addon native/sockdiag: one exact TCP socket lookup by 4-tuple through netlink
+ * The sock_diag part of the optional native addon (native/addon): one exact TCP socket lookup by 4-tuple through netlink
  * sock_diag, which returns the socket's state, owner uid and inode in microseconds. Without it the
  * resolver reads /proc/net/tcp, which walks the kernel's whole connection hash on every read.
  *
@@ -30,21 +27,7 @@ export interface SockDiagLoad {
   reason?: string;
 }
 
-const ADDON = join('native', 'sockdiag', 'build', 'Release', 'sockdiag.node');
 let cached: SockDiagLoad | undefined;
-
-/** Finds the addon above this module (dist/, src/ under vitest, build/ for the benches). */
-function findAddon(): string | undefined {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 8; i++) {
-    const p = join(dir, ADDON);
-    if (existsSync(p)) return p;
-    const up = dirname(dir);
-    if (up === dir) break;
-    dir = up;
-  }
-  return undefined;
-}
 
 /**
  * Loads the addon once per thread and checks that the kernel answers (a lookup of a socket that
@@ -59,16 +42,9 @@ export function loadSockDiag(env: NodeJS.ProcessEnv = process.env): SockDiagLoad
 
 function probe(): SockDiagLoad {
   if (process.platform !== 'linux') return { reason: 'sock_diag is Linux-only' };
-  const path = findAddon();
-  if (path === undefined) {
-    return { reason: 'native addon not built (npm run build:native); using /proc/net/tcp' };
-  }
-  let diag: SockDiag;
-  try {
-    diag = createRequire(import.meta.url)(path) as SockDiag;
-  } catch (err) {
-    return { reason: `native addon failed to load: ${(err as Error).message}` };
-  }
+  const loaded = loadNativeAddon();
+  if (!loaded.addon) return { reason: `${loaded.reason}; using /proc/net/tcp` };
+  const diag: SockDiag = { lookup: loaded.addon.sockDiagLookup };
   try {
     // Port 0 on both ends: no socket has it, so a working kernel answers "none".
     const zero = new Uint8Array(4);

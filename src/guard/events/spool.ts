@@ -1,6 +1,5 @@
-import type Database from 'better-sqlite3';
 import { ImdsguardError } from '../../errors.js';
-import { openDatabase } from '../../storage/sqlite.js';
+import { type Db, openDatabase } from '../../storage/sqlite.js';
 
 const SPOOL_SCHEMA = `
   CREATE TABLE IF NOT EXISTS alerts (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL, bytes INTEGER NOT NULL);
@@ -39,7 +38,7 @@ export interface SpoolStats {
 }
 
 export class Spool {
-  private readonly db: Database.Database;
+  private readonly db: Db;
   private readonly maxBytes: number;
   private bytes: number;
   private count: number;

@@ -1,6 +1,5 @@
-import type Database from 'better-sqlite3';
 import { ImdsguardError } from '../../errors.js';
-import { openDatabase } from '../../storage/sqlite.js';
+import { type Db, openDatabase } from '../../storage/sqlite.js';
 import type { DecisionKind, EventRecorder, GuardEvent, ImdsVersion } from './types.js';
 
 /**
@@ -171,7 +170,7 @@ function storeError(path: string, what: string, err: unknown): ImdsguardError {
 
 /** The SQLite event store (WAL). insert() is one transaction per batch. */
 export class SqliteEventStore implements EventStore {
-  private readonly db: Database.Database;
+  private readonly db: Db;
   private readonly path: string;
   private readonly retention: RetentionOptions;
   private readonly stmts;

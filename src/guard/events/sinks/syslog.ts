@@ -1,7 +1,7 @@
 import * as dgram from 'node:dgram';
-import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { ImdsguardError } from '../../../errors.js';
+import { loadNativeAddon, type NativeAddon } from '../../../native/addon.js';
 import type { Alert } from '../alert.js';
 import { type AlertSink, SinkError } from './types.js';
 
@@ -103,30 +103,17 @@ export function formatSyslog(a: Alert, opts: SyslogFormatOptions): string {
   return head + truncateUtf8(a.text.replace(/[\r\n]+/g, ' '), room);
 }
 
-/** The small part of unix-dgram (optional dependency) this sink uses. */
-interface UnixDgramSocket {
-  send(buf: Buffer, offset: number, length: number, path: string, cb: (err?: Error) => void): void;
-  on(event: 'error', listener: (err: Error) => void): unknown;
-  close(): void;
-}
-interface UnixDgramModule {
-  createSocket(type: 'unix_dgram'): UnixDgramSocket;
-}
-
-/** Loads unix-dgram, or explains how to get it. */
-export function loadUnixDgram(): UnixDgramModule {
-  try {
-    return createRequire(import.meta.url)('unix-dgram') as UnixDgramModule;
-  } catch (err) {
-    throw new ImdsguardError(
-      'IMDSGUARD_E_CONFIG',
-      'alerts.sinks: syslog over a unix socket needs the optional package unix-dgram',
-      {
-        cause: err,
-        hint: 'install it (npm install unix-dgram; it builds with a C compiler) or use transport: udp',
-      },
-    );
-  }
+/** The native addon's unix datagram calls, or an error that explains how to get them. */
+export function loadUnixDgram(): NativeAddon {
+  const loaded = loadNativeAddon();
+  if (loaded.addon) return loaded.addon;
+  throw new ImdsguardError(
+    'IMDSGUARD_E_CONFIG',
+    `alerts.sinks: syslog over a unix socket needs imdsguard's native addon (${loaded.reason})`,
+    {
+      hint: 'build it (npm run build:native; it needs make, a C compiler and python3), use the release executable, or use transport: udp',
+    },
+  );
 }
 
 export interface SyslogOptions extends Partial<SyslogFormatOptions> {
@@ -172,31 +159,26 @@ interface Transport {
 }
 
 function unixTransport(path: string): Transport {
-  const mod = loadUnixDgram();
-  let sock: UnixDgramSocket | undefined;
-  const open = (): UnixDgramSocket => {
-    if (sock) return sock;
-    const s = mod.createSocket('unix_dgram');
-    s.on('error', () => {
-      // Send errors arrive through the callback; nothing else is expected here.
-    });
-    sock = s;
-    return s;
+  const addon = loadUnixDgram();
+  let fd: number | undefined;
+  const once = (buf: Buffer): (Error & { code?: unknown }) | undefined => {
+    try {
+      fd ??= addon.unixDgramOpen();
+      addon.unixDgramSend(fd, path, buf);
+      return undefined;
+    } catch (err) {
+      return err as Error;
+    }
   };
-  const once = (buf: Buffer) =>
-    new Promise<Error | undefined>((resolve) => {
-      open().send(buf, 0, buf.byteLength, path, (err) => resolve(err));
-    });
   return {
     async send(buf) {
-      // A full receiver queue (EAGAIN, or unix-dgram's "congestion") clears as the reader catches up:
-      // wait a little and try again, for at most UNIX_BUSY_WAIT_MS in all.
+      // A full receiver queue (EAGAIN) clears as the reader catches up: wait a little and try again,
+      // for at most UNIX_BUSY_WAIT_MS in all.
       let waited = 0;
       for (let i = 0; ; i++) {
-        const err = await once(buf);
+        const err = once(buf);
         if (!err) return;
-        const code = (err as Error & { code?: unknown }).code;
-        const busy = code === -11 || code === 1 || code === 'EAGAIN';
+        const busy = err.code === 'EAGAIN' || err.code === 'ENOBUFS';
         if (!busy || waited >= UNIX_BUSY_WAIT_MS) {
           throw new SinkError(`syslog ${path}: ${busy ? 'receiver busy' : err.message}`, { cause: err });
         }
@@ -206,8 +188,8 @@ function unixTransport(path: string): Transport {
       }
     },
     async close() {
-      sock?.close();
-      sock = undefined;
+      if (fd !== undefined) addon.unixDgramClose(fd);
+      fd = undefined;
     },
   };
 }

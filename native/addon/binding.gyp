@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "sockdiag",
-      "sources": ["sockdiag.c"],
+      "target_name": "imdsguard",
+      "sources": ["addon.c", "sockdiag.c", "unixdgram.c"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-O2"],
       "conditions": [["OS!='linux'", {"type": "none"}]]
     }

@@ -6,8 +6,8 @@
  * Reading /proc/net/tcp instead walks every bucket of the hash on each read (about a millisecond on
  * a large host, plus microseconds per TIME_WAIT row). See docs/attribution.md.
  *
- * JavaScript interface (loaded by src/guard/attribution/sock-diag.ts):
- *   lookup(family: 4 | 6, src: Buffer, sport: number, dst: Buffer, dport: number)
+ * JavaScript interface (exported by the addon, see addon.c; used by src/guard/attribution/sock-diag.ts):
+ *   sockDiagLookup(family: 4 | 6, src: Buffer, sport: number, dst: Buffer, dport: number)
  *     -> [state, uid, inode] | null
  *   src/sport is the socket's own (local) end, dst/dport its peer. Addresses are 4 (family 4) or
  *   16 (family 6) bytes in network order. null: no such socket in this network namespace.
@@ -200,7 +200,8 @@ static napi_value lookup(napi_env env, napi_callback_info info) {
   return throw_errno(env, EIO, "receive (no answer to the request)");
 }
 
-NAPI_MODULE_INIT() {
+/* Called by the addon's init (addon.c). */
+napi_value sockdiag_init(napi_env env, napi_value exports) {
   diag_state *st = calloc(1, sizeof *st);
   if (st == NULL) {
     napi_throw_error(env, "ENOMEM", "sock_diag: out of memory");
@@ -212,7 +213,8 @@ NAPI_MODULE_INIT() {
     return NULL;
   }
   napi_value fn;
-  if (napi_create_function(env, "lookup", NAPI_AUTO_LENGTH, lookup, NULL, &fn) != napi_ok) return NULL;
-  if (napi_set_named_property(env, exports, "lookup", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "sockDiagLookup", NAPI_AUTO_LENGTH, lookup, NULL, &fn) != napi_ok)
+    return NULL;
+  if (napi_set_named_property(env, exports, "sockDiagLookup", fn) != napi_ok) return NULL;
   return exports;
 }

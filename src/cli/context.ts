@@ -1,10 +1,5 @@
 import type { Command } from 'commander';
-
-/** A writable the CLI prints to: process.stdout in production, a buffer in tests. */
-export interface Output {
-  write(chunk: string): unknown;
-  isTTY?: boolean;
-}
+import type { Output } from '../io/output.js';
 
 /**
  * Everything a command may touch of the outside world. main.ts builds it from the real process;

@@ -1,5 +1,5 @@
 import { ERROR_CODES, errorMessage, ImdsguardError } from '../errors.js';
-import type { Output } from './context.js';
+import type { Output } from '../io/output.js';
 
 /** Prints an error for a person and returns the exit code it maps to. */
 export function reportError(err: unknown, stderr: Output, debug: boolean): number {

@@ -1,8 +1,8 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import type { ListenAddress } from '../cli/options.js';
 import { ImdsguardError } from '../errors.js';
 import { type Flavor, FORWARDING_HEADERS } from '../imds/flavors.js';
+import type { ListenAddress } from '../net/listen.js';
 import { CredentialRotator } from './credentials.js';
 import { createFlavorHandler } from './flavors/index.js';
 import { defaultInstance, formatIssue, type InstanceModel } from './instance.js';

@@ -1,9 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
-import type { ListenAddress } from '../cli/options.js';
-import { formatListen } from '../cli/options.js';
 import { ImdsguardError } from '../errors.js';
-import { bindServer } from '../net/listen.js';
+import { bindServer, formatListen, type ListenAddress } from '../net/listen.js';
 
 /**
  * HTTP plumbing shared by the metadata listeners and the admin listener: bounded servers, and

@@ -1,10 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
-import type { ListenAddress } from '../cli/options.js';
-import { formatListen } from '../cli/options.js';
 import type { GuardConfig } from '../config/schema.js';
 import { ImdsguardError } from '../errors.js';
-import { bindServer } from '../net/listen.js';
+import { bindServer, formatListen, type ListenAddress } from '../net/listen.js';
 import { noAttribution, type ProcessResolver } from './attribution/types.js';
 import type { EventRecorder, GuardMode } from './events/types.js';
 import { compilePolicy } from './policy/compile.js';

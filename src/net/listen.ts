@@ -1,5 +1,35 @@
 import type { Server } from 'node:http';
-import type { ListenAddress } from '../cli/options.js';
+import { isIP } from 'node:net';
+import { ImdsguardError } from '../errors.js';
+
+/** A listen address; parsed from HOST:PORT by parseListen, printed by formatListen. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** Parses HOST:PORT, [V6]:PORT or :PORT (loopback). Port 0 asks the OS for a free port. */
+export function parseListen(value: string, option = '--listen'): ListenAddress {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim());
+  if (!m) {
+    throw new ImdsguardError(
+      'IMDSGUARD_E_USAGE',
+      `${option}: expected HOST:PORT or [IPV6]:PORT, got "${value}"`,
+    );
+  }
+  const host = m[1] ?? (m[2] === '' || m[2] === undefined ? '127.0.0.1' : m[2]);
+  const port = Number(m[3]);
+  if (port > 65535)
+    throw new ImdsguardError('IMDSGUARD_E_USAGE', `${option}: port ${port} is out of range 0..65535`);
+  if (m[1] !== undefined && isIP(host) !== 6) {
+    throw new ImdsguardError('IMDSGUARD_E_USAGE', `${option}: "${host}" is not an IPv6 address`);
+  }
+  return { host, port };
+}
+
+export function formatListen(addr: ListenAddress): string {
+  return isIP(addr.host) === 6 ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
+}
 
 export interface BindOptions {
   /** Do not share the port with cluster workers. */

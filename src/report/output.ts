@@ -1,8 +1,8 @@
 /** Output format choice and writing to stdout or --output FILE. */
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { Output } from '../cli/context.js';
 import { ImdsguardError } from '../errors.js';
+import type { Output } from '../io/output.js';
 
 export const OUTPUT_FORMATS = ['table', 'json', 'csv', 'ndjson'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];

@@ -1,5 +1,5 @@
+import type { Output } from '../io/output.js';
 /** A one-line progress bar for a terminal's stderr; does nothing when stderr is not a TTY. */
-import type { Output } from '../cli/context.js';
 
 export interface Progress {
   update(p: { done: number; total: number; instances: number }): void;

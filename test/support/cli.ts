@@ -1,6 +1,7 @@
-import type { CliContext, Output } from '../../src/cli/context.js';
+import type { CliContext } from '../../src/cli/context.js';
 import { runCli } from '../../src/cli/program.js';
 import { reportError } from '../../src/cli/report-error.js';
+import type { Output } from '../../src/io/output.js';
 
 export interface Captured extends Output {
   text: string;

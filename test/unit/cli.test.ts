@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { COMMANDS, entriesFor } from '../../src/cli/commands/index.js';
-import { parseDuration, parseIntInRange, parseListen } from '../../src/cli/options.js';
+import { parseDuration, parseIntInRange } from '../../src/cli/options.js';
 import { isImdsguardError } from '../../src/errors.js';
+import { parseListen } from '../../src/net/listen.js';
 import { runInProcess } from '../support/cli.js';
 
 describe('cli shell', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { parseBridges, parsePort, parseRoot } from '../../src/cli/host-options.js';
 import { parseConfig } from '../../src/config/index.js';
 import { isImdsguardError } from '../../src/errors.js';
 import {
@@ -19,7 +20,6 @@ import {
   nftUpToDate,
   parseNftListing,
 } from '../../src/host/nftables.js';
-import { parseBridges, parsePort, parseRoot } from '../../src/host/options.js';
 import { buildInstallPlan, renderPlan } from '../../src/host/plan.js';
 import { configFile, execLine, hookInstallArgv, systemdQuote, unitFile } from '../../src/host/systemd.js';
 import type { InstallOptions, RuleOptions } from '../../src/host/types.js';

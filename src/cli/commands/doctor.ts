@@ -2,10 +2,10 @@ import { readState } from '../../host/apply.js';
 import { doctorExitCode, evaluateDoctor, renderChecks } from '../../host/doctor.js';
 import { gatherDoctorFacts } from '../../host/doctor-io.js';
 import { defaultHealthTarget } from '../../host/http-probe.js';
-import { parseBackend, parseHealthUrl, parsePort, parseRoot, parseUser } from '../../host/options.js';
 import { execRunner } from '../../host/runner.js';
 import { DEFAULT_USER } from '../../host/types.js';
 import type { CliContext, CommandSpec } from '../context.js';
+import { parseBackend, parseHealthUrl, parsePort, parseRoot, parseUser } from '../host-options.js';
 
 interface DoctorFlags {
   json?: boolean;

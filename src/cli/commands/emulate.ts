@@ -2,8 +2,9 @@ import { isIP } from 'node:net';
 import { createEmulator, defaultInstance, loadInstanceFile } from '../../emulator/index.js';
 import { ImdsguardError } from '../../errors.js';
 import { FLAVORS, type Flavor } from '../../imds/flavors.js';
+import { type ListenAddress, parseListen } from '../../net/listen.js';
 import type { CommandSpec } from '../context.js';
-import { collect, type ListenAddress, parseChoice, parseIntInRange, parseListen } from '../options.js';
+import { collect, parseChoice, parseIntInRange } from '../options.js';
 
 interface EmulateFlags {
   listen?: string[];

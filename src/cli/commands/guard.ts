@@ -3,8 +3,9 @@ import { errorMessage } from '../../errors.js';
 import { GUARD_MODES } from '../../guard/events/types.js';
 import { wireGuard } from '../../guard/wire.js';
 import { FLAVORS } from '../../imds/flavors.js';
+import { formatListen } from '../../net/listen.js';
 import type { CommandSpec } from '../context.js';
-import { collect, formatListen, parseChoice, parseList } from '../options.js';
+import { collect, parseChoice, parseList } from '../options.js';
 
 export const guardCommand: CommandSpec = {
   name: 'guard',

@@ -11,6 +11,11 @@ import {
   writeState,
 } from '../../host/apply.js';
 import { defaultHealthTarget } from '../../host/http-probe.js';
+import { buildInstallPlan, renderPlan, useraddCommand } from '../../host/plan.js';
+import { execRunner } from '../../host/runner.js';
+import { selfCommand } from '../../host/self.js';
+import { DEFAULT_USER, type InstallOptions } from '../../host/types.js';
+import type { CliContext, CommandSpec } from '../context.js';
 import {
   parseBackend,
   parseBin,
@@ -21,12 +26,7 @@ import {
   parsePort,
   parseRoot,
   parseUser,
-} from '../../host/options.js';
-import { buildInstallPlan, renderPlan, useraddCommand } from '../../host/plan.js';
-import { execRunner } from '../../host/runner.js';
-import { selfCommand } from '../../host/self.js';
-import { DEFAULT_USER, type InstallOptions } from '../../host/types.js';
-import type { CliContext, CommandSpec } from '../context.js';
+} from '../host-options.js';
 
 interface InstallFlags {
   apply?: boolean;

@@ -1,8 +1,8 @@
 import { type ApplyReport, installedBackends, readState, uninstallApply } from '../../host/apply.js';
-import { parseBackend, parseRoot } from '../../host/options.js';
 import { execRunner } from '../../host/runner.js';
 import { PATHS } from '../../host/types.js';
 import type { CliContext, CommandSpec } from '../context.js';
+import { parseBackend, parseRoot } from '../host-options.js';
 import { writeReport } from './install.js';
 
 interface UninstallFlags {

@@ -3,8 +3,8 @@
  * timestamp, change set, change, resource, dry-run and status. JSON Lines or text, to a file or stderr.
  */
 import { appendFileSync } from 'node:fs';
-import type { Output } from '../../cli/context.js';
 import { ImdsguardError } from '../../errors.js';
+import type { Output } from '../../io/output.js';
 
 export interface ChangeLogEntry {
   /** ISO 8601 */

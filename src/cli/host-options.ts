@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
-import { parseChoice, parseDuration, parseIntInRange, parseList } from '../cli/options.js';
 import { ImdsguardError } from '../errors.js';
-import { BACKENDS, type Backend, DEFAULT_BRIDGES, DEFAULT_GUARD_PORT, type FailMode } from './types.js';
+import { BACKENDS, type Backend, DEFAULT_BRIDGES, DEFAULT_GUARD_PORT, type FailMode } from '../host/types.js';
+import { parseChoice, parseDuration, parseIntInRange, parseList } from './options.js';
 
 /** PURE parsing of the host command flags shared by install, uninstall and doctor. */
 

@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { loadSockDiag } from '../guard/attribution/sock-diag.js';
-import { installedBackends, lookupUser } from './apply.js';
 import {
   type DoctorFacts,
   type GuardProcess,
@@ -13,11 +12,13 @@ import {
   type Outcome,
   parseProcStatus,
   type RedirectFacts,
-} from './doctor.js';
-import { checkHealth, type HealthTarget, probe } from './http-probe.js';
+} from './doctor-facts.js';
 import { IPT_TOOLS, parseIptablesSave } from './iptables.js';
 import { nftListArgs } from './nftables.js';
+import { checkHealth, type HealthTarget, probe } from './probe-io.js';
+import { installedBackends } from './rules-io.js';
 import type { CommandRunner } from './runner.js';
+import { lookupUser } from './system-io.js';
 import { routeLocalnetPath } from './systemd.js';
 import { type Backend, IMDS_V4 } from './types.js';
 

@@ -1,7 +1,7 @@
 /**
  * Host deployment: the options install/uninstall/doctor take and the plan they produce. Everything
  * under src/host that is not named *-io.ts or runner.ts is pure: options in, plan (commands, files,
- * unit text) out. The I/O layer (apply.ts, doctor-io.ts) runs the commands with a CommandRunner.
+ * unit text) out. The I/O layer (the *-io.ts modules) runs the commands with a CommandRunner.
  */
 
 export const BACKENDS = ['iptables', 'nftables'] as const;
@@ -89,4 +89,12 @@ export interface FileSpec {
   group: 'guard' | 'root';
   /** Never overwrite an existing file (the user's own config). */
   keepExisting: boolean;
+}
+
+/** What an apply run did: one line per change made, and notes that are not changes. */
+export interface ApplyReport {
+  /** One line per change made ("added ...", "wrote ..."); empty when nothing changed. */
+  changes: string[];
+  /** Notes that are not changes ("kept existing ...", "systemd is not PID 1 ..."). */
+  notes: string[];
 }

@@ -2,11 +2,11 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isImdsguardError } from '../../src/errors.js';
-import { type ApplyReport, applyRules, detectBackend, removeRules } from '../../src/host/apply.js';
 import { parseIptablesSave } from '../../src/host/iptables.js';
 import { rulePlan } from '../../src/host/plan.js';
+import { applyRules, detectBackend, removeRules } from '../../src/host/rules-io.js';
 import type { CommandResult, CommandRunner } from '../../src/host/runner.js';
-import type { RuleOptions } from '../../src/host/types.js';
+import type { ApplyReport, RuleOptions } from '../../src/host/types.js';
 
 /**
  * The apply layer against a simulated iptables-nft (a CommandRunner that keeps an iptables-save

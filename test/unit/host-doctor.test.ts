@@ -1,15 +1,13 @@
 import { describe, expect, it } from 'vitest';
+import { doctorExitCode, evaluateDoctor, renderChecks } from '../../src/host/doctor.js';
 import {
   type DoctorFacts,
-  doctorExitCode,
-  evaluateDoctor,
   iptablesBridgeRules,
   iptablesRedirect,
   listeningInodes,
   nftBridgeRules,
   parseProcStatus,
-  renderChecks,
-} from '../../src/host/doctor.js';
+} from '../../src/host/doctor-facts.js';
 import {
   desiredIptables,
   type IptDesired,

@@ -32,8 +32,6 @@ const SPLITTING: Record<string, number> = {
   'src/fleet/inventory/collect.ts': 508,
   'src/guard/attribution/index.ts': 1249,
   'src/guard/proxy/handler.ts': 629,
-  'src/host/apply.ts': 538,
-  'src/host/doctor.ts': 507,
 };
 
 function tsFiles(dir: string): string[] {

@@ -1,8 +1,8 @@
-import { readState } from '../../host/apply.js';
 import { doctorExitCode, evaluateDoctor, renderChecks } from '../../host/doctor.js';
 import { gatherDoctorFacts } from '../../host/doctor-io.js';
-import { defaultHealthTarget } from '../../host/http-probe.js';
+import { defaultHealthTarget } from '../../host/probe-io.js';
 import { execRunner } from '../../host/runner.js';
+import { readState } from '../../host/state-io.js';
 import { DEFAULT_USER } from '../../host/types.js';
 import type { CliContext, CommandSpec } from '../context.js';
 import { parseBackend, parseHealthUrl, parsePort, parseRoot, parseUser } from '../host-options.js';

@@ -1,20 +1,11 @@
-import {
-  type ApplyReport,
-  applyRules,
-  detectBackend,
-  emptyState,
-  enableRouteLocalnet,
-  readState,
-  resolveGuardUser,
-  runSystemd,
-  writeFiles,
-  writeState,
-} from '../../host/apply.js';
-import { defaultHealthTarget } from '../../host/http-probe.js';
+import { installApply } from '../../host/install-io.js';
 import { buildInstallPlan, renderPlan, useraddCommand } from '../../host/plan.js';
+import { defaultHealthTarget } from '../../host/probe-io.js';
+import { detectBackend } from '../../host/rules-io.js';
 import { execRunner } from '../../host/runner.js';
-import { selfCommand } from '../../host/self.js';
-import { DEFAULT_USER, type InstallOptions } from '../../host/types.js';
+import { selfCommand } from '../../host/self-io.js';
+import { resolveGuardUser } from '../../host/system-io.js';
+import { type ApplyReport, DEFAULT_USER, type InstallOptions } from '../../host/types.js';
 import type { CliContext, CommandSpec } from '../context.js';
 import {
   parseBackend,
@@ -101,27 +92,16 @@ async function run(flags: InstallFlags, ctx: CliContext): Promise<void> {
     return;
   }
 
-  const state = rulesOnly ? undefined : ((await readState(root)) ?? emptyState({ ...opts, user: user.name }));
-  if (state) {
-    Object.assign(state, { backend, port, user: user.name, ipv6: opts.ipv6, bridges, failMode });
-    if (user.created) state.userCreated = true;
-    await writeFiles(root, plan.files, user.gid, state, report);
-    await enableRouteLocalnet(bridges, state, report);
-    // Recorded before the rules, so uninstall can undo the files even if the health gate refuses.
-    await writeState(root, state);
-  }
-  const created = await applyRules(
+  await installApply(
     runner,
-    opts,
-    plan.rules,
-    { force: flags.force === true, health: defaultHealthTarget(port, healthUrl), healthWaitMs },
+    plan,
+    {
+      rulesOnly,
+      rules: { force: flags.force === true, health: defaultHealthTarget(port, healthUrl), healthWaitMs },
+      userCreated: user.created,
+    },
     report,
   );
-  if (state) {
-    for (const t of created) if (!state.createdTables.includes(t)) state.createdTables.push(t);
-    await writeState(root, state);
-    await runSystemd(runner, plan.systemd, root, report);
-  }
   writeReport(ctx, report, flags.json === true, { applied: true, backend, port, user: user.name });
 }
 

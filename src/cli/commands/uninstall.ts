@@ -1,6 +1,8 @@
-import { type ApplyReport, installedBackends, readState, uninstallApply } from '../../host/apply.js';
+import { installedBackends } from '../../host/rules-io.js';
 import { execRunner } from '../../host/runner.js';
-import { PATHS } from '../../host/types.js';
+import { readState } from '../../host/state-io.js';
+import { type ApplyReport, PATHS } from '../../host/types.js';
+import { uninstallApply } from '../../host/uninstall-io.js';
 import type { CliContext, CommandSpec } from '../context.js';
 import { parseBackend, parseRoot } from '../host-options.js';
 import { writeReport } from './install.js';

@@ -8,7 +8,7 @@ import { adminConfigSchema, alertsConfigSchema, eventsConfigSchema } from '../..
 import { createEventOutputs } from '../../src/guard/events/outputs.js';
 import { SqliteEventStore } from '../../src/guard/events/store.js';
 import { makeEvent, waitFor } from '../support/guard-events.js';
-import { startHttpReceiver } from './sink-contract.js';
+import { startHttpReceiver } from '../support/sink-contract.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'imdsguard-admin-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

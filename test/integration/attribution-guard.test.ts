@@ -4,7 +4,7 @@ import { createEmulator, type Emulator } from '../../src/emulator/index.js';
 import { createProcResolver } from '../../src/guard/attribution/index.js';
 import type { Caller, ProcessResolver } from '../../src/guard/attribution/types.js';
 import { createGuard, type Guard } from '../../src/guard/index.js';
-import { guardConfig, MemoryRecorder, send } from './guard-helpers.js';
+import { guardConfig, MemoryRecorder, send } from '../support/guard-helpers.js';
 
 /**
  * The /proc resolver inside the real guard (createGuard): events name this very process, and a

@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createEmulator, defaultInstance } from '../../src/emulator/index.js';
 import { isImdsguardError } from '../../src/errors.js';
-import { getToken, raw, startEmulator, stopEmulators, TOKEN, TTL } from './emulator-http.js';
+import { getToken, raw, startEmulator, stopEmulators, TOKEN, TTL } from '../support/emulator-http.js';
 
 afterEach(stopEmulators);
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createEmulator, type Emulator, type EmulatorSettings } from '../../src/emulator/index.js';
-import { getToken, raw, TOKEN } from './emulator-http.js';
+import { getToken, raw, TOKEN } from '../support/emulator-http.js';
 
 /**
  * Real clients against the emulator: the AWS SDK for JavaScript v3, Debian's botocore and awscli,

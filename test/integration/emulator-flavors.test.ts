@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaultInstance } from '../../src/emulator/index.js';
-import { raw, startEmulator, stopEmulators } from './emulator-http.js';
+import { raw, startEmulator, stopEmulators } from '../support/emulator-http.js';
 
 afterEach(stopEmulators);
 

@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createEmulator, type Emulator } from '../../src/emulator/index.js';
 import type { Caller, ConnectionInfo, ProcessResolver } from '../../src/guard/attribution/types.js';
 import { createGuard, type Guard } from '../../src/guard/index.js';
-import { guardConfig, MemoryRecorder, send } from './guard-helpers.js';
+import { guardConfig, MemoryRecorder, send } from '../support/guard-helpers.js';
 
 /** Caller rules with a fake ProcessResolver: the seam the /proc resolver plugs into. */
 

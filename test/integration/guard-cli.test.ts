@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmulator, type Emulator } from '../../src/emulator/index.js';
 import { runInProcess } from '../support/cli.js';
-import { send } from './guard-helpers.js';
+import { send } from '../support/guard-helpers.js';
 
 /** `imdsguard guard` through the CLI table, in-process: flags, config errors, events on stdout. */
 
@@ -101,7 +101,7 @@ describe('imdsguard guard', () => {
 
   it('listens on IPv6 loopback and accepts its own [::1]:PORT as Host', async () => {
     const { createGuard } = await import('../../src/guard/index.js');
-    const { guardConfig } = await import('./guard-helpers.js');
+    const { guardConfig } = await import('../support/guard-helpers.js');
     const g = createGuard({
       config: guardConfig({ listen: ['[::1]:0'], upstream: emulator.url }),
       hostname: 'h',

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createEmulator, type Emulator } from '../../src/emulator/index.js';
 import { isImdsguardError } from '../../src/errors.js';
 import { createGuard, type Guard } from '../../src/guard/index.js';
-import { guardConfig, MemoryRecorder, raw, send, statusOf } from './guard-helpers.js';
+import { guardConfig, MemoryRecorder, raw, send, statusOf } from '../support/guard-helpers.js';
 
 /** The guard in front of the real emulator (tokens required) and an echo upstream, on loopback. */
 

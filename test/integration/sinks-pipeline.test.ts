@@ -8,7 +8,7 @@ import { createFileSink } from '../../src/guard/events/sinks/file.js';
 import type { AlertSink } from '../../src/guard/events/sinks/types.js';
 import { createWebhookSink } from '../../src/guard/events/sinks/webhook.js';
 import { makeEvent, waitFor } from '../support/guard-events.js';
-import { type HttpReceiver, startHttpReceiver } from './sink-contract.js';
+import { type HttpReceiver, startHttpReceiver } from '../support/sink-contract.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'imdsguard-pipeline-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

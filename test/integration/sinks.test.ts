@@ -18,7 +18,13 @@ import {
 } from '../../src/guard/events/sinks/webhook.js';
 import { loadNativeAddon } from '../../src/native/addon.js';
 import { startFakeCwLogs } from '../support/fake-cwlogs.js';
-import { markedAlerts, markersInText, markersOf, sinkContract, startHttpReceiver } from './sink-contract.js';
+import {
+  markedAlerts,
+  markersInText,
+  markersOf,
+  sinkContract,
+  startHttpReceiver,
+} from '../support/sink-contract.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'imdsguard-sinks-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

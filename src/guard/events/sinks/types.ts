@@ -2,7 +2,7 @@ import type { Alert } from '../alert.js';
 
 /**
  * Where alerts go. One small interface; every implementation passes the contract suite in
- * test/integration/sink-contract.ts.
+ * test/support/sink-contract.ts.
  *
  * send() delivers a batch in order (at most maxBatch alerts) and resolves only when the receiver has
  * accepted all of it; otherwise it rejects, preferably with a SinkError, and the pipeline retries the

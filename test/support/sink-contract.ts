@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type Alert, toAlert } from '../../src/guard/events/alert.js';
 import { AlertPipeline } from '../../src/guard/events/pipeline.js';
 import type { AlertSink } from '../../src/guard/events/sinks/types.js';
-import { makeEvent, waitFor } from '../support/guard-events.js';
+import { makeEvent, waitFor } from './guard-events.js';
 
 /**
  * The one contract every alert sink passes, each against a real local receiver. A harness gives the

@@ -30,7 +30,6 @@ const MAX_LINES = 500;
  */
 const SPLITTING: Record<string, number> = {
   'src/fleet/inventory/collect.ts': 508,
-  'src/guard/attribution/index.ts': 1249,
   'src/guard/proxy/handler.ts': 629,
 };
 

@@ -1,8 +1,10 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { createProcResolver, type ProcResolverOptions, type ResolverStats } from './index.js';
+import type { ProcResolverOptions } from './options.js';
+import { createProcResolver } from './resolver.js';
 import { loadSockDiag } from './sock-diag.js';
+import type { ResolverStats } from './stats.js';
 import type { Caller, ConnectionInfo, ProcessResolver } from './types.js';
 
 export interface ThreadedResolver extends ProcessResolver {

@@ -1,5 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { createProcResolver, type ProcResolverOptions } from './index.js';
+import type { ProcResolverOptions } from './options.js';
+import { createProcResolver } from './resolver.js';
 import type { ConnectionInfo } from './types.js';
 
 /**

@@ -57,16 +57,23 @@ describe('fake-aws', () => {
     expect(new Set(ids(4)).size).toBe(100);
   });
 
-  it('ModifyInstanceMetadataOptions: DryRun changes nothing, unsent fields are kept, pending then applied', async () => {
-    aws = await startFakeAws({ generate: { instancesPerRegion: 5 }, pendingForMs: 0 });
+  it('ModifyInstanceMetadataOptions: DryRun changes nothing; omitted fields follow the API reference; pending then applied', async () => {
+    let now = Date.UTC(2026, 2, 1);
+    aws = await startFakeAws({ generate: { instancesPerRegion: 5 }, pendingForMs: 30_000, clock: () => now });
     const region = aws.fleet.accounts.get(aws.fleet.managementAccountId)?.regions.get('us-east-1');
     const inst = [...(region?.instances.values() ?? [])].find((i) => i.state !== 'terminated');
-    if (!inst) throw new Error('no instance');
+    if (!inst || !region) throw new Error('no instance');
+    inst.state = 'running';
+    const image = region.images.get(inst.imageId);
+    if (image) image.imdsSupport = undefined;
+    region.defaults = {};
     inst.metadataOptions = {
-      ...inst.metadataOptions,
-      httpTokens: 'optional',
+      state: 'applied',
+      httpTokens: 'required',
       httpEndpoint: 'disabled',
       httpPutResponseHopLimit: 3,
+      httpProtocolIpv6: 'enabled',
+      instanceMetadataTags: 'enabled',
     };
     const c = ec2(aws);
     const before = structuredClone(inst.metadataOptions);
@@ -75,24 +82,54 @@ describe('fake-aws', () => {
         c.send(
           new ModifyInstanceMetadataOptionsCommand({
             InstanceId: inst.instanceId,
-            HttpTokens: 'required',
+            HttpPutResponseHopLimit: 2,
             DryRun: true,
           }),
         ),
       ),
     ).toBe('DryRunOperation');
     expect(inst.metadataOptions).toEqual(before);
+    // Only the hop limit sent: endpoint and hop limit are "maintained" (documented); HttpTokens takes
+    // its documented default (no account default, AMI without ImdsSupport: optional); IPv6 and tags are
+    // not documented for a modify and take their launch defaults.
     const out = await c.send(
+      new ModifyInstanceMetadataOptionsCommand({ InstanceId: inst.instanceId, HttpPutResponseHopLimit: 2 }),
+    );
+    expect(out.InstanceMetadataOptions).toEqual({
+      State: 'pending',
+      HttpTokens: 'optional',
+      HttpEndpoint: 'disabled',
+      HttpPutResponseHopLimit: 2,
+      HttpProtocolIpv6: 'disabled',
+      InstanceMetadataTags: 'disabled',
+    });
+    // The account default decides an omitted HttpTokens before the AMI does.
+    region.defaults = { httpTokens: 'required' };
+    await c.send(
+      new ModifyInstanceMetadataOptionsCommand({ InstanceId: inst.instanceId, HttpEndpoint: 'enabled' }),
+    );
+    expect(inst.metadataOptions.httpTokens).toBe('required');
+    region.defaults = {};
+    if (image) image.imdsSupport = 'v2.0';
+    await c.send(
+      new ModifyInstanceMetadataOptionsCommand({ InstanceId: inst.instanceId, HttpEndpoint: 'enabled' }),
+    );
+    expect(inst.metadataOptions.httpTokens).toBe(image ? 'required' : 'optional');
+    const state = async () =>
+      (await c.send(new DescribeInstancesCommand({ InstanceIds: [inst.instanceId] }))).Reservations?.[0]
+        ?.Instances?.[0]?.MetadataOptions?.State;
+    expect(await state()).toBe('pending');
+    now += 30_000;
+    expect(await state()).toBe('applied');
+    // A stopped instance's change stays pending until it starts.
+    inst.state = 'stopped';
+    await c.send(
       new ModifyInstanceMetadataOptionsCommand({ InstanceId: inst.instanceId, HttpTokens: 'required' }),
     );
-    expect(out.InstanceMetadataOptions).toMatchObject({
-      State: 'pending',
-      HttpTokens: 'required',
-      HttpEndpoint: 'disabled',
-      HttpPutResponseHopLimit: 3,
-    });
-    const read = await c.send(new DescribeInstancesCommand({ InstanceIds: [inst.instanceId] }));
-    expect(read.Reservations?.[0]?.Instances?.[0]?.MetadataOptions?.State).toBe('applied');
+    now += 3_600_000;
+    expect(await state()).toBe('pending');
+    inst.state = 'running';
+    expect(await state()).toBe('applied');
     expect(
       await codeOf(
         c.send(new ModifyInstanceMetadataOptionsCommand({ InstanceId: 'i-nope', HttpTokens: 'required' })),
@@ -108,6 +145,77 @@ describe('fake-aws', () => {
         ),
       ),
     ).toBe('InvalidParameterValue');
+  });
+
+  it('account-level enforcement: defaults report it, HttpTokens=optional is refused, a declarative policy makes the defaults read-only', async () => {
+    aws = await startFakeAws({ generate: { instancesPerRegion: 5 } });
+    const region = aws.fleet.accounts.get(aws.fleet.managementAccountId)?.regions.get('us-east-1');
+    const inst = [...(region?.instances.values() ?? [])].find((i) => i.state !== 'terminated');
+    if (!inst || !region) throw new Error('no instance');
+    const c = ec2(aws);
+    region.defaults = {};
+    expect((await c.send(new GetInstanceMetadataDefaultsCommand({}))).AccountLevel).toEqual({
+      ManagedBy: 'account',
+    });
+    await c.send(
+      new ModifyInstanceMetadataDefaultsCommand({ HttpTokens: 'required', HttpTokensEnforced: 'enabled' }),
+    );
+    expect((await c.send(new GetInstanceMetadataDefaultsCommand({}))).AccountLevel).toEqual({
+      HttpTokens: 'required',
+      HttpTokensEnforced: 'enabled',
+      ManagedBy: 'account',
+    });
+    inst.metadataOptions.httpTokens = 'required';
+    const all = {
+      InstanceId: inst.instanceId,
+      HttpEndpoint: 'enabled' as const,
+      HttpPutResponseHopLimit: 1,
+      HttpProtocolIpv6: 'disabled' as const,
+      InstanceMetadataTags: 'disabled' as const,
+    };
+    expect(
+      await codeOf(c.send(new ModifyInstanceMetadataOptionsCommand({ ...all, HttpTokens: 'optional' }))),
+    ).toBe('UnsupportedOperation');
+    expect(inst.metadataOptions.httpTokens).toBe('required');
+    await c.send(new ModifyInstanceMetadataOptionsCommand({ ...all, HttpTokens: 'required' }));
+    region.defaults = {
+      httpTokens: 'required',
+      httpTokensEnforced: 'enabled',
+      managedBy: 'declarative-policy',
+      managedExceptionMessage: 'IMDSv2 only: ask platform-team',
+    };
+    expect((await c.send(new GetInstanceMetadataDefaultsCommand({}))).AccountLevel).toMatchObject({
+      ManagedBy: 'declarative-policy',
+      ManagedExceptionMessage: 'IMDSv2 only: ask platform-team',
+    });
+    const err = await c
+      .send(new ModifyInstanceMetadataDefaultsCommand({ HttpTokensEnforced: 'disabled', DryRun: true }))
+      .catch((e: unknown) => e as Error);
+    expect(err).toMatchObject({ name: 'UnsupportedOperation', message: 'IMDSv2 only: ask platform-team' });
+  });
+
+  it('deny: UnauthorizedOperation for DryRun calls and real ones, nothing changed', async () => {
+    aws = await startFakeAws({ generate: { instancesPerRegion: 5 } });
+    const region = aws.fleet.accounts.get(aws.fleet.managementAccountId)?.regions.get('us-east-1');
+    const inst = [...(region?.instances.values() ?? [])].find((i) => i.state !== 'terminated');
+    if (!inst) throw new Error('no instance');
+    aws.faults.deny({ action: 'ModifyInstanceMetadataOptions' });
+    const c = ec2(aws);
+    const before = structuredClone(inst.metadataOptions);
+    for (const DryRun of [true, false]) {
+      expect(
+        await codeOf(
+          c.send(
+            new ModifyInstanceMetadataOptionsCommand({
+              InstanceId: inst.instanceId,
+              HttpTokens: 'required',
+              DryRun,
+            }),
+          ),
+        ),
+      ).toBe('UnauthorizedOperation');
+    }
+    expect(inst.metadataOptions).toEqual(before);
   });
 
   it('validates DescribeInstances MaxResults and filters, and pages by filter', async () => {
@@ -212,10 +320,11 @@ describe('fake-aws', () => {
     await ec2(aws, { region: 'eu-west-1' }).send(new DescribeInstancesCommand({}));
   });
 
-  it('expires assumed-role sessions after sessionSeconds', async () => {
+  it('expires assumed-role sessions DurationSeconds after AssumeRole (server clock)', async () => {
+    let now = Date.UTC(2026, 2, 1);
     aws = await startFakeAws({
       generate: { accounts: 2, instancesPerRegion: 1, seed: 6 },
-      sessionSeconds: 1,
+      clock: () => now,
     });
     const target = [...aws.fleet.accounts.keys()][1] as string;
     const sts = new STSClient({ endpoint: aws.url, region: 'us-east-1', credentials: FAKE_CREDENTIALS });
@@ -225,10 +334,12 @@ describe('fake-aws', () => {
         new AssumeRoleCommand({
           RoleArn: `arn:aws:iam::${target}:role/ImdsguardAudit`,
           RoleSessionName: 'test',
+          DurationSeconds: 900,
         }),
       )
     ).Credentials;
     expect(creds?.AccessKeyId?.startsWith(`ASIA${target}`)).toBe(true);
+    expect(creds?.Expiration?.getTime()).toBe(now + 900_000);
     const c = ec2(aws, {
       credentials: {
         accessKeyId: creds?.AccessKeyId as string,
@@ -236,9 +347,37 @@ describe('fake-aws', () => {
         sessionToken: creds?.SessionToken,
       },
     });
+    now += 899_000;
     const ok = await c.send(new DescribeInstancesCommand({}));
     expect(ok.Reservations?.[0]?.OwnerId).toBe(target);
-    await new Promise((r) => setTimeout(r, 1100));
+    now += 1_000;
     expect(await codeOf(c.send(new DescribeInstancesCommand({})))).toBe('RequestExpired');
+  });
+
+  it('AssumeRole: DurationSeconds above the role MaxSessionDuration is a ValidationError', async () => {
+    aws = await startFakeAws({ generate: { accounts: 2, instancesPerRegion: 1, seed: 6 } });
+    const target = [...aws.fleet.accounts.keys()][1] as string;
+    const account = aws.fleet.accounts.get(target);
+    if (!account) throw new Error('no account');
+    const sts = new STSClient({ endpoint: aws.url, region: 'us-east-1', credentials: FAKE_CREDENTIALS });
+    clients.push(sts);
+    const assume = (DurationSeconds: number) =>
+      sts.send(
+        new AssumeRoleCommand({
+          RoleArn: `arn:aws:iam::${target}:role/ImdsguardAudit`,
+          RoleSessionName: 'test',
+          DurationSeconds,
+        }),
+      );
+    // IAM's default MaxSessionDuration is one hour.
+    expect((await assume(3600)).Credentials?.AccessKeyId).toMatch(/^ASIA/);
+    const err = await assume(3601).catch((e: unknown) => e as { name?: string; message?: string });
+    expect(err).toMatchObject({
+      name: 'ValidationError',
+      message: 'The requested DurationSeconds exceeds the MaxSessionDuration set for this role.',
+    });
+    account.roleMaxSessionSeconds = new Map([['ImdsguardAudit', 4 * 3600]]);
+    expect((await assume(4 * 3600)).Credentials?.AccessKeyId).toMatch(/^ASIA/);
+    expect(await codeOf(assume(4 * 3600 + 1))).toBe('ValidationError');
   });
 });

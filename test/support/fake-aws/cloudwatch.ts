@@ -12,11 +12,25 @@
  * samples). A period's datapoint is the Sum (or SampleCount, Average, Maximum, Minimum) of the samples
  * in [periodStart, periodStart + Period); a period with no sample has no datapoint, like CloudWatch.
  *
- * What the fake enforces like the real service (so a client that breaks a limit fails here too):
+ * What the fake does like the real service (CloudWatch API reference: GetMetricData, MetricStat), so a
+ * client that breaks a rule fails here too:
  *   - at most 500 MetricDataQueries per GetMetricData (ValidationError above);
  *   - query ids match ^[a-z][a-zA-Z0-9_]*$ and are unique;
- *   - Period >= 60 and a multiple of 60; a multiple of 300 when StartTime is more than 15 days ago
- *     and of 3600 when more than 63 days ago;
+ *   - Period: "must be a multiple of 60" for regular-resolution metrics (InvalidParameterValue
+ *     otherwise); and "If the StartTime parameter specifies a time stamp that is greater than 3 hours
+ *     ago, you must specify the period as follows or no data points in that time range is returned:
+ *     Start time between 3 hours and 15 days ago - Use a multiple of 60 seconds (1 minute). Start time
+ *     between 15 and 63 days ago - Use a multiple of 300 seconds (5 minutes). Start time greater than 63
+ *     days ago - Use a multiple of 3600 seconds (1 hour)." A query that breaks it gets no datapoints
+ *     (not an error);
+ *   - StartTime: "CloudWatch rounds the specified time stamp as follows: Start time less than 15 days
+ *     ago - Round down to the nearest whole minute ... between 15 and 63 days ago - Round down to the
+ *     nearest 5-minute clock interval ... greater than 63 days ago - Round down to the nearest 1-hour
+ *     clock interval"; EndTime is exclusive ("results include data points up to the specified time
+ *     stamp");
+ *   - retention: "Data points with a period of 3600 seconds (1 hour) are available for 455 days": older
+ *     samples are gone; a sample can be read only once it is published (`publishDelayMs` after its time,
+ *     by the server clock): nothing from the future;
  *   - at most MaxDatapoints (default and maximum 100,800) datapoints per response; the rest comes
  *     back through NextToken (results of an id may span pages; StatusCode PartialData until its last);
  *   - GetMetricStatistics: at most 1,440 datapoints per call (InvalidParameterCombination).
@@ -195,24 +209,31 @@ function samplesIn(seg: FakeMetricSegment, a: number, b: number): number {
 
 /**
  * Datapoints of one series: [periodStartMs, aggregate] for every period of [startMs, endMs) that
- * holds at least one sample. Periods start at startMs (CloudWatch aligns them to the start time).
+ * holds at least one readable sample (sample time in [oldestMs, newestMs]). Periods start at startMs
+ * (CloudWatch aligns them to the start time).
  */
 export function aggregate(
   segments: readonly FakeMetricSegment[],
   startMs: number,
   endMs: number,
   periodMs: number,
+  readable: { oldestMs: number; newestMs: number } = {
+    oldestMs: Number.NEGATIVE_INFINITY,
+    newestMs: Number.POSITIVE_INFINITY,
+  },
 ): Array<[number, Agg]> {
   const out: Array<[number, Agg]> = [];
   if (segments.length === 0) return out;
   for (let t = startMs; t < endMs; t += periodMs) {
-    const b = Math.min(t + periodMs, endMs);
+    const a = Math.max(t, readable.oldestMs);
+    const b = Math.min(t + periodMs, endMs, readable.newestMs + 1);
+    if (b <= a) continue;
     let agg: Agg | undefined;
     // Overlapping segments add up sample by sample: the sample count of the period is that of the
     // union of sample times; for the fake, segments either share the same sample grid or do not
     // overlap, so the count is the largest per-segment count and the sum adds every segment.
     for (const seg of segments) {
-      const n = samplesIn(seg, t, b);
+      const n = samplesIn(seg, a, b);
       if (n === 0) continue;
       if (!agg) agg = { sum: 0, count: 0, max: Number.NEGATIVE_INFINITY, min: Number.POSITIVE_INFINITY };
       agg.sum += n * seg.value;
@@ -222,9 +243,10 @@ export function aggregate(
     // Max/min per sample: the sum of the values of the segments present (an approximation that is
     // exact when segments nest on one grid, which is how the profiles are built).
     let perSample = 0;
-    for (const seg of segments) if (samplesIn(seg, t, b) > 0) perSample += seg.value;
+    for (const seg of segments) if (samplesIn(seg, a, b) > 0) perSample += seg.value;
     agg.max = perSample;
-    agg.min = segments.every((s) => samplesIn(s, t, b) === agg.count) ? perSample : 0;
+    const count = agg.count;
+    agg.min = segments.every((seg) => samplesIn(seg, a, b) === count) ? perSample : 0;
     out.push([t, agg]);
   }
   return out;
@@ -258,7 +280,12 @@ function epochMs(v: unknown, name: string): number {
   throw new FakeAwsError('MissingParameter', `The parameter ${name} is required.`, 400);
 }
 
-function checkPeriod(period: unknown, startMs: number, now: number): number {
+const DAY_MS = 86_400_000;
+/** How long CloudWatch keeps data at all: "available for 455 days (15 months)" (1-hour datapoints). */
+const RETENTION_MS = 455 * DAY_MS;
+
+/** Validates Period: a positive multiple of 60 (regular-resolution metrics). */
+function checkPeriod(period: unknown): number {
   if (typeof period !== 'number' || !Number.isInteger(period) || period < 1) {
     throw validation('The parameter Period must be a positive integer.');
   }
@@ -269,22 +296,21 @@ function checkPeriod(period: unknown, startMs: number, now: number): number {
       400,
     );
   }
-  const age = now - startMs;
-  if (age > 63 * 86_400_000 && period % 3600 !== 0) {
-    throw new FakeAwsError(
-      'InvalidParameterValue',
-      'The parameter Period must be a multiple of 3600 for data older than 63 days.',
-      400,
-    );
-  }
-  if (age > 15 * 86_400_000 && period % 300 !== 0) {
-    throw new FakeAwsError(
-      'InvalidParameterValue',
-      'The parameter Period must be a multiple of 300 for data older than 15 days.',
-      400,
-    );
-  }
   return period;
+}
+
+/** Whether a period may be used for a start time of this age (else: no datapoints, as documented). */
+export function periodServesAge(periodSeconds: number, ageMs: number): boolean {
+  if (ageMs > 63 * DAY_MS) return periodSeconds % 3600 === 0;
+  if (ageMs > 15 * DAY_MS) return periodSeconds % 300 === 0;
+  return periodSeconds % 60 === 0;
+}
+
+/** StartTime as CloudWatch rounds it for its age. */
+export function roundStartTime(startMs: number, now: number): number {
+  const age = now - startMs;
+  const unit = age > 63 * DAY_MS ? 3_600_000 : age > 15 * DAY_MS ? 300_000 : 60_000;
+  return Math.floor(startMs / unit) * unit;
 }
 
 interface MetricRef {
@@ -328,6 +354,11 @@ function regionOrThrow(ctx: HandlerContext): void {
 
 const ID_RE = /^[a-z][a-zA-Z0-9_]*$/;
 
+/** The sample times a read can see now: not older than the retention, already published. */
+function readableRange(ctx: HandlerContext): { oldestMs: number; newestMs: number } {
+  return { oldestMs: ctx.now - RETENTION_MS, newestMs: ctx.now - ctx.options.publishDelayMs };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Actions
 
@@ -343,9 +374,12 @@ function getMetricData(ctx: HandlerContext): unknown {
       `The collection MetricDataQueries must not have a size greater than ${CLOUDWATCH_LIMITS.maxQueriesPerCall}.`,
     );
   }
-  const startMs = epochMs(j['StartTime'], 'StartTime');
+  const requestedStartMs = epochMs(j['StartTime'], 'StartTime');
   const endMs = epochMs(j['EndTime'], 'EndTime');
-  if (endMs <= startMs) throw validation('The parameter StartTime must be less than the parameter EndTime.');
+  if (endMs <= requestedStartMs)
+    throw validation('The parameter StartTime must be less than the parameter EndTime.');
+  const startMs = roundStartTime(requestedStartMs, ctx.now);
+  const readable = readableRange(ctx);
   const maxDp = j['MaxDatapoints'] ?? CLOUDWATCH_LIMITS.maxDatapoints;
   if (
     typeof maxDp !== 'number' ||
@@ -375,15 +409,16 @@ function getMetricData(ctx: HandlerContext): unknown {
     const ms = q['MetricStat'] as Record<string, unknown> | undefined;
     if (!ms) throw validation(`The query ${id} needs a MetricStat or an Expression.`);
     const ref = metricRef(ms['Metric']);
-    const period = checkPeriod(ms['Period'], startMs, ctx.now);
+    const period = checkPeriod(ms['Period']);
     const stat = ms['Stat'];
     if (typeof stat !== 'string' || !(STATS_NAMES as readonly string[]).includes(stat)) {
       throw validation(`The statistic ${String(stat)} is not supported by fake-aws.`);
     }
     if (q['ReturnData'] === false) continue;
-    const points = aggregate(seriesFor(ctx, ref), startMs, endMs, period * 1000).map(
-      ([t, agg]) => [t, statValue(agg, stat as Stat)] as [number, number],
-    );
+    const served = periodServesAge(period, ctx.now - startMs);
+    const points = (
+      served ? aggregate(seriesFor(ctx, ref), startMs, endMs, period * 1000, readable) : []
+    ).map(([t, agg]) => [t, statValue(agg, stat as Stat)] as [number, number]);
     if (descending) points.reverse();
     series.push({
       id,
@@ -435,10 +470,12 @@ function getMetricData(ctx: HandlerContext): unknown {
 function getMetricStatistics(ctx: HandlerContext): unknown {
   regionOrThrow(ctx);
   const j = ctx.json;
-  const startMs = epochMs(j['StartTime'], 'StartTime');
+  const requestedStartMs = epochMs(j['StartTime'], 'StartTime');
   const endMs = epochMs(j['EndTime'], 'EndTime');
-  if (endMs <= startMs) throw validation('The parameter StartTime must be less than the parameter EndTime.');
-  const period = checkPeriod(j['Period'], startMs, ctx.now);
+  if (endMs <= requestedStartMs)
+    throw validation('The parameter StartTime must be less than the parameter EndTime.');
+  const startMs = roundStartTime(requestedStartMs, ctx.now);
+  const period = checkPeriod(j['Period']);
   if (Math.ceil((endMs - startMs) / (period * 1000)) > CLOUDWATCH_LIMITS.maxStatisticsDatapoints) {
     throw new FakeAwsError(
       'InvalidParameterCombination',
@@ -455,7 +492,9 @@ function getMetricStatistics(ctx: HandlerContext): unknown {
   if (statistics.length === 0 || statistics.some((s) => !(STATS_NAMES as readonly string[]).includes(s))) {
     throw validation('Statistics must name at least one of Sum, SampleCount, Average, Maximum, Minimum.');
   }
-  const points = aggregate(seriesFor(ctx, ref), startMs, endMs, period * 1000);
+  const points = periodServesAge(period, ctx.now - startMs)
+    ? aggregate(seriesFor(ctx, ref), startMs, endMs, period * 1000, readableRange(ctx))
+    : [];
   const stats = cloudWatchStats(ctx.fleet);
   stats.getMetricStatisticsCalls += 1;
   stats.datapoints += points.length;

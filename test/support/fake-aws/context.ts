@@ -38,10 +38,10 @@ export interface HandlerContext {
   json: Record<string, unknown>;
   sessions: Map<string, FakeSession>;
   options: {
-    /** Lifetime of AssumeRole credentials, seconds. */
-    sessionSeconds: number;
     /** How long a metadata-options change stays `pending`, ms. */
     pendingForMs: number;
+    /** How long after a CloudWatch sample's time it can be read, ms. */
+    publishDelayMs: number;
   };
 }
 

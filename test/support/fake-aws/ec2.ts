@@ -88,10 +88,18 @@ const STATE_CODES: Record<string, number> = {
   stopped: 80,
 };
 
-/** Moves a metadata change from pending to applied once its delay passed. */
+/**
+ * Moves a metadata change from pending to applied. EC2 API reference, ModifyInstanceMetadataOptions:
+ * "When you modify the parameters on a stopped instance, they are applied when the instance is started.
+ * When you modify the parameters on a running instance, the API responds with a state of pending. After
+ * the parameter modifications are successfully applied to the instance, the state of the modifications
+ * changes from pending to applied in subsequent describe-instances API calls." So a running instance's
+ * change reads `pending` for `pendingForMs` (per instance, or the server option) and then `applied`; a
+ * stopped one stays `pending` until a test starts it.
+ */
 function settle(ctx: HandlerContext, inst: FakeInstance): void {
   const m = inst.metadataOptions;
-  if (m.state === 'pending' && inst.modifiedAt !== undefined) {
+  if (m.state === 'pending' && inst.modifiedAt !== undefined && inst.state === 'running') {
     const delay = inst.pendingForMs ?? ctx.options.pendingForMs;
     if (ctx.now - inst.modifiedAt >= delay) m.state = 'applied';
   }
@@ -425,6 +433,7 @@ const describeImages: Ec2Handler = (ctx, region) => {
   );
 };
 
+/** GetInstanceMetadataDefaults: fields with no preference are absent; managedBy is always there. */
 const getInstanceMetadataDefaults: Ec2Handler = (_ctx, region) => {
   const d = region.defaults;
   return node('accountLevel', [
@@ -432,8 +441,20 @@ const getInstanceMetadataDefaults: Ec2Handler = (_ctx, region) => {
     leaf('httpPutResponseHopLimit', d.httpPutResponseHopLimit),
     leaf('httpEndpoint', d.httpEndpoint),
     leaf('instanceMetadataTags', d.instanceMetadataTags),
+    leaf('managedBy', d.managedBy ?? 'account'),
+    leaf('managedExceptionMessage', d.managedExceptionMessage),
+    leaf('httpTokensEnforced', d.httpTokensEnforced),
   ]);
 };
+
+/** The error a region whose IMDS settings an Organizations declarative policy manages answers. */
+function declarativePolicyError(region: FakeRegion, what: string): FakeAwsError {
+  return new FakeAwsError(
+    'UnsupportedOperation',
+    region.defaults.managedExceptionMessage ??
+      `${what} is managed by a declarative policy and can't be modified by the account.`,
+  );
+}
 
 function choice<T extends string>(ctx: HandlerContext, name: string, values: readonly T[]): T | undefined {
   const v = ctx.params.get(name);
@@ -447,6 +468,28 @@ function choice<T extends string>(ctx: HandlerContext, name: string, values: rea
   return v as T;
 }
 
+/**
+ * ModifyInstanceMetadataOptions, with what the EC2 API reference documents for a parameter that is not
+ * sent (ModifyInstanceMetadataOptionsRequest):
+ *   HttpPutResponseHopLimit  "If no parameter is specified, the existing state is maintained."
+ *   HttpEndpoint             "If this parameter is not specified, the existing state is maintained."
+ *   HttpTokens               NOT maintained: "Default: If the value of ImdsSupport for the AMI ... is
+ *                            v2.0 and the account level default is set to no-preference, the default is
+ *                            required. If ... v2.0, but the account level default is set to V1 or V2, the
+ *                            default is optional." plus "Order of precedence for instance metadata
+ *                            options" (EC2 user guide): the account default, then the AMI's
+ *                            ImdsSupport, then optional (the older reference: "If the parameter is not
+ *                            specified in the request, the default state is optional").
+ *   HttpProtocolIpv6, InstanceMetadataTags  not documented for a modify; the fake takes their documented
+ *                            launch defaults (InstanceMetadataOptionsRequest: "Default: disabled"), so a
+ *                            client that counts on an omitted field staying as it was fails here.
+ * Also: DryRun answers DryRunOperation (412) after validation; terminated -> IncorrectInstanceState;
+ * unknown id -> InvalidInstanceID.NotFound; the answer reads State `pending` (see settle). Since
+ * February 2026, a region with HttpTokensEnforced=enabled refuses HttpTokens=optional with
+ * UnsupportedOperation (EC2 API changes 2026-02-24: enforcement "block[s] attempts to enable IMDSv1 on
+ * existing IMDSv2-only instances"; docs/shared IMDS.md: "setting HttpTokens=optional on an existing
+ * instance fails with UnsupportedOperation").
+ */
 const modifyInstanceMetadataOptions: Ec2Handler = (ctx, region) => {
   const id = ctx.params.get('InstanceId');
   if (id === null)
@@ -464,14 +507,23 @@ const modifyInstanceMetadataOptions: Ec2Handler = (ctx, region) => {
       `The instance '${id}' is not in a state from which it can be modified.`,
     );
   }
-  dryRun(ctx);
   const m = inst.metadataOptions;
-  // Fields not sent keep their value (a careful client sends every field anyway).
-  if (tokens !== undefined) m.httpTokens = tokens;
+  const image = region.images.get(inst.imageId);
+  const newTokens: Tokens =
+    tokens ?? region.defaults.httpTokens ?? (image?.imdsSupport === 'v2.0' ? 'required' : 'optional');
+  if (newTokens === 'optional' && region.defaults.httpTokensEnforced === 'enabled') {
+    throw new FakeAwsError(
+      'UnsupportedOperation',
+      region.defaults.managedExceptionMessage ??
+        'IMDSv2 is enforced in this Region (HttpTokensEnforced=enabled): HttpTokens=optional is not allowed.',
+    );
+  }
+  dryRun(ctx);
+  m.httpTokens = newTokens;
   if (endpoint !== undefined) m.httpEndpoint = endpoint;
-  if (ipv6 !== undefined) m.httpProtocolIpv6 = ipv6;
-  if (tags !== undefined) m.instanceMetadataTags = tags;
   if (hop !== undefined) m.httpPutResponseHopLimit = hop;
+  m.httpProtocolIpv6 = ipv6 ?? 'disabled';
+  m.instanceMetadataTags = tags ?? 'disabled';
   m.state = 'pending';
   inst.modifiedAt = ctx.now;
   return leaf('instanceId', id) + metadataOptionsXml('instanceMetadataOptions', inst);
@@ -549,18 +601,31 @@ const modifyLaunchTemplate: Ec2Handler = (ctx, region) => {
   return node('launchTemplate', templateXml(t));
 };
 
+/**
+ * ModifyInstanceMetadataDefaults (EC2 API reference): `no-preference` (hop limit `-1`) clears a field;
+ * a field not sent is left as it is; HttpTokensEnforced takes enabled | disabled | no-preference. A
+ * region whose defaults a declarative policy manages cannot be changed from the account (EC2 user
+ * guide: "When a declarative policy is in use, you can't modify the settings directly within an
+ * account"); the error code for that is not documented: the fake answers UnsupportedOperation with the
+ * policy's exception message.
+ */
 const modifyInstanceMetadataDefaults: Ec2Handler = (ctx, region) => {
   const tokens = choice(ctx, 'HttpTokens', ['optional', 'required', 'no-preference'] as const);
   const endpoint = choice(ctx, 'HttpEndpoint', ['enabled', 'disabled', 'no-preference'] as const);
   const tags = choice(ctx, 'InstanceMetadataTags', ['enabled', 'disabled', 'no-preference'] as const);
+  const enforced = choice(ctx, 'HttpTokensEnforced', ['enabled', 'disabled', 'no-preference'] as const);
   const hopRaw = ctx.params.get('HttpPutResponseHopLimit');
   const hop = hopRaw === '-1' ? -1 : intParam(ctx.params, 'HttpPutResponseHopLimit', 1, 64);
+  if (region.defaults.managedBy === 'declarative-policy') {
+    throw declarativePolicyError(region, 'The instance metadata defaults of this Region');
+  }
   dryRun(ctx);
   const d = region.defaults;
   if (tokens !== undefined) d.httpTokens = tokens === 'no-preference' ? undefined : tokens;
   if (endpoint !== undefined) d.httpEndpoint = endpoint === 'no-preference' ? undefined : endpoint;
   if (tags !== undefined) d.instanceMetadataTags = tags === 'no-preference' ? undefined : tags;
   if (hop !== undefined) d.httpPutResponseHopLimit = hop === -1 ? undefined : hop;
+  if (enforced !== undefined) d.httpTokensEnforced = enforced === 'no-preference' ? undefined : enforced;
   return leaf('return', true);
 };
 

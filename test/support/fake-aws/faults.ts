@@ -9,7 +9,26 @@ export interface FaultScope {
   action?: string;
   accountId?: string;
   region?: string;
+  /** The resource the call names (EC2 InstanceId or LaunchTemplateId), when the rule is that narrow. */
+  resourceId?: string;
 }
+
+/** An answer that is not an AWS protocol answer at all (a proxy's HTML page, a truncated body). */
+export interface RawResponse {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+/**
+ * What a fault does to a call: answer an AWS error; `cut`: close the connection without an answer,
+ * `before` the call acts or `after` it acted (the change is made, the client never hears of it: what a
+ * proxy cutting connections does); `raw`: answer `response` as it is.
+ */
+export type FaultDecision =
+  | { kind: 'error'; error: InjectedError }
+  | { kind: 'cut'; when: 'before' | 'after' }
+  | { kind: 'raw'; response: RawResponse };
 
 export interface InjectedError {
   /** The AWS error code, e.g. RequestLimitExceeded. Protocol handlers pick the realistic default when omitted. */
@@ -19,7 +38,9 @@ export interface InjectedError {
 }
 
 interface Rule extends FaultScope {
-  kind: 'throttle' | 'error';
+  kind: 'throttle' | 'error' | 'cut' | 'raw';
+  when?: 'before' | 'after';
+  response?: RawResponse;
   /** Fire on the next `remaining` matching calls (undefined: unlimited). */
   remaining?: number;
   /** Fire on this share (0..100) of matching calls. */
@@ -33,6 +54,7 @@ export interface CallSubject {
   accountId: string;
   region: string;
   accessKeyId: string;
+  resourceId?: string | undefined;
 }
 
 /** The throttling error each protocol answers, like the real services. */
@@ -106,6 +128,39 @@ export class Faults {
     return this;
   }
 
+  /**
+   * The caller lacks the IAM permission for matching calls: EC2 answers 403 UnauthorizedOperation, to
+   * DryRun calls too (EC2 API reference, DryRun: "If you have the required permissions, the error
+   * response is DryRunOperation. Otherwise, it is UnauthorizedOperation.").
+   */
+  deny(opts: FaultScope & { next?: number } = {}): this {
+    return this.fail({
+      ...opts,
+      code: 'UnauthorizedOperation',
+      status: 403,
+      message:
+        'You are not authorized to perform this operation. User: arn:aws:iam::000000000000:user/fake is not authorized to perform this action. Encoded authorization failure message: FAKE',
+    });
+  }
+
+  /** Closes the connection of matching calls without an answer, before or after the call acts. */
+  cut(opts: FaultScope & { when: 'before' | 'after'; next?: number; percent?: number }): this {
+    this.rules.push({ ...opts, kind: 'cut', remaining: opts.next, percent: opts.percent });
+    return this;
+  }
+
+  /** Answers matching calls with `response` as it is (an HTML error page, a body that is not XML). */
+  raw(opts: FaultScope & RawResponse & { next?: number }): this {
+    const { status, contentType, body, ...scope } = opts;
+    this.rules.push({
+      ...scope,
+      kind: 'raw',
+      remaining: opts.next,
+      response: { status, contentType, body },
+    });
+    return this;
+  }
+
   /** Every call in this account and region fails, as in a region that is not opted in. */
   disableRegion(
     accountId: string,
@@ -147,38 +202,53 @@ export class Faults {
   }
 
   /** Decides whether this call fails; called once per request by the server. */
-  check(call: CallSubject): InjectedError | undefined {
+  check(call: CallSubject): FaultDecision | undefined {
     if (this.expiredKeys.has(call.accessKeyId) || this.expiredAccounts.has(call.accountId)) {
-      return this.note(expiredErrorFor(call.service));
+      return { kind: 'error', error: this.note(expiredErrorFor(call.service)) };
     }
     const disabled = this.disabledRegions.get(`${call.accountId}/${call.region}`);
     if (disabled && call.service !== 'sts' && call.service !== 'organizations' && call.service !== 'iam') {
-      return this.note(
-        disabled === 'OptInRequired'
-          ? {
-              code: 'OptInRequired',
-              status: 401,
-              message:
-                'You are not subscribed to this service. Please go to http://aws.amazon.com to subscribe.',
-            }
-          : {
-              code: 'AuthFailure',
-              status: 401,
-              message: 'AWS was not able to validate the provided access credentials',
-            },
-      );
+      return {
+        kind: 'error',
+        error: this.note(
+          disabled === 'OptInRequired'
+            ? {
+                code: 'OptInRequired',
+                status: 401,
+                message:
+                  'You are not subscribed to this service. Please go to http://aws.amazon.com to subscribe.',
+              }
+            : {
+                code: 'AuthFailure',
+                status: 401,
+                message: 'AWS was not able to validate the provided access credentials',
+              },
+        ),
+      };
     }
     for (const rule of this.rules) {
       if (rule.service !== undefined && rule.service !== call.service) continue;
       if (rule.action !== undefined && rule.action !== call.action) continue;
       if (rule.accountId !== undefined && rule.accountId !== call.accountId) continue;
       if (rule.region !== undefined && rule.region !== call.region) continue;
+      if (rule.resourceId !== undefined && rule.resourceId !== call.resourceId) continue;
       if (rule.remaining !== undefined && rule.remaining <= 0) continue;
       if (rule.percent !== undefined && this.rand() * 100 >= rule.percent) continue;
       if (rule.remaining !== undefined) rule.remaining -= 1;
-      return this.note(
-        rule.kind === 'throttle' ? throttleErrorFor(call.service) : (rule.error as InjectedError),
-      );
+      if (rule.kind === 'cut') {
+        this.fired[`cut-${rule.when}`] = (this.fired[`cut-${rule.when}`] ?? 0) + 1;
+        return { kind: 'cut', when: rule.when ?? 'before' };
+      }
+      if (rule.kind === 'raw') {
+        this.fired['raw'] = (this.fired['raw'] ?? 0) + 1;
+        return { kind: 'raw', response: rule.response as RawResponse };
+      }
+      return {
+        kind: 'error',
+        error: this.note(
+          rule.kind === 'throttle' ? throttleErrorFor(call.service) : (rule.error as InjectedError),
+        ),
+      };
     }
     return undefined;
   }

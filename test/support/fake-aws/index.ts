@@ -13,7 +13,8 @@
  * The account a request acts in comes from the access key id in the SigV4 Authorization header:
  * AssumeRole hands out ASIA<12-digit account><4 hex>; any other key is the caller's own account
  * (fleet.managementAccountId, or `accessKeys` to map more). The region is the credential scope's.
- * Signatures are not verified. Sessions expire after `sessionSeconds` (ExpiredToken/RequestExpired).
+ * Signatures are not verified. Sessions expire DurationSeconds after AssumeRole (ExpiredToken/RequestExpired).
+ * Time is `clock()` (default Date.now): tests move it instead of sleeping.
  *
  * Usage:
  *   const aws = await startFakeAws({ generate: { accounts: 3, regions: ['us-east-1', 'eu-west-1'], instancesPerRegion: 500 } });
@@ -69,10 +70,15 @@ export interface FakeAwsOptions {
   generate?: GenerateFleetOptions;
   /** Extra access key id -> account id mappings for non-assumed credentials. */
   accessKeys?: Record<string, string>;
-  /** Lifetime of AssumeRole credentials, seconds (default 3600). */
-  sessionSeconds?: number;
+  /**
+   * The server's clock, epoch ms (default Date.now). Session expiry, metadata `pending`, CloudWatch
+   * retention, publication and period rules all read it, so a test controls time by moving it.
+   */
+  clock?: () => number;
   /** How long a ModifyInstanceMetadataOptions change reads `pending`, ms (default 0: applied at the next read). */
   pendingForMs?: number;
+  /** How long after its time a CloudWatch sample can be read, ms (default 0). */
+  publishDelayMs?: number;
   /** Seed for percent-based fault injection (default 42). */
   faultSeed?: number;
   /** Request bodies larger than this are refused with 413, bytes (default 1 MiB). */
@@ -91,6 +97,8 @@ export interface FakeAws {
   limits: RateLimits;
   /** AssumeRole sessions issued, by access key id. */
   sessions: Map<string, FakeSession>;
+  /** The server's clock (options.clock). */
+  now(): number;
   close(): Promise<void>;
 }
 
@@ -119,10 +127,11 @@ export async function startFakeAws(options: FakeAwsOptions = {}): Promise<FakeAw
   const fleet = options.fleet ?? generateFleet(options.generate);
   const calls = new CallLog();
   const faults = new Faults(options.faultSeed ?? 42);
-  const limits = new RateLimits();
+  const clock = options.clock ?? (() => Date.now());
+  const limits = new RateLimits(clock);
   const sessions = new Map<string, FakeSession>();
-  const sessionSeconds = options.sessionSeconds ?? 3600;
   const pendingForMs = options.pendingForMs ?? 0;
+  const publishDelayMs = options.publishDelayMs ?? 0;
   const maxBody = options.maxBodyBytes ?? 1024 * 1024;
   const latency = options.latencyMs ?? 0;
 
@@ -176,14 +185,15 @@ export async function startFakeAws(options: FakeAwsOptions = {}): Promise<FakeAw
       region,
       accessKeyId,
       requestId,
-      now: Date.now(),
+      now: clock(),
       params,
       json,
       sessions,
-      options: { sessionSeconds, pendingForMs },
+      options: { pendingForMs, publishDelayMs },
     };
     let result: HandlerResult | undefined;
     let error: FakeAwsError | undefined;
+    let cut: 'before' | 'after' | undefined;
     try {
       if (!scope)
         throw new FakeAwsError('MissingAuthenticationToken', 'Request is missing Authentication Token', 403);
@@ -192,8 +202,27 @@ export async function startFakeAws(options: FakeAwsOptions = {}): Promise<FakeAw
         const e = expiredErrorFor(service);
         throw new FakeAwsError(e.code, e.message, e.status);
       }
-      const injected = faults.check({ service, action, accountId, region, accessKeyId });
-      if (injected) throw new FakeAwsError(injected.code, injected.message, injected.status);
+      const resourceId = params.get('InstanceId') ?? params.get('LaunchTemplateId') ?? undefined;
+      const fault = faults.check({ service, action, accountId, region, accessKeyId, resourceId });
+      if (fault?.kind === 'error')
+        throw new FakeAwsError(fault.error.code, fault.error.message, fault.error.status);
+      if (fault?.kind === 'raw') {
+        calls.record({ service, action, accountId, region, status: fault.response.status, at: ctx.now });
+        const body = fault.response.body;
+        res
+          .writeHead(fault.response.status, {
+            'content-type': fault.response.contentType,
+            'content-length': String(Buffer.byteLength(body)),
+          })
+          .end(body);
+        return;
+      }
+      cut = fault?.kind === 'cut' ? fault.when : undefined;
+      if (cut === 'before') {
+        calls.record({ service, action, accountId, region, status: 0, errorCode: 'cut-before', at: ctx.now });
+        req.socket.destroy();
+        return;
+      }
       if (!limits.take(accountId, region, action)) {
         throw new FakeAwsError(
           service === 'ec2' ? 'RequestLimitExceeded' : 'Throttling',
@@ -215,6 +244,12 @@ export async function startFakeAws(options: FakeAwsOptions = {}): Promise<FakeAw
           : new FakeAwsError('InternalError', `fake-aws bug: ${String(err)}`, 500);
     }
     const status = error ? error.status : (result?.status ?? 200);
+    if (cut === 'after') {
+      // The call acted (or failed); the client never hears of it.
+      calls.record({ service, action, accountId, region, status: 0, errorCode: 'cut-after', at: ctx.now });
+      req.socket.destroy();
+      return;
+    }
     calls.record({ service, action, accountId, region, status, errorCode: error?.code, at: ctx.now });
     if (latency > 0) await new Promise((r) => setTimeout(r, latency));
     const headers: Record<string, string> = { 'x-amzn-requestid': requestId };
@@ -264,6 +299,7 @@ export async function startFakeAws(options: FakeAwsOptions = {}): Promise<FakeAw
     faults,
     limits,
     sessions,
+    now: clock,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -11,10 +11,15 @@ export interface BucketSpec {
   refillPerSecond: number;
 }
 
-/** EC2's documented defaults for the actions imdsguard uses. */
+/**
+ * EC2's defaults for the actions imdsguard uses (EC2 API reference, "Request throttling": token buckets
+ * per account and Region; /work/shared/IMDS.md: ModifyInstanceMetadataOptions burst 100, refill 5/s;
+ * DescribeInstances 100, 20/s; ModifyInstanceMetadataDefaults about 2, refilling 2/s).
+ */
 export const EC2_DEFAULT_LIMITS: Record<string, BucketSpec> = {
   ModifyInstanceMetadataOptions: { burst: 100, refillPerSecond: 5 },
   DescribeInstances: { burst: 100, refillPerSecond: 20 },
+  ModifyInstanceMetadataDefaults: { burst: 2, refillPerSecond: 2 },
 };
 
 export interface ExceededRecord {

@@ -112,12 +112,21 @@ export interface FakeImage {
   imdsSupport?: 'v2.0' | undefined;
 }
 
-/** GetInstanceMetadataDefaults: an absent field means "no preference". */
+/**
+ * GetInstanceMetadataDefaults (EC2 API reference, InstanceMetadataDefaultsResponse): an absent field
+ * means "no preference". Since February 2026 also `httpTokensEnforced` (enabled | disabled), `managedBy`
+ * (account | declarative-policy) and `managedExceptionMessage` (the declarative policy's custom message).
+ */
 export interface FakeAccountDefaults {
   httpTokens?: Tokens | undefined;
   httpPutResponseHopLimit?: number | undefined;
   httpEndpoint?: OnOff | undefined;
   instanceMetadataTags?: OnOff | undefined;
+  /** enabled: launches that are not HttpTokens=required, and HttpTokens=optional on instances, are refused. */
+  httpTokensEnforced?: OnOff | undefined;
+  /** Who manages the defaults; absent reads as `account`. A declarative policy makes them read-only. */
+  managedBy?: 'account' | 'declarative-policy' | undefined;
+  managedExceptionMessage?: string | undefined;
 }
 
 export interface FakeRegion {
@@ -161,6 +170,11 @@ export interface FakeAccount {
   regions: Map<string, FakeRegion>;
   /** Role names that can be assumed in this account (AssumeRole on another name: AccessDenied). */
   roles: Set<string>;
+  /**
+   * A role's MaxSessionDuration, seconds (IAM: 3600 to 43200; 3600 when not set, like IAM's default).
+   * AssumeRole with a DurationSeconds above it fails with ValidationError.
+   */
+  roleMaxSessionSeconds?: Map<string, number>;
   /** IAM instance profiles by name (GetInstanceProfile), with the roles in each. */
   instanceProfiles: Map<string, FakeInstanceProfile>;
 }

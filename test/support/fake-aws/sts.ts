@@ -11,6 +11,15 @@ export function sessionAccessKeyId(accountId: string): string {
   return `ASIA${accountId}${randomBytes(2).toString('hex').toUpperCase()}`;
 }
 
+/**
+ * AssumeRole, as the STS API reference documents DurationSeconds: "from 900 seconds (15 minutes) up to
+ * the maximum session duration set for the role ... If you specify a value higher than this setting
+ * ..., the operation fails" (the answer is `ValidationError: The requested DurationSeconds exceeds the
+ * MaxSessionDuration set for this role.`); "By default, the value is set to 3600 seconds"; and "if you
+ * assume a role using role chaining and provide a DurationSeconds parameter value greater than one
+ * hour, the operation fails". The role's maximum is FakeAccount.roleMaxSessionSeconds (default 3600,
+ * IAM's default MaxSessionDuration). Credentials expire DurationSeconds after the call (fake clock).
+ */
 function assumeRole(ctx: HandlerContext): string {
   const arn = ctx.params.get('RoleArn') ?? '';
   const sessionName = ctx.params.get('RoleSessionName') ?? '';
@@ -21,8 +30,7 @@ function assumeRole(ctx: HandlerContext): string {
   if (!m) throw new FakeAwsError('ValidationError', `${arn} is invalid`);
   const accountId = m[1] as string;
   const roleName = m[2] as string;
-  const duration =
-    intParam(ctx.params, 'DurationSeconds', 900, 43_200, 'ValidationError') ?? ctx.options.sessionSeconds;
+  const duration = intParam(ctx.params, 'DurationSeconds', 900, 43_200, 'ValidationError') ?? 3600;
   const account = ctx.fleet.accounts.get(accountId);
   if (!account?.roles.has(roleName) || ctx.faults.isAssumeDenied(accountId)) {
     throw new FakeAwsError(
@@ -31,8 +39,21 @@ function assumeRole(ctx: HandlerContext): string {
       403,
     );
   }
+  const max = account.roleMaxSessionSeconds?.get(roleName) ?? 3600;
+  if (duration > max) {
+    throw new FakeAwsError(
+      'ValidationError',
+      'The requested DurationSeconds exceeds the MaxSessionDuration set for this role.',
+    );
+  }
+  if (ctx.sessions.has(ctx.accessKeyId) && duration > 3600) {
+    throw new FakeAwsError(
+      'ValidationError',
+      'The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.',
+    );
+  }
   const accessKeyId = sessionAccessKeyId(accountId);
-  const expiresAt = ctx.now + Math.min(duration, ctx.options.sessionSeconds) * 1000;
+  const expiresAt = ctx.now + duration * 1000;
   ctx.sessions.set(accessKeyId, { accessKeyId, accountId, roleName, sessionName, expiresAt });
   return (
     node('Credentials', [

@@ -20,6 +20,10 @@ export const ERROR_CODES = {
     summary: 'No usable firewall backend (iptables or nft) on this host.',
   },
   IMDSGUARD_E_HOST_USER: { exit: 2, summary: 'The guard user does not exist and cannot be created here.' },
+  IMDSGUARD_E_HOST_SANDBOX: {
+    exit: 2,
+    summary: 'The installation lies under a path the systemd unit hides (ProtectHome, PrivateTmp).',
+  },
   IMDSGUARD_E_GUARD_UNHEALTHY: {
     exit: 1,
     summary: 'The guard is not healthy, so install refuses to add the redirect.',

@@ -248,8 +248,11 @@ describe.skipIf(!ENABLED).each(['iptables', 'nftables'] as const)(
       '--root',
       (h as Host).root,
       '--ipv6',
-      // Under a --root other than / install writes the unit but never runs systemctl.
+      // Under a --root other than / install writes the unit but never runs systemctl. --bin: the
+      // unit must not name a checkout under /home or /tmp, which its sandbox hides (CI runners).
       '--systemd',
+      '--bin',
+      '/usr/bin/imdsguard',
     ];
 
     beforeAll(async () => {
@@ -482,6 +485,8 @@ describe.skipIf(!ENABLED)('print mode and the fail-open unit hooks', () => {
       '--backend',
       'nftables',
       '--systemd',
+      '--bin',
+      '/usr/bin/imdsguard',
     ]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^#!\/bin\/sh/);

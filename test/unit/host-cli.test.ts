@@ -1,7 +1,9 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { assertUnitCanRun } from '../../src/host/sandbox.js';
+import { execPaths } from '../../src/host/self-io.js';
 import { runInProcess } from '../support/cli.js';
 
 /**
@@ -92,5 +94,61 @@ describe('imdsguard install (print mode)', () => {
     ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('IMDSGUARD_E_HOST_USER');
+  });
+});
+
+describe('install --systemd under a path the unit hides', () => {
+  // Outside every hidden path (the checkout), and inside one (/tmp, which PrivateTmp hides).
+  mkdirSync(resolve('test-artifacts'), { recursive: true });
+  const outside = mkdtempSync(join(resolve('test-artifacts'), 'imdsg-sandbox-'));
+  const inside = mkdtempSync('/tmp/imdsg-sandbox-');
+  afterAll(() => {
+    rmSync(outside, { recursive: true, force: true });
+    rmSync(inside, { recursive: true, force: true });
+  });
+  const exe = (dir: string) => {
+    const p = join(dir, 'imdsguard');
+    writeFileSync(p, '#!/bin/sh\n', { mode: 0o755 });
+    return p;
+  };
+  const args = ['install', '--user', 'nobody', '--root', root, '--backend', 'nftables'];
+
+  it('refuses a --bin that resolves into /tmp, names it, and changes nothing', async () => {
+    const link = join(outside, 'imdsguard-link');
+    symlinkSync(exe(inside), link);
+    for (const bin of [link, join(inside, 'imdsguard')]) {
+      for (const apply of [[], ['--apply', '--force']]) {
+        const r = await runInProcess([...args, '--systemd', '--bin', bin, ...apply]);
+        expect(r.code, r.stderr).toBe(2);
+        expect(r.stderr).toContain('IMDSGUARD_E_HOST_SANDBOX');
+        expect(r.stderr).toContain(`${inside}/imdsguard`);
+        expect(r.stderr).toContain('PrivateTmp=yes');
+        expect(r.stdout).toBe('');
+      }
+    }
+    expect(readdirSync(root)).toEqual([]);
+  });
+
+  it('accepts the same executable without --systemd, and a --bin outside the hidden paths', async () => {
+    const r = await runInProcess([...args, '--bin', join(inside, 'imdsguard')]);
+    expect(r.code, r.stderr).toBe(0);
+    const ok = await runInProcess([...args, '--systemd', '--bin', exe(outside)]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain(`ExecStart=${outside}/imdsguard guard`);
+  });
+
+  it("follows main.js's node_modules when a link sends it into a hidden path", async () => {
+    const pkg = join(outside, 'pkg');
+    mkdirSync(join(pkg, 'dist', 'cli'), { recursive: true });
+    writeFileSync(join(pkg, 'dist', 'cli', 'main.js'), '');
+    mkdirSync(join(inside, 'node_modules'));
+    symlinkSync(join(inside, 'node_modules'), join(pkg, 'node_modules'));
+    const paths = await execPaths(['/usr/bin/node', join(pkg, 'dist', 'cli', 'main.js')]);
+    expect(paths.at(-1)).toEqual({
+      given: join(pkg, 'node_modules'),
+      resolved: join(inside, 'node_modules'),
+    });
+    const unit = '[Service]\nPrivateTmp=yes\n';
+    expect(() => assertUnitCanRun(unit, paths)).toThrow(/node_modules \(resolves to \/tmp\/imdsg-sandbox-/);
   });
 });

@@ -3,9 +3,10 @@ import { buildInstallPlan, renderPlan, useraddCommand } from '../../host/plan.js
 import { defaultHealthTarget } from '../../host/probe-io.js';
 import { detectBackend } from '../../host/rules-io.js';
 import { execRunner } from '../../host/runner.js';
-import { selfCommand } from '../../host/self-io.js';
+import { assertUnitCanRun } from '../../host/sandbox.js';
+import { execPaths, selfCommand } from '../../host/self-io.js';
 import { resolveGuardUser } from '../../host/system-io.js';
-import { type ApplyReport, DEFAULT_USER, type InstallOptions } from '../../host/types.js';
+import { type ApplyReport, DEFAULT_USER, type InstallOptions, PATHS } from '../../host/types.js';
 import type { CliContext, CommandSpec } from '../context.js';
 import {
   parseBackend,
@@ -86,6 +87,8 @@ async function run(flags: InstallFlags, ctx: CliContext): Promise<void> {
     healthUrl,
   };
   const plan = buildInstallPlan(opts);
+  const unit = plan.files.find((f) => f.path === PATHS.unit);
+  if (unit) assertUnitCanRun(unit.content, await execPaths(self));
   if (!apply) {
     if (flags.json) ctx.stdout.write(`${JSON.stringify({ applied: false, plan }, null, 2)}\n`);
     else ctx.stdout.write(renderPlan(plan, { rulesOnly }));

@@ -1,48 +1,49 @@
 /**
- * Options every `fleet` subcommand shares (regions, accounts, profile, endpoint, output), their
- * validation, and opening a fleet session (client factory + resolved accounts and regions).
+ * The options the `fleet` subcommands share, each group defined once and read once per command into
+ * the typed options of the use cases (src/fleet/run):
  *
- *   addFleetOptions(cmd)                  adds the options to a commander command
- *   parseFleetOptions(raw)                validates commander's values -> FleetOptions
- *   openFleetSession(opts, ctx)           -> { factory, targets, close() }
- *   finishFleetRun(session, opts, ctx)    prints --verbose API call counts
+ *   addFleetOptions / readFleetOptions           accounts, regions, profile, endpoint, retries, --verbose
+ *   addSelectionOptions / readSelectionOptions   --instances, --input-file, --tags, --exclude-*, --states
+ *   addChangeOptions / readChangeOptions         --dry-run, --yes, --journal, --change-log*
+ *   addUsageOptions / readUsageOptions           --days, --metrics, --max-datapoints, --host-evidence
+ *   addHistoryOptions / readHistoryOption        --history, --no-history
  */
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ImdsguardError } from '../errors.js';
-import { AwsClientFactory, type AwsFactoryOptions } from '../fleet/aws/clients.js';
-import { type ResolvedTargets, resolveTargets, validateSelection } from '../fleet/aws/targets.js';
-import { type CollectOptions, collectInventory } from '../fleet/inventory/collect.js';
-import type { Inventory } from '../fleet/inventory/model.js';
-import { renderApiCalls } from '../report/fleet.js';
-import { OUTPUT_FORMATS, type OutputFormat, resolveFormat } from '../report/output.js';
-import { createProgress } from '../report/progress.js';
+import type { ChangeLogFormat } from '../fleet/apply/changelog.js';
+import { validateSelection } from '../fleet/aws/targets.js';
+import { DEFAULT_JOURNAL_FILE } from '../fleet/journal/store.js';
+import { parseInstanceIds, parseStates, parseTagPairs } from '../fleet/plan/selection.js';
+import type { ChangeOptions } from '../fleet/run/change.js';
+import { historyPathFor } from '../fleet/run/history.js';
+import type { SelectionOptions } from '../fleet/run/instances.js';
+import { FLEET_RUN_DEFAULTS, type FleetRunOptions } from '../fleet/run/session.js';
+import type { UsageOptions } from '../fleet/run/usage.js';
+import { USAGE_DEFAULTS } from '../fleet/usage/window.js';
+import { OUTPUT_FORMATS, type OutputFormat } from '../report/output.js';
+import { addOutputOptions, type OutputArgs, type OutputSpec, readOutputOptions } from './common-options.js';
 import type { CliContext } from './context.js';
-import { parseChoice, parseIntInRange, parseList } from './options.js';
+import { collect, parseChoice, parseIntInRange, parseList } from './options.js';
 
-export const FLEET_OPTION_DEFAULTS = {
-  /** Account x region scans in flight. */
-  concurrency: 8,
-  /** Attempts per AWS call, first included (adaptive retry). */
-  maxAttempts: 8,
-} as const;
+/** The shared fleet option defaults (the use cases' own). */
+export const FLEET_OPTION_DEFAULTS = FLEET_RUN_DEFAULTS;
 
-export interface FleetOptions {
-  regions: string[] | undefined;
-  allRegions: boolean;
-  profile: string | undefined;
-  org: boolean;
-  accounts: string[] | undefined;
-  role: string | undefined;
-  externalId: string | undefined;
-  endpointUrl: string | undefined;
-  format: OutputFormat | undefined;
-  output: string | undefined;
-  verbose: boolean;
-  concurrency: number;
-  maxAttempts: number;
+/** The output formats of the fleet subcommands (report and guardrails have their own). */
+export const FLEET_OUTPUT: OutputSpec<OutputFormat> = {
+  formats: OUTPUT_FORMATS,
+  defaultText: 'table on a terminal, json otherwise',
+};
+
+/** The options of a fleet subcommand that scans and prints: accounts, regions, output, retries. */
+export function addScanOptions(cmd: Command, output: OutputSpec = FLEET_OUTPUT): Command {
+  return addRunOptions(addOutputOptions(addFleetOptions(cmd), output));
 }
 
-/** Adds the shared fleet options to a subcommand. */
+// ---------------------------------------------------------------------------------------------------
+// Accounts, regions and how AWS is reached
+
+/** Adds the account, region, endpoint and retry options, and --verbose. */
 export function addFleetOptions(cmd: Command): Command {
   return cmd
     .option(
@@ -56,13 +57,12 @@ export function addFleetOptions(cmd: Command): Command {
     .option('--accounts <ids>', 'comma-separated 12-digit account ids, with --role', parseList)
     .option('--role <name>', 'role to assume in each account (sts:AssumeRole)')
     .option('--external-id <id>', 'ExternalId for AssumeRole')
-    .option('--endpoint-url <url>', 'send every AWS call to this URL (a local test endpoint)')
-    .option(
-      '--format <format>',
-      `output format: ${OUTPUT_FORMATS.join('|')} (default: table on a terminal, json otherwise)`,
-      (v) => parseChoice(v, OUTPUT_FORMATS, '--format'),
-    )
-    .option('--output <file>', 'write the output to FILE instead of stdout')
+    .option('--endpoint-url <url>', 'send every AWS call to this URL (a local test endpoint)');
+}
+
+/** --concurrency, --max-attempts and --verbose (after the output options in --help). */
+export function addRunOptions(cmd: Command): Command {
+  return cmd
     .option(
       '--concurrency <n>',
       `account x region scans in flight (default ${FLEET_OPTION_DEFAULTS.concurrency})`,
@@ -80,24 +80,27 @@ function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-/** Validates commander's option values. Throws IMDSGUARD_E_USAGE. */
-export function parseFleetOptions(raw: Record<string, unknown>): FleetOptions {
-  const endpointUrl = str(raw['endpointUrl']);
-  if (endpointUrl !== undefined) {
-    let u: URL;
-    try {
-      u = new URL(endpointUrl);
-    } catch {
-      throw new ImdsguardError('IMDSGUARD_E_USAGE', `--endpoint-url: "${endpointUrl}" is not a URL`);
-    }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-      throw new ImdsguardError(
-        'IMDSGUARD_E_USAGE',
-        `--endpoint-url: expected http:// or https://, got "${endpointUrl}"`,
-      );
-    }
+function checkEndpointUrl(endpointUrl: string | undefined): void {
+  if (endpointUrl === undefined) return;
+  let u: URL;
+  try {
+    u = new URL(endpointUrl);
+  } catch {
+    throw new ImdsguardError('IMDSGUARD_E_USAGE', `--endpoint-url: "${endpointUrl}" is not a URL`);
   }
-  const opts: FleetOptions = {
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw new ImdsguardError(
+      'IMDSGUARD_E_USAGE',
+      `--endpoint-url: expected http:// or https://, got "${endpointUrl}"`,
+    );
+  }
+}
+
+/** Reads and checks the account, region, endpoint and retry options. Throws IMDSGUARD_E_USAGE. */
+export function readFleetOptions(raw: Record<string, unknown>): FleetRunOptions {
+  const endpointUrl = str(raw['endpointUrl']);
+  checkEndpointUrl(endpointUrl);
+  const opts: FleetRunOptions = {
     regions: raw['regions'] as string[] | undefined,
     allRegions: raw['allRegions'] === true,
     profile: str(raw['profile']),
@@ -106,9 +109,6 @@ export function parseFleetOptions(raw: Record<string, unknown>): FleetOptions {
     role: str(raw['role']),
     externalId: str(raw['externalId']),
     endpointUrl,
-    format: raw['format'] as OutputFormat | undefined,
-    output: str(raw['output']),
-    verbose: raw['verbose'] === true,
     concurrency: (raw['concurrency'] as number | undefined) ?? FLEET_OPTION_DEFAULTS.concurrency,
     maxAttempts: (raw['maxAttempts'] as number | undefined) ?? FLEET_OPTION_DEFAULTS.maxAttempts,
   };
@@ -116,84 +116,168 @@ export function parseFleetOptions(raw: Record<string, unknown>): FleetOptions {
   return opts;
 }
 
-/** The format for this run: --format, else table on a terminal (stdout, no --output), else json. */
-export function outputFormat(opts: FleetOptions, ctx: CliContext): OutputFormat {
-  return resolveFormat(opts.format, opts.output === undefined && ctx.stdout.isTTY === true);
+// ---------------------------------------------------------------------------------------------------
+// Selection (harden, disable, hop-limit)
+
+export function addSelectionOptions(cmd: Command): Command {
+  return cmd
+    .option('--instances <ids>', 'instance ids, comma-separated (repeatable)', collect)
+    .option(
+      '--input-file <csv>',
+      'CSV with a header row and an instance_id column (optional account_id, region columns); any number of rows',
+    )
+    .option(
+      '--tags <k=v,...>',
+      'only instances with every one of these tags (key AND value) (repeatable)',
+      collect,
+    )
+    .option('--exclude-tags <k=v,...>', 'skip instances with any of these tags (repeatable)', collect)
+    .option('--exclude-instances <ids>', 'skip these instance ids (repeatable)', collect)
+    .option(
+      '--states <list>',
+      'only instances in these states: pending,running,stopping,stopped (default: all of them)',
+    );
 }
 
-export interface FleetSession {
-  factory: AwsClientFactory;
-  targets: ResolvedTargets;
-  startedAt: number;
-  close(): void;
+function strings(v: unknown): string[] {
+  if (!Array.isArray(v)) return [];
+  return v
+    .flatMap((x) => String(x).split(','))
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 }
 
-/**
- * Builds the client factory from the options and ctx.env, then resolves accounts and regions.
- * Credentials: --profile, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY(/AWS_SESSION_TOKEN) from ctx.env,
- * else the SDK's default chain. Region: --regions, else AWS_REGION / AWS_DEFAULT_REGION, else the profile's.
- */
-export async function openFleetSession(
-  opts: FleetOptions,
-  ctx: CliContext,
-  extra: Partial<AwsFactoryOptions> = {},
-): Promise<FleetSession> {
-  const env = ctx.env;
-  const factoryOptions: AwsFactoryOptions = {
-    endpointUrl: opts.endpointUrl,
-    profile: opts.profile,
-    maxAttempts: opts.maxAttempts,
-    externalId: opts.externalId,
-    maxSockets: Math.max(16, opts.concurrency * 6),
-    ...extra,
+/** Reads and checks the selection options (the --input-file CSV is read by the use case). */
+export function readSelectionOptions(raw: Record<string, unknown>, ctx: CliContext): SelectionOptions {
+  const instanceIds = parseInstanceIds(strings(raw['instances']), '--instances');
+  const file = str(raw['inputFile']);
+  const states = typeof raw['states'] === 'string' ? strings([raw['states']]) : [];
+  return {
+    instanceIds,
+    inputFile: file === undefined ? undefined : { path: resolve(ctx.cwd, file), name: file },
+    tags: parseTagPairs(strings(raw['tags']), '--tags'),
+    excludeTags: parseTagPairs(strings(raw['excludeTags']), '--exclude-tags'),
+    excludeInstanceIds: parseInstanceIds(strings(raw['excludeInstances']), '--exclude-instances'),
+    states: states.length > 0 ? parseStates(states) : null,
   };
-  if (factoryOptions.credentials === undefined && opts.profile === undefined) {
-    const id = env['AWS_ACCESS_KEY_ID'];
-    const secret = env['AWS_SECRET_ACCESS_KEY'];
-    if (id && secret) {
-      const token = env['AWS_SESSION_TOKEN'];
-      factoryOptions.credentials = {
-        accessKeyId: id,
-        secretAccessKey: secret,
-        ...(token ? { sessionToken: token } : {}),
-      };
-    }
-  }
-  const envRegion = env['AWS_REGION'] || env['AWS_DEFAULT_REGION'];
-  if (factoryOptions.defaultRegion === undefined && envRegion) factoryOptions.defaultRegion = envRegion;
-  const factory = new AwsClientFactory(factoryOptions);
-  const startedAt = Date.now();
-  try {
-    const targets = await resolveTargets(factory, opts);
-    return { factory, targets, startedAt, close: () => factory.destroy() };
-  } catch (err) {
-    factory.destroy();
-    throw err;
-  }
 }
 
-/**
- * collectInventory over the session's targets with a progress line on stderr, cleared when the scan
- * settles. With `stopped` (Ctrl-C), the scan is abandoned when it rejects.
- */
-export async function collectWithProgress(
-  session: FleetSession,
-  ctx: CliContext,
-  opts: { concurrency: number; include?: CollectOptions['include']; stopped?: Promise<never> },
-): Promise<Inventory> {
-  const progress = createProgress(ctx.stderr);
-  const scan = collectInventory(session.factory, session.targets, {
-    concurrency: opts.concurrency,
-    include: opts.include,
-    onProgress: (p) => progress.update(p),
-  });
-  return (opts.stopped ? Promise.race([scan, opts.stopped]) : scan).finally(() => progress.done());
+// ---------------------------------------------------------------------------------------------------
+// Changes
+
+export function addChangeOptions(cmd: Command): Command {
+  return cmd
+    .option('--dry-run', 'send every call with DryRun=true: checks permissions, changes nothing')
+    .option(
+      '-y, --yes',
+      'apply the plan without asking (otherwise: confirm on a terminal, or only print the plan)',
+    )
+    .option('--journal <file>', `the change journal, SQLite (default ./${DEFAULT_JOURNAL_FILE})`)
+    .option('--change-log <file>', 'append one line per action to FILE (default: text lines on stderr)')
+    .option(
+      '--change-log-format <format>',
+      'json (JSON Lines) or text (default: json for a file, text on stderr)',
+      (v) => parseChoice(v, ['json', 'text'] as const, '--change-log-format'),
+    );
 }
 
-/** Prints the API call counts on stderr with --verbose. */
-export function finishFleetRun(session: FleetSession, opts: FleetOptions, ctx: CliContext): void {
-  if (opts.verbose) {
-    ctx.stderr.write(`\nAWS API calls (${Date.now() - session.startedAt} ms):\n`);
-    ctx.stderr.write(renderApiCalls(session.factory.counter.snapshot()));
+export function readChangeOptions(raw: Record<string, unknown>, ctx: CliContext): ChangeOptions {
+  const logFile = str(raw['changeLog']);
+  return {
+    dryRun: raw['dryRun'] === true,
+    yes: raw['yes'] === true,
+    journal: resolve(ctx.cwd, str(raw['journal']) ?? DEFAULT_JOURNAL_FILE),
+    changeLog: {
+      file: logFile !== undefined && logFile !== '-' ? resolve(ctx.cwd, logFile) : undefined,
+      format: raw['changeLogFormat'] as ChangeLogFormat | undefined,
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Usage evidence (usage, discover --usage, report --usage, harden --only-ready)
+
+/** Adds --days, --metrics, --max-datapoints and (unless told not to) --host-evidence. */
+export function addUsageOptions(cmd: Command, withHostEvidence = true): Command {
+  cmd
+    .option(
+      '--days <n>',
+      `usage window, days (default ${USAGE_DEFAULTS.days}, at most ${USAGE_DEFAULTS.maxDays})`,
+      (v) => parseIntInRange(v, 1, USAGE_DEFAULTS.maxDays, '--days'),
+    )
+    .option(
+      '--metrics <mode>',
+      'auto: one series per instance, the one its state can move (default); both: MetadataNoToken and MetadataNoTokenRejected for every instance',
+      (v) => parseChoice(v, ['auto', 'both'] as const, '--metrics'),
+    )
+    .option(
+      '--max-datapoints <n>',
+      'GetMetricData MaxDatapoints per response (default 100800; less means more pages)',
+      (v) => parseIntInRange(v, 1, 100_800, '--max-datapoints'),
+    );
+  if (withHostEvidence) {
+    cmd.option(
+      '--host-evidence <paths...>',
+      '`imdsguard callers --json` files collected from hosts (files or directories of *.json); see docs/usage.md',
+    );
   }
+  return cmd;
+}
+
+export function readUsageOptions(raw: Record<string, unknown>, ctx: CliContext): UsageOptions {
+  const he = raw['hostEvidence'];
+  const paths = Array.isArray(he) ? (he as string[]) : typeof he === 'string' ? [he] : [];
+  return {
+    days: (raw['days'] as number | undefined) ?? USAGE_DEFAULTS.days,
+    mode: (raw['metrics'] as 'auto' | 'both' | undefined) ?? 'auto',
+    maxDatapoints: raw['maxDatapoints'] as number | undefined,
+    hostEvidence: paths.map((p) => resolve(ctx.cwd, p)),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The fleet history (discover, report)
+
+export function addHistoryOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--history <file>',
+      'fleet history database (SQLite) (default: IMDSGUARD_FLEET_HISTORY, else ~/.local/share/imdsguard/fleet-history.db)',
+    )
+    .option('--no-history', 'neither record this scan in the history nor read it');
+}
+
+/** The history file for this run, or undefined with --no-history (or when no default can be found). */
+export function readHistoryOption(raw: Record<string, unknown>, ctx: CliContext): string | undefined {
+  const v = raw['history'];
+  return historyPathFor(typeof v === 'string' || v === false ? v : undefined, ctx.env, (p) =>
+    resolve(ctx.cwd, p),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The instance changes (harden, disable, hop-limit)
+
+/** The fleet, output, selection and change options of an instance change. */
+export function addInstanceChangeOptions(cmd: Command): Command {
+  return addChangeOptions(addSelectionOptions(addScanOptions(cmd)));
+}
+
+export interface InstanceChangeArgs {
+  fleet: FleetRunOptions;
+  out: OutputArgs<OutputFormat>;
+  verbose: boolean;
+  selection: SelectionOptions;
+  change: ChangeOptions;
+}
+
+/** Reads the options addInstanceChangeOptions added, in the order they are checked. */
+export function readInstanceChangeOptions(raw: Record<string, unknown>, ctx: CliContext): InstanceChangeArgs {
+  return {
+    fleet: readFleetOptions(raw),
+    out: readOutputOptions(raw, FLEET_OUTPUT),
+    verbose: raw['verbose'] === true,
+    selection: readSelectionOptions(raw, ctx),
+    change: readChangeOptions(raw, ctx),
+  };
 }

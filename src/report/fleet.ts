@@ -346,7 +346,7 @@ export function renderRoles(
 }
 
 /** The --verbose API call table (stderr). */
-export function renderApiCalls(snapshot: ApiCallSnapshot): string {
+export function renderApiCalls(snapshot: Pick<ApiCallSnapshot, 'total' | 'byOperation'>): string {
   const rows = Object.entries(snapshot.byOperation)
     .map(([operation, s]) => ({ operation, ...s }))
     .sort((a, b) => a.operation.localeCompare(b.operation));

@@ -9,13 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CliContext } from '../../src/cli/context.js';
-import type { ChangeDocument } from '../../src/cli/fleet/render.js';
 import { runCli } from '../../src/cli/program.js';
 import { sdkChangeApi } from '../../src/fleet/apply/api.js';
 import { RateLimiter } from '../../src/fleet/apply/rate-limit.js';
 import { AwsClientFactory } from '../../src/fleet/aws/clients.js';
 import type { MiddlewareClient } from '../../src/fleet/aws/counter.js';
 import { Journal } from '../../src/fleet/journal/store.js';
+import type { ChangeDocument } from '../../src/report/changes.js';
 import { capture, runInProcess } from '../support/cli.js';
 import {
   addInstance,

@@ -15,7 +15,7 @@ import { formatChangeLogLine, memoryChangeLog } from '../../src/fleet/apply/chan
 import { type Clock, RateLimiter, TokenBucket } from '../../src/fleet/apply/rate-limit.js';
 import type { InstanceMetadataOptions, InstanceRecord } from '../../src/fleet/inventory/model.js';
 import { Journal } from '../../src/fleet/journal/store.js';
-import { planHarden } from '../../src/fleet/plan/instances.js';
+import { planHarden } from '../../src/fleet/plan/harden.js';
 import { EMPTY_CRITERIA, selectInstances } from '../../src/fleet/plan/selection.js';
 import type { ChangePlan, MetadataValues } from '../../src/fleet/plan/types.js';
 import { instanceRecord } from '../support/fleet-records.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseFleetOptions } from '../../src/cli/fleet-options.js';
+import { readFleetOptions } from '../../src/cli/fleet-options.js';
 import { isImdsguardError } from '../../src/errors.js';
 import { awsErrorCode, wrapAwsError } from '../../src/fleet/aws/errors.js';
 import { validateSelection } from '../../src/fleet/aws/targets.js';
@@ -37,9 +37,9 @@ describe('fleet options', () => {
   });
 
   it('checks --endpoint-url and fills defaults', () => {
-    expect(usage(() => parseFleetOptions({ endpointUrl: 'ftp://x' }))).toContain('http');
-    expect(usage(() => parseFleetOptions({ endpointUrl: 'not a url' }))).toContain('not a URL');
-    const o = parseFleetOptions({ regions: ['us-east-1'], endpointUrl: 'http://127.0.0.1:1234' });
+    expect(usage(() => readFleetOptions({ endpointUrl: 'ftp://x' }))).toContain('http');
+    expect(usage(() => readFleetOptions({ endpointUrl: 'not a url' }))).toContain('not a URL');
+    const o = readFleetOptions({ regions: ['us-east-1'], endpointUrl: 'http://127.0.0.1:1234' });
     expect(o.concurrency).toBe(8);
     expect(o.maxAttempts).toBe(8);
     expect(o.allRegions).toBe(false);

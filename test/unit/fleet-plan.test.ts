@@ -4,7 +4,9 @@ import { isImdsguardError } from '../../src/errors.js';
 import type { InstanceRecord, RegionScan } from '../../src/fleet/inventory/model.js';
 import { parseCsvRecords, parseInstanceCsv } from '../../src/fleet/plan/csv.js';
 import { planDefaults } from '../../src/fleet/plan/defaults.js';
-import { planDisable, planHarden, planHopLimit } from '../../src/fleet/plan/instances.js';
+import { planDisable } from '../../src/fleet/plan/disable.js';
+import { planHarden } from '../../src/fleet/plan/harden.js';
+import { planHopLimit } from '../../src/fleet/plan/hop-limit.js';
 import { planRollback } from '../../src/fleet/plan/rollback.js';
 import {
   EMPTY_CRITERIA,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createProgress } from '../../src/report/progress.js';
+import { createProgress } from '../../src/io/progress.js';
 import { capture } from '../support/cli.js';
 
 describe('progress bar', () => {

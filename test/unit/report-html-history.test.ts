@@ -5,12 +5,13 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CliContext } from '../../src/cli/context.js';
-import { historyPath, recordSnapshot } from '../../src/cli/fleet/history.js';
+import { readHistoryOption } from '../../src/cli/fleet-options.js';
 import { isImdsguardError } from '../../src/errors.js';
 import { type FleetSnapshot, makeSnapshot } from '../../src/fleet/history/snapshot.js';
 import { defaultHistoryPath, HistoryStore, readHistory } from '../../src/fleet/history/store.js';
 import { findFindings } from '../../src/fleet/posture/findings.js';
 import { summarize } from '../../src/fleet/posture/summary.js';
+import { recordSnapshot } from '../../src/fleet/run/history.js';
 import { capture } from '../support/cli.js';
 import { smallInventory } from '../support/fleet-records.js';
 
@@ -121,9 +122,11 @@ describe('history paths and recording', () => {
   });
 
   it('--history is relative to the working directory; --no-history turns it off', () => {
-    expect(historyPath({ history: 'h.db' }, ctx({ HOME: '/home/a' }))).toBe(join(dir, 'h.db'));
-    expect(historyPath({ history: false }, ctx({ HOME: '/home/a' }))).toBeUndefined();
-    expect(historyPath({}, ctx({ HOME: '/home/a' }))).toBe('/home/a/.local/share/imdsguard/fleet-history.db');
+    expect(readHistoryOption({ history: 'h.db' }, ctx({ HOME: '/home/a' }))).toBe(join(dir, 'h.db'));
+    expect(readHistoryOption({ history: false }, ctx({ HOME: '/home/a' }))).toBeUndefined();
+    expect(readHistoryOption({}, ctx({ HOME: '/home/a' }))).toBe(
+      '/home/a/.local/share/imdsguard/fleet-history.db',
+    );
   });
 
   it('recordSnapshot appends one row, and only warns when the history cannot be written', () => {
@@ -136,13 +139,15 @@ describe('history paths and recording', () => {
       findings: [],
     };
     const c = ctx({ HOME: join(dir, 'home') });
-    const path = recordSnapshot({}, c, input);
+    const path = recordSnapshot(readHistoryOption({}, c), { output: c.stderr }, input);
     expect(path).toBe(join(dir, 'home', '.local', 'share', 'imdsguard', 'fleet-history.db'));
     expect(readHistory(path as string)).toHaveLength(1);
     const bad = ctx({});
     const file = join(dir, 'a-file');
     writeFileSync(file, 'not a folder');
-    expect(recordSnapshot({ history: join(file, 'h.db') }, bad, input)).toBeUndefined();
+    expect(
+      recordSnapshot(readHistoryOption({ history: join(file, 'h.db') }, bad), { output: bad.stderr }, input),
+    ).toBeUndefined();
     expect(bad.err.text).toContain('warning: scan not recorded in the history');
     expect(bad.exitCode).toBe(0);
   });

@@ -20,7 +20,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'install', load: async () => (await import('./install.js')).installCommand },
   { name: 'uninstall', load: async () => (await import('./uninstall.js')).uninstallCommand },
   { name: 'doctor', load: async () => (await import('./doctor.js')).doctorCommand },
-  { name: 'fleet', load: async () => (await import('./fleet.js')).fleetCommand },
+  { name: 'fleet', load: async () => (await import('./fleet/index.js')).fleetCommand },
 ];
 
 /**

@@ -8,53 +8,33 @@ import {
   paginateDescribeAutoScalingGroups,
   paginateDescribeLaunchConfigurations,
 } from '@aws-sdk/client-auto-scaling';
-import {
-  DescribeImagesCommand,
-  type EC2Client,
-  GetInstanceMetadataDefaultsCommand,
-  paginateDescribeInstances,
-  paginateDescribeLaunchTemplates,
-  paginateDescribeLaunchTemplateVersions,
-} from '@aws-sdk/client-ec2';
-import type { ImdsguardError } from '../../errors.js';
 import type { AccountTarget, AwsClientFactory } from '../aws/clients.js';
 import { mapBounded } from '../aws/concurrency.js';
-import { type AwsCallContext, awsErrorCode, failureFields, wrapAwsError } from '../aws/errors.js';
+import { failureFields } from '../aws/errors.js';
 import type { ResolvedTargets } from '../aws/targets.js';
 import {
-  toAutoScalingGroupRecord,
-  toDefaultsRecord,
-  toImageRecord,
-  toInstanceRecord,
-  toLaunchConfigurationRecord,
-  toTemplateVersionRecord,
-} from './convert.js';
+  COLLECT_DEFAULTS,
+  collectDefaults,
+  collectExtraVersions,
+  collectImages,
+  collectInstances,
+  collectPages,
+  collectTemplates,
+  TemplatesPartial,
+} from './collect-resources.js';
+import { toAutoScalingGroupRecord, toLaunchConfigurationRecord } from './convert.js';
 import {
   type AccountRecord,
-  type AutoScalingGroupRecord,
   compareStrings,
   type ImageRecord,
   INVENTORY_SCHEMA_VERSION,
   type InstanceRecord,
   type Inventory,
-  type LaunchTemplateRecord,
   type RegionScan,
   type ScanFailure,
   type ScanStage,
 } from './model.js';
 import { RoleResolver } from './roles.js';
-
-/** Defaults, with units. */
-export const COLLECT_DEFAULTS = {
-  /** Account x region scans in flight. */
-  concurrency: 8,
-  /** DescribeInstances MaxResults (the API maximum). */
-  pageSize: 1000,
-  /** Image ids per DescribeImages call (image-id filter values). */
-  imagesPerCall: 200,
-  /** Launch templates whose extra versions are described at once, per region. */
-  templateConcurrency: 4,
-} as const;
 
 export interface CollectProgress {
   /** Account x region scans finished. */
@@ -93,165 +73,6 @@ interface ScanResult {
   failures: ScanFailure[];
 }
 
-async function collectInstances(
-  ec2: EC2Client,
-  accountId: string,
-  region: string,
-  pageSize: number,
-  onPage: (records: InstanceRecord[]) => void,
-): Promise<InstanceRecord[]> {
-  const out: InstanceRecord[] = [];
-  try {
-    for await (const page of paginateDescribeInstances({ client: ec2, pageSize }, {})) {
-      const records: InstanceRecord[] = [];
-      for (const res of page.Reservations ?? []) {
-        // Every instance of every reservation: a reservation may hold many.
-        for (const inst of res.Instances ?? []) records.push(toInstanceRecord(inst, accountId, region));
-      }
-      for (const r of records) out.push(r);
-      onPage(records);
-    }
-  } catch (err) {
-    throw wrapAwsError(err, { operation: 'ec2:DescribeInstances', accountId, region });
-  }
-  return out;
-}
-
-async function collectDefaults(ec2: EC2Client, accountId: string, region: string) {
-  try {
-    const out = await ec2.send(new GetInstanceMetadataDefaultsCommand({}));
-    return toDefaultsRecord(out.AccountLevel);
-  } catch (err) {
-    throw wrapAwsError(err, { operation: 'ec2:GetInstanceMetadataDefaults', accountId, region });
-  }
-}
-
-async function collectTemplates(
-  ec2: EC2Client,
-  accountId: string,
-  region: string,
-): Promise<LaunchTemplateRecord[]> {
-  const templates = new Map<string, LaunchTemplateRecord>();
-  try {
-    for await (const page of paginateDescribeLaunchTemplates({ client: ec2, pageSize: 200 }, {})) {
-      for (const t of page.LaunchTemplates ?? []) {
-        if (!t.LaunchTemplateId) continue;
-        templates.set(t.LaunchTemplateId, {
-          accountId,
-          region,
-          launchTemplateId: t.LaunchTemplateId,
-          launchTemplateName: t.LaunchTemplateName ?? '',
-          defaultVersionNumber: t.DefaultVersionNumber ?? 0,
-          latestVersionNumber: t.LatestVersionNumber ?? 0,
-          versions: [],
-        });
-      }
-    }
-  } catch (err) {
-    throw wrapAwsError(err, { operation: 'ec2:DescribeLaunchTemplates', accountId, region });
-  }
-  if (templates.size === 0) return [];
-  try {
-    // Without a template id, $Default and $Latest of every template come back in one paginated call.
-    for await (const page of paginateDescribeLaunchTemplateVersions(
-      { client: ec2, pageSize: 200 },
-      { Versions: ['$Default', '$Latest'] },
-    )) {
-      for (const v of page.LaunchTemplateVersions ?? []) {
-        const t = v.LaunchTemplateId ? templates.get(v.LaunchTemplateId) : undefined;
-        if (!t) continue;
-        const rec = toTemplateVersionRecord(v);
-        if (!t.versions.some((x) => x.versionNumber === rec.versionNumber)) t.versions.push(rec);
-      }
-    }
-  } catch (err) {
-    throw new TemplatesPartial(
-      [...templates.values()],
-      wrapAwsError(err, { operation: 'ec2:DescribeLaunchTemplateVersions', accountId, region }),
-    );
-  }
-  return [...templates.values()];
-}
-
-/** Templates were listed but their versions could not be described. */
-class TemplatesPartial extends Error {
-  readonly templates: LaunchTemplateRecord[];
-  readonly error: ImdsguardError;
-  constructor(templates: LaunchTemplateRecord[], error: ImdsguardError) {
-    super(error.message);
-    this.templates = templates;
-    this.error = error;
-  }
-}
-
-/** Describes template versions that instances or groups use but that are neither default nor latest. */
-async function collectExtraVersions(
-  ec2: EC2Client,
-  accountId: string,
-  region: string,
-  templates: LaunchTemplateRecord[],
-  instances: InstanceRecord[],
-  groups: AutoScalingGroupRecord[],
-): Promise<void> {
-  const wanted = new Map<string, Set<number>>();
-  const want = (id: string | null, version: string | null) => {
-    if (!id || !version || !/^\d+$/.test(version)) return;
-    const t = templates.find((x) => x.launchTemplateId === id);
-    if (!t || t.versions.some((v) => v.versionNumber === Number(version))) return;
-    let s = wanted.get(id);
-    if (!s) {
-      s = new Set();
-      wanted.set(id, s);
-    }
-    s.add(Number(version));
-  };
-  for (const i of instances)
-    want(i.launchTemplate?.launchTemplateId ?? null, i.launchTemplate?.version ?? null);
-  for (const g of groups) want(g.launchTemplate?.launchTemplateId ?? null, g.launchTemplate?.version ?? null);
-  await mapBounded([...wanted], COLLECT_DEFAULTS.templateConcurrency, async ([id, versions]) => {
-    const t = templates.find((x) => x.launchTemplateId === id) as LaunchTemplateRecord;
-    try {
-      for await (const page of paginateDescribeLaunchTemplateVersions(
-        { client: ec2, pageSize: 200 },
-        { LaunchTemplateId: id, Versions: [...versions].map(String) },
-      )) {
-        for (const v of page.LaunchTemplateVersions ?? []) t.versions.push(toTemplateVersionRecord(v));
-      }
-    } catch (err) {
-      // A deleted version is not an error of the scan: the instance just keeps its recorded number.
-      if (awsErrorCode(err) === 'InvalidLaunchTemplateId.VersionNotFound') return;
-      throw wrapAwsError(err, { operation: 'ec2:DescribeLaunchTemplateVersions', accountId, region });
-    }
-  });
-  for (const t of templates) t.versions.sort((a, b) => a.versionNumber - b.versionNumber);
-}
-
-async function collectImages(
-  ec2: EC2Client,
-  accountId: string,
-  region: string,
-  imageIds: string[],
-): Promise<ImageRecord[]> {
-  const out: ImageRecord[] = [];
-  for (let i = 0; i < imageIds.length; i += COLLECT_DEFAULTS.imagesPerCall) {
-    const chunk = imageIds.slice(i, i + COLLECT_DEFAULTS.imagesPerCall);
-    try {
-      // A filter, not ImageIds: an id that is gone (deregistered, unshared) must not fail the call.
-      let token: string | undefined;
-      do {
-        const page = await ec2.send(
-          new DescribeImagesCommand({ Filters: [{ Name: 'image-id', Values: chunk }], NextToken: token }),
-        );
-        for (const img of page.Images ?? []) out.push(toImageRecord(img, accountId, region));
-        token = page.NextToken;
-      } while (token);
-    } catch (err) {
-      throw wrapAwsError(err, { operation: 'ec2:DescribeImages', accountId, region });
-    }
-  }
-  return out;
-}
-
 /** A region scan with nothing found yet. */
 function emptyScan(accountId: string, region: string, status: RegionScan['status']): RegionScan {
   return {
@@ -265,21 +86,6 @@ function emptyScan(accountId: string, region: string, status: RegionScan['status
     launchConfigurations: [],
     images: [],
   };
-}
-
-/** Every record of every page; any error is wrapped with the call's context. */
-async function collectPages<P, R>(
-  pages: () => AsyncIterable<P>,
-  records: (page: P) => R[],
-  ctx: AwsCallContext,
-): Promise<R[]> {
-  const out: R[] = [];
-  try {
-    for await (const p of pages()) out.push(...records(p));
-  } catch (err) {
-    throw wrapAwsError(err, ctx);
-  }
-  return out;
 }
 
 async function scanRegion(

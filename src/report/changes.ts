@@ -1,18 +1,18 @@
 /** Renders change plans and apply results: a table for people, one JSON document (or CSV/NDJSON) for scripts. */
-import type { ApplyResult } from '../../fleet/apply/apply.js';
-import type { AccountDefaultsRecord } from '../../fleet/inventory/model.js';
+import type { ApplyResult } from '../fleet/apply/apply.js';
+import type { AccountDefaultsRecord } from '../fleet/inventory/model.js';
 import {
   type ChangePlan,
   countPlan,
   type MetadataValues,
   type PlanItem,
   type TemplateState,
-} from '../../fleet/plan/types.js';
-import type { Column } from '../../report/columns.js';
-import { renderCsv } from '../../report/csv.js';
-import { renderJson, renderNdjson } from '../../report/json.js';
-import type { OutputFormat } from '../../report/output.js';
-import { renderTable } from '../../report/table.js';
+} from '../fleet/plan/types.js';
+import type { Column } from './columns.js';
+import { renderCsv } from './csv.js';
+import { renderJson, renderNdjson } from './json.js';
+import type { OutputFormat } from './output.js';
+import { renderTable } from './table.js';
 
 export const CHANGES_SCHEMA_VERSION = 1 as const;
 

@@ -1,4 +1,4 @@
-import type { Output } from '../io/output.js';
+import type { Output } from './output.js';
 /** A one-line progress bar for a terminal's stderr; does nothing when stderr is not a TTY. */
 
 export interface Progress {

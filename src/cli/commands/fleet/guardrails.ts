@@ -1,12 +1,12 @@
 /** fleet guardrails: prints the SCP and IAM policies that keep IMDSv2 enforced (no AWS call). */
-import { ImdsguardError } from '../../errors.js';
-import { buildGuardrails, GUARDRAIL_DEFAULTS, isRoleArn } from '../../fleet/guardrails/policies.js';
-import { renderJson } from '../../report/json.js';
-import { writeOutput } from '../../report/output.js';
-import type { FleetSubcommand } from '../commands/fleet.js';
-import { parseChoice, parseIntInRange } from '../options.js';
+import { ImdsguardError } from '../../../errors.js';
+import { buildGuardrails, GUARDRAIL_DEFAULTS, isRoleArn } from '../../../fleet/guardrails/policies.js';
+import { renderJson } from '../../../report/json.js';
+import { writeOutput } from '../../../report/output.js';
+import type { CommandSpec } from '../../context.js';
+import { parseChoice, parseIntInRange } from '../../options.js';
 
-export const guardrailsCommand: FleetSubcommand = {
+export const guardrailsCommand: CommandSpec = {
   name: 'guardrails',
   summary:
     'Print SCP and IAM policies that keep IMDSv2 enforced (docs/guardrails.md explains how to apply them).',

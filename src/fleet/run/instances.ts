@@ -1,0 +1,139 @@
+/**
+ * The instance changes (harden, disable, hop-limit): read the selection, scan the instances, apply the
+ * selection filters (--only-ready), plan, then executePlan.
+ *
+ *   readSelection(options)                                  -> SelectionCriteria (reads --input-file)
+ *   runInstanceChange(planner, options, io, env, present)   -> ChangeOutcome
+ */
+import { readFile } from 'node:fs/promises';
+import { ImdsguardError } from '../../errors.js';
+import { type InstanceRef, parseInstanceCsv } from '../plan/csv.js';
+import {
+  type SelectableState,
+  type SelectionCriteria,
+  type SelectionFilter,
+  type SelectionResult,
+  selectInstances,
+  type TagPair,
+} from '../plan/selection.js';
+import type { ChangePlan } from '../plan/types.js';
+import { readinessFilter } from '../posture/readiness.js';
+import {
+  type ChangeOptions,
+  type ChangeOutcome,
+  type ChangePresenter,
+  executePlan,
+  withChangeSession,
+} from './change.js';
+import type { RunIo } from './io.js';
+import { INSTANCES_ONLY, scanForChange } from './scan.js';
+import type { Env, FleetRunOptions, FleetSession } from './session.js';
+import { measureReadiness, reportUsageFailures, type UsageOptions, usageFailures } from './usage.js';
+
+/** The selection options, checked: --instances, --input-file, --tags, --exclude-*, --states. */
+export interface SelectionOptions {
+  instanceIds: string[];
+  /** The CSV of --input-file: its absolute path, and the name the user gave (for messages). */
+  inputFile: { path: string; name: string } | undefined;
+  tags: TagPair[];
+  excludeTags: TagPair[];
+  excludeInstanceIds: string[];
+  /** null: every selectable state. */
+  states: SelectableState[] | null;
+}
+
+/** The criteria of a selection; reads the --input-file CSV. Throws IMDSGUARD_E_INPUT_FILE. */
+export async function readSelection(opts: SelectionOptions): Promise<SelectionCriteria> {
+  let instances: InstanceRef[] | null = null;
+  if (opts.instanceIds.length > 0) {
+    instances = opts.instanceIds.map((instanceId) => ({ instanceId, accountId: null, region: null }));
+  }
+  if (opts.inputFile !== undefined) {
+    const { path, name } = opts.inputFile;
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      throw new ImdsguardError(
+        'IMDSGUARD_E_INPUT_FILE',
+        `cannot read --input-file ${path}: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    instances = [...(instances ?? []), ...parseInstanceCsv(text, name)];
+  }
+  return {
+    instances,
+    tags: opts.tags,
+    excludeTags: opts.excludeTags,
+    excludeInstanceIds: opts.excludeInstanceIds,
+    states: opts.states,
+  };
+}
+
+/** One instance change: its planner and what the journal records about it. */
+export interface InstancePlanner {
+  plan(selection: SelectionResult): ChangePlan;
+  /** The command and its own arguments (hop limit, ...), recorded in the journal. */
+  args: Record<string, unknown>;
+}
+
+export interface InstanceChangeOptions {
+  fleet: FleetRunOptions;
+  selection: SelectionOptions;
+  change: ChangeOptions;
+  /** --only-ready: only instances whose usage evidence says they are ready (harden). */
+  onlyReady: UsageOptions | null;
+}
+
+/**
+ * The extra selection filters the options ask for, in the order they apply. An instance whose
+ * evidence could not be read is left out (unknown); `failed` says so (the run exits 1).
+ */
+async function selectionFilters(
+  session: FleetSession,
+  inventory: { instances: Parameters<typeof measureReadiness>[1] },
+  opts: InstanceChangeOptions,
+  io: RunIo,
+): Promise<{ filters: SelectionFilter[]; failed: boolean }> {
+  const filters: SelectionFilter[] = [];
+  let failed = false;
+  if (opts.onlyReady !== null) {
+    const m = await measureReadiness(session, inventory.instances, { ...opts.onlyReady, mode: 'auto' }, io);
+    failed = reportUsageFailures(usageFailures({ failures: [] }, m.evidence), io);
+    filters.push(readinessFilter(m.rows));
+  }
+  return { filters, failed };
+}
+
+export async function runInstanceChange(
+  planner: InstancePlanner,
+  opts: InstanceChangeOptions,
+  io: RunIo,
+  env: Env,
+  present: ChangePresenter,
+): Promise<ChangeOutcome> {
+  const criteria = await readSelection(opts.selection);
+  return withChangeSession(opts.fleet, env, async ({ session, limiter }) => {
+    const scan = await scanForChange(session, io, {
+      concurrency: opts.fleet.concurrency,
+      include: INSTANCES_ONLY,
+    });
+    const { filters, failed } = await selectionFilters(session, scan.inventory, opts, io);
+    const plan = planner.plan(selectInstances(scan.inventory.instances, criteria, filters));
+    const outcome = await executePlan(
+      {
+        plan,
+        session,
+        limiter,
+        change: opts.change,
+        accounts: session.targets.accounts,
+        args: { ...planner.args, regions: session.targets.regions, dryRun: opts.change.dryRun },
+        concurrency: opts.fleet.concurrency,
+      },
+      io,
+      present,
+    );
+    return { ...outcome, failed: outcome.failed || scan.failed || failed };
+  });
+}

@@ -40,9 +40,13 @@ export const discoverUsageSchema = z.strictObject({
   window: z.strictObject({
     days: z.number().int(),
     start: iso,
-    end: iso,
+    end: iso.describe('now: the window ends when the command ran'),
     periodSeconds: z.number().int(),
     periods: z.number().int(),
+    periodsEnd: iso.describe(
+      'the end of the whole periods; the rest of the window is read at tailPeriodSeconds',
+    ),
+    tailPeriodSeconds: z.number().int(),
   }),
   mode: z.enum(['auto', 'both', 'rejected']),
   counts: z.strictObject({

@@ -27,7 +27,10 @@ export interface UsageDocument {
   schemaVersion: typeof USAGE_SCHEMA_VERSION;
   kind: 'imdsguard.fleet.usage';
   generatedAt: string;
-  window: Pick<UsageWindow, 'days' | 'start' | 'end' | 'periodSeconds' | 'periods'>;
+  window: Pick<
+    UsageWindow,
+    'days' | 'start' | 'end' | 'periodSeconds' | 'periods' | 'periodsEnd' | 'tailPeriodSeconds'
+  >;
   mode: UsageMode;
   regions: string[];
   accounts: string[];
@@ -125,7 +128,7 @@ function usageTable(doc: UsageDocument): string {
   const w = doc.window;
   const rejectedOnly = doc.mode === 'rejected';
   parts.push(
-    `IMDS usage ${w.start.replace(/\.\d+Z$/, 'Z')} .. ${w.end.replace(/\.\d+Z$/, 'Z')} (${w.days} day(s), period ${w.periodSeconds} s), ` +
+    `IMDS usage ${w.start.replace(/\.\d+Z$/, 'Z')} .. ${w.end.replace(/\.\d+Z$/, 'Z')} (now; ${w.days} day(s) at ${w.periodSeconds} s, then ${w.tailPeriodSeconds} s since ${w.periodsEnd.replace(/\.\d+Z$/, 'Z')}), ` +
       `${doc.instances.length} instance(s) in ${doc.accounts.length} account(s) x ${doc.regions.length} region(s)\n`,
   );
   parts.push(`${countsLine(doc.counts)}\n\n`);

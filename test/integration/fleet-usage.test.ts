@@ -41,7 +41,12 @@ afterEach(async () => {
   aws = undefined;
 });
 
-const NOW = Date.now();
+/**
+ * Tests that read through collectUsage run on a fixed clock (the fake's and the window's), so the tail
+ * since the last whole period, and with it every call count, is the same on every run. Tests that run
+ * the CLI (which reads the real clock) start a live fleet around Date.now().
+ */
+const NOW = Date.UTC(2026, 10, 22, 19, 7, 13);
 const ACCOUNT = '111111111111';
 
 function env(_a: FakeAws): Record<string, string> {
@@ -52,10 +57,12 @@ async function start(
   perRegion?: Partial<Record<UsageKind, number>>,
   accounts = [ACCOUNT],
   regions = ['us-east-1'],
+  opts: { live?: boolean } = {},
 ) {
-  const m = mixedUsageFleet({ nowMs: NOW, accounts, regions, ...(perRegion ? { perRegion } : {}) });
-  aws = await startFakeAws({ fleet: m.fleet });
-  return { aws, kinds: m.kinds };
+  const nowMs = opts.live ? Date.now() : NOW;
+  const m = mixedUsageFleet({ nowMs, accounts, regions, ...(perRegion ? { perRegion } : {}) });
+  aws = await startFakeAws({ fleet: m.fleet, ...(opts.live ? {} : { clock: () => NOW }) });
+  return { aws, kinds: m.kinds, nowMs };
 }
 
 async function measure(
@@ -140,8 +147,9 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
     const n = 801;
     const { evidence, rows } = await measure(a, { mode: 'both' });
     const s = cloudWatchStats(a.fleet);
-    expect(s.queries).toBe(2 * n);
-    expect(s.getMetricDataCalls).toBeLessThanOrEqual(Math.ceil(n / 250));
+    // Each batch of 500 reads the whole periods, then the tail since the last boundary: two calls.
+    expect(s.queries).toBe(2 * 2 * n);
+    expect(s.getMetricDataCalls).toBe(2 * Math.ceil((2 * n) / 500));
     expect(s.maxQueriesInCall).toBe(500);
     expect(a.calls.count({ action: 'GetMetricData' })).toBe(s.getMetricDataCalls);
     expect(evidence.regions[0]?.calls).toBe(s.getMetricDataCalls);
@@ -184,8 +192,8 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
     const { aws: a } = await start(onlyKinds({ quiet: 900, enforced: 101 }));
     const { rows } = await measure(a);
     const s = cloudWatchStats(a.fleet);
-    expect(s.queries).toBe(1001);
-    expect(s.getMetricDataCalls).toBe(3);
+    expect(s.queries).toBe(2 * 1001);
+    expect(s.getMetricDataCalls).toBe(2 * 3);
     expect(rows.filter((r) => r.readiness === 'enforced')).toHaveLength(101);
     expect(
       rows.filter((r) => r.readiness === 'enforced').every((r) => r.noToken === null && r.rejected !== null),
@@ -197,17 +205,21 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
     // 14 days at 6 h = 56 datapoints per series; 40 series = 2240 datapoints; 100 per page -> 23 pages.
     const { rows, evidence } = await measure(a, { maxDatapoints: 100 });
     const s = cloudWatchStats(a.fleet);
-    expect(s.getMetricDataCalls).toBe(23);
-    expect(evidence.regions[0]?.calls).toBe(23);
+    // Whole periods: 23 pages. Tail 18:00 .. 19:07:13 at 60 s: 13 five-minute samples per series
+    // (on the grid of each launch, 19:02:13, 18:57:13, ...), 520 datapoints: 6 more pages.
+    expect(s.getMetricDataCalls).toBe(23 + 6);
+    expect(evidence.regions[0]?.calls).toBe(23 + 6);
     for (const r of rows) {
-      expect(r.noToken?.datapoints).toBe(56);
+      expect(r.noToken?.datapoints).toBe(56 + 13);
       expect(r.readiness).toBe(USAGE_KINDS[kinds.get(r.instanceId) as UsageKind]);
     }
   });
 
   it('uses a client per account and region, and reports a failing region without losing the others', async () => {
     const accounts = [ACCOUNT, '222222222222'];
-    const { aws: a } = await start(onlyKinds({ quiet: 2, v1: 1 }), accounts, ['us-east-1', 'eu-west-1']);
+    const { aws: a } = await start(onlyKinds({ quiet: 2, v1: 1 }), accounts, ['us-east-1', 'eu-west-1'], {
+      live: true,
+    });
     a.faults.fail({
       action: 'GetMetricData',
       accountId: '222222222222',
@@ -279,7 +291,12 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
   });
 
   it('--rejected lists only broken instances with the rollback command, exit 1', async () => {
-    const { aws: a, kinds } = await start(onlyKinds({ broken: 2, enforced: 3, quiet: 2, v1: 1 }));
+    const { aws: a, kinds } = await start(
+      onlyKinds({ broken: 2, enforced: 3, quiet: 2, v1: 1 }),
+      undefined,
+      undefined,
+      { live: true },
+    );
     const r = await runInProcess(
       ['fleet', 'usage', '--rejected', '--endpoint-url', a.url, '--format', 'json'],
       { env: env(a) },
@@ -295,8 +312,9 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
         `--region us-east-1 --instance-id ${x.instanceId} --http-tokens optional`,
       );
     }
-    // Only enforced instances were queried (5 series), MetadataNoTokenRejected only.
-    expect(cloudWatchStats(a.fleet).queries).toBe(5);
+    // Only enforced instances were queried (5 series), MetadataNoTokenRejected only, over the whole
+    // periods and the tail (no tail when the CLI's clock sits exactly on a period boundary).
+    expect([5, 10]).toContain(cloudWatchStats(a.fleet).queries);
     const table = await runInProcess(
       ['fleet', 'usage', '--rejected', '--endpoint-url', a.url, '--format', 'table'],
       { env: env(a) },
@@ -306,7 +324,9 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
   });
 
   it('joins host evidence: names the process still using IMDSv1 on a not-ready instance', async () => {
-    const { aws: a, kinds } = await start(onlyKinds({ v1: 2, quiet: 1 }));
+    const { aws: a, kinds } = await start(onlyKinds({ v1: 2, quiet: 1 }), undefined, undefined, {
+      live: true,
+    });
     const [v1a, v1b] = [...kinds].filter(([, k]) => k === 'v1').map(([id]) => id) as [string, string];
     const dir = mkdtempSync(join(tmpdir(), 'imdsguard-host-'));
     // Wrapper form, and the file-name form.
@@ -363,7 +383,7 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
   });
 
   it('refuses a host evidence file that names no instance (exit 2)', async () => {
-    const { aws: a } = await start();
+    const { aws: a } = await start(undefined, undefined, undefined, { live: true });
     const dir = mkdtempSync(join(tmpdir(), 'imdsguard-host-'));
     writeFileSync(join(dir, 'callers.json'), JSON.stringify({ callers: [] }));
     const r = await runInProcess(
@@ -375,7 +395,7 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
   });
 
   it('fleet discover --usage adds readiness to the inventory (json, csv, ndjson)', async () => {
-    const { aws: a, kinds } = await start();
+    const { aws: a, kinds } = await start(undefined, undefined, undefined, { live: true });
     const r = await runInProcess(
       ['fleet', 'discover', '--usage', '--fail-on', 'none', '--endpoint-url', a.url, '--format', 'json'],
       { env: env(a) },

@@ -4,9 +4,9 @@ import {
   assessFleet,
   assessReadiness,
   countReadiness,
-  MISSING_TAIL_PERIODS,
   missingPeriods,
   readinessFilter,
+  STALE_AFTER_MS,
   selectReady,
   summarizeSeries,
 } from '../../src/fleet/posture/readiness.js';
@@ -15,7 +15,7 @@ import { usageWindow } from '../../src/fleet/usage/window.js';
 import { instanceRecord } from '../support/fleet-records.js';
 
 const NOW = Date.UTC(2026, 10, 22, 19, 0, 0);
-const W = usageWindow(NOW, 14); // 6 h periods, 56 of them
+const W = usageWindow(NOW, 14); // 6 h periods, 56 of them, then a 1-hour tail read at 60 s
 const DAY = 86_400_000;
 
 function inst(
@@ -33,12 +33,21 @@ function inst(
   });
 }
 
-/** A datapoint in every period of W from period `from` to `to` (exclusive), value v (or per-index). */
+/**
+ * A datapoint in every period of W from period `from` to `to` (exclusive), value v (or per-index); when
+ * the series runs to the last period, also the tail's 5-minute datapoints up to now (value 0).
+ */
 function series(from = 0, to = W.periods, v: number | ((k: number) => number) = 0): Series {
   const s: Series = { t: [], v: [] };
   for (let k = from; k < to; k++) {
     s.t.push(W.startMs + k * W.periodSeconds * 1000);
     s.v.push(typeof v === 'number' ? v : v(k));
+  }
+  if (to === W.periods) {
+    for (let t = W.periodsEndMs; t < W.endMs; t += 300_000) {
+      s.t.push(t);
+      s.v.push(0);
+    }
   }
   return s;
 }
@@ -48,16 +57,41 @@ describe('readiness', () => {
     const r = assessReadiness(inst(), { noToken: series() }, W);
     expect(r.readiness).toBe('ready');
     expect(r.reason).toBe('no-v1-calls');
-    expect(r.noToken).toMatchObject({ sum: 0, datapoints: 56, lastNonZero: null });
+    // 56 whole periods and the tail's twelve 5-minute datapoints.
+    expect(r.noToken).toMatchObject({ sum: 0, datapoints: 56 + 12, lastNonZero: null });
   });
 
-  it('ready tolerates the last period missing (publication delay), but not two', () => {
-    expect(MISSING_TAIL_PERIODS).toBe(1);
-    expect(assessReadiness(inst(), { noToken: series(0, W.periods - 1) }, W).readiness).toBe('ready');
-    const two = assessReadiness(inst(), { noToken: series(0, W.periods - 2) }, W);
-    expect(two.readiness).toBe('unknown');
-    expect(two.reason).toBe('gaps');
-    expect(two.detail).toContain('2 of 56');
+  it('the window ends at now: whole periods up to the last boundary, then the tail', () => {
+    expect(W.end).toBe(new Date(NOW).toISOString());
+    expect(W.periodsEnd).toBe('2026-11-22T18:00:00.000Z');
+    expect(W.tailPeriodSeconds).toBe(60);
+  });
+
+  it('a missing last whole period is a gap; a tail without fresh data is stale, not ready', () => {
+    const lastMissing = series(0, W.periods - 1);
+    const r1 = assessReadiness(inst(), { noToken: lastMissing }, W);
+    expect(r1).toMatchObject({ readiness: 'unknown', reason: 'gaps' });
+    expect(r1.detail).toContain('1 of 56');
+    // Every whole period, but nothing in the last hour: the newest calls cannot be seen.
+    const noTail = series();
+    const keep = noTail.t.map((t) => t < W.periodsEndMs);
+    noTail.t = noTail.t.filter((_, k) => keep[k]);
+    noTail.v = noTail.v.filter((_, k) => keep[k]);
+    const r2 = assessReadiness(inst(), { noToken: noTail }, W);
+    expect(r2).toMatchObject({ readiness: 'unknown', reason: 'stale' });
+    expect(r2.detail).toContain(`no MetadataNoToken datapoint since ${W.periodsEnd}`);
+    // Fresh enough: a datapoint STALE_AFTER_MS old.
+    noTail.t.push(W.endMs - STALE_AFTER_MS);
+    noTail.v.push(0);
+    expect(assessReadiness(inst(), { noToken: noTail }, W).readiness).toBe('ready');
+    // A tail shorter than STALE_AFTER_MS needs no datapoint of its own.
+    const early = usageWindow(Date.UTC(2026, 10, 22, 18, 10), 14);
+    const s = { t: [] as number[], v: [] as number[] };
+    for (let k = 0; k < early.periods; k++) {
+      s.t.push(early.startMs + k * early.periodSeconds * 1000);
+      s.v.push(0);
+    }
+    expect(assessReadiness(inst(), { noToken: s }, early).readiness).toBe('ready');
   });
 
   it('a gap in the middle is unknown (gaps)', () => {
@@ -78,7 +112,7 @@ describe('readiness', () => {
     expect(r.readiness).toBe('not-ready');
     expect(r.noToken?.sum).toBe(10);
     expect(r.noToken?.lastNonZero).toBe(new Date(W.startMs + 30 * 6 * 3_600_000).toISOString());
-    expect(r.detail).toContain('10 IMDSv1 call(s) in 14 day(s)');
+    expect(r.detail).toContain(`10 IMDSv1 call(s) from ${W.start} to now (${W.end})`);
   });
 
   it('v1 calls win over stopped and new: positive evidence is evidence', () => {
@@ -151,6 +185,34 @@ describe('readiness', () => {
     s.v.push(100, 100);
     expect(summarizeSeries(s, W).sum).toBe(0);
     expect(assessReadiness(inst(), { noToken: s }, W).readiness).toBe('ready');
+  });
+
+  it('a v1 call in the tail (after the last whole period) makes it not ready', () => {
+    const s = series();
+    const k = s.t.findIndex((t) => t >= W.endMs - 5 * 60_000);
+    s.v[k] = 1;
+    const r = assessReadiness(inst(), { noToken: s }, W);
+    expect(r).toMatchObject({ readiness: 'not-ready', reason: 'v1-calls' });
+    expect(r.noToken?.sum).toBe(1);
+    expect(r.noToken?.lastNonZero).toBe(new Date(s.t[k] as number).toISOString());
+  });
+
+  it('"launched inside the window" only for a launch inside it; a later launch says so', () => {
+    const inside = assessReadiness(
+      inst({ launchTime: new Date(W.periodsEndMs + 60_000).toISOString() }),
+      { noToken: series() },
+      W,
+    );
+    expect(inside).toMatchObject({ readiness: 'unknown', reason: 'new' });
+    expect(inside.detail).toContain('inside the 14-day window');
+    const after = assessReadiness(
+      inst({ launchTime: new Date(W.endMs + 60_000).toISOString() }),
+      { noToken: series() },
+      W,
+    );
+    expect(after).toMatchObject({ readiness: 'unknown', reason: 'new' });
+    expect(after.detail).not.toContain('inside');
+    expect(after.detail).toContain(`after the end of the window (${W.end})`);
   });
 
   it('assessFleet leaves out terminated instances; counts; selectReady and the --only-ready filter', () => {

@@ -3,7 +3,14 @@ import type { InstanceRecord } from '../../src/fleet/inventory/model.js';
 import { collectUsage, readBatch } from '../../src/fleet/usage/collect.js';
 import { describeCaller, indexHostEvidence, parseHostEvidence } from '../../src/fleet/usage/host-evidence.js';
 import { batchQueries, metricsFor, planQueries, toMetricDataQuery } from '../../src/fleet/usage/queries.js';
-import { choosePeriod, usageWindow } from '../../src/fleet/usage/window.js';
+import {
+  choosePeriod,
+  finestPeriodFor,
+  periodFitsAge,
+  USAGE_DEFAULTS,
+  usageRanges,
+  usageWindow,
+} from '../../src/fleet/usage/window.js';
 
 type Q = Pick<InstanceRecord, 'instanceId' | 'state' | 'metadataOptions'>;
 function q(
@@ -37,15 +44,44 @@ describe('usage window', () => {
     expect(choosePeriod(455)).toBe(86_400);
   });
 
-  it('ends at the last period boundary and spans exactly N days', () => {
+  it('ends at now: N days of whole periods up to the last boundary, then a tail read at 60 s', () => {
     const now = Date.UTC(2026, 10, 22, 19, 7, 13);
     const w = usageWindow(now, 14);
-    expect(w.end).toBe('2026-11-22T18:00:00.000Z');
+    expect(w.end).toBe('2026-11-22T19:07:13.000Z');
+    expect(w.endMs).toBe(now);
+    expect(w.periodsEnd).toBe('2026-11-22T18:00:00.000Z');
     expect(w.start).toBe('2026-11-08T18:00:00.000Z');
     expect(w.periods).toBe(56);
-    expect(w.endMs - w.startMs).toBe(14 * 86_400_000);
+    expect(w.periodsEndMs - w.startMs).toBe(14 * 86_400_000);
+    expect(w.tailPeriodSeconds).toBe(60);
+    expect(usageRanges(w)).toEqual([
+      { part: 'periods', startMs: w.startMs, endMs: w.periodsEndMs, periodSeconds: 21_600 },
+      // The tail's end is rounded up to the next minute: the current minute's datapoint is read too.
+      { part: 'tail', startMs: w.periodsEndMs, endMs: Date.UTC(2026, 10, 22, 19, 8), periodSeconds: 60 },
+    ]);
+    // Exactly on a boundary there is no tail.
+    expect(usageRanges(usageWindow(Date.UTC(2026, 10, 22, 18), 14)).map((r) => r.part)).toEqual(['periods']);
     expect(() => usageWindow(now, 0)).toThrow(/--days/);
-    expect(() => usageWindow(now, 456)).toThrow(/--days/);
+    expect(() => usageWindow(now, 455)).toThrow(/--days/);
+  });
+
+  it("every --days reads each part at a period CloudWatch serves for that part's age (retention rules)", () => {
+    expect(finestPeriodFor(0)).toBe(60);
+    expect(finestPeriodFor(15 * 86_400_000)).toBe(60);
+    expect(finestPeriodFor(15 * 86_400_000 + 1)).toBe(300);
+    expect(finestPeriodFor(63 * 86_400_000 + 1)).toBe(3600);
+    expect(finestPeriodFor(455 * 86_400_000 + 1)).toBeUndefined();
+    const now = Date.UTC(2026, 10, 22, 23, 59, 59, 999);
+    for (let days = 1; days <= USAGE_DEFAULTS.maxDays; days++) {
+      const w = usageWindow(now, days);
+      for (const r of usageRanges(w)) {
+        expect({ days, part: r.part, ok: periodFitsAge(r.periodSeconds, now - r.startMs) }).toEqual({
+          days,
+          part: r.part,
+          ok: true,
+        });
+      }
+    }
   });
 });
 

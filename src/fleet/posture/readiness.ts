@@ -1,6 +1,7 @@
 /**
  * PURE: is an instance ready for HttpTokens=required? Decided from its inventory record and the
- * CloudWatch series read for it (fleet/usage), over one window. No clock: the window carries time.
+ * CloudWatch series read for it (fleet/usage), over one window that ends at now. No clock: the window
+ * carries time.
  *
  * Definitions (docs/usage.md explains them for users):
  *
@@ -8,20 +9,23 @@
  *              call in the window (or that series was not read).
  *   broken     HttpTokens=required and MetadataNoTokenRejected > 0 in the window: something on the
  *              instance still tries IMDSv1 and is refused. A rollback is suggested.
- *   not-ready  HttpTokens=optional and MetadataNoToken > 0 in the window (whatever the state or
- *              launch time: a v1 call is positive evidence). Reports the count and when last seen.
- *   ready      HttpTokens=optional, zero v1 calls, and it ran through the whole window:
+ *   not-ready  HttpTokens=optional and MetadataNoToken > 0 in the window, the minutes since the last
+ *              whole period included (whatever the state or launch time: a v1 call is positive
+ *              evidence). Reports the count and when last seen.
+ *   ready      HttpTokens=optional, zero v1 calls up to now, and it ran through the whole window:
  *                - state is running now, and
  *                - launched at or before the window start, and
- *                - MetadataNoToken has a datapoint in every period of the window, except possibly
- *                  the last one (metrics can arrive minutes late; see MISSING_TAIL_PERIODS).
+ *                - MetadataNoToken has a datapoint in every whole period of the window, and
+ *                - the evidence is fresh: when the tail (the minutes since the last whole period) is
+ *                  longer than STALE_AFTER_MS, a datapoint at most STALE_AFTER_MS old.
  *              EC2 publishes MetadataNoToken every 5 minutes while an instance runs, 0 when there
  *              were no v1 calls, so a period without a datapoint is time the instance was not
  *              running (or metrics were lost): no evidence either way.
  *   unknown    HttpTokens=optional, zero v1 calls, but not enough evidence, with the reason:
  *              query-failed (the CloudWatch read failed), stopped (not running now), new (launched
  *              inside the window), no-metrics (no datapoint at all), gaps (datapoints missing from
- *              some periods: it did not run through the whole window).
+ *              some whole periods: it did not run through the whole window), stale (no datapoint in the
+ *              last STALE_AFTER_MS: the most recent calls cannot be seen yet).
  */
 import { allowsImdsV1, type InstanceRecord, instanceKey } from '../inventory/model.js';
 import type { InstanceSeries, Series } from '../usage/collect.js';
@@ -41,11 +45,15 @@ export const READINESS_REASONS = [
   'tokens-required',
   'endpoint-disabled',
   'rejected-calls',
+  'stale',
 ] as const;
 export type ReadinessReason = (typeof READINESS_REASONS)[number];
 
-/** Trailing periods that may lack a datapoint and still count as covered (publication delay). */
-export const MISSING_TAIL_PERIODS = 1;
+/**
+ * How old the newest datapoint may be for a "ready" verdict, ms. EC2 publishes MetadataNoToken in
+ * 5-minute periods, each a few minutes after it ends: 20 minutes covers one period and the delay.
+ */
+export const STALE_AFTER_MS = 20 * 60_000;
 
 export interface MetricSummary {
   /** Sum over the window. */
@@ -108,22 +116,30 @@ export function summarizeSeries(s: Series, window: Pick<UsageWindow, 'startMs' |
 }
 
 /**
- * Periods of the window with no datapoint, ignoring up to MISSING_TAIL_PERIODS at the end.
- * Periods start at window.startMs (GetMetricData aligns them to StartTime).
+ * Whole periods of the window with no datapoint. Periods start at window.startMs (GetMetricData aligns
+ * them to StartTime); datapoints of the tail (at or after periodsEndMs) do not count here.
  */
 export function missingPeriods(s: Series, window: UsageWindow): number {
   const pMs = window.periodSeconds * 1000;
   const seen = new Set<number>();
   for (const t of s.t) {
-    if (t < window.startMs || t >= window.endMs) continue;
+    if (t < window.startMs || t >= window.periodsEndMs) continue;
     seen.add(Math.floor((t - window.startMs) / pMs));
   }
-  let lastSeen = -1;
-  for (const k of seen) lastSeen = Math.max(lastSeen, k);
-  // Trailing periods after the last datapoint are tolerated up to MISSING_TAIL_PERIODS.
-  const tail = window.periods - 1 - lastSeen;
-  const counted = tail <= MISSING_TAIL_PERIODS ? window.periods - tail : window.periods;
-  return counted - [...seen].filter((k) => k < counted).length;
+  return window.periods - seen.size;
+}
+
+/**
+ * The newest datapoint is too old to trust "no v1 call until now": the tail is longer than
+ * STALE_AFTER_MS and holds no datapoint in its last STALE_AFTER_MS. Returns the newest datapoint time
+ * (or null) when stale, undefined when fresh.
+ */
+export function staleSince(s: Series, window: UsageWindow): number | null | undefined {
+  if (window.endMs - window.periodsEndMs <= STALE_AFTER_MS) return undefined;
+  let newest: number | null = null;
+  for (const t of s.t) if (t < window.endMs && (newest === null || t > newest)) newest = t;
+  if (newest !== null && newest >= window.endMs - STALE_AFTER_MS) return undefined;
+  return newest;
 }
 
 export interface ReadinessOptions {
@@ -203,7 +219,7 @@ export function assessReadiness(
     return out(
       'not-ready',
       'v1-calls',
-      `${noToken.sum} IMDSv1 call(s) in ${window.days} day(s), last ${noToken.lastNonZero}`,
+      `${noToken.sum} IMDSv1 call(s) from ${window.start} to now (${window.end}), last ${noToken.lastNonZero}`,
     );
   }
   if (evidence?.failed !== undefined || !noToken) {
@@ -214,13 +230,20 @@ export function assessReadiness(
   }
   const launched = i.launchTime === null ? Number.NaN : Date.parse(i.launchTime);
   if (Number.isFinite(launched) && launched > window.startMs) {
-    return out('unknown', 'new', `launched ${i.launchTime}, inside the ${window.days}-day window`);
+    return out(
+      'unknown',
+      'new',
+      launched >= window.endMs
+        ? `launched ${i.launchTime}, after the end of the window (${window.end}): no evidence yet`
+        : `launched ${i.launchTime}, inside the ${window.days}-day window (${window.start} to ${window.end})`,
+    );
   }
   if (noToken.datapoints === 0) {
     const why = evidence?.statusMessages?.length ? ` (${evidence.statusMessages.join('; ')})` : '';
     return out('unknown', 'no-metrics', `no MetadataNoToken datapoint in the window${why}`);
   }
-  const missing = missingPeriods(evidence?.noToken as Series, window);
+  const series = evidence?.noToken as Series;
+  const missing = missingPeriods(series, window);
   if (missing > 0) {
     return out(
       'unknown',
@@ -228,7 +251,21 @@ export function assessReadiness(
       `datapoints missing in ${missing} of ${window.periods} period(s) of ${window.periodSeconds} s: it did not run through the whole window`,
     );
   }
-  return out('ready', 'no-v1-calls', `no IMDSv1 call in ${window.days} day(s) of continuous data`);
+  const stale = staleSince(series, window);
+  if (stale !== undefined) {
+    // Whole-period datapoints cover their period: the evidence reaches at least periodsEnd.
+    const since = stale === null || stale < window.periodsEndMs ? window.periodsEndMs : stale;
+    return out(
+      'unknown',
+      'stale',
+      `no MetadataNoToken datapoint since ${ISO(since)} (now ${window.end}): calls of the last ${Math.round((window.endMs - since) / 60_000)} minute(s) cannot be seen yet`,
+    );
+  }
+  return out(
+    'ready',
+    'no-v1-calls',
+    `no IMDSv1 call from ${window.start} to now (${window.end}), ${window.days} day(s) of continuous data`,
+  );
 }
 
 export type ReadinessCounts = Record<Readiness, number>;

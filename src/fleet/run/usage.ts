@@ -97,7 +97,15 @@ export function reportUsageFailures(failures: UsageFailures, io: RunIo): boolean
 
 /** The window fields the usage documents carry (not the millisecond bounds). */
 export function reportedWindow(w: UsageWindow): UsageDocument['window'] {
-  return { days: w.days, start: w.start, end: w.end, periodSeconds: w.periodSeconds, periods: w.periods };
+  return {
+    days: w.days,
+    start: w.start,
+    end: w.end,
+    periodSeconds: w.periodSeconds,
+    periods: w.periods,
+    periodsEnd: w.periodsEnd,
+    tailPeriodSeconds: w.tailPeriodSeconds,
+  };
 }
 
 /** The readiness section `fleet discover --usage` adds. */

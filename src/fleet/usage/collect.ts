@@ -3,8 +3,9 @@
  *
  * Per account and region: the region's own CloudWatch client (AwsClientFactory caches one per
  * account+region, so credentials, endpoint and the adaptive retry bucket are that region's), queries
- * planned by queries.ts in batches of at most 500, each batch paged through NextToken until the last
- * page. Accounts x regions run `concurrency` at a time; inside a region at most `batchConcurrency`
+ * planned by queries.ts in batches of at most 500. Each batch reads the window's two ranges
+ * (window.ts: the whole periods, then the tail up to now at 60 s), each paged through NextToken until
+ * the last page; the two parts of a series are merged (they cover disjoint times). Accounts x regions run `concurrency` at a time; inside a region at most `batchConcurrency`
  * calls are in flight. Throttling is retried by the SDK's adaptive retry (AWS_DEFAULTS.maxAttempts).
  * A failure is recorded for its account/region (with the error code and AWS code) and the rest goes
  * on: the instances of a failed batch get no series and readiness "unknown (query-failed)".
@@ -24,7 +25,7 @@ import {
   toMetricDataQuery,
   type UsageMode,
 } from './queries.js';
-import type { UsageWindow } from './window.js';
+import { type UsageWindow, usageRanges } from './window.js';
 
 /** Defaults, with units. */
 export const COLLECT_USAGE_DEFAULTS = {
@@ -40,7 +41,10 @@ export const COLLECT_USAGE_DEFAULTS = {
   maxPagesPerBatch: 1000,
 } as const;
 
-/** One series: period start times (epoch ms, ascending) and their Sums. */
+/**
+ * One series: datapoint times (epoch ms, ascending) and their Sums. Datapoints before
+ * window.periodsEndMs cover one whole period each; those after it cover tailPeriodSeconds each.
+ */
 export interface Series {
   t: number[];
   v: number[];
@@ -103,8 +107,9 @@ function failureOf(err: unknown, accountId: string, region: string, instances: n
 }
 
 /**
- * Runs one batch (<= 500 queries) through every page. Returns the series by query id and the number
- * of calls. Results of one id may span pages: their datapoints are appended in order.
+ * Runs one batch (<= 500 queries) over both ranges of the window, through every page. Returns the
+ * series by query id and the number of calls. Results of one id may span pages and ranges: their
+ * datapoints are appended, then sorted.
  */
 export async function readBatch(
   cw: Pick<CloudWatchClient, 'send'>,
@@ -114,43 +119,50 @@ export async function readBatch(
 ): Promise<{ byId: Map<string, Series & { messages: string[] }>; calls: number }> {
   const byId = new Map<string, Series & { messages: string[] }>();
   for (const q of batch) byId.set(q.id, { t: [], v: [], messages: [] });
-  let token: string | undefined;
   let calls = 0;
-  do {
-    if (calls >= COLLECT_USAGE_DEFAULTS.maxPagesPerBatch) {
-      throw new ImdsguardError(
-        'IMDSGUARD_E_AWS',
-        `GetMetricData returned more than ${COLLECT_USAGE_DEFAULTS.maxPagesPerBatch} pages for one batch`,
-      );
-    }
-    const out = await cw.send(
-      new GetMetricDataCommand({
-        MetricDataQueries: batch.map((q) => toMetricDataQuery(q, window.periodSeconds)),
-        StartTime: new Date(window.startMs),
-        EndTime: new Date(window.endMs),
-        ScanBy: 'TimestampAscending',
-        MaxDatapoints: maxDatapoints,
-        ...(token !== undefined ? { NextToken: token } : {}),
-      }),
-    );
-    calls += 1;
-    for (const r of out.MetricDataResults ?? []) {
-      const s = r.Id !== undefined ? byId.get(r.Id) : undefined;
-      if (!s) continue;
-      const ts = r.Timestamps ?? [];
-      const vs = r.Values ?? [];
-      for (let k = 0; k < ts.length && k < vs.length; k++) {
-        s.t.push((ts[k] as Date).getTime());
-        s.v.push(vs[k] as number);
-      }
-      if (r.StatusCode === 'Forbidden' || r.StatusCode === 'InternalError') {
-        s.messages.push(
-          `${r.StatusCode}${(r.Messages ?? []).map((m) => `: ${m.Code ?? ''} ${m.Value ?? ''}`.trimEnd()).join('')}`,
+  for (const range of usageRanges(window)) {
+    let token: string | undefined;
+    let pages = 0;
+    do {
+      if (pages >= COLLECT_USAGE_DEFAULTS.maxPagesPerBatch) {
+        throw new ImdsguardError(
+          'IMDSGUARD_E_AWS',
+          `GetMetricData returned more than ${COLLECT_USAGE_DEFAULTS.maxPagesPerBatch} pages for one batch`,
         );
       }
-    }
-    token = out.NextToken || undefined;
-  } while (token !== undefined);
+      const out = await cw.send(
+        new GetMetricDataCommand({
+          MetricDataQueries: batch.map((q) => toMetricDataQuery(q, range.periodSeconds)),
+          StartTime: new Date(range.startMs),
+          EndTime: new Date(range.endMs),
+          ScanBy: 'TimestampAscending',
+          MaxDatapoints: maxDatapoints,
+          ...(token !== undefined ? { NextToken: token } : {}),
+        }),
+      );
+      calls += 1;
+      pages += 1;
+      for (const r of out.MetricDataResults ?? []) {
+        const s = r.Id !== undefined ? byId.get(r.Id) : undefined;
+        if (!s) continue;
+        const ts = r.Timestamps ?? [];
+        const vs = r.Values ?? [];
+        for (let k = 0; k < ts.length && k < vs.length; k++) {
+          const t = (ts[k] as Date).getTime();
+          // Each range keeps only its own datapoints (CloudWatch rounds StartTime down).
+          if (t < range.startMs || t >= range.endMs) continue;
+          s.t.push(t);
+          s.v.push(vs[k] as number);
+        }
+        if (r.StatusCode === 'Forbidden' || r.StatusCode === 'InternalError') {
+          s.messages.push(
+            `${r.StatusCode}${(r.Messages ?? []).map((m) => `: ${m.Code ?? ''} ${m.Value ?? ''}`.trimEnd()).join('')}`,
+          );
+        }
+      }
+      token = out.NextToken || undefined;
+    } while (token !== undefined);
+  }
   // Ascending order, whatever the pages did.
   for (const s of byId.values()) {
     if (s.t.some((x, k) => k > 0 && x < (s.t[k - 1] as number))) {

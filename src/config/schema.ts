@@ -1,9 +1,10 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { adminConfigSchema, alertsConfigSchema, eventsConfigSchema } from '../guard/events/config.js';
-import { GUARD_MODES, IMDS_VERSIONS } from '../guard/events/types.js';
+import { GUARD_MODES } from '../guard/events/types.js';
 import { DEFAULT_ALLOWED_USER_AGENTS, DEFAULT_AUTH_HEADER } from '../guard/policy/defaults.js';
 import { FLAVOR_SPECS, FLAVORS } from '../imds/flavors.js';
+import { IMDS_VERSIONS } from '../imds/version.js';
 import { parseListen } from '../net/listen.js';
 
 /**

@@ -42,7 +42,12 @@ export function generateCredentials(now: number, lifetimeMs: number): Credential
   };
 }
 
-export class CredentialRotator {
+/** Where a flavour gets the credentials it serves: the rotator, or the trap's honey credentials. */
+export interface CredentialSource {
+  get(): CredentialSet;
+}
+
+export class CredentialRotator implements CredentialSource {
   private current: CredentialSet | undefined;
   private rotations = 0;
 

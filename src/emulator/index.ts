@@ -1,6 +1,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { ImdsguardError } from '../errors.js';
+import { writeImdsAnswer } from '../imds/answer.js';
 import { type Flavor, FORWARDING_HEADERS } from '../imds/flavors.js';
 import type { ListenAddress } from '../net/listen.js';
 import { CredentialRotator } from './credentials.js';
@@ -94,11 +95,6 @@ export function validateSettingsPatch(patch: unknown): Partial<EmulatorSettings>
   return r.data;
 }
 
-/** x-aws-ec2-metadata-token-ttl-seconds -> X-Aws-Ec2-Metadata-Token-Ttl-Seconds, as the services write them. */
-export function canonicalHeaderName(name: string): string {
-  return name.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
-}
-
 /** Paths whose PUT asks for a session token (AWS and Alibaba; any API version). */
 const TOKEN_PUT_PATH = /\/api\/token\/?$/;
 const TOKEN_HEADERS = ['x-aws-ec2-metadata-token', 'x-aliyun-ecs-metadata-token'];
@@ -135,16 +131,6 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
   let bound: ListenAddress[] = [];
   let adminBound: ListenAddress | undefined;
   let started = false;
-
-  function send(res: ServerResponse, r: EmuResponse): void {
-    const body = Buffer.from(r.body, 'utf8');
-    res.statusCode = r.status;
-    for (const [k, v] of Object.entries(r.headers)) res.setHeader(canonicalHeaderName(k), v);
-    res.setHeader('Content-Length', body.length);
-    // The real service closes every connection after one response (observed).
-    res.setHeader('Connection', 'close');
-    res.end(body);
-  }
 
   async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase();
@@ -186,11 +172,11 @@ export function createEmulator(options: EmulatorOptions = {}): Emulator {
     }
     entry.status = r.status;
     log.push(entry);
-    send(res, r);
+    writeImdsAnswer(res, r);
   }
 
   function jsonReply(res: ServerResponse, status: number, value: unknown): void {
-    send(res, {
+    writeImdsAnswer(res, {
       status,
       headers: { 'content-type': 'application/json' },
       body: `${JSON.stringify(value)}\n`,

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import { ImdsguardError } from '../errors.js';
-import { bindServer, formatListen, type ListenAddress } from '../net/listen.js';
+import { bindServer, formatListen, type ListenAddress, listenFailureReason } from '../net/listen.js';
 
 /**
  * HTTP plumbing shared by the metadata listeners and the admin listener: bounded servers, and
@@ -80,14 +80,7 @@ export async function listen(server: Server, addr: ListenAddress): Promise<Liste
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     const where = formatListen(addr);
-    const reason =
-      err.code === 'EADDRINUSE'
-        ? 'address already in use'
-        : err.code === 'EADDRNOTAVAIL'
-          ? 'address not available on this host'
-          : err.code === 'EACCES'
-            ? 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)'
-            : (err.message ?? String(err));
+    const reason = listenFailureReason(err);
     throw new ImdsguardError('IMDSGUARD_E_LISTEN', `cannot listen on ${where}: ${reason}`, {
       cause: err,
       details: { address: where, errno: err.code },

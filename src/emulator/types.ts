@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { CredentialRotator } from './credentials.js';
+import type { CredentialSource } from './credentials.js';
 import type { InstanceModel } from './instance.js';
 
 /** Runtime settings, changeable while the emulator runs (admin endpoint, setSettings). */
@@ -36,7 +36,7 @@ export interface EmulatorState {
   readonly settings: Readonly<EmulatorSettings>;
   readonly now: () => number;
   /** undefined when the instance has no IAM role. */
-  readonly credentials: CredentialRotator | undefined;
+  readonly credentials: CredentialSource | undefined;
 }
 
 export type FlavorHandler = (req: EmuRequest, state: EmulatorState) => EmuResponse;

@@ -1,19 +1,19 @@
-import { createServer, type Server } from 'node:http';
-import { isIP } from 'node:net';
+import type { Server } from 'node:http';
 import type { GuardConfig } from '../config/schema.js';
 import { ImdsguardError } from '../errors.js';
-import { bindServer, formatListen, type ListenAddress } from '../net/listen.js';
+import { formatListen, type ListenAddress } from '../net/listen.js';
 import { noAttribution, type ProcessResolver } from './attribution/types.js';
+import { EventIds } from './events/build.js';
 import type { EventRecorder, GuardMode } from './events/types.js';
 import { compilePolicy } from './policy/compile.js';
-import {
-  createClientErrorHandler,
-  createRequestHandler,
-  createSpecialHandler,
-  type GuardState,
-  type HandlerDeps,
-} from './proxy/handler.js';
+import { CallerLookup } from './proxy/caller-lookup.js';
+import type { GuardState, ProxyContext } from './proxy/context.js';
+import { Forwarder } from './proxy/forward.js';
+import { createRequestHandler } from './proxy/handler.js';
 import { UpstreamLimiter } from './proxy/limiter.js';
+import { LocalAddresses } from './proxy/local-addresses.js';
+import { applyLimits, bindAll, createProxyServer } from './proxy/server.js';
+import { createClientErrorHandler, createSpecialHandler } from './proxy/socket-refusals.js';
 import { createTrap } from './trap/index.js';
 
 /**
@@ -83,15 +83,6 @@ function buildState(
   });
 }
 
-function applyLimits(server: Server, config: GuardConfig): void {
-  const l = config.limits;
-  server.headersTimeout = l.headersTimeoutMs;
-  server.requestTimeout = l.requestTimeoutMs;
-  server.keepAliveTimeout = l.keepAliveTimeoutMs;
-  server.maxConnections = l.maxClientConnections;
-  server.maxRequestsPerSocket = 1000;
-}
-
 export function createGuard(options: GuardOptions): Guard {
   const resolver = options.resolver ?? noAttribution;
   const now = options.now ?? Date.now;
@@ -104,43 +95,28 @@ export function createGuard(options: GuardOptions): Guard {
     limits.upstreamTimeoutMs,
   );
   const counters = { requests: 0, inFlight: 0, pendingEvents: 0 };
-  const deps: HandlerDeps = {
+  const ctx: ProxyContext = {
     state: () => state,
-    resolver,
+    callers: new CallerLookup(resolver),
+    localAddresses: new LocalAddresses(),
+    forwarder: new Forwarder(limiter),
     recorders: options.recorders ?? [],
-    limiter,
+    ids: new EventIds(),
     hostname: options.hostname,
     now,
     log,
     counters,
   };
-  const onRequest = createRequestHandler(deps);
-  const onClientError = createClientErrorHandler(deps);
-  const onConnect = createSpecialHandler(deps, 'connect');
-  const onUpgrade = createSpecialHandler(deps, 'upgrade');
-  const servers: Server[] = [];
+  const handlers = {
+    onRequest: createRequestHandler(ctx),
+    onClientError: createClientErrorHandler(ctx),
+    onConnect: createSpecialHandler(ctx, 'connect'),
+    onUpgrade: createSpecialHandler(ctx, 'upgrade'),
+  };
+  let servers: Server[] = [];
   let bound: ListenAddress[] = [];
   let ready = false;
   let closing = false;
-
-  function makeServer(): Server {
-    const server = createServer(
-      {
-        maxHeaderSize: state.config.limits.maxHeaderBytes,
-        requireHostHeader: false,
-        connectionsCheckingInterval: 500,
-        joinDuplicateHeaders: false,
-        requestTimeout: state.config.limits.requestTimeoutMs,
-        headersTimeout: state.config.limits.headersTimeoutMs,
-      },
-      onRequest,
-    );
-    applyLimits(server, state.config);
-    server.on('clientError', onClientError);
-    server.on('connect', onConnect);
-    server.on('upgrade', onUpgrade);
-    return server;
-  }
 
   return {
     get addresses() {
@@ -155,41 +131,13 @@ export function createGuard(options: GuardOptions): Guard {
       return state.config.mode;
     },
     async start() {
-      const addrs = state.config.listen;
-      const out: ListenAddress[] = [];
-      for (const addr of addrs) {
-        const server = makeServer();
-        try {
-          out.push(await bindServer(server, addr, { exclusive: true }));
-          servers.push(server);
-        } catch (err) {
-          const e = err as NodeJS.ErrnoException;
-          const v6Loopback = isIP(addr.host) === 6 && addr.host === '::1';
-          if (v6Loopback && (e.code === 'EADDRNOTAVAIL' || e.code === 'EAFNOSUPPORT') && addrs.length > 1) {
-            log(`guard: IPv6 loopback is not available, not listening on ${formatListen(addr)}`);
-            continue;
-          }
-          await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-          servers.length = 0;
-          const why =
-            e.code === 'EADDRINUSE'
-              ? 'the address is already in use (another guard or service?)'
-              : e.code === 'EACCES'
-                ? 'permission denied (ports below 1024 need privileges)'
-                : e.code === 'EADDRNOTAVAIL'
-                  ? 'the address is not on this host'
-                  : (e.message ?? String(err));
-          throw new ImdsguardError(
-            'IMDSGUARD_E_LISTEN',
-            `guard cannot listen on ${formatListen(addr)}: ${why}`,
-            {
-              cause: err,
-              hint: 'choose another --listen address or port',
-            },
-          );
-        }
-      }
-      bound = out;
+      const r = await bindAll(
+        state.config.listen,
+        () => createProxyServer(state.config.limits, handlers),
+        log,
+      );
+      servers = r.servers;
+      bound = r.bound;
       ready = true;
     },
     reload(config) {
@@ -202,7 +150,7 @@ export function createGuard(options: GuardOptions): Guard {
       limiter.max = config.limits.maxUpstreamConnections;
       limiter.maxQueue = config.limits.maxQueuedRequests;
       limiter.waitMs = config.limits.upstreamTimeoutMs;
-      for (const s of servers) applyLimits(s, config);
+      for (const s of servers) applyLimits(s, config.limits);
     },
     async close() {
       if (closing) return;
@@ -239,4 +187,4 @@ export function createGuard(options: GuardOptions): Guard {
   };
 }
 
-export type { GuardState } from './proxy/handler.js';
+export type { GuardState } from './proxy/context.js';

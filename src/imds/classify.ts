@@ -1,6 +1,6 @@
-import type { ImdsVersion } from '../guard/events/types.js';
 import { FLAVOR_SPECS, type Flavor, type FlavorSpec, FORWARDING_HEADERS } from './flavors.js';
 import { normalizeTarget, type TargetForm } from './path.js';
+import type { ImdsVersion } from './version.js';
 
 /**
  * Request classification: what kind of metadata request this is (IMDSv1, IMDSv2, token request) for

@@ -31,6 +31,20 @@ export function formatListen(addr: ListenAddress): string {
   return isIP(addr.host) === 6 ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
 }
 
+/** Why a bind failed, for a person: "address already in use", "permission denied (...)". */
+export function listenFailureReason(err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return 'address already in use';
+    case 'EADDRNOTAVAIL':
+      return 'address not available on this host';
+    case 'EACCES':
+      return 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)';
+    default:
+      return err.message ?? String(err);
+  }
+}
+
 export interface BindOptions {
   /** Do not share the port with cluster workers. */
   exclusive?: boolean;

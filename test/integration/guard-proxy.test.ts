@@ -285,7 +285,7 @@ describe('trap mode', () => {
     expect((await send(gcp.url, 'GET', '/computeMetadata/v1/instance/id')).status).toBe(403);
     const list = await send(gcp.url, 'GET', '/computeMetadata/v1/', { 'metadata-flavor': 'Google' });
     expect(list.status).toBe(200);
-    expect(list.body.split('\n')).toEqual(['instance/', 'project/']);
+    expect(list.body.trim().split('\n')).toEqual(['instance/', 'project/']);
     expect(list.headers['metadata-flavor']).toBe('Google');
     const id = await send(gcp.url, 'GET', '/computeMetadata/v1/instance/id', { 'metadata-flavor': 'Google' });
     expect(id.body).toMatch(/^\d{16,}$/);
@@ -531,6 +531,20 @@ describe('life cycle', () => {
     expect(g.mode).toBe('monitor');
     agent.destroy();
     expect((await recorder.waitFor(2)).map((e) => e.mode)).toEqual(['enforce', 'monitor']);
+  });
+
+  it('two guards in one process share nothing: each has its own event sequence', async () => {
+    const a = await startGuard({});
+    const b = await startGuard({});
+    await send(a.url, 'GET', '/latest/meta-data/', { 'user-agent': 'aws-cli/2' });
+    await send(b.url, 'GET', '/latest/meta-data/', { 'user-agent': 'aws-cli/2' });
+    await send(a.url, 'GET', '/latest/meta-data/', { 'user-agent': 'aws-cli/2' });
+    const [a1, a2] = await a.recorder.waitFor(2);
+    const [b1] = await b.recorder.waitFor(1);
+    // ids are time-sequence-counter: each guard counts its own events from 1
+    expect(a1?.id).toMatch(/-00001$/);
+    expect(a2?.id).toMatch(/-00002$/);
+    expect(b1?.id).toMatch(/-00001$/);
   });
 
   it('a throwing recorder never breaks a request', async () => {

@@ -12,7 +12,8 @@ import {
   summarizeCallers,
 } from '../../src/guard/callers/index.js';
 import { SqliteEventStore } from '../../src/guard/events/store.js';
-import type { GuardEvent, ImdsVersion } from '../../src/guard/events/types.js';
+import type { GuardEvent } from '../../src/guard/events/types.js';
+import type { ImdsVersion } from '../../src/imds/version.js';
 import { runInProcess } from '../support/cli.js';
 
 let seq = 0;

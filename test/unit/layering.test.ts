@@ -28,9 +28,7 @@ const MAX_LINES = 500;
  * Files still being split, with the length they may not exceed. Each entry goes as its file is
  * split; an entry whose file is already short enough fails too, so the list only shrinks.
  */
-const SPLITTING: Record<string, number> = {
-  'src/guard/proxy/handler.ts': 629,
-};
+const SPLITTING: Record<string, number> = {};
 
 function tsFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

@@ -1,5 +1,6 @@
 import { createHash, createHmac } from 'node:crypto';
 import { AWS_TOKEN, type TokenScheme } from '../../imds/flavors.js';
+import { awsErrorPage } from '../../imds/responses.js';
 import { awsCredentialsDocument, isoSeconds } from '../credentials.js';
 import type { InstanceModel } from '../instance.js';
 import type { TokenIssuer } from '../tokens.js';
@@ -47,38 +48,11 @@ export const AWS_VERSIONS = [
   'latest',
 ] as const;
 
-const REASONS: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-};
-
-/** The small XHTML error page IMDS sends with its error statuses. */
-export function htmlError(status: number): string {
-  const title = `${status} - ${REASONS[status] ?? 'Error'}`;
-  return [
-    '<?xml version="1.0" encoding="iso-8859-1"?>',
-    '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"',
-    '\t"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">',
-    '<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">',
-    ' <head>',
-    `  <title>${title}</title>`,
-    ' </head>',
-    ' <body>',
-    `  <h1>${title}</h1>`,
-    ' </body>',
-    '</html>',
-    '',
-  ].join('\n');
-}
-
 export function awsError(status: number, extra: Record<string, string> = {}): EmuResponse {
   return {
     status,
     headers: { 'content-type': 'text/html', ...extra },
-    body: htmlError(status),
+    body: awsErrorPage(status),
   };
 }
 

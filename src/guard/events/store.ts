@@ -1,6 +1,7 @@
 import { ImdsguardError } from '../../errors.js';
+import type { ImdsVersion } from '../../imds/version.js';
 import { type Db, openDatabase } from '../../storage/sqlite.js';
-import type { DecisionKind, EventRecorder, GuardEvent, ImdsVersion } from './types.js';
+import type { DecisionKind, EventRecorder, GuardEvent } from './types.js';
 
 /**
  * The event store: every GuardEvent, queryable by time, decision, exe, user, path and version.

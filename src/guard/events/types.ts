@@ -1,12 +1,10 @@
+import type { ImdsVersion } from '../../imds/version.js';
 import type { Caller } from '../attribution/types.js';
 
 /**
  * The guard's event: one per request. docs/events.md documents every field.
  * Never put secrets here: no auth secret, no token values, no credential bodies, no user-data.
  */
-
-export const IMDS_VERSIONS = ['v1', 'v2', 'token', 'unknown'] as const;
-export type ImdsVersion = (typeof IMDS_VERSIONS)[number];
 
 export const GUARD_MODES = ['enforce', 'monitor', 'trap'] as const;
 export type GuardMode = (typeof GUARD_MODES)[number];

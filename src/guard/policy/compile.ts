@@ -1,12 +1,13 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { GuardConfig, RuleConfig } from '../../config/schema.js';
+import type { GuardConfig } from '../../config/schema.js';
 import { ImdsguardError } from '../../errors.js';
 import type { ClassifiedRequest } from '../../imds/classify.js';
 import { FLAVOR_SPECS } from '../../imds/flavors.js';
 import type { Caller } from '../attribution/types.js';
-import { compilePatterns, type Matcher, pathForMatch } from './match.js';
-import type { Decision, Policy } from './types.js';
+import { type CallerMatch, exeMatch, netnsOf, type Tri, UNKNOWN, userMatch } from './caller-match.js';
+import { compileRule } from './rules.js';
+import type { DecidedBy, Decision, Policy } from './types.js';
 
 /**
  * Compiles the guard config into a Policy. All patterns, sets and digests are built here, once; the
@@ -23,160 +24,10 @@ import type { Decision, Policy } from './types.js';
  *     else deny.
  */
 
-/** Three-valued match: the caller fact was unknown. */
-const UNKNOWN = 2;
-type Tri = boolean | typeof UNKNOWN;
-
 /** Marker returned while probing whether a decision depends on the caller. */
 const NEEDS_CALLER = Symbol('needs-caller');
 const PROBE = Symbol('probe');
 type CallerArg = Caller | undefined | typeof PROBE;
-
-interface CallerMatch {
-  /** Which caller facts the condition needs, for the reason text. */
-  needs: string;
-  test(caller: Caller): Tri;
-}
-
-interface CompiledRule {
-  name: string;
-  action: 'allow' | 'deny';
-  reason: string;
-  alert: boolean;
-  requestTests: Array<(r: ClassifiedRequest) => boolean>;
-  callerTests: CallerMatch[];
-}
-
-function exeMatch(patterns: readonly string[]): CallerMatch {
-  const m = compilePatterns(patterns);
-  return { needs: 'executable', test: (c) => (c.exe === undefined ? UNKNOWN : m(c.exe)) };
-}
-
-function userMatch(refs: ReadonlyArray<string | number>): CallerMatch {
-  const uids = new Set(refs.filter((r): r is number => typeof r === 'number'));
-  const names = new Set(refs.filter((r): r is string => typeof r === 'string'));
-  return {
-    needs: 'user',
-    test: (c) => {
-      if (c.uid !== undefined && uids.has(c.uid)) return true;
-      if (c.user !== undefined && names.has(c.user)) return true;
-      if (names.size > 0 && c.user === undefined) return UNKNOWN;
-      if (uids.size > 0 && c.uid === undefined) return UNKNOWN;
-      return false;
-    },
-  };
-}
-
-/** Container facts are known when attribution fully resolved the process or found a container. */
-function containerOf(c: Caller): { known: boolean; id?: string } {
-  if (c.container) return { known: true, id: c.container.id };
-  return { known: c.resolved === 'full' };
-}
-
-function containerMatch(spec: boolean | readonly string[]): CallerMatch {
-  return {
-    needs: 'container',
-    test: (c) => {
-      const k = containerOf(c);
-      if (!k.known) return UNKNOWN;
-      if (spec === true) return k.id !== undefined;
-      if (spec === false) return k.id === undefined;
-      return k.id !== undefined && spec.some((p) => (k.id as string).startsWith(p));
-    },
-  };
-}
-
-function netnsOf(c: Caller): 'host' | 'other' | undefined {
-  if (c.netns) return c.netns;
-  return c.resolved === 'full' ? 'host' : undefined;
-}
-
-function netnsMatch(ns: 'host' | 'other'): CallerMatch {
-  return {
-    needs: 'network namespace',
-    test: (c) => {
-      const n = netnsOf(c);
-      return n === undefined ? UNKNOWN : n === ns;
-    },
-  };
-}
-
-function parentMatch(patterns: readonly string[]): CallerMatch {
-  const m = compilePatterns(patterns);
-  return {
-    needs: 'parent executable',
-    test: (c) => {
-      if (c.parents === undefined) return UNKNOWN;
-      let unknown = false;
-      for (const p of c.parents) {
-        if (p.exe === undefined) unknown = true;
-        else if (m(p.exe)) return true;
-      }
-      return unknown ? UNKNOWN : false;
-    },
-  };
-}
-
-function compileRule(rule: RuleConfig, index: number): CompiledRule {
-  const name = rule.name ?? `rule[${index}]`;
-  const requestTests: CompiledRule['requestTests'] = [];
-  const callerTests: CallerMatch[] = [];
-  try {
-    if (rule.path) {
-      const m: Matcher = compilePatterns(rule.path, true);
-      requestTests.push((r) => m(pathForMatch(r.path)));
-    }
-    if (rule.method) {
-      const set = new Set(rule.method.map((x) => x.toUpperCase()));
-      requestTests.push((r) => set.has(r.method));
-    }
-    if (rule.version) {
-      const set = new Set<string>(rule.version);
-      requestTests.push((r) => set.has(r.version));
-    }
-    if (rule.userAgent) {
-      const prefixes = rule.userAgent;
-      requestTests.push((r) => r.userAgent !== undefined && prefixes.some((p) => r.userAgent!.startsWith(p)));
-    }
-    if (rule.exe) callerTests.push(exeMatch(rule.exe));
-    if (rule.user) callerTests.push(userMatch(rule.user));
-    if (rule.container !== undefined) callerTests.push(containerMatch(rule.container));
-    if (rule.parentExe) callerTests.push(parentMatch(rule.parentExe));
-    if (rule.netns) callerTests.push(netnsMatch(rule.netns));
-  } catch (err) {
-    throw new ImdsguardError(
-      'IMDSGUARD_E_RULE',
-      `guard.rules[${index}] (${name}): ${(err as Error).message}`,
-      {
-        cause: err,
-        details: { rule: JSON.stringify(rule) },
-      },
-    );
-  }
-  const conds = describeRule(rule);
-  return {
-    name,
-    action: rule.action,
-    reason: rule.reason ?? `${rule.action === 'allow' ? 'allowed' : 'denied'} by rule ${name} (${conds})`,
-    alert: rule.alert ?? rule.action === 'deny',
-    requestTests,
-    callerTests,
-  };
-}
-
-function describeRule(rule: RuleConfig): string {
-  const parts: string[] = [];
-  if (rule.path) parts.push(`path ${rule.path.join('|')}`);
-  if (rule.method) parts.push(`method ${rule.method.join('|')}`);
-  if (rule.version) parts.push(`version ${rule.version.join('|')}`);
-  if (rule.userAgent) parts.push('user-agent prefix');
-  if (rule.exe) parts.push(`exe ${rule.exe.join('|')}`);
-  if (rule.user) parts.push(`user ${rule.user.join('|')}`);
-  if (rule.container !== undefined) parts.push(`container ${String(rule.container)}`);
-  if (rule.parentExe) parts.push(`parent ${rule.parentExe.join('|')}`);
-  if (rule.netns) parts.push(`netns ${rule.netns}`);
-  return parts.join(', ');
-}
 
 /** AWS-like statuses for refusals by rule. */
 const STATUS = {
@@ -194,6 +45,22 @@ const STATUS = {
   'require-v2': 401,
   'default-deny-v1': 401,
 } as const;
+
+/** The refusals of step 1 (protocol checks), as opposed to the defaults of steps 3-5. */
+const PROTOCOL_RULES: ReadonlySet<string> = new Set([
+  'malformed-path',
+  'absolute-form',
+  'connect',
+  'smuggling',
+  'forwarding-header',
+  'host',
+  'method',
+  'auth-header',
+  'token-ttl',
+]);
+
+/** Requests that cannot be forwarded or answered safely: refused in every mode. */
+const EVERY_MODE_RULES: ReadonlySet<string> = new Set(['connect', 'smuggling', 'malformed-path']);
 
 function hostKey(host: string): string {
   let h = host.trim().toLowerCase();
@@ -267,13 +134,17 @@ export function compilePolicy(config: GuardConfig, options: CompileOptions = {})
     reason,
     status: STATUS[rule],
     alert: true,
+    by: PROTOCOL_RULES.has(rule) ? 'protocol' : 'default',
+    everyMode: EVERY_MODE_RULES.has(rule),
   });
-  const allow = (rule: string, reason: string, alert = false): Decision => ({
+  const allow = (rule: string, reason: string, alert = false, by: DecidedBy = 'default'): Decision => ({
     decision: 'allow',
     rule,
     reason,
     status: 200,
     alert,
+    by,
+    everyMode: false,
   });
 
   function secretState(r: ClassifiedRequest): 'absent' | 'valid' | 'invalid' {
@@ -376,14 +247,25 @@ export function compilePolicy(config: GuardConfig, options: CompileOptions = {})
       if (c === NEEDS_CALLER) return NEEDS_CALLER;
       if (c === false) continue;
       if (c === UNKNOWN) {
-        return deny(
-          'attribution-required',
-          `rule ${rule.name} needs the caller's ${rule.callerTests.map((t) => t.needs).join(' and ')}, which is unknown: ${why(caller)}`,
-        );
+        return {
+          ...deny(
+            'attribution-required',
+            `rule ${rule.name} needs the caller's ${rule.callerTests.map((t) => t.needs).join(' and ')}, which is unknown: ${why(caller)}`,
+          ),
+          by: 'rule',
+        };
       }
       return rule.action === 'allow'
-        ? allow(rule.name, rule.reason, rule.alert)
-        : { decision: 'deny', rule: rule.name, reason: rule.reason, status: 403, alert: true };
+        ? allow(rule.name, rule.reason, rule.alert, 'rule')
+        : {
+            decision: 'deny',
+            rule: rule.name,
+            reason: rule.reason,
+            status: 403,
+            alert: true,
+            by: 'rule',
+            everyMode: false,
+          };
     }
     // 3. token requests from containers / other namespaces
     if (r.version === 'token' && containerTokens) {
@@ -431,6 +313,8 @@ export function compilePolicy(config: GuardConfig, options: CompileOptions = {})
         reason: `request lacks the ${required.name}: ${required.value} header the ${spec.flavor} metadata service requires`,
         status: required.statusWithout,
         alert: true,
+        by: 'default',
+        everyMode: false,
       };
     }
     if (secret === 'valid')

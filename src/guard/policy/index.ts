@@ -1,4 +1,5 @@
 export { compilePolicy } from './compile.js';
 export { DEFAULT_ALLOWED_USER_AGENTS, DEFAULT_AUTH_HEADER } from './defaults.js';
 export { compilePattern, compilePatterns } from './match.js';
-export type { Decision, Policy } from './types.js';
+export { applyMode, type ModeOutcome, protocolDeny } from './mode.js';
+export type { DecidedBy, Decision, Policy } from './types.js';

@@ -2,6 +2,14 @@ import type { ClassifiedRequest } from '../../imds/classify.js';
 import type { Caller } from '../attribution/types.js';
 import type { DecisionKind } from '../events/types.js';
 
+/**
+ * Which step of the policy decided: a protocol check (step 1 of compile.ts, or a limit the proxy
+ * enforces), a configured rule (guard.rules), or the built-in default (IMDSv2, the tokenless
+ * defaults, container tokens).
+ */
+export const DECIDED_BY = ['protocol', 'rule', 'default'] as const;
+export type DecidedBy = (typeof DECIDED_BY)[number];
+
 /** What the policy decided for one request. */
 export interface Decision {
   decision: DecisionKind;
@@ -13,6 +21,13 @@ export interface Decision {
   status: number;
   /** Whether the event should raise an alert (every deny; allow rules with alert: true). */
   alert: boolean;
+  by: DecidedBy;
+  /**
+   * A deny that holds in every mode: the request cannot be forwarded or answered safely (CONNECT,
+   * ambiguous framing, a malformed target, a body over the limit). Monitor refuses it too, and trap
+   * does not answer it.
+   */
+  everyMode: boolean;
 }
 
 /** A policy compiled once from config. decide() is pure: no I/O, no clock, no environment. */

@@ -1,40 +1,11 @@
 import type { Flavor } from '../../imds/flavors.js';
+import { awsErrorPage, statusTitle } from '../../imds/responses.js';
 
 /**
  * IMDS-like error answers: the status code and the small HTML page the AWS metadata service sends
  * (`Server: EC2ws`), or a short text body for other flavours. They never name the guard's rules
  * unless guard.revealRule is set (then only the rule name, in a header).
  */
-
-const TITLES: Readonly<Record<number, string>> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  408: 'Request Timeout',
-  413: 'Payload Too Large',
-  431: 'Request Header Fields Too Large',
-  500: 'Internal Server Error',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-  504: 'Gateway Timeout',
-};
-
-export function statusTitle(status: number): string {
-  return TITLES[status] ?? 'Error';
-}
-
-export function awsErrorPage(status: number): string {
-  const t = `${status} - ${statusTitle(status)}`;
-  return (
-    '<?xml version="1.0" encoding="iso-8859-1"?>\n' +
-    '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"\n' +
-    '\t"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">\n' +
-    '<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">\n' +
-    ` <head>\n  <title>${t}</title>\n </head>\n <body>\n  <h1>${t}</h1>\n </body>\n</html>\n`
-  );
-}
 
 export interface ErrorAnswer {
   status: number;

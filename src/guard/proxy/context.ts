@@ -1,0 +1,32 @@
+import type { GuardConfig } from '../../config/schema.js';
+import type { EventIds } from '../events/build.js';
+import type { EventRecorder } from '../events/types.js';
+import type { Policy } from '../policy/types.js';
+import type { Trap } from '../trap/index.js';
+import type { CallerLookup } from './caller-lookup.js';
+import type { Forwarder } from './forward.js';
+import type { LocalAddresses } from './local-addresses.js';
+
+/** What a request sees of the guard's current configuration; swapped atomically on reload. */
+export interface GuardState {
+  readonly config: GuardConfig;
+  readonly policy: Policy;
+  readonly trap: Trap;
+  /** Whether attribution runs (a resolver exists and guard.attribution.enabled). */
+  readonly attribution: boolean;
+}
+
+/** Everything of one guard that its request path uses. Nothing here is shared between guards. */
+export interface ProxyContext {
+  state(): GuardState;
+  callers: CallerLookup;
+  /** This host's addresses: a client at one of them shares the guard's network namespace. */
+  localAddresses: LocalAddresses;
+  forwarder: Forwarder;
+  recorders: readonly EventRecorder[];
+  ids: EventIds;
+  hostname: string;
+  now: () => number;
+  log: (message: string) => void;
+  counters: { requests: number; inFlight: number; pendingEvents: number };
+}

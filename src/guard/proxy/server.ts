@@ -1,0 +1,82 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { isIP, type Socket } from 'node:net';
+import type { LimitsConfig } from '../../config/schema.js';
+import { ImdsguardError } from '../../errors.js';
+import { bindServer, formatListen, type ListenAddress, listenFailureReason } from '../../net/listen.js';
+
+/**
+ * The guard's HTTP servers and their limits. Node's parser settings are chosen here, deliberately
+ * (docs/guard.md, "Limits"); everything a limit refuses reaches one of the handlers as an event.
+ */
+
+export interface ProxyHandlers {
+  onRequest(req: IncomingMessage, res: ServerResponse): void;
+  onClientError(err: NodeJS.ErrnoException, socket: Socket): void;
+  onConnect(req: IncomingMessage, socket: Socket): void;
+  onUpgrade(req: IncomingMessage, socket: Socket): void;
+}
+
+/** Requests served on one client connection before the guard closes it. */
+export const MAX_REQUESTS_PER_SOCKET = 1000;
+
+/** Applies the limits a reload may change. */
+export function applyLimits(server: Server, l: LimitsConfig): void {
+  server.headersTimeout = l.headersTimeoutMs;
+  server.requestTimeout = l.requestTimeoutMs;
+  server.keepAliveTimeout = l.keepAliveTimeoutMs;
+  server.maxConnections = l.maxClientConnections;
+  server.maxRequestsPerSocket = MAX_REQUESTS_PER_SOCKET;
+}
+
+export function createProxyServer(limits: LimitsConfig, h: ProxyHandlers): Server {
+  const server = createServer(
+    {
+      maxHeaderSize: limits.maxHeaderBytes,
+      requireHostHeader: false,
+      connectionsCheckingInterval: 500,
+      joinDuplicateHeaders: false,
+      requestTimeout: limits.requestTimeoutMs,
+      headersTimeout: limits.headersTimeoutMs,
+    },
+    h.onRequest,
+  );
+  applyLimits(server, limits);
+  server.on('clientError', h.onClientError);
+  server.on('connect', h.onConnect);
+  server.on('upgrade', h.onUpgrade);
+  return server;
+}
+
+/**
+ * Binds one server per address. IPv6 loopback missing on the host is skipped (with a log line) when
+ * other addresses remain; any other failure closes what was bound and throws IMDSGUARD_E_LISTEN.
+ */
+export async function bindAll(
+  addrs: readonly ListenAddress[],
+  makeServer: () => Server,
+  log: (message: string) => void,
+): Promise<{ servers: Server[]; bound: ListenAddress[] }> {
+  const servers: Server[] = [];
+  const bound: ListenAddress[] = [];
+  for (const addr of addrs) {
+    const server = makeServer();
+    try {
+      bound.push(await bindServer(server, addr, { exclusive: true }));
+      servers.push(server);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      const v6Loopback = isIP(addr.host) === 6 && addr.host === '::1';
+      if (v6Loopback && (e.code === 'EADDRNOTAVAIL' || e.code === 'EAFNOSUPPORT') && addrs.length > 1) {
+        log(`guard: IPv6 loopback is not available, not listening on ${formatListen(addr)}`);
+        continue;
+      }
+      await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+      const why = `${listenFailureReason(e)}${e.code === 'EADDRINUSE' ? ' (another guard or service?)' : ''}`;
+      throw new ImdsguardError('IMDSGUARD_E_LISTEN', `guard cannot listen on ${formatListen(addr)}: ${why}`, {
+        cause: err,
+        hint: 'choose another --listen address or port',
+      });
+    }
+  }
+  return { servers, bound };
+}

@@ -1,14 +1,18 @@
 /**
- * The flags every command that prints a document shares, defined once: `--format` (only the formats
- * the command has) and `--output <file>`.
+ * The flags every command that prints a document shares, defined once:
+ *
+ *   --format <format>   the formats this command has (table|json|csv|ndjson|html)
+ *   --json              alias of --format json (on every command that prints JSON)
+ *   --output <file>     always a file: a format name ("json", "csv", ...) is refused with a hint
  *
  *   addOutputOptions(cmd, spec)    adds them to a commander command
  *   readOutputOptions(raw, spec)   -> { format, output }, checked (IMDSGUARD_E_USAGE, exit 2)
  *
- * Help texts follow one convention: placeholders in angle brackets (`<file>`, `<n>`, `<list>`), choices
- * as `a|b|c`, and the default last, as `(default: X)`.
+ * Help texts follow one convention (docs/usage.md, "Conventions"): placeholders in angle brackets
+ * (`<file>`, `<n>`, `<list>`, `<host:port>`), choices as `a|b|c`, the default last as `(default: X)`.
  */
 import type { Command } from 'commander';
+import { ImdsguardError } from '../errors.js';
 import { parseChoice } from './options.js';
 
 /** Every output format a command may offer. */
@@ -20,6 +24,8 @@ export interface OutputSpec<F extends Format = Format> {
   formats: readonly F[];
   /** The words of "(default: ...)", e.g. 'table on a terminal, json otherwise'. */
   defaultText: string;
+  /** Adds --output <file> (default true); false for a command that only prints. */
+  output?: boolean;
 }
 
 export interface OutputArgs<F extends Format = Format> {
@@ -29,24 +35,59 @@ export interface OutputArgs<F extends Format = Format> {
   output: string | undefined;
 }
 
-/** Adds --format <format> and --output <file>. */
-export function addOutputOptions<F extends Format>(cmd: Command, spec: OutputSpec<F>): Command {
-  return cmd
-    .option(
-      '--format <format>',
-      `output format: ${spec.formats.join('|')} (default: ${spec.defaultText})`,
-      (v) => parseChoice(v, spec.formats, '--format'),
-    )
-    .option('--output <file>', 'write the output to <file> instead of stdout');
+/** --output's parser: a file name, never a format name. Throws IMDSGUARD_E_USAGE (exit 2). */
+export function parseOutputFile(value: string): string {
+  const v = value.trim();
+  const format = v.toLowerCase();
+  if ((FORMATS as readonly string[]).includes(format)) {
+    throw new ImdsguardError('IMDSGUARD_E_USAGE', `--output: "${value}" is a format name, not a file`, {
+      hint: `--output is always a file; choose the format with --format ${format} (for example --format ${format} --output report.${format === 'table' ? 'txt' : format})`,
+    });
+  }
+  if (v === '') throw new ImdsguardError('IMDSGUARD_E_USAGE', '--output: expected a file name, got ""');
+  return value;
 }
 
-/** Reads --format and --output (commander has already checked the format's choices). */
+/** Adds --format <format>, --json (when the command prints JSON) and --output <file>. */
+export function addOutputOptions<F extends Format>(cmd: Command, spec: OutputSpec<F>): Command {
+  cmd.option(
+    '--format <format>',
+    `output format: ${spec.formats.join('|')} (default: ${spec.defaultText})`,
+    (v) => parseChoice(v, spec.formats, '--format'),
+  );
+  if ((spec.formats as readonly string[]).includes('json')) cmd.option('--json', 'alias of --format json');
+  if (spec.output !== false) {
+    cmd.option(
+      '--output <file>',
+      'write the output to <file> instead of stdout (- is stdout)',
+      parseOutputFile,
+    );
+  }
+  return cmd;
+}
+
+/** Reads --format, --json and --output. Throws IMDSGUARD_E_USAGE when --json and --format disagree. */
 export function readOutputOptions<F extends Format>(
   raw: Record<string, unknown>,
-  _spec: OutputSpec<F>,
+  spec: OutputSpec<F>,
 ): OutputArgs<F> {
-  return {
-    format: raw['format'] as F | undefined,
-    output: typeof raw['output'] === 'string' ? raw['output'] : undefined,
-  };
+  let format = raw['format'] as F | undefined;
+  if (raw['json'] === true) {
+    if (format !== undefined && format !== 'json') {
+      throw new ImdsguardError(
+        'IMDSGUARD_E_USAGE',
+        `--json and --format ${format} ask for different formats`,
+        { hint: '--json is --format json: give one of them' },
+      );
+    }
+    format = 'json' as F;
+  }
+  if (format !== undefined && !(spec.formats as readonly string[]).includes(format)) {
+    throw new ImdsguardError(
+      'IMDSGUARD_E_USAGE',
+      `--format: expected one of ${spec.formats.join(', ')}, got "${format}"`,
+    );
+  }
+  const output = typeof raw['output'] === 'string' ? raw['output'] : undefined;
+  return { format, output };
 }

@@ -47,17 +47,24 @@ export function addScanOptions(cmd: Command, output: OutputSpec = FLEET_OUTPUT):
 export function addFleetOptions(cmd: Command): Command {
   return cmd
     .option(
+      '-r, --region <region>',
+      'one region; with --regions, one more (default: AWS_REGION, else the profile region)',
+    )
+    .option(
       '--regions <list>',
-      'comma-separated regions (default: the profile or AWS_REGION region)',
+      'comma-separated regions (default: AWS_REGION, else the profile region)',
       parseList,
     )
     .option('--all-regions', 'every region enabled for the caller (DescribeRegions)')
-    .option('--profile <name>', 'shared config/credentials profile')
-    .option('--org', 'every active account of the organization (Organizations ListAccounts), with --role')
-    .option('--accounts <ids>', 'comma-separated 12-digit account ids, with --role', parseList)
-    .option('--role <name>', 'role to assume in each account (sts:AssumeRole)')
-    .option('--external-id <id>', 'ExternalId for AssumeRole')
-    .option('--endpoint-url <url>', 'send every AWS call to this URL (a local test endpoint)');
+    .option(
+      '-p, --profile <name>',
+      'the shared config and credentials profile (default: keys from the environment, else AWS_PROFILE, else default)',
+    )
+    .option('--org', 'every active account of the organization (Organizations ListAccounts); needs --role')
+    .option('--accounts <ids>', 'comma-separated 12-digit account ids; needs --role', parseList)
+    .option('--role <name>', 'the role to assume in each account (sts:AssumeRole)')
+    .option('--external-id <id>', 'the ExternalId for AssumeRole')
+    .option('--endpoint-url <url>', 'send every AWS call to <url> (a local test endpoint)');
 }
 
 /** --concurrency, --max-attempts and --verbose (after the output options in --help). */
@@ -65,15 +72,15 @@ export function addRunOptions(cmd: Command): Command {
   return cmd
     .option(
       '--concurrency <n>',
-      `account x region scans in flight (default ${FLEET_OPTION_DEFAULTS.concurrency})`,
+      `account x region scans in flight, 1..64 (default: ${FLEET_OPTION_DEFAULTS.concurrency})`,
       (v) => parseIntInRange(v, 1, 64, '--concurrency'),
     )
     .option(
       '--max-attempts <n>',
-      `attempts per AWS call with adaptive retry (default ${FLEET_OPTION_DEFAULTS.maxAttempts})`,
+      `attempts per AWS call, first included, 1..20 (default: ${FLEET_OPTION_DEFAULTS.maxAttempts})`,
       (v) => parseIntInRange(v, 1, 20, '--max-attempts'),
     )
-    .option('-v, --verbose', 'print API call counts on stderr');
+    .option('-v, --verbose', 'print the AWS API calls made, per operation, on stderr');
 }
 
 function str(v: unknown): string | undefined {
@@ -96,12 +103,27 @@ function checkEndpointUrl(endpointUrl: string | undefined): void {
   }
 }
 
+function checkRegion(region: string): void {
+  try {
+    validateSelection({ regions: [region] });
+  } catch {
+    throw new ImdsguardError(
+      'IMDSGUARD_E_USAGE',
+      `--region: "${region}" is not a region name such as us-east-1`,
+    );
+  }
+}
+
 /** Reads and checks the account, region, endpoint and retry options. Throws IMDSGUARD_E_USAGE. */
 export function readFleetOptions(raw: Record<string, unknown>): FleetRunOptions {
   const endpointUrl = str(raw['endpointUrl']);
   checkEndpointUrl(endpointUrl);
+  const region = str(raw['region']);
+  if (region !== undefined) checkRegion(region);
+  const listed = raw['regions'] as string[] | undefined;
+  const regions = region === undefined ? listed : [...(listed ?? []), region];
   const opts: FleetRunOptions = {
-    regions: raw['regions'] as string[] | undefined,
+    regions,
     allRegions: raw['allRegions'] === true,
     profile: str(raw['profile']),
     org: raw['org'] === true,
@@ -121,21 +143,22 @@ export function readFleetOptions(raw: Record<string, unknown>): FleetRunOptions 
 
 export function addSelectionOptions(cmd: Command): Command {
   return cmd
-    .option('--instances <ids>', 'instance ids, comma-separated (repeatable)', collect)
+    .option('--instances <ids>', 'comma-separated instance ids (repeatable)', collect)
+    .option('--instance-ids <ids>', 'alias of --instances', collect)
     .option(
-      '--input-file <csv>',
-      'CSV with a header row and an instance_id column (optional account_id, region columns); any number of rows',
+      '--input-file <file>',
+      'a CSV with a header row and an instance_id column (account_id and region columns optional), any number of rows',
     )
     .option(
       '--tags <k=v,...>',
-      'only instances with every one of these tags (key AND value) (repeatable)',
+      'only instances with every one of these tags, key AND value (repeatable)',
       collect,
     )
     .option('--exclude-tags <k=v,...>', 'skip instances with any of these tags (repeatable)', collect)
     .option('--exclude-instances <ids>', 'skip these instance ids (repeatable)', collect)
     .option(
       '--states <list>',
-      'only instances in these states: pending,running,stopping,stopped (default: all of them)',
+      'only instances in these states: pending,running,stopping,stopped (default: all four)',
     );
 }
 
@@ -149,7 +172,10 @@ function strings(v: unknown): string[] {
 
 /** Reads and checks the selection options (the --input-file CSV is read by the use case). */
 export function readSelectionOptions(raw: Record<string, unknown>, ctx: CliContext): SelectionOptions {
-  const instanceIds = parseInstanceIds(strings(raw['instances']), '--instances');
+  const instanceIds = parseInstanceIds(
+    [...strings(raw['instances']), ...strings(raw['instanceIds'])],
+    '--instances',
+  );
   const file = str(raw['inputFile']);
   const states = typeof raw['states'] === 'string' ? strings([raw['states']]) : [];
   return {
@@ -170,13 +196,13 @@ export function addChangeOptions(cmd: Command): Command {
     .option('--dry-run', 'send every call with DryRun=true: checks permissions, changes nothing')
     .option(
       '-y, --yes',
-      'apply the plan without asking (otherwise: confirm on a terminal, or only print the plan)',
+      'apply the plan without asking (default: ask on a terminal, else only print the plan)',
     )
-    .option('--journal <file>', `the change journal, SQLite (default ./${DEFAULT_JOURNAL_FILE})`)
-    .option('--change-log <file>', 'append one line per action to FILE (default: text lines on stderr)')
+    .option('--journal <file>', `the change journal, SQLite (default: ./${DEFAULT_JOURNAL_FILE})`)
+    .option('--change-log <file>', 'append one line per action to <file> (default: text lines on stderr)')
     .option(
       '--change-log-format <format>',
-      'json (JSON Lines) or text (default: json for a file, text on stderr)',
+      'json|text: JSON Lines or text (default: json for a file, text on stderr)',
       (v) => parseChoice(v, ['json', 'text'] as const, '--change-log-format'),
     );
 }
@@ -202,23 +228,23 @@ export function addUsageOptions(cmd: Command, withHostEvidence = true): Command 
   cmd
     .option(
       '--days <n>',
-      `usage window, days (default ${USAGE_DEFAULTS.days}, at most ${USAGE_DEFAULTS.maxDays})`,
+      `the usage window in days, 1..${USAGE_DEFAULTS.maxDays} (default: ${USAGE_DEFAULTS.days})`,
       (v) => parseIntInRange(v, 1, USAGE_DEFAULTS.maxDays, '--days'),
     )
     .option(
       '--metrics <mode>',
-      'auto: one series per instance, the one its state can move (default); both: MetadataNoToken and MetadataNoTokenRejected for every instance',
+      'auto|both: one series per instance, the one its state can move, or MetadataNoToken and MetadataNoTokenRejected for every instance (default: auto)',
       (v) => parseChoice(v, ['auto', 'both'] as const, '--metrics'),
     )
     .option(
       '--max-datapoints <n>',
-      'GetMetricData MaxDatapoints per response (default 100800; less means more pages)',
+      'GetMetricData MaxDatapoints per response, 1..100800; less means more pages (default: 100800)',
       (v) => parseIntInRange(v, 1, 100_800, '--max-datapoints'),
     );
   if (withHostEvidence) {
     cmd.option(
-      '--host-evidence <paths...>',
-      '`imdsguard callers --json` files collected from hosts (files or directories of *.json); see docs/usage.md',
+      '--host-evidence <path...>',
+      '`imdsguard callers --json` files collected from hosts, or directories of *.json (see docs/usage.md)',
     );
   }
   return cmd;
@@ -242,7 +268,7 @@ export function addHistoryOptions(cmd: Command): Command {
   return cmd
     .option(
       '--history <file>',
-      'fleet history database (SQLite) (default: IMDSGUARD_FLEET_HISTORY, else ~/.local/share/imdsguard/fleet-history.db)',
+      'the fleet history, SQLite (default: IMDSGUARD_FLEET_HISTORY, else ~/.local/share/imdsguard/fleet-history.db)',
     )
     .option('--no-history', 'neither record this scan in the history nor read it');
 }

@@ -1,6 +1,7 @@
 /** Renders change plans and apply results: a table for people, one JSON document (or CSV/NDJSON) for scripts. */
 import type { ApplyResult } from '../fleet/apply/apply.js';
 import type { AccountDefaultsRecord } from '../fleet/inventory/model.js';
+import type { ChangeSetSummary } from '../fleet/journal/store.js';
 import {
   type ChangePlan,
   countPlan,
@@ -181,4 +182,41 @@ function renderResults(doc: ChangeDocument): string {
     .join(', ');
   out += `Change set ${doc.changeSetId}${doc.dryRun ? ' (dry run)' : ''}: ${r || 'nothing sent'}${doc.result?.interrupted ? ' (interrupted)' : ''}\n`;
   return out;
+}
+
+const CHANGE_SET_COLUMNS: Column<ChangeSetSummary>[] = [
+  { header: 'change set', value: (s) => s.id },
+  { header: 'kind', value: (s) => s.kind },
+  { header: 'dry run', value: (s) => s.dryRun },
+  { header: 'rollback of', value: (s) => s.rollbackOf ?? '' },
+  { header: 'status', value: (s) => s.status },
+  { header: 'created', value: (s) => s.createdAt },
+  {
+    header: 'items',
+    value: (s) =>
+      Object.entries(s.counts)
+        .map(([k, n]) => `${n} ${k}`)
+        .join(', '),
+  },
+];
+
+/** `fleet rollback --list`: the change sets of a journal. */
+export function renderChangeSets(
+  journal: string,
+  sets: readonly ChangeSetSummary[],
+  format: OutputFormat,
+): string {
+  switch (format) {
+    case 'table':
+      return renderTable(sets, CHANGE_SET_COLUMNS, { empty: 'The journal holds no change set.' });
+    case 'csv':
+      return renderCsv(
+        sets,
+        CHANGE_SET_COLUMNS.map((c) => ({ ...c, header: c.header.replace(/ /g, '_') })),
+      );
+    case 'ndjson':
+      return renderNdjson(sets);
+    default:
+      return renderJson({ journal, changeSets: sets });
+  }
 }

@@ -43,6 +43,27 @@ function common(): string[] {
   return ['--endpoint-url', aws.url, '--regions', REGIONS.join(',')];
 }
 
+/**
+ * Shared config and credentials files (named after `tag`) with a profile "audit" (region eu-west-1),
+ * and the environment that makes the binary read only them.
+ */
+function auditProfile(tag: string): Record<string, string> {
+  const config = join(dir, `config-${tag}`);
+  const credentials = join(dir, `credentials-${tag}`);
+  writeFileSync(config, '[profile audit]\nregion = eu-west-1\n');
+  writeFileSync(
+    credentials,
+    `[audit]\naws_access_key_id = AKIAFAKEPROFILE00001\naws_secret_access_key = ${FAKE_CREDENTIALS.secretAccessKey}\n`,
+  );
+  return {
+    AWS_ACCESS_KEY_ID: '',
+    AWS_SECRET_ACCESS_KEY: '',
+    AWS_REGION: '',
+    AWS_CONFIG_FILE: config,
+    AWS_SHARED_CREDENTIALS_FILE: credentials,
+  };
+}
+
 describe('imdsguard fleet (real binary)', () => {
   it('discover --accounts --role --format json: one valid document covering every instance', async () => {
     const r = await run([
@@ -206,22 +227,9 @@ describe('imdsguard fleet (real binary)', () => {
   });
 
   it('--profile reads credentials and region from the (temporary) shared config files', async () => {
-    const config = join(dir, 'config-profile');
-    const credentials = join(dir, 'credentials-profile');
-    writeFileSync(config, '[profile audit]\nregion = eu-west-1\n');
-    writeFileSync(
-      credentials,
-      `[audit]\naws_access_key_id = AKIAFAKEPROFILE00001\naws_secret_access_key = ${FAKE_CREDENTIALS.secretAccessKey}\n`,
-    );
     const r = await run(
       ['fleet', 'roles', '--endpoint-url', aws.url, '--profile', 'audit', '--format', 'json'],
-      {
-        AWS_ACCESS_KEY_ID: '',
-        AWS_SECRET_ACCESS_KEY: '',
-        AWS_REGION: '',
-        AWS_CONFIG_FILE: config,
-        AWS_SHARED_CREDENTIALS_FILE: credentials,
-      },
+      auditProfile('profile'),
     );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -229,6 +237,29 @@ describe('imdsguard fleet (real binary)', () => {
     expect(doc.regions).toEqual(['eu-west-1']);
     expect(doc.accounts.map((a) => a.accountId)).toEqual([aws.fleet.managementAccountId]);
   });
+
+  it('-p and -r as metabadger had them, --json, and --output refusing a format name', async () => {
+    const r = await run(
+      ['fleet', 'roles', '--endpoint-url', aws.url, '-p', 'audit', '-r', 'us-east-1', '--json'],
+      auditProfile('short'),
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout) as {
+      kind: string;
+      regions: string[];
+      accounts: Array<{ accountId: string }>;
+    };
+    expect(doc.kind).toBe('imdsguard.fleet.roles');
+    // -r wins over the profile's region (eu-west-1); -p gave the credentials (the caller's account).
+    expect(doc.regions).toEqual(['us-east-1']);
+    expect(doc.accounts.map((a) => a.accountId)).toEqual([aws.fleet.managementAccountId]);
+    const bad = await run(['fleet', 'discover', ...common(), '--output', 'json']);
+    expect(bad.code).toBe(2);
+    expect(bad.stdout).toBe('');
+    expect(bad.stderr).toContain('--output: "json" is a format name, not a file');
+    expect(bad.stderr).toContain('hint: --output is always a file; choose the format with --format json');
+  }, 60_000);
 
   it('gives usage errors exit 2', async () => {
     const r = await run(['fleet', 'discover', '--org']);

@@ -5,8 +5,7 @@
  * no-preference.
  */
 import { runDefaults } from '../../../fleet/run/templates.js';
-import { renderJson } from '../../../report/json.js';
-import { renderTable } from '../../../report/table.js';
+import { renderDefaults } from '../../../report/templates.js';
 import { readOutputOptions } from '../../common-options.js';
 import type { CommandSpec } from '../../context.js';
 import {
@@ -43,26 +42,7 @@ export const defaultsCommand: CommandSpec = {
       const set = raw['set'] === 'required' ? { httpTokens: 'required' as const } : null;
       const r = await runDefaults({ fleet, change, set }, runIo(ctx), ctx.env, changePresenter(ctx, out));
       if (set === null) {
-        const np = (v: string | number | null | undefined) =>
-          v === null || v === undefined ? 'no-preference' : v;
-        const text =
-          outputFormat(out, ctx) === 'table'
-            ? renderTable(
-                r.scans,
-                [
-                  { header: 'account', value: (s) => s.accountId },
-                  { header: 'region', value: (s) => s.region },
-                  { header: 'http_tokens', value: (s) => np(s.defaults?.httpTokens) },
-                  { header: 'http_endpoint', value: (s) => np(s.defaults?.httpEndpoint) },
-                  { header: 'hop_limit', value: (s) => np(s.defaults?.httpPutResponseHopLimit) },
-                  { header: 'instance_metadata_tags', value: (s) => np(s.defaults?.instanceMetadataTags) },
-                ],
-                { empty: 'No region could be read.' },
-              )
-            : renderJson({
-                schemaVersion: 1,
-                defaults: r.scans.map((s) => ({ accountId: s.accountId, region: s.region, ...s.defaults })),
-              });
+        const text = renderDefaults(r.scans, outputFormat(out, ctx));
         await writeDocument(ctx, out, text);
       }
       finishChange(ctx, raw['verbose'] === true, { failed: r.failed, stats: r.outcome?.stats ?? null });

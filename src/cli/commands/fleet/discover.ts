@@ -25,6 +25,7 @@ export const discoverCommand: CommandSpec = {
     'Inventory IMDS settings of every instance, template, group, AMI and account default; report findings.',
   examples: [
     ['imdsguard fleet discover', 'the profile region of the caller account, as a table on a terminal'],
+    ['imdsguard fleet discover -r eu-west-1 -p audit --json', 'one region with the audit profile, as JSON'],
     [
       'imdsguard fleet discover --all-regions --format json --output fleet.json',
       'every enabled region, one JSON document',
@@ -38,11 +39,14 @@ export const discoverCommand: CommandSpec = {
     addScanOptions(cmd);
     addHistoryOptions(cmd).option(
       '--fail-on <severity>',
-      `exit 1 when a finding of this severity or worse exists: ${SEVERITIES.join('|')}|none (default high)`,
+      `exit 1 when a finding of this severity or worse exists: ${SEVERITIES.join('|')}|none (default: high)`,
       (v) => parseChoice(v, [...SEVERITIES, 'none'] as const, '--fail-on'),
     );
     addUsageOptions(
-      cmd.option('--usage', 'add readiness from CloudWatch usage evidence (fleet usage) to every instance'),
+      cmd.option(
+        '--usage',
+        'add readiness from CloudWatch usage evidence (as fleet usage) to every instance',
+      ),
     );
     cmd.action(async (raw: Record<string, unknown>) => {
       const fleet = readFleetOptions(raw);

@@ -3,8 +3,15 @@ import { ImdsguardError } from '../../../errors.js';
 import { buildGuardrails, GUARDRAIL_DEFAULTS, isRoleArn } from '../../../fleet/guardrails/policies.js';
 import { renderJson } from '../../../report/json.js';
 import { writeOutput } from '../../../report/output.js';
+import { addOutputOptions, type OutputSpec, readOutputOptions } from '../../common-options.js';
 import type { CommandSpec } from '../../context.js';
 import { parseChoice, parseIntInRange } from '../../options.js';
+
+/** Policies are JSON documents: the one format. */
+const OUTPUT: OutputSpec<'json'> = {
+  formats: ['json'],
+  defaultText: 'json, the only format: policies are JSON',
+};
 
 export const guardrailsCommand: CommandSpec = {
   name: 'guardrails',
@@ -24,21 +31,19 @@ export const guardrailsCommand: CommandSpec = {
     cmd
       .option(
         '--admin-role <arn>',
-        `the only role allowed to change metadata options (default ${GUARDRAIL_DEFAULTS.adminRoleArn})`,
+        `the only role allowed to change metadata options (default: ${GUARDRAIL_DEFAULTS.adminRoleArn})`,
       )
       .option(
         '--max-hop-limit <n>',
-        `highest hop limit a launch may ask for (default ${GUARDRAIL_DEFAULTS.maxHopLimit})`,
+        `the highest hop limit a launch may ask for, 1..64 (default: ${GUARDRAIL_DEFAULTS.maxHopLimit})`,
         (v) => parseIntInRange(v, 1, 64, '--max-hop-limit'),
       )
-      .option('--policy <which>', 'scp, iam or both (default both)', (v) =>
+      .option('--policy <which>', 'scp|iam|both (default: both)', (v) =>
         parseChoice(v, ['scp', 'iam', 'both'] as const, '--policy'),
-      )
-      .option('--format <format>', 'json (the only format: policies are JSON)', (v) =>
-        parseChoice(v, ['json'] as const, '--format'),
-      )
-      .option('--output <file>', 'write to FILE instead of stdout');
+      );
+    addOutputOptions(cmd, OUTPUT);
     cmd.action(async (raw: Record<string, unknown>) => {
+      const out = readOutputOptions(raw, OUTPUT);
       const admin = typeof raw['adminRole'] === 'string' ? raw['adminRole'] : undefined;
       if (admin !== undefined && !isRoleArn(admin)) {
         throw new ImdsguardError(
@@ -52,8 +57,7 @@ export const guardrailsCommand: CommandSpec = {
       });
       const which = (raw['policy'] as 'scp' | 'iam' | 'both' | undefined) ?? 'both';
       const doc = which === 'scp' ? g.scp : which === 'iam' ? g.iam : { scp: g.scp, iam: g.iam };
-      const out = typeof raw['output'] === 'string' ? raw['output'] : undefined;
-      await writeOutput(ctx.stdout, renderJson(doc), out, ctx.cwd);
+      await writeOutput(ctx.stdout, renderJson(doc), out.output, ctx.cwd);
     });
   },
 };

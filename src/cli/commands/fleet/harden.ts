@@ -27,6 +27,10 @@ export const hardenCommand: CommandSpec = {
       'imdsguard fleet harden --input-file ready.csv --exclude-tags team=legacy --yes --journal changes.db',
       'apply to the instances listed in the CSV, journalled in changes.db',
     ],
+    [
+      'imdsguard fleet harden --instance-ids i-0123456789abcdef0 -r eu-west-1 --json',
+      'the plan for one instance of eu-west-1, as one JSON document',
+    ],
   ],
   configure(cmd, ctx) {
     addInstanceChangeOptions(cmd);

@@ -1,7 +1,6 @@
 /** `fleet rollback`: restores the exact previous settings of a change set from the journal. */
 import { listChangeSets, runRollback } from '../../../fleet/run/rollback.js';
-import { renderJson } from '../../../report/json.js';
-import { renderTable } from '../../../report/table.js';
+import { renderChangeSets } from '../../../report/changes.js';
 import { readOutputOptions } from '../../common-options.js';
 import type { CommandSpec } from '../../context.js';
 import {
@@ -39,28 +38,7 @@ export const rollbackCommand: CommandSpec = {
       const change = readChangeOptions(raw, ctx);
       if (raw['list'] === true) {
         const sets = listChangeSets(change.journal);
-        const text =
-          outputFormat(out, ctx) === 'table'
-            ? renderTable(
-                sets,
-                [
-                  { header: 'change set', value: (s) => s.id },
-                  { header: 'kind', value: (s) => s.kind },
-                  { header: 'dry run', value: (s) => s.dryRun },
-                  { header: 'rollback of', value: (s) => s.rollbackOf ?? '' },
-                  { header: 'status', value: (s) => s.status },
-                  { header: 'created', value: (s) => s.createdAt },
-                  {
-                    header: 'items',
-                    value: (s) =>
-                      Object.entries(s.counts)
-                        .map(([k, n]) => `${n} ${k}`)
-                        .join(', '),
-                  },
-                ],
-                { empty: 'The journal holds no change set.' },
-              )
-            : renderJson({ journal: change.journal, changeSets: sets });
+        const text = renderChangeSets(change.journal, sets, outputFormat(out, ctx));
         await writeDocument(ctx, out, text);
         return;
       }

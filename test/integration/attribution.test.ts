@@ -74,7 +74,7 @@ function start(cmd: string, args: string[], asNobody = false): ChildProcess {
   const argv = asNobody
     ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', cmd, ...args]
     : [cmd, ...args];
-  const child = spawn(argv[0] as string, argv.slice(1), { stdio: 'ignore' });
+  const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['pipe', 'ignore', 'ignore'] });
   children.push(child);
   return child;
 }
@@ -238,8 +238,56 @@ describe.each(SOCKET_SOURCES)('attribution on the real /proc (sockets found by %
     const second = await resolver.resolve(info(s2));
     expect(second.pid, JSON.stringify({ second, stats: resolver.stats() })).toBe(child.pid);
     const after = resolver.stats();
-    expect(after.recentHits + after.indexHits).toBe(before.recentHits + before.indexHits + 1);
+    expect(after.probeHits + after.recentHits + after.indexHits).toBe(
+      before.probeHits + before.recentHits + before.indexHits + 1,
+    );
     expect(after.freshHits + after.scanHits).toBe(before.freshHits + before.scanHits);
+  });
+
+  it('a caller holding 1,000 sockets: its next connection is found with a handful of fd reads, not 1,000', async () => {
+    // 500 connected pairs inside the caller, then a connection to us; then the next one, after
+    // closing the first (the fd comes back), and a third while the second stays open (the next fd).
+    const child = start(PY, [
+      '-c',
+      [
+        'import socket,sys,time',
+        "srv=socket.socket(); srv.bind(('127.0.0.1',0)); srv.listen(600)",
+        'held=[]',
+        'for _ in range(500):',
+        '    c=socket.create_connection(srv.getsockname()); a,_=srv.accept(); held+=[c,a]',
+        `a=socket.create_connection(('127.0.0.1',${v4.port})); a.sendall(b'1')`,
+        'sys.stdin.readline(); a.close()',
+        `b=socket.create_connection(('127.0.0.1',${v4.port})); b.sendall(b'2')`,
+        'sys.stdin.readline()',
+        `c=socket.create_connection(('127.0.0.1',${v4.port})); c.sendall(b'3')`,
+        'time.sleep(20)',
+      ].join('\n'),
+    ]);
+    const s1 = await v4.next();
+    expect((await resolver.resolve(info(s1))).pid).toBe(child.pid);
+    // Count the reads of this caller's fd links (other processes may be looked at too on a busy
+    // machine: not counted).
+    const fdDir = `/proc/${child.pid}/fd`;
+    let reads = 0;
+    const readlink = asyncProcIo.readlink;
+    asyncProcIo.readlink = (path) => {
+      if (path.startsWith(`${fdDir}/`)) reads++;
+      return readlink(path);
+    };
+    try {
+      for (const label of ['the same fd again', 'the next fd']) {
+        child.stdin?.write('\n');
+        const s = await v4.next();
+        const before = reads;
+        const c = await resolver.resolve(info(s));
+        expect(c.pid, label).toBe(child.pid);
+        // The first lookup read the caller's whole fd table; the later ones only where the new
+        // socket is likely to be (a probe), or the fd the index names.
+        expect(reads - before, `${label}: ${JSON.stringify(resolver.stats())}`).toBeLessThan(40);
+      }
+    } finally {
+      asyncProcIo.readlink = readlink;
+    }
   });
 
   it('a client opening many connections at once: all attributed, without one scan per connection', async () => {

@@ -401,7 +401,9 @@ describe('createProcResolver over a fake /proc', () => {
     const before = r.stats();
     expect((await r.resolve(conn('127.0.0.1', 43012))).pid).toBe(95);
     const after = r.stats();
-    expect(after.recentHits + after.indexHits).toBe(before.recentHits + before.indexHits + 1);
+    expect(after.probeHits + after.recentHits + after.indexHits).toBe(
+      before.probeHits + before.recentHits + before.indexHits + 1,
+    );
     expect(after.freshHits + after.scanHits).toBe(before.freshHits + before.scanHits);
   });
 

@@ -1,12 +1,18 @@
 import { GONE, type ProcContext } from './context.js';
-import { Lru } from './lru.js';
 import { describeFsError, isDenied, isGone, syncProcIo } from './proc-io.js';
 import { parseSocketLink } from './proc-parse.js';
-import type { ProcessTable } from './process-table.js';
+import { CLIENT_FDS, FREE_FDS, type ProcessTable } from './process-table.js';
+import { SocketIndex } from './socket-index.js';
 
 /**
- * Reads a process's /proc/PID/fd links and learns which socket inodes it holds: the inode -> pid
- * index that every later lookup asks first. Scans of the same pid by concurrent lookups are shared.
+ * Reads a process's /proc/PID/fd links and learns which socket inodes it holds, under which fd: the
+ * inode -> (pid, fd) index that every later lookup asks first. Three ways, cheapest first:
+ *
+ * - verify: one readlink of the fd the index names (a hit is confirmed, never trusted);
+ * - probe: a few readlinks where a known process's new socket most likely is (the fds of its
+ *   earlier client sockets, which a client that reconnects gets back, and the fds just above the
+ *   highest it had): a lookup for a process holding thousands of sockets costs a handful of reads;
+ * - scan: every fd (shared by concurrent lookups), which indexes all the process's sockets at once.
  */
 
 export interface ScanResult {
@@ -20,31 +26,95 @@ interface InFlight<T> {
   promise: Promise<T>;
 }
 
-const MAX_SOCKETS_PER_PID = 4096;
 /** The inline tier scans only processes with at most this many open fds (a few us per fd). */
 const INLINE_MAX_FDS = 256;
+/** fds above the highest known one that a probe reads. */
+const PROBE_ABOVE = 4;
+
+/** The lowest `n` numbers from 0 up that are not in `open` (sorted ascending). */
+function lowestFree(open: readonly number[], n: number): number[] {
+  const out: number[] = [];
+  let next = 0;
+  for (const fd of open) {
+    while (next < fd && out.length < n) out.push(next++);
+    if (out.length >= n) break;
+    next = fd + 1;
+  }
+  while (out.length < n) out.push(next++);
+  return out;
+}
 
 export class FdScanner {
   readonly #ctx: ProcContext;
   readonly #table: ProcessTable;
-  /** inode -> the pid whose fds held it, and when that was seen. */
-  readonly index: Lru<number, { pid: number; at: number }>;
+  readonly index: SocketIndex;
   readonly #scans = new Map<number, InFlight<ScanResult>>();
 
   constructor(ctx: ProcContext, table: ProcessTable) {
     this.#ctx = ctx;
     this.#table = table;
-    this.index = new Lru(ctx.settings.socketIndexSize, 0, ctx.now);
-    table.onForget((pid, e) => {
-      if (e?.sockets) {
-        for (const inode of e.sockets) if (this.index.peek(inode)?.pid === pid) this.index.delete(inode);
-      }
-    });
+    this.index = new SocketIndex(ctx.settings.socketIndexSize);
   }
 
   /** Whether a scan of this pid is running. */
   busy(pid: number): boolean {
     return this.#scans.has(pid);
+  }
+
+  /** Whether /proc/PID/fd/FD is still the socket `inode` (one readlink). */
+  async verify(pid: number, fd: number, inode: number): Promise<boolean> {
+    this.#ctx.counters.fdReads++;
+    const link = await this.#ctx.io.readlink(`${this.#ctx.root}/${pid}/fd/${fd}`).catch(() => '');
+    return parseSocketLink(link) === inode;
+  }
+
+  /** Notes the fd of a process's client socket: its next connection is probed there first. */
+  noteClient(pid: number, fd: number): void {
+    const e = this.#table.pids.get(pid);
+    if (!e) return;
+    const fds = (e.clientFds ?? []).filter((f) => f !== fd);
+    fds.unshift(fd);
+    e.clientFds = fds.slice(0, CLIENT_FDS);
+    if (e.maxFd === undefined || fd > e.maxFd) e.maxFd = fd;
+  }
+
+  /**
+   * Reads the few fds where a new socket of a process already scanned most likely is, indexing every
+   * socket it sees; true when `inode` was among them. A process never scanned is not probed.
+   */
+  async probe(pid: number, inode: number): Promise<boolean> {
+    const e = this.#table.pids.get(pid);
+    if (e?.maxFd === undefined) return false;
+    const ctx = this.#ctx;
+    const dir = `${ctx.root}/${pid}/fd`;
+    // The fds of its earlier client sockets (a client that reconnects gets its fd back), the lowest
+    // ones free at its last scan (the kernel hands out the lowest free number), just above its highest.
+    const candidates = new Set([...(e.clientFds ?? []), ...(e.freeFds ?? [])]);
+    for (let fd = e.maxFd + 1; fd <= e.maxFd + PROBE_ABOVE; fd++) candidates.add(fd);
+    const clientFds = new Set(e.clientFds);
+    for (const fd of candidates) {
+      // Most of the other candidates are not open: asking costs less than a failed readlink's error.
+      if (!clientFds.has(fd) && ctx.io.exists && !ctx.io.exists(`${dir}/${fd}`)) continue;
+      ctx.counters.fdReads++;
+      let link: string;
+      try {
+        link = await ctx.io.readlink(`${dir}/${fd}`);
+      } catch (err) {
+        if (isGone(err) && ctx.io.exists && !ctx.io.exists(dir)) {
+          this.#table.forget(pid);
+          return false;
+        }
+        continue;
+      }
+      if (fd > e.maxFd) e.maxFd = fd;
+      // Open now: no longer free.
+      if (e.freeFds?.includes(fd)) e.freeFds = e.freeFds.filter((f) => f !== fd);
+      const found = parseSocketLink(link);
+      if (found === undefined) continue;
+      this.index.set(found, pid, fd);
+      if (found === inode) return true;
+    }
+    return false;
   }
 
   /** Scans one process's fds for socket inodes and indexes them. Shared by concurrent lookups. */
@@ -75,6 +145,7 @@ export class FdScanner {
     const ctx = this.#ctx;
     const io = ctx.io;
     const dir = `${ctx.root}/${pid}/fd`;
+    const startedAt = ctx.now();
     if (ctx.inline) {
       // Listing a big fd table blocks for milliseconds: the inline tier leaves it to the worker.
       // The size of /proc/PID/fd is its fd count on Linux 6.2+ (0, unknown, before).
@@ -115,43 +186,56 @@ export class FdScanner {
       },
       () => {},
     );
-    if (want !== undefined) names.sort((a, b) => Number(b) - Number(a));
+    const fds = names.map(Number);
+    if (want !== undefined) fds.sort((a, b) => b - a);
     const sockets: number[] = [];
     let complete = true;
+    let maxFd = -1;
     // Synchronous reads gain nothing from batches: one link at a time stops right at the socket.
     const sync = io === syncProcIo;
     const fdConcurrency = ctx.settings.fdConcurrency;
     const step = sync ? 1 : want !== undefined ? Math.min(4, fdConcurrency) : fdConcurrency;
     let wanted = false;
-    const note = (link: string) => {
+    const note = (fd: number, link: string) => {
+      if (fd > maxFd) maxFd = fd;
       if (link.charCodeAt(0) !== 115 /* s */) return;
       const inode = parseSocketLink(link);
       if (inode === undefined) return;
       sockets.push(inode);
+      this.index.set(inode, pid, fd);
       if (inode === want) wanted = true;
     };
-    for (let i = 0; i < names.length; i += step) {
+    for (let i = 0; i < fds.length; i += step) {
       if ((i > 0 && ctx.now() > deadline) || wanted) {
         complete = false;
         break;
       }
       if (sync) {
         ctx.counters.fdReads++;
-        note(await io.readlink(`${dir}/${names[i]}`).catch(() => ''));
+        const fd = fds[i] as number;
+        note(fd, await io.readlink(`${dir}/${fd}`).catch(() => ''));
         continue;
       }
-      const batch = names.slice(i, i + step);
+      const batch = fds.slice(i, i + step);
       ctx.counters.fdReads += batch.length;
-      const links = await Promise.all(batch.map((n) => io.readlink(`${dir}/${n}`).catch(() => '')));
-      for (const l of links) note(l);
+      const links = await Promise.all(batch.map((fd) => io.readlink(`${dir}/${fd}`).catch(() => '')));
+      links.forEach((l, j) => {
+        note(batch[j] as number, l);
+      });
     }
-    const at = ctx.now();
-    for (const inode of sockets) this.index.set(inode, { pid, at });
     await exe;
     const entry = this.#table.pids.get(pid);
     if (entry) {
-      entry.sockets = sockets.slice(0, MAX_SOCKETS_PER_PID);
-      if (complete) entry.fdCount = names.length;
+      // The highest fd open (a scan newest first that stopped early read it first).
+      if ((complete || want !== undefined) && maxFd >= 0) entry.maxFd = maxFd;
+      if (complete) {
+        entry.fdCount = names.length;
+        entry.scannedAt = startedAt;
+        entry.freeFds = lowestFree(
+          fds.sort((a, b) => a - b),
+          FREE_FDS,
+        );
+      }
     }
     return { sockets, complete };
   }

@@ -50,8 +50,6 @@ export interface ProcResolverOptions {
   refreshBudgetMs?: number;
   /** Other network namespaces searched for a socket not in the guard's own: count. Default 64. */
   maxNetns?: number;
-  /** A pid found in the index is re-verified by an fd scan when it has at most this many fds. Default 4096. */
-  verifyMaxFds?: number;
   /** Concurrent process scans within one lookup. Default 4. */
   scanConcurrency?: number;
   /** Concurrent readlink calls within one process scan. Default 16. */
@@ -109,7 +107,6 @@ export function settingsOf(o: ProcResolverOptions): Settings {
     refreshIntervalMs: o.refreshIntervalMs ?? 2000,
     refreshBudgetMs: o.refreshBudgetMs ?? 20,
     maxNetns: o.maxNetns ?? 64,
-    verifyMaxFds: o.verifyMaxFds ?? 4096,
     scanConcurrency: Math.max(1, o.scanConcurrency ?? 4),
     fdConcurrency: Math.max(1, o.fdConcurrency ?? 16),
     callerCacheSize: o.callerCacheSize ?? 4096,

@@ -2,8 +2,8 @@ import type { ProcContext } from './context.js';
 import type { FdScanner } from './fd-scan.js';
 import { Lru } from './lru.js';
 import type { RereadFile } from './proc-io.js';
-import { parseStatus } from './proc-parse.js';
-import type { PidEntry, ProcessTable } from './process-table.js';
+import { parseStat, parseStatus } from './proc-parse.js';
+import type { ProcessTable } from './process-table.js';
 
 /**
  * inode -> pid without scanning every /proc/PID/fd: the index, then the processes that called
@@ -15,8 +15,12 @@ import type { PidEntry, ProcessTable } from './process-table.js';
 /** Newest pid numbers tried, and the run of unused or older ones that ends the search. */
 const NEW_PID_PROBES = 64;
 const NEW_PID_GAP = 8;
-/** An index entry younger than this is trusted without re-scanning its process, milliseconds. */
-const INDEX_TRUST_MS = 10_000;
+/** Clock ticks a second in /proc/PID/stat (USER_HZ, 100 on every Linux architecture in use). */
+const USER_HZ = 100;
+/** Start times are rounded to ticks, and uptime to 10 ms: a process is "newer" only past this, ms. */
+const START_SLACK_MS = 30;
+/** Recent callers probed (a few reads each) before any is scanned whole. */
+const RECENT_PROBES = 16;
 /** Recent callers and newest processes scanned while the socket table is read. */
 const PREFETCH_RECENT = 1;
 const PREFETCH_FRESH = 2;
@@ -37,12 +41,17 @@ export class PidSearch {
   #lastPidFile: RereadFile | undefined;
   /** pid_max, read on first use (see #scanNewPids). */
   #pidMaxValue: number | undefined;
+  /** now() + this = milliseconds since boot (NaN when /proc/uptime cannot be read). */
+  #bootOffsetMs: number | undefined;
+  /** Pid numbers that are threads of another process (skipped by the newest-pid walk). */
+  readonly #threads: Lru<number, true>;
 
   constructor(ctx: ProcContext, table: ProcessTable, fds: FdScanner) {
     this.#ctx = ctx;
     this.#table = table;
     this.#fds = fds;
     this.#recent = new Lru(ctx.settings.recentCallers, 0, ctx.now);
+    this.#threads = new Lru(4096, 60_000, ctx.now);
     table.onForget((pid) => this.#recent.delete(pid));
   }
 
@@ -65,9 +74,65 @@ export class PidSearch {
     deadline: number,
   ): Promise<PidFound> {
     const ctx = this.#ctx;
-    const table = this.#table;
     const stats = ctx.counters;
     const tried = new Set<number>();
+
+    // 0. The index: a socket seen in an earlier scan or probe of its process, confirmed by reading
+    // the one fd it was seen under (the fd may since have been closed, or reused).
+    const indexed = await this.#fromIndex(inode);
+    if (indexed !== undefined) {
+      stats.indexHits++;
+      return this.#found(indexed, inode);
+    }
+
+    // 1. Recent callers: long-lived agents open a new connection per request. A few reads each,
+    // where a new socket of theirs most likely is (their whole fd tables are the slow lane's).
+    for (const pid of this.#recent.keysByRecency().slice(0, RECENT_PROBES)) {
+      if (ctx.now() > deadline) break;
+      const uids = this.#table.pids.get(pid)?.uids;
+      if (uid !== undefined && uids !== undefined && !uids.includes(uid)) continue;
+      if (await this.#fds.probe(pid, inode)) {
+        stats.probeHits++;
+        return this.#found(pid, inode);
+      }
+    }
+
+    // 2. A process started just now (curl from a script): the newest pid numbers, from the last one
+    // the kernel handed out downwards. Cheaper than listing /proc again.
+    const above = await this.#scanNewPids(inode, uid, tried, since, deadline);
+    if (above !== undefined) {
+      stats[above.late ? 'indexHits' : 'newPidHits']++;
+      return this.#found(above.pid, inode);
+    }
+
+    // The inline tier stops here: scanning whole processes and listing /proc is the worker's job.
+    if (ctx.inline) return { error: 'not among known and new processes (inline lookup)' };
+
+    // 3. and 4. Whole processes: what they hold lands in the index, and a process scanned after the
+    // socket existed is not scanned again for it (a burst of connections costs one scan a process).
+    return this.#wholeScans(inode, uid, netns, tried, since, deadline);
+  }
+
+  /** The pid the index names for a socket, confirmed by one readlink; undefined otherwise. */
+  async #fromIndex(inode: number): Promise<number | undefined> {
+    const hit = this.#fds.index.get(inode);
+    if (hit === undefined) return undefined;
+    if (await this.#fds.verify(hit.pid, hit.fd, inode)) return hit.pid;
+    this.#fds.index.delete(inode);
+    return undefined;
+  }
+
+  async #wholeScans(
+    inode: number,
+    uid: number | undefined,
+    netns: string | undefined,
+    tried: Set<number>,
+    since: number,
+    deadline: number,
+  ): Promise<PidFound> {
+    const ctx = this.#ctx;
+    const table = this.#table;
+    const stats = ctx.counters;
     const problems = { denied: 0, gone: 0, incomplete: 0 };
     let lateIndexHit = false;
     /** Counts a hit of a stage, or of the index when a concurrent scan found the socket first. */
@@ -80,7 +145,7 @@ export class PidSearch {
       const worker = async () => {
         while (found === undefined && i < list.length) {
           if (ctx.now() > deadline) return;
-          // A concurrent lookup's scan may have indexed this socket meanwhile (a client that opened
+          // Another lookup's scan may have indexed this socket meanwhile (a client that opened
           // many connections at once): no need to scan anything more.
           const late = this.#fds.index.get(inode);
           if (late !== undefined) {
@@ -91,6 +156,9 @@ export class PidSearch {
           const pid = list[i++] as number;
           if (tried.has(pid)) continue;
           tried.add(pid);
+          // Scanned whole since this lookup began: the socket was not there (or it would be indexed).
+          const scannedAt = table.pids.get(pid)?.scannedAt;
+          if (scannedAt !== undefined && scannedAt >= since) continue;
           const r = await this.#fds.scan(pid, since, deadline, inode);
           if (r.sockets.includes(inode)) found ??= pid;
           else if (r.error === 'denied') problems.denied++;
@@ -102,44 +170,12 @@ export class PidSearch {
       return found;
     };
 
-    // 0. The index: a socket seen in an earlier scan of its process.
-    const hit = this.#fds.index.get(inode);
-    if (hit !== undefined) {
-      const indexed = hit.pid;
-      const entry = table.pids.get(indexed);
-      // A recent sighting needs no re-scan: the socket still exists, and a pid is not reused within
-      // seconds while the process is alive. Older ones, and big processes, are checked.
-      const recent = ctx.now() - hit.at <= INDEX_TRUST_MS;
-      const big = entry?.fdCount !== undefined && entry.fdCount > ctx.settings.verifyMaxFds;
-      if (recent || big) {
-        if (await table.alive(indexed)) {
-          stats.indexHits++;
-          return { pid: indexed, error: '' };
-        }
-      } else if ((await scanList([indexed], 1)) !== undefined) {
-        stats.indexHits++;
-        return { pid: indexed, error: '' };
-      }
-      this.#fds.index.delete(inode);
-    }
-
-    // 1. Recent callers: long-lived agents open a new connection per request.
+    // Recent callers, whole: a probe missed (the new socket took an fd freed elsewhere).
     const recent = await scanList(this.#recent.keysByRecency(), 2);
     if (recent !== undefined) {
       hitIn('recentHits');
-      return { pid: recent, error: '' };
+      return this.#found(recent, inode);
     }
-
-    // 2. A process started just now (curl from a script): the newest pid numbers, from the last one
-    // the kernel handed out downwards. Cheaper than listing /proc again.
-    const above = await this.#scanNewPids(inode, uid, tried, since, deadline);
-    if (above !== undefined) {
-      stats.newPidHits++;
-      return { pid: above, error: '' };
-    }
-
-    // The inline tier stops here: listing and scanning /proc is the worker's job.
-    if (ctx.inline) return { error: 'not among known and new processes (inline lookup)' };
 
     // 3. Processes that appeared recently, newest first (curl, a cron job, a fresh container).
     const listed = await table.list(since);
@@ -161,7 +197,7 @@ export class PidSearch {
     const freshHit = await scanList(fresh, ctx.settings.scanConcurrency);
     if (freshHit !== undefined) {
       hitIn('freshHits');
-      return { pid: freshHit, error: '' };
+      return this.#found(freshHit, inode);
     }
 
     // 4. Everyone else: same network namespace, then same uid, then fewest fds first.
@@ -174,7 +210,7 @@ export class PidSearch {
     const scanHit = await scanList(rest, ctx.settings.scanConcurrency);
     if (scanHit !== undefined) {
       hitIn('scanHits');
-      return { pid: scanHit, error: '' };
+      return this.#found(scanHit, inode);
     }
 
     const reasons: string[] = [];
@@ -195,6 +231,13 @@ export class PidSearch {
     return { error: reasons.join('; ') };
   }
 
+  /** The owner was found: its socket's fd is where its next connection is probed first. */
+  #found(pid: number, inode: number): PidFound {
+    const owner = this.#fds.index.get(inode);
+    if (owner?.pid === pid) this.#fds.noteClient(pid, owner.fd);
+    return { pid, error: '' };
+  }
+
   /**
    * Looks for the socket's owner among the newest pids: from the last pid the kernel handed out
    * (/proc/sys/kernel/ns_last_pid) downwards, wrapping at pid_max. A process (not a thread) that is
@@ -208,7 +251,7 @@ export class PidSearch {
     tried: Set<number>,
     since: number,
     deadline: number,
-  ): Promise<number | undefined> {
+  ): Promise<{ pid: number; late: boolean } | undefined> {
     const ctx = this.#ctx;
     const table = this.#table;
     const last = await this.#lastPid();
@@ -220,37 +263,55 @@ export class PidSearch {
       // The newest pid is always looked at, even past the deadline (a pause of this thread, a
       // collection, may have used the budget up): it is a few reads, and it is usually the caller.
       if (i > 0 && ctx.now() > deadline) return undefined;
-      if (tried.has(pid)) continue;
+      // Another lookup's scan indexed it meanwhile (the new process's other connections).
+      const late = i > 0 ? this.#fds.index.get(inode) : undefined;
+      if (late !== undefined) return { pid: late.pid, late: true };
+      if (tried.has(pid) || this.#threads.get(pid) !== undefined) continue;
       // A process seen appearing long ago marks the older region (later stages cover it). One from
       // the first listing has no known age: it may have started a moment before, so it is looked at.
-      const known = table.pids.get(pid);
+      let entry = table.pids.get(pid);
       if (
-        known &&
-        known.firstSeen !== Number.NEGATIVE_INFINITY &&
-        ctx.now() - known.firstSeen > ctx.settings.freshWindowMs
+        entry &&
+        entry.firstSeen !== Number.NEGATIVE_INFINITY &&
+        ctx.now() - entry.firstSeen > ctx.settings.freshWindowMs
       ) {
         older++;
         continue;
       }
-      let status: ReturnType<typeof parseStatus>;
-      try {
-        const raw = await ctx.io.readOnce(`${ctx.root}/${pid}/status`, 16_384);
-        status = parseStatus(raw.toString('latin1'));
-        table.statusJustRead.set(pid, raw);
-      } catch {
-        older++;
-        continue;
+      let uids = entry?.uids;
+      if (uids === undefined) {
+        let status: ReturnType<typeof parseStatus>;
+        try {
+          const raw = await ctx.io.readOnce(`${ctx.root}/${pid}/status`, 16_384);
+          status = parseStatus(raw.toString('latin1'));
+          table.statusJustRead.set(pid, raw);
+        } catch {
+          older++;
+          continue;
+        }
+        // A thread's number: its process has its own (a busy process's threads do not end the search).
+        if (status.tgid !== pid) {
+          this.#threads.set(pid, true);
+          continue;
+        }
+        if (!entry && table.pids.size < ctx.settings.maxTrackedPids) {
+          entry = { firstSeen: ctx.now(), probed: false };
+          table.pids.set(pid, entry);
+        }
+        if (entry && status.uids) {
+          entry.uids = status.uids;
+          entry.uid ??= status.uids[1];
+        }
+        if (entry && status.fdSize !== undefined) entry.fdLimit = status.fdSize;
+        uids = status.uids;
       }
-      // A thread's number: its process has its own (a busy process's threads do not end the search).
-      if (status.tgid !== pid) continue;
       older = 0;
-      if (!known && table.pids.size < ctx.settings.maxTrackedPids) {
-        const entry: PidEntry = { firstSeen: ctx.now(), probed: false };
-        if (status.uids) entry.uid = status.uids[1];
-        if (status.fdSize !== undefined) entry.fdLimit = status.fdSize;
-        table.pids.set(pid, entry);
-      }
-      if (uid !== undefined && status.uids && !status.uids.includes(uid)) continue;
+      if (uid !== undefined && uids && !uids.includes(uid)) continue;
+      // Scanned whole after the socket existed: it would be indexed.
+      if (entry?.scannedAt !== undefined && entry.scannedAt >= since) continue;
+      // Started after the socket existed: not its owner (on a busy host the newest numbers are
+      // mostly such processes).
+      if (await this.#startedAfter(pid, since)) continue;
       tried.add(pid);
       // Inline, a targeted scan: newest fds first, stopping at the socket (not shared with other
       // lookups, since it may stop before their sockets; the process then becomes a recent caller,
@@ -258,9 +319,38 @@ export class PidSearch {
       const r = ctx.inline
         ? await this.#fds.scanNow(pid, deadline, inode)
         : await this.#fds.scan(pid, since, deadline, inode);
-      if (r.sockets.includes(inode)) return pid;
+      if (r.sockets.includes(inode)) return { pid, late: false };
     }
     return undefined;
+  }
+
+  /**
+   * Whether a process started after `since` (a now() time), from /proc/PID/stat's start time (clock
+   * ticks after boot, 100 a second) and /proc/uptime; false when either is unknown.
+   */
+  async #startedAfter(pid: number, since: number): Promise<boolean> {
+    const ctx = this.#ctx;
+    if (this.#bootOffsetMs === undefined) {
+      const uptime = await ctx.io.readOnce(`${ctx.root}/uptime`, 64).then(
+        (b) => Number.parseFloat(b.toString('latin1')),
+        () => Number.NaN,
+      );
+      // now() + offset = milliseconds since boot.
+      this.#bootOffsetMs = Number.isFinite(uptime) ? uptime * 1000 - ctx.now() : Number.NaN;
+    }
+    if (Number.isNaN(this.#bootOffsetMs)) return false;
+    const entry = this.#table.pids.get(pid);
+    let startedMs = entry?.startedMs;
+    if (startedMs === undefined) {
+      const stat = await ctx.io.readOnce(`${ctx.root}/${pid}/stat`, 4096).then(
+        (b) => parseStat(b.toString('latin1')),
+        () => undefined,
+      );
+      if (stat === undefined) return false;
+      startedMs = Number(stat.startTime) * (1000 / USER_HZ);
+      if (entry) entry.startedMs = startedMs;
+    }
+    return startedMs > since + this.#bootOffsetMs + START_SLACK_MS;
   }
 
   /** The last pid handed out in this pid namespace; undefined when the kernel does not say. */
@@ -303,11 +393,13 @@ export class PidSearch {
    */
   async prefetch(since: number, deadline: number): Promise<void> {
     const table = this.#table;
+    // The most recent caller: only where its new socket is likely to be (a probe indexes what it
+    // reads; a caller with thousands of fds is not read whole for every connection).
     const recent = this.#recent.keysByRecency().slice(0, PREFETCH_RECENT);
     const listing = table.list(since);
+    for (const pid of recent) await this.#fds.probe(pid, 0);
     // A process already being scanned is left alone: lookups wait for that scan (see FdScanner.scan).
     const idle = (pid: number) => !this.#fds.busy(pid);
-    await Promise.all(recent.filter(idle).map((pid) => this.#fds.scan(pid, since, deadline)));
     const listed = await listing;
     const now = this.#ctx.now();
     const window = this.#ctx.settings.freshWindowMs;
@@ -315,6 +407,14 @@ export class PidSearch {
       .filter((pid) => now - (table.pids.get(pid)?.firstSeen ?? Number.NEGATIVE_INFINITY) <= window)
       .sort((a, b) => (table.pids.get(b)?.firstSeen ?? 0) - (table.pids.get(a)?.firstSeen ?? 0) || b - a)
       .slice(0, PREFETCH_FRESH);
-    await Promise.all(fresh.filter(idle).map((pid) => this.#fds.scan(pid, since, deadline)));
+    await Promise.all(
+      fresh
+        .filter(idle)
+        .map((pid) =>
+          table.pids.get(pid)?.scannedAt !== undefined
+            ? this.#fds.probe(pid, 0)
+            : this.#fds.scan(pid, since, deadline),
+        ),
+    );
   }
 }

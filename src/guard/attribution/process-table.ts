@@ -14,14 +14,32 @@ export interface PidEntry {
   /** When the pid first appeared in a listing (now() ms); -Infinity for the first listing. */
   firstSeen: number;
   probed: boolean;
+  /** Owner of /proc/PID (the probe), the effective uid. */
   uid?: number;
+  /** Real, effective, saved and filesystem uid (from /proc/PID/status, when it was read). */
+  uids?: [number, number, number, number];
+  /** Start time, milliseconds after boot (from /proc/PID/stat, when it was read). */
+  startedMs?: number;
   fdCount?: number;
   /** FDSize from /proc/PID/status: an upper bound of fdCount, known before any fd scan. */
   fdLimit?: number;
   netns?: string;
-  /** Socket inodes seen in the last fd scan (bounded), to drop index entries when the pid goes. */
-  sockets?: number[];
+  /** When the last complete scan of its fds started (now() ms): every socket it held then is indexed. */
+  scannedAt?: number;
+  /** The highest fd number seen open (by a scan or a probe): a new fd is often the next one. */
+  maxFd?: number;
+  /** The lowest fd numbers that were free at the last complete scan: the kernel gives a new socket
+   * the lowest free number. At most FREE_FDS. */
+  freeFds?: number[];
+  /** fds that held the client sockets of earlier lookups, most recent first (a client that closes
+   * its connection and opens the next one gets the same fd back). At most CLIENT_FDS. */
+  clientFds?: number[];
 }
+
+/** fds of earlier client sockets remembered per process. */
+export const CLIENT_FDS = 8;
+/** Lowest free fd numbers remembered per process. */
+export const FREE_FDS = 8;
 
 interface InFlight<T> {
   startedAt: number;
@@ -38,7 +56,7 @@ export class ProcessTable {
   readonly exeSeen: Lru<number, { link: string; at: number }>;
   /** /proc/PID/status as the new-pid probe just read it, for the description to reuse (JUST_READ_MS). */
   readonly statusJustRead: Lru<number, Buffer>;
-  readonly #onForget: Array<(pid: number, entry: PidEntry | undefined) => void> = [];
+  readonly #onForget: Array<(pid: number) => void> = [];
   #listing: InFlight<number[]> | undefined;
   #listedOnce = false;
   #selfNetns: Promise<string | undefined> | undefined;
@@ -50,24 +68,19 @@ export class ProcessTable {
   }
 
   /** Runs fn whenever a pid is forgotten (it exited): other parts drop what they know of it. */
-  onForget(fn: (pid: number, entry: PidEntry | undefined) => void): void {
+  onForget(fn: (pid: number) => void): void {
     this.#onForget.push(fn);
   }
 
-  forget(pid: number): void {
-    const e = this.pids.get(pid);
-    for (const fn of this.#onForget) fn(pid, e);
-    this.pids.delete(pid);
+  /** Adds a pid learned elsewhere (another tier found it), if there is room. */
+  track(pid: number): void {
+    if (this.pids.has(pid) || this.pids.size >= this.#ctx.settings.maxTrackedPids) return;
+    this.pids.set(pid, { firstSeen: this.#ctx.now(), probed: false });
   }
 
-  /** Whether a process exists (its /proc directory does). */
-  async alive(pid: number): Promise<boolean> {
-    try {
-      await this.#ctx.io.stat(`${this.#ctx.root}/${pid}`);
-      return true;
-    } catch {
-      return false;
-    }
+  forget(pid: number): void {
+    for (const fn of this.#onForget) fn(pid);
+    this.pids.delete(pid);
   }
 
   /** The guard's own network namespace (inode), read once. */
@@ -94,7 +107,9 @@ export class ProcessTable {
         if (Number.isInteger(pid)) pids.push(pid);
       }
       const seen = new Set(pids);
-      for (const pid of this.pids.keys()) if (!seen.has(pid)) this.forget(pid);
+      // Gone: not in the listing, and known before it began (a lookup may have added a process that
+      // started after the directory was read).
+      for (const [pid, e] of this.pids) if (!seen.has(pid) && e.firstSeen < startedAt) this.forget(pid);
       const firstSeen = this.#listedOnce ? startedAt : Number.NEGATIVE_INFINITY;
       for (const pid of pids) {
         if (this.pids.size >= ctx.settings.maxTrackedPids) break;

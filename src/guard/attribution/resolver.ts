@@ -29,10 +29,28 @@ import { UserNames } from './user-names.js';
  * Every cache is bounded; every failure becomes a Caller with `error`, never an exception.
  */
 
+/** A client socket and where its owner holds it. */
+export interface OwnedSocket {
+  inode: number;
+  pid: number;
+  fd: number;
+}
+
+/** A caller, and the socket that led to it (when its owner was found). */
+export interface Resolved {
+  caller: Caller;
+  socket?: OwnedSocket;
+}
+
 export interface ProcResolver extends ProcessResolver {
+  /** resolve(), with the socket that led to the caller. */
+  resolveOwned(conn: ConnectionInfo): Promise<Resolved>;
   stats(): ResolverStats;
-  /** Notes a pid that called (found by another tier): its next connections are looked for there first. */
-  learn(pid: number): void;
+  /**
+   * Notes a caller that another tier found (the worker, for the inline tier): its next connections
+   * are looked for there first, and its socket is indexed.
+   */
+  learn(pid: number, socket?: OwnedSocket): void;
   /** Refreshes the process list now; the background timer calls it every refreshIntervalMs. */
   refresh(): Promise<void>;
 }
@@ -106,9 +124,13 @@ class ProcFsResolver implements ProcResolver {
     return out;
   }
 
-  learn(pid: number): void {
+  learn(pid: number, socket?: OwnedSocket): void {
     if (!Number.isInteger(pid) || pid <= 0) return;
     this.#pids.called(pid);
+    if (socket?.pid !== pid) return;
+    this.#table.track(pid);
+    this.#fds.index.set(socket.inode, pid, socket.fd);
+    this.#fds.noteClient(pid, socket.fd);
   }
 
   async refresh(): Promise<void> {
@@ -140,17 +162,21 @@ class ProcFsResolver implements ProcResolver {
   }
 
   async resolve(conn: ConnectionInfo): Promise<Caller> {
+    return (await this.resolveOwned(conn)).caller;
+  }
+
+  async resolveOwned(conn: ConnectionInfo): Promise<Resolved> {
     this.#ctx.counters.lookups++;
     const start = this.#ctx.now();
     try {
       return await this.#resolve(conn, start, start + this.#ctx.settings.budgetMs);
     } catch (err) {
       this.#ctx.counters.unresolved++;
-      return { resolved: 'none', error: `attribution failed: ${describeFsError(err)}` };
+      return { caller: { resolved: 'none', error: `attribution failed: ${describeFsError(err)}` } };
     }
   }
 
-  async #resolve(conn: ConnectionInfo, start: number, deadline: number): Promise<Caller> {
+  async #resolve(conn: ConnectionInfo, start: number, deadline: number): Promise<Resolved> {
     const counters = this.#ctx.counters;
     const client = `${conn.remoteAddress}:${conn.remotePort}`;
     // sock_diag finds the socket at once; the /proc table walk takes milliseconds. During that walk,
@@ -159,7 +185,7 @@ class ProcFsResolver implements ProcResolver {
     let found: FoundSocket | undefined = this.#sockets.exact(conn);
     if (!found && this.#ctx.inline) {
       counters.unresolved++;
-      return { resolved: 'none', error: `no socket for client ${client} found by sock_diag` };
+      return { caller: { resolved: 'none', error: `no socket for client ${client} found by sock_diag` } };
     }
     if (!found) {
       if (this.#seenTuples.get(client) === undefined) {
@@ -171,8 +197,10 @@ class ProcFsResolver implements ProcResolver {
     if (!found) {
       counters.unresolved++;
       return {
-        resolved: 'none',
-        error: `no TCP socket for client ${client} in the guard's or any visible network namespace (the connection closed, or the client is beyond NAT)`,
+        caller: {
+          resolved: 'none',
+          error: `no TCP socket for client ${client} in the guard's or any visible network namespace (the connection closed, or the client is beyond NAT)`,
+        },
       };
     }
     const { row } = found;
@@ -194,18 +222,21 @@ class ProcFsResolver implements ProcResolver {
         base.resolved = 'none';
         base.error = `the client socket ${client} is already closed (the process may have exited)`;
       }
-      return base;
+      return { caller: base };
     }
     const cached = this.#callers.get(row.inode);
     if (cached) {
       counters.cacheHits++;
-      return cloneCaller(cached);
+      return { caller: cloneCaller(cached) };
     }
-    const pidResult = await this.#pids.find(row.inode, uid, found.netns, start, deadline);
+    // The socket existed when the guard saw the connection (before this lookup, if it waited).
+    const socketSince =
+      conn.seenAt !== undefined ? Math.min(start, start - (Date.now() - conn.seenAt)) : start;
+    const pidResult = await this.#pids.find(row.inode, uid, found.netns, socketSince, deadline);
     if (pidResult.pid === undefined) {
       counters.unresolved++;
       base.error = `socket inode ${row.inode} of ${client}: ${pidResult.error}`;
-      return base;
+      return { caller: base };
     }
     const caller = await this.#describer.describe(pidResult.pid, uid);
     if (caller.netns === undefined && found.netns !== undefined) caller.netns = 'other';
@@ -215,6 +246,9 @@ class ProcFsResolver implements ProcResolver {
     }
     this.#pids.called(pidResult.pid);
     if (caller.resolved === 'full') this.#callers.set(row.inode, cloneCaller(caller));
-    return caller;
+    const owner = this.#fds.index.get(row.inode);
+    return owner?.pid === pidResult.pid
+      ? { caller, socket: { inode: row.inode, pid: owner.pid, fd: owner.fd } }
+      : { caller };
   }
 }

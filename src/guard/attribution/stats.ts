@@ -7,8 +7,10 @@ export interface ResolverStats {
   lookups: number;
   /** Found in the resolved-caller cache (same socket seen before). */
   cacheHits: number;
-  /** Found through the inode -> pid index. */
+  /** Found through the inode -> pid index (confirmed by one readlink). */
   indexHits: number;
+  /** Found by reading the few fds where a known process's new socket most likely is. */
+  probeHits: number;
   /** Found among the recent callers. */
   recentHits: number;
   /** Found among the newest pid numbers (a process that started just now). */
@@ -58,6 +60,7 @@ export function newCounters(): Counters {
     lookups: 0,
     cacheHits: 0,
     indexHits: 0,
+    probeHits: 0,
     recentHits: 0,
     newPidHits: 0,
     freshHits: 0,

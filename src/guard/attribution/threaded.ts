@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { ProcResolverOptions } from './options.js';
-import { createProcResolver } from './resolver.js';
+import { createProcResolver, type Resolved } from './resolver.js';
 import { loadSockDiag } from './sock-diag.js';
 import type { ResolverStats } from './stats.js';
 import type { Caller, ConnectionInfo, ProcessResolver } from './types.js';
@@ -25,6 +25,13 @@ export interface ThreadedResolver extends ProcessResolver {
 
 /** The inline tier's default budget, milliseconds (see createThreadedProcResolver). */
 export const DEFAULT_INLINE_BUDGET_MS = 1;
+
+/**
+ * The inline tier's share of the calling thread: at most this many milliseconds of inline lookups
+ * in any second. A burst of new connections (a thousand at once) then goes to the worker instead of
+ * holding the guard's thread for a millisecond each.
+ */
+const INLINE_MS_PER_SECOND = 100;
 
 /** Lookups waiting for the worker; beyond it a lookup answers `none` at once. */
 const MAX_PENDING = 10_000;
@@ -59,7 +66,7 @@ export function createThreadedProcResolver(options: ThreadedOptions = {}): Threa
 
   let fallback: ReturnType<typeof createProcResolver> | undefined;
   let closed = false;
-  const pending = new Map<number, (c: Caller) => void>();
+  const pending = new Map<number, (r: Resolved) => void>();
   const statsWaiting = new Map<number, (s: ResolverStats | undefined) => void>();
   let seq = 0;
   let worker: Worker | undefined = new Worker(file, { workerData: workerOptions });
@@ -68,12 +75,13 @@ export function createThreadedProcResolver(options: ThreadedOptions = {}): Threa
   const fail = (why: string) => {
     worker = undefined;
     fallback ??= createProcResolver(workerOptions);
-    for (const done of pending.values()) done({ resolved: 'none', error: `attribution worker ${why}` });
+    for (const done of pending.values())
+      done({ caller: { resolved: 'none', error: `attribution worker ${why}` } });
     pending.clear();
     for (const done of statsWaiting.values()) done(undefined);
     statsWaiting.clear();
   };
-  worker.on('message', (m: { id: number; caller: Caller } | { id: number; stats: ResolverStats }) => {
+  worker.on('message', (m: ({ id: number } & Resolved) | { id: number; stats: ResolverStats }) => {
     if ('stats' in m) {
       statsWaiting.get(m.id)?.(m.stats);
       statsWaiting.delete(m.id);
@@ -81,7 +89,7 @@ export function createThreadedProcResolver(options: ThreadedOptions = {}): Threa
     }
     const done = pending.get(m.id);
     pending.delete(m.id);
-    done?.(m.caller);
+    done?.(m.socket ? { caller: m.caller, socket: m.socket } : { caller: m.caller });
   });
   worker.on('error', (err) => fail(`failed: ${err.message}`));
   worker.on('exit', (code) => {
@@ -98,32 +106,45 @@ export function createThreadedProcResolver(options: ThreadedOptions = {}): Threa
     });
   };
 
-  const viaWorker = (conn: ConnectionInfo): Promise<Caller> => {
-    if (closed) return Promise.resolve({ resolved: 'none', error: 'attribution closed' });
+  const viaWorker = (conn: ConnectionInfo): Promise<Resolved> => {
+    if (closed) return Promise.resolve({ caller: { resolved: 'none', error: 'attribution closed' } });
     if (!worker) {
       fallback ??= createProcResolver(workerOptions);
-      return fallback.resolve(conn);
+      return fallback.resolveOwned(conn);
     }
     if (pending.size >= MAX_PENDING) {
-      return Promise.resolve({ resolved: 'none', error: 'attribution queue full' });
+      return Promise.resolve({ caller: { resolved: 'none', error: 'attribution queue full' } });
     }
     const id = ++seq;
     const w = worker;
-    return new Promise<Caller>((resolve) => {
+    return new Promise<Resolved>((resolve) => {
       pending.set(id, resolve);
       w.postMessage({ id, conn });
     });
   };
 
+  let windowStart = performance.now();
+  let inlineSpent = 0;
+  const inlineAllowed = (): boolean => {
+    const now = performance.now();
+    if (now - windowStart >= 1000) {
+      windowStart = now;
+      inlineSpent = 0;
+    }
+    return inlineSpent < INLINE_MS_PER_SECOND;
+  };
+
   return {
     async resolve(conn: ConnectionInfo): Promise<Caller> {
       if (closed) return { resolved: 'none', error: 'attribution closed' };
-      if (inline) {
+      if (inline && inlineAllowed()) {
+        const t = performance.now();
         const quick = await inline.resolve(conn);
+        inlineSpent += performance.now() - t;
         if (quick.resolved === 'full') return quick;
       }
-      const caller = await viaWorker(conn);
-      if (inline && caller.resolved === 'full' && caller.pid !== undefined) inline.learn(caller.pid);
+      const { caller, socket } = await viaWorker(conn);
+      if (inline && caller.resolved === 'full' && caller.pid !== undefined) inline.learn(caller.pid, socket);
       return caller;
     },
     async stats(): Promise<ResolverStats | undefined> {
@@ -151,7 +172,8 @@ export function createThreadedProcResolver(options: ThreadedOptions = {}): Threa
           });
         });
       }
-      for (const done of pending.values()) done({ resolved: 'none', error: 'attribution closed' });
+      for (const done of pending.values())
+        done({ caller: { resolved: 'none', error: 'attribution closed' } });
       pending.clear();
       for (const done of statsWaiting.values()) done(undefined);
       statsWaiting.clear();

@@ -13,6 +13,12 @@ export interface ConnectionInfo {
   /** The guard's side of the connection. */
   localAddress: string;
   localPort: number;
+  /**
+   * When the guard saw the connection (epoch ms): the client's socket existed then, so a scan of a
+   * process that began after it would have seen the socket, and a process started after it cannot
+   * have made it. Default: when the lookup starts.
+   */
+  seenAt?: number;
 }
 
 /** The ConnectionInfo of an accepted socket (empty fields once it is destroyed). */
@@ -23,6 +29,7 @@ export function connectionInfo(socket: Socket): ConnectionInfo {
     remotePort: socket.remotePort ?? 0,
     localAddress: socket.localAddress ?? '',
     localPort: socket.localPort ?? 0,
+    seenAt: Date.now(),
   };
 }
 

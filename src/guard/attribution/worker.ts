@@ -26,5 +26,5 @@ parentPort?.on('message', (msg: Request | { statsId: number } | 'close') => {
     parentPort?.postMessage({ id: msg.statsId, stats: resolver.stats() });
     return;
   }
-  void resolver.resolve(msg.conn).then((caller) => parentPort?.postMessage({ id: msg.id, caller }));
+  void resolver.resolveOwned(msg.conn).then((r) => parentPort?.postMessage({ id: msg.id, ...r }));
 });

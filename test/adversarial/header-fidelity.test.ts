@@ -1,0 +1,100 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GuardUnderTest } from '../support/guard-under-test.js';
+import { expectForwarded } from '../support/guard-verdicts.js';
+import {
+  headerLines,
+  METADATA_HOST,
+  request,
+  TTL_HEADER,
+  tokenPut,
+  v2Get,
+} from '../support/imds-requests.js';
+import type { Header } from '../support/raw-http.js';
+
+/**
+ * What is forwarded is what was sent (IMDS.md: "forward token headers untouched; strip only the
+ * guard's own secret header"): names keep their casing and order, duplicates stay duplicates, values
+ * keep their bytes, and nothing is added but Host and Connection: close.
+ */
+
+let g: GuardUnderTest;
+let TOKEN = '';
+beforeAll(async () => {
+  g = await GuardUnderTest.start({
+    guard: { authSecret: 'fidelity-secret-0042' },
+    upstream: { emulator: { settings: { tokens: 'required' } } },
+  });
+  TOKEN = (await g.exchange(tokenPut())).responses[0]?.body.toString('latin1') ?? '';
+}, 30_000);
+afterAll(() => g?.close());
+
+describe('the header list reaches the upstream as the client sent it', () => {
+  const lists: Array<[string, Header[]]> = [
+    [
+      'twelve headers in an unusual order and casing',
+      [
+        ['aCCEPT', '*/*'],
+        ['x-B', '2'],
+        ['X-a', '1'],
+        ['user-AGENT', 'aws-sdk-go/1.44'],
+        ['X-Z', 'z'],
+        ['Accept-Language', 'en'],
+        ['x-y', 'y'],
+        ['Cache-Control', 'no-cache'],
+        ['X-C', '3'],
+        ['Pragma', 'x'],
+        ['X-D', '4'],
+        ['X-E', '5'],
+      ],
+    ],
+    [
+      'the same ordinary header twice',
+      [
+        ['Accept', 'text/plain'],
+        ['Accept', 'application/json'],
+      ],
+    ],
+    [
+      'values with inner tabs and spaces, and an empty one',
+      [
+        ['X-A', 'a\tb  c'],
+        ['X-Empty', ''],
+        ['X-B', 'x , y'],
+      ],
+    ],
+    ['latin1 bytes in a value', [['X-Bin', 'caf\xe9 \xff\xfe']]],
+    ['UTF-8 bytes in a value', [['X-Utf8', Buffer.from('naïve 東京', 'utf8').toString('latin1')]]],
+    [
+      'the secret header between others (stripped alone)',
+      [
+        ['X-A', '1'],
+        ['X-Meta-Auth', 'fidelity-secret-0042'],
+        ['X-B', '2'],
+      ],
+    ],
+    [
+      'a header named in Connection is kept',
+      [
+        ['Connection', 'X-Keep-Me'],
+        ['X-Keep-Me', 'yes'],
+      ],
+    ],
+  ];
+  it.each(lists)('%s', async (_n, extra) => {
+    const raw = v2Get('/latest/meta-data/instance-id', TOKEN, extra);
+    const x = await g.exchange(raw);
+    expectForwarded(x, { clientHeaders: headerLines(raw) });
+    expect(x.responses[0]?.status).toBe(200);
+  });
+
+  it("a client's Content-Length: 0 on a token PUT is forwarded as sent", async () => {
+    const raw = request('PUT', '/latest/api/token', [
+      ['Host', METADATA_HOST],
+      TTL_HEADER,
+      ['Content-Length', '0'],
+    ]);
+    const x = await g.exchange(raw);
+    expectForwarded(x, { clientHeaders: headerLines(raw) });
+    expect(x.upstream[0]?.headers).toContainEqual(['Content-Length', '0']);
+  });
+});

@@ -1,0 +1,55 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/index.js';
+import { createGuard, type Guard } from '../../src/guard/index.js';
+import { tokenPut } from '../support/imds-requests.js';
+import { parseResponses, RawConnection } from '../support/raw-http.js';
+
+/**
+ * Remote callers through a public listener (issue 15 item 5): in enforce and monitor modes the proxy
+ * listens on loopback unless an explicit, documented option says otherwise; trap mode may listen
+ * anywhere (a remote canary). No traffic is sent to a non-loopback address: a refused listener is
+ * judged by start() failing and nothing being bound.
+ */
+
+const started: Guard[] = [];
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((g) => g.close()));
+});
+
+/** Builds and starts a guard; resolves with the error that refused it, or undefined if it listened. */
+async function tryListen(mode: string, listen: string[]): Promise<unknown> {
+  let guard: Guard;
+  try {
+    guard = createGuard({
+      config: parseConfig({ guard: { mode, listen, upstream: 'http://127.0.0.1:9' } }).guard,
+      hostname: 'h',
+    });
+    await guard.start();
+  } catch (err) {
+    return err;
+  }
+  started.push(guard);
+  return undefined;
+}
+
+describe('loopback listeners', () => {
+  it.each([['127.0.0.1:0'], ['[::1]:0'], ['127.0.0.2:0']])(
+    'enforce on loopback %s is fine',
+    async (listen) => {
+      expect(await tryListen('enforce', [listen])).toBeUndefined();
+    },
+  );
+});
+
+describe('trap mode may listen anywhere (a remote canary)', () => {
+  it('trap on 0.0.0.0 starts and answers (asked over loopback)', async () => {
+    expect(await tryListen('trap', ['0.0.0.0:0'])).toBeUndefined();
+    const g = started[0]!;
+    const port = g.addresses[0]!.port;
+    const c = await RawConnection.open('127.0.0.1', port);
+    await c.write(tokenPut([], '169.254.169.254'));
+    await c.until((b) => b.includes('\r\n\r\n'), 10_000, 'the trap answer');
+    c.destroy();
+    expect(parseResponses(c.received())[0]?.status).toBe(200);
+  });
+});

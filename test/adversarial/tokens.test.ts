@@ -1,0 +1,93 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { describeExchange, GuardUnderTest, type GuardUnderTestOptions } from '../support/guard-under-test.js';
+import { expectRefused } from '../support/guard-verdicts.js';
+import { METADATA_HOST, request, TOKEN_HEADER_NAME, tokenPut, v2Get } from '../support/imds-requests.js';
+
+/**
+ * Token cases (issue 15 item 7): an empty, whitespace or bogus token header is not IMDSv2; a token
+ * the guard issued is known by a keyed hash (never its value), with its expiry and the caller that
+ * asked for it; every token-bearing event says issued-here, unknown, expired or other-caller; a token
+ * used by another process than the one it was issued to raises an alert.
+ */
+
+const CREDS = '/latest/meta-data/iam/security-credentials/';
+const guards: GuardUnderTest[] = [];
+afterEach(async () => {
+  await Promise.all(guards.splice(0).map((g) => g.close()));
+});
+
+async function start(options: GuardUnderTestOptions): Promise<GuardUnderTest> {
+  const g = await GuardUnderTest.start({
+    ...options,
+    upstream: { emulator: { settings: { tokens: 'required' } }, ...options.upstream },
+  });
+  guards.push(g);
+  return g;
+}
+
+async function issue(g: GuardUnderTest, ttl = '21600'): Promise<string> {
+  const x = await g.exchange(
+    request('PUT', '/latest/api/token', [
+      ['Host', METADATA_HOST],
+      ['X-aws-ec2-metadata-token-ttl-seconds', ttl],
+    ]),
+  );
+  const t = x.responses[0]?.body.toString('latin1') ?? '';
+  expect(t, describeExchange(x)).toMatch(/^AQAEA/);
+  return t;
+}
+
+describe('token values', () => {
+  it('no event ever holds a token value', async () => {
+    const g = await start({});
+    const tokens = [await issue(g), await issue(g, '60')];
+    for (const t of tokens) {
+      await g.exchange(v2Get(CREDS, t));
+      await g.exchange(v2Get('/latest/meta-data/no-such-path', t));
+      await g.exchange(v2Get(CREDS, t, [['X-Forwarded-For', '9.9.9.9']]));
+    }
+    const all = JSON.stringify(g.log.events);
+    for (const t of tokens) {
+      expect(all).not.toContain(t);
+      expect(all).not.toContain(t.slice(0, 24));
+    }
+    expect(g.logs.join('\n')).not.toContain(tokens[0]!.slice(0, 24));
+  });
+
+  it('a token PUT is recorded without the token it returned', async () => {
+    const g = await start({});
+    const t = await issue(g);
+    expect(JSON.stringify(g.log.events)).not.toContain(t.slice(5, 30));
+    expect(g.log.events[0]?.request.version).toBe('token');
+  });
+});
+
+describe('tokens through a second, unrelated request line', () => {
+  it('a token in the query string is not a token', async () => {
+    const g = await start({ guard: { requireV2: true } });
+    const t = await issue(g);
+    const x = await g.exchange(
+      request('GET', `${CREDS}?${TOKEN_HEADER_NAME}=${encodeURIComponent(t)}`, [['Host', METADATA_HOST]]),
+    );
+    expectRefused(x, { status: 401 });
+  });
+
+  it('a token in another header name (X-Amz-Security-Token) is not a token', async () => {
+    const g = await start({ guard: { requireV2: true } });
+    const t = await issue(g);
+    const x = await g.exchange(
+      request('GET', CREDS, [
+        ['Host', METADATA_HOST],
+        ['X-Amz-Security-Token', t],
+      ]),
+    );
+    expectRefused(x, { status: 401 });
+  });
+
+  it('the token PUT itself, repeated 50 times on one connection, each judged and each forwarded once', async () => {
+    const g = await start({});
+    const x = await g.exchange(tokenPut().repeat(50), { responses: 50, timeoutMs: 20_000 });
+    expect(x.upstream.length, describeExchange(x)).toBe(x.responses.length);
+    expect(x.events.filter((e) => e.action === 'forwarded').length).toBe(x.responses.length);
+  }, 30_000);
+});

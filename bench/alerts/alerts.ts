@@ -16,10 +16,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { adminConfigSchema } from '../../src/config/admin.js';
+import { alertsConfigSchema } from '../../src/config/alerts.js';
+import { eventsConfigSchema } from '../../src/config/events.js';
 import { parseConfig } from '../../src/config/index.js';
-import { adminConfigSchema, alertsConfigSchema, eventsConfigSchema } from '../../src/guard/events/config.js';
-import { createEventOutputs, type EventOutputs } from '../../src/guard/events/outputs.js';
 import { createGuard } from '../../src/guard/index.js';
+import { createEventOutputs, type EventOutputs } from '../../src/guard/wire.js';
 
 const REQUESTS = Math.min(Number(process.env['REQUESTS'] ?? 4000), 100_000);
 const CONCURRENCY = Math.min(Number(process.env['CONCURRENCY'] ?? 16), 256);

@@ -3,7 +3,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ImdsguardError } from '../errors.js';
-import { alertsFromLegacyEnv } from '../guard/events/config.js';
+import { alertsFromLegacyEnv } from './alerts.js';
 import { configSchema, type ImdsguardConfig } from './schema.js';
 
 /**

@@ -1,11 +1,13 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { adminConfigSchema, alertsConfigSchema, eventsConfigSchema } from '../guard/events/config.js';
 import { GUARD_MODES } from '../guard/events/types.js';
 import { DEFAULT_ALLOWED_USER_AGENTS, DEFAULT_AUTH_HEADER } from '../guard/policy/defaults.js';
 import { FLAVOR_SPECS, FLAVORS } from '../imds/flavors.js';
 import { IMDS_VERSIONS } from '../imds/version.js';
 import { parseListen } from '../net/listen.js';
+import { adminConfigSchema } from './admin.js';
+import { alertsConfigSchema } from './alerts.js';
+import { eventsConfigSchema } from './events.js';
 
 /**
  * The configuration schema: one object with the sections guard, events, alerts and admin. Unknown

@@ -27,6 +27,15 @@ export function parseListen(value: string, option = '--listen'): ListenAddress {
   return { host, port };
 }
 
+/** True for 127.0.0.0/8, ::1, ::ffff:127.x and "localhost" (brackets allowed around IPv6). */
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost') return true;
+  const h = host.replace(/^\[|\]$/g, '');
+  if (isIP(h) === 4) return h.startsWith('127.');
+  if (isIP(h) === 6) return h === '::1' || /^::ffff:127\./i.test(h);
+  return false;
+}
+
 export function formatListen(addr: ListenAddress): string {
   return isIP(addr.host) === 6 ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
 }

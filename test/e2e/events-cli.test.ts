@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SqliteEventStore } from '../../src/guard/events/store.js';
 import type { GuardEvent } from '../../src/guard/events/types.js';
+import { SqliteEventStore } from '../../src/guard/store/index.js';
 import { CLI_MAIN, type CliRun, requireBuild, runBin } from '../support/bin.js';
 import { writeSampleEvents } from '../support/event-store.js';
 

@@ -2,11 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { adminConfigSchema } from '../../src/config/admin.js';
+import { alertsConfigSchema } from '../../src/config/alerts.js';
+import { eventsConfigSchema } from '../../src/config/events.js';
 import { startAdminServer } from '../../src/guard/admin/server.js';
-import type { Alert } from '../../src/guard/events/alert.js';
-import { adminConfigSchema, alertsConfigSchema, eventsConfigSchema } from '../../src/guard/events/config.js';
-import { createEventOutputs } from '../../src/guard/events/outputs.js';
-import { SqliteEventStore } from '../../src/guard/events/store.js';
+import type { Alert } from '../../src/guard/alerts/alert.js';
+import { SqliteEventStore } from '../../src/guard/store/index.js';
+import { createEventOutputs } from '../../src/guard/wire.js';
 import { makeEvent, waitFor } from '../support/guard-events.js';
 import { startHttpReceiver } from '../support/sink-contract.js';
 

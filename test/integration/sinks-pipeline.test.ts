@@ -2,11 +2,11 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { Alert } from '../../src/guard/events/alert.js';
-import { AlertPipeline, type PipelineOptions } from '../../src/guard/events/pipeline.js';
-import { createFileSink } from '../../src/guard/events/sinks/file.js';
-import type { AlertSink } from '../../src/guard/events/sinks/types.js';
-import { createWebhookSink } from '../../src/guard/events/sinks/webhook.js';
+import type { Alert } from '../../src/guard/alerts/alert.js';
+import { AlertPipeline, type PipelineOptions } from '../../src/guard/alerts/pipeline.js';
+import { createFileSink } from '../../src/guard/alerts/sinks/file.js';
+import type { AlertSink } from '../../src/guard/alerts/sinks/types.js';
+import { createWebhookSink } from '../../src/guard/alerts/sinks/webhook.js';
 import { makeEvent, waitFor } from '../support/guard-events.js';
 import { type HttpReceiver, startHttpReceiver } from '../support/sink-contract.js';
 

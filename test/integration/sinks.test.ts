@@ -4,18 +4,18 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Alert } from '../../src/guard/events/alert.js';
-import { createCloudWatchLogsSink } from '../../src/guard/events/sinks/cloudwatch-logs.js';
-import { createFileSink } from '../../src/guard/events/sinks/file.js';
-import { createSlackApiSink, createSlackWebhookSink } from '../../src/guard/events/sinks/slack.js';
-import { createSyslogSink } from '../../src/guard/events/sinks/syslog.js';
-import { SinkError } from '../../src/guard/events/sinks/types.js';
+import type { Alert } from '../../src/guard/alerts/alert.js';
+import { createCloudWatchLogsSink } from '../../src/guard/alerts/sinks/cloudwatch-logs.js';
+import { createFileSink } from '../../src/guard/alerts/sinks/file.js';
+import { createSlackApiSink, createSlackWebhookSink } from '../../src/guard/alerts/sinks/slack.js';
+import { createSyslogSink } from '../../src/guard/alerts/sinks/syslog.js';
+import { SinkError } from '../../src/guard/alerts/sinks/types.js';
 import {
   createWebhookSink,
   SIGNATURE_HEADER,
   TIMESTAMP_HEADER,
   webhookSignature,
-} from '../../src/guard/events/sinks/webhook.js';
+} from '../../src/guard/alerts/sinks/webhook.js';
 import { loadNativeAddon } from '../../src/native/addon.js';
 import { startFakeCwLogs } from '../support/fake-cwlogs.js';
 import {

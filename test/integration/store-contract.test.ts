@@ -2,14 +2,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { GuardEvent } from '../../src/guard/events/types.js';
 import {
   type EventStore,
   MemoryEventStore,
   readEventsFromStore,
   SqliteEventStore,
   StoreRecorder,
-} from '../../src/guard/events/store.js';
-import type { GuardEvent } from '../../src/guard/events/types.js';
+} from '../../src/guard/store/index.js';
 import { makeEvent, waitFor } from '../support/guard-events.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'imdsguard-store-'));

@@ -1,5 +1,5 @@
-import { SqliteEventStore } from '../../src/guard/events/store.js';
 import type { GuardEvent } from '../../src/guard/events/types.js';
+import { SqliteEventStore } from '../../src/guard/store/index.js';
 import { makeEvent } from './guard-events.js';
 
 /**

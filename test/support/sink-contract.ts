@@ -4,9 +4,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Alert, toAlert } from '../../src/guard/events/alert.js';
-import { AlertPipeline } from '../../src/guard/events/pipeline.js';
-import type { AlertSink } from '../../src/guard/events/sinks/types.js';
+import { type Alert, toAlert } from '../../src/guard/alerts/alert.js';
+import { AlertPipeline } from '../../src/guard/alerts/pipeline.js';
+import type { AlertSink } from '../../src/guard/alerts/sinks/types.js';
 import { makeEvent, waitFor } from './guard-events.js';
 
 /**

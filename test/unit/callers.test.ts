@@ -11,8 +11,8 @@ import {
   renderCallers,
   summarizeCallers,
 } from '../../src/guard/callers/index.js';
-import { SqliteEventStore } from '../../src/guard/events/store.js';
 import type { GuardEvent } from '../../src/guard/events/types.js';
+import { SqliteEventStore } from '../../src/guard/store/index.js';
 import type { ImdsVersion } from '../../src/imds/version.js';
 import { runInProcess } from '../support/cli.js';
 

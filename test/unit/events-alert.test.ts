@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { humanWindow, toAlert } from '../../src/guard/events/alert.js';
-import { backoffDelay, DEFAULT_RETRY, shouldAlert } from '../../src/guard/events/pipeline.js';
-import { formatSyslog, sdEscape } from '../../src/guard/events/sinks/syslog.js';
+import { humanWindow, toAlert } from '../../src/guard/alerts/alert.js';
+import { backoffDelay, DEFAULT_RETRY, shouldAlert } from '../../src/guard/alerts/pipeline.js';
+import { formatSyslog, sdEscape } from '../../src/guard/alerts/sinks/syslog.js';
 import { makeEvent } from '../support/guard-events.js';
 
 describe('toAlert', () => {

@@ -1,11 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import {
-  adminConfigSchema,
-  alertsConfigSchema,
-  alertsFromLegacyEnv,
-  eventsConfigSchema,
-} from '../../src/guard/events/config.js';
-import { defaultSinkName, sinkConfigs } from '../../src/guard/events/sinks/index.js';
+import { adminConfigSchema } from '../../src/config/admin.js';
+import { alertsConfigSchema, alertsFromLegacyEnv } from '../../src/config/alerts.js';
+import { eventsConfigSchema } from '../../src/config/events.js';
+import { defaultSinkName, sinkConfigs } from '../../src/guard/alerts/sinks/index.js';
 
 function issues(r: {
   success: boolean;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { isLoopbackHost } from '../../src/guard/admin/server.js';
 import { GuardMetrics } from '../../src/guard/metrics/guard-metrics.js';
 import { escapeLabelValue, Registry } from '../../src/guard/metrics/registry.js';
+import { isLoopbackHost } from '../../src/net/listen.js';
 import { makeEvent } from '../support/guard-events.js';
 
 describe('metrics registry', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type Alert, toAlert } from '../../src/guard/events/alert.js';
-import { NoiseFilter, type NoiseOptions, noiseKey } from '../../src/guard/events/noise.js';
+import { type Alert, toAlert } from '../../src/guard/alerts/alert.js';
+import { NoiseFilter, type NoiseOptions, noiseKey } from '../../src/guard/alerts/noise.js';
 import { makeEvent } from '../support/guard-events.js';
 
 const T0 = Date.UTC(2026, 0, 1);

@@ -5,7 +5,7 @@ import {
   namespacesToDelete,
   parseNetnsList,
   parsePids,
-} from '../../test/support/netns-cleanup.js';
+} from '../support/netns-cleanup.js';
 
 const TAG = '0a1b2c3d';
 

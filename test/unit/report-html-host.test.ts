@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SqliteEventStore } from '../../src/guard/events/store.js';
+import { SqliteEventStore } from '../../src/guard/store/index.js';
 import { renderHostHtml } from '../../src/report/html/host.js';
 import {
   buildHostReport,

@@ -7,7 +7,7 @@ import {
   renderCallers,
   v1Callers,
 } from '../../guard/callers/index.js';
-import { readEventsFromStore } from '../../guard/events/store.js';
+import { readEventsFromStore } from '../../guard/store/index.js';
 import type { CliContext, CommandSpec } from '../context.js';
 import { DURATION_RE, parseTimePoint } from '../options.js';
 import { DEFAULT_EVENTS_DB } from './events.js';

@@ -1,6 +1,6 @@
 import { ImdsguardError } from '../../errors.js';
-import { type EventFilter, MAX_QUERY_LIMIT, SqliteEventStore } from '../../guard/events/store.js';
 import { DECISIONS, type GuardEvent } from '../../guard/events/types.js';
+import { type EventFilter, MAX_QUERY_LIMIT, SqliteEventStore } from '../../guard/store/index.js';
 import type { Column } from '../../report/columns.js';
 import { renderJson } from '../../report/json.js';
 import { renderTable } from '../../report/table.js';

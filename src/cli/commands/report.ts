@@ -1,4 +1,4 @@
-import { readEventsFromStore, SqliteEventStore } from '../../guard/events/store.js';
+import { readEventsFromStore, SqliteEventStore } from '../../guard/store/index.js';
 import { renderHostHtml } from '../../report/html/host.js';
 import { buildHostReport } from '../../report/html/host-data.js';
 import { renderJson } from '../../report/json.js';

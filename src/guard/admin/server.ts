@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import { ImdsguardError } from '../../errors.js';
-import { bindServer } from '../../net/listen.js';
+import { bindServer, isLoopbackHost } from '../../net/listen.js';
 import { CONTENT_TYPE } from '../metrics/registry.js';
 
 /**
@@ -23,15 +23,6 @@ export interface AdminServerOptions {
 export interface AdminServer {
   readonly url: string;
   close(): Promise<void>;
-}
-
-/** True for 127.0.0.0/8, ::1, ::ffff:127.x and "localhost". */
-export function isLoopbackHost(host: string): boolean {
-  if (host === 'localhost') return true;
-  const h = host.replace(/^\[|\]$/g, '');
-  if (isIP(h) === 4) return h.startsWith('127.');
-  if (isIP(h) === 6) return h === '::1' || /^::ffff:127\./i.test(h);
-  return false;
 }
 
 /** Refuses a non-loopback admin address (IMDSGUARD_E_CONFIG), naming the config path. */

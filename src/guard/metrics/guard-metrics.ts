@@ -1,5 +1,5 @@
+import type { PipelineStats } from '../alerts/pipeline.js';
 import type { ResolverStats } from '../attribution/index.js';
-import type { PipelineStats } from '../events/pipeline.js';
 import type { EventRecorder, GuardEvent } from '../events/types.js';
 import { Registry } from './registry.js';
 

@@ -1,4 +1,4 @@
-import type { GuardEvent } from './types.js';
+import type { GuardEvent } from '../events/types.js';
 
 /**
  * What an alert sink receives: a reduced, secret-free view of a GuardEvent (or a summary of events

@@ -1,34 +1,10 @@
 import * as dgram from 'node:dgram';
 import { isIP } from 'node:net';
+import { SYSLOG_FACILITIES, type SyslogFacility } from '../../../config/alerts.js';
 import { ImdsguardError } from '../../../errors.js';
 import { loadNativeAddon, type NativeAddon } from '../../../native/addon.js';
 import type { Alert } from '../alert.js';
 import { type AlertSink, SinkError } from './types.js';
-
-/** Syslog facilities (RFC 5424 section 6.2.1). */
-export const FACILITIES = {
-  kern: 0,
-  user: 1,
-  mail: 2,
-  daemon: 3,
-  auth: 4,
-  syslog: 5,
-  lpr: 6,
-  news: 7,
-  uucp: 8,
-  cron: 9,
-  authpriv: 10,
-  ftp: 11,
-  local0: 16,
-  local1: 17,
-  local2: 18,
-  local3: 19,
-  local4: 20,
-  local5: 21,
-  local6: 22,
-  local7: 23,
-} as const;
-export type Facility = keyof typeof FACILITIES;
 
 const SEVERITY_CODE: Record<Alert['severity'], number> = { critical: 2, warning: 4, notice: 5, info: 6 };
 
@@ -61,7 +37,7 @@ function truncateUtf8(s: string, maxBytes: number): string {
 }
 
 export interface SyslogFormatOptions {
-  facility: Facility;
+  facility: SyslogFacility;
   appName: string;
   procId: number;
   /** Longest message in bytes; the MSG part is cut to fit. */
@@ -73,7 +49,7 @@ export interface SyslogFormatOptions {
  * "summary", the key fields as structured data, the alert's text as MSG.
  */
 export function formatSyslog(a: Alert, opts: SyslogFormatOptions): string {
-  const pri = FACILITIES[opts.facility] * 8 + SEVERITY_CODE[a.severity];
+  const pri = SYSLOG_FACILITIES[opts.facility] * 8 + SEVERITY_CODE[a.severity];
   const params: Array<[string, string | number | undefined]> = [
     ['id', a.id],
     ['mode', a.mode],

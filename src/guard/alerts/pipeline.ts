@@ -1,10 +1,10 @@
 import { ImdsguardError } from '../../errors.js';
+import type { EventRecorder, GuardEvent } from '../events/types.js';
 import { type Alert, toAlert } from './alert.js';
 import { DEFAULT_NOISE, NoiseFilter, type NoiseOptions } from './noise.js';
 import type { AlertSink } from './sinks/types.js';
 import { SinkError } from './sinks/types.js';
 import { Spool, type SpoolOptions, type SpoolRow, type SpoolStats } from './spool.js';
-import type { EventRecorder, GuardEvent } from './types.js';
 
 /**
  * The alert pipeline. record() (synchronous, never throws, never waits) puts the event in a bounded

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { AlertsConfig, SinkConfig } from '../config.js';
+import type { AlertsConfig, SinkConfig } from '../../../config/alerts.js';
 import { createCloudWatchLogsSink } from './cloudwatch-logs.js';
 import { createFileSink } from './file.js';
 import { createSlackApiSink, createSlackWebhookSink } from './slack.js';

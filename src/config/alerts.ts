@@ -1,49 +1,38 @@
 import { z } from 'zod';
-import { isLoopbackHost } from '../admin/server.js';
-import { FACILITIES } from './sinks/syslog.js';
 
 /**
- * Config sections for where events and alerts go, and the admin endpoint. The guard's config schema
- * (src/config) embeds these; the event outputs (outputs.ts) consume them.
- * Every size and time has a finite default; the unit is in the key's name (Ms: milliseconds, Bytes).
- * docs/alerts.md documents every key.
+ * Config section `alerts`: the sinks (Slack, webhooks, syslog, a file, CloudWatch Logs), noise
+ * control, the spool and retries. Every size and time has a finite default; the unit is in the key's
+ * name (Ms: milliseconds, Bytes). docs/alerts.md documents every key.
  */
 
 const DAY_MS = 86_400_000;
 const MIB = 1024 * 1024;
 
-export const retentionSchema = z
-  .object({
-    /** Events older than this are deleted, milliseconds (default 30 days). */
-    maxAgeMs: z
-      .number()
-      .int()
-      .min(60_000)
-      .max(3650 * DAY_MS)
-      .default(30 * DAY_MS),
-    /** The database is kept under this many bytes of pages, oldest events deleted first (default 256 MiB). */
-    maxBytes: z
-      .number()
-      .int()
-      .min(MIB)
-      .max(1024 * 1024 * MIB)
-      .default(256 * MIB),
-  })
-  .strict();
-
-export const eventsConfigSchema = z
-  .object({
-    /** Write one JSON line per request to stdout. */
-    stdout: z.boolean().default(false),
-    /** Append JSON lines to this file. */
-    file: z.string().min(1).optional(),
-    /** SQLite event store. */
-    db: z.string().min(1).optional(),
-    retention: retentionSchema.prefault({}),
-    /** Events buffered for the store before inserts, count; beyond it they are dropped and counted. */
-    bufferSize: z.number().int().min(1).max(1_000_000).default(10_000),
-  })
-  .strict();
+/** Syslog facilities (RFC 5424 section 6.2.1) and their codes. */
+export const SYSLOG_FACILITIES = {
+  kern: 0,
+  user: 1,
+  mail: 2,
+  daemon: 3,
+  auth: 4,
+  syslog: 5,
+  lpr: 6,
+  news: 7,
+  uucp: 8,
+  cron: 9,
+  authpriv: 10,
+  ftp: 11,
+  local0: 16,
+  local1: 17,
+  local2: 18,
+  local3: 19,
+  local4: 20,
+  local5: 21,
+  local6: 22,
+  local7: 23,
+} as const;
+export type SyslogFacility = keyof typeof SYSLOG_FACILITIES;
 
 const sinkName = z
   .string()
@@ -97,9 +86,7 @@ export const syslogSinkSchema = z
     /** Receiver (transport udp). */
     host: z.string().min(1).default('127.0.0.1'),
     port: z.number().int().min(1).max(65535).default(514),
-    facility: z
-      .enum(Object.keys(FACILITIES) as [keyof typeof FACILITIES, ...(keyof typeof FACILITIES)[]])
-      .default('auth'),
+    facility: z.enum(Object.keys(SYSLOG_FACILITIES) as [SyslogFacility, ...SyslogFacility[]]).default('auth'),
     appName: z
       .string()
       .regex(/^[\x21-\x7e]{1,48}$/, 'must be 1-48 printable ASCII characters')
@@ -201,35 +188,7 @@ export const alertsConfigSchema = z
   })
   .strict();
 
-const LISTEN = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/;
-
-/** Splits an admin HOST:PORT or [V6]:PORT. */
-export function parseAdminListen(value: string): { host: string; port: number } | undefined {
-  const m = LISTEN.exec(value.trim());
-  if (!m) return undefined;
-  const port = Number(m[3]);
-  if (port > 65535) return undefined;
-  return { host: (m[1] ?? m[2]) as string, port };
-}
-
-export const adminConfigSchema = z
-  .object({
-    /** HOST:PORT of the admin endpoint (/healthz, /readyz, /metrics); loopback only. */
-    listen: z
-      .string()
-      .min(1)
-      .refine((v) => parseAdminListen(v) !== undefined, 'must be HOST:PORT or [IPV6]:PORT')
-      .refine((v) => {
-        const a = parseAdminListen(v);
-        return a === undefined || isLoopbackHost(a.host);
-      }, 'must be a loopback address (127.0.0.1:PORT or [::1]:PORT): the admin endpoint is not authenticated')
-      .optional(),
-  })
-  .strict();
-
-export type EventsConfig = z.infer<typeof eventsConfigSchema>;
 export type AlertsConfig = z.infer<typeof alertsConfigSchema>;
-export type AdminConfig = z.infer<typeof adminConfigSchema>;
 export type AlertsConfigInput = z.input<typeof alertsConfigSchema>;
 
 /**

@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { createInterface } from 'node:readline/promises';
 import type { CliContext } from './context.js';
 import { runCli } from './program.js';
 import { reportError } from './report-error.js';
@@ -30,6 +29,7 @@ function realContext(): CliContext {
     },
     async confirm(question) {
       if (!process.stdin.isTTY || !process.stderr.isTTY) return false;
+      const { createInterface } = await import('node:readline/promises');
       const rl = createInterface({ input: process.stdin, output: process.stderr });
       try {
         const answer = await rl.question(`${question} [y/N] `);
@@ -65,4 +65,6 @@ function drained(stream: NodeJS.WriteStream): Promise<void> {
   });
 }
 
-await main();
+// Not a top-level await: the release bundles this file as the script of a single executable
+// (CommonJS). main() never rejects.
+void main();

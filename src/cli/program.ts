@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { ImdsguardError } from '../errors.js';
-import { entriesFor } from './commands/index.js';
+import { COMMANDS, entriesFor } from './commands/index.js';
 import { type CliContext, formatExamples } from './context.js';
 import { VERSION } from './version.js';
 
@@ -33,10 +33,14 @@ export async function buildProgram(ctx: CliContext, argv: readonly string[] = []
       `${formatExamples(TOP_EXAMPLES)}\n\nExit codes: 0 ok, 1 findings or failed changes, 2 usage or configuration error.\nDocs: docs/ in the package (errors.md lists every IMDSGUARD_E_ code).`,
     );
   configureTree(program, ctx);
-  const specs = await Promise.all(entriesFor(argv).map((entry) => entry.load()));
-  for (const spec of specs) {
-    const cmd = program.command(spec.name).description(spec.summary);
+  const wanted = entriesFor(argv);
+  const specs = new Map(await Promise.all(wanted.map(async (e) => [e.name, await e.load()] as const)));
+  for (const entry of COMMANDS) {
+    const cmd = program.command(entry.name).description(entry.summary);
     configureTree(cmd, ctx);
+    // The others stay a name and a summary: enough for the command list and "did you mean".
+    const spec = specs.get(entry.name);
+    if (!spec) continue;
     spec.configure(cmd, ctx);
     if (spec.examples.length > 0) cmd.addHelpText('after', formatExamples(spec.examples));
   }

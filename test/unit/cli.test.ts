@@ -38,15 +38,17 @@ describe('cli shell', () => {
       const spec = await entry.load();
       expect(spec.name).toBe(entry.name);
       expect(spec.summary.length).toBeGreaterThan(10);
+      // --help lists the table's summary without loading the module: they must agree.
+      expect(entry.summary).toBe(spec.summary);
     }
   });
 
   it('loads only the command a command line names', () => {
     expect(entriesFor(['guard', '--mode', 'monitor']).map((e) => e.name)).toEqual(['guard']);
     expect(entriesFor(['help', 'fleet']).map((e) => e.name)).toEqual(['fleet']);
-    expect(entriesFor(['-h']).length).toBe(COMMANDS.length);
+    expect(entriesFor(['-h'])).toEqual([]);
     expect(entriesFor(['--version'])).toEqual([]);
-    expect(entriesFor(['emulat']).length).toBe(COMMANDS.length);
+    expect(entriesFor(['emulat'])).toEqual([]);
   });
 
   it('shows a command help with its examples', async () => {

@@ -1,9 +1,7 @@
-import { type ConfigFlags, loadConfig } from '../../config/index.js';
+import type { ConfigFlags } from '../../config/index.js';
 import { errorMessage } from '../../errors.js';
 import { GUARD_MODES } from '../../guard/events/types.js';
-import { wireGuard } from '../../guard/wire.js';
 import { FLAVORS } from '../../imds/flavors.js';
-import { formatListen } from '../../net/listen.js';
 import type { CommandSpec } from '../context.js';
 import { collect, parseChoice, parseList } from '../options.js';
 
@@ -63,6 +61,12 @@ export const guardCommand: CommandSpec = {
       .option('--admin <host:port>', 'admin endpoint on loopback: /healthz, /readyz, /metrics')
       .option('--alert <url>', 'generic webhook for alerts, repeatable', collect)
       .action(async (opts: ConfigFlags) => {
+        // The guard's own modules load when it runs, not for --help (see commands/index.ts).
+        const [{ loadConfig }, { wireGuard }, { formatListen }] = await Promise.all([
+          import('../../config/index.js'),
+          import('../../guard/wire.js'),
+          import('../../net/listen.js'),
+        ]);
         const flags: ConfigFlags = {};
         for (const [k, v] of Object.entries(opts))
           if (v !== undefined) (flags as Record<string, unknown>)[k] = v;

@@ -1,10 +1,4 @@
-import {
-  CloudWatchLogsClient,
-  type CloudWatchLogsClientConfig,
-  CreateLogGroupCommand,
-  CreateLogStreamCommand,
-  PutLogEventsCommand,
-} from '@aws-sdk/client-cloudwatch-logs';
+import type { CloudWatchLogsClient, CloudWatchLogsClientConfig } from '@aws-sdk/client-cloudwatch-logs';
 import type { Alert } from '../alert.js';
 import { type AlertSink, SinkError } from './types.js';
 
@@ -39,19 +33,35 @@ function errName(err: unknown): string {
  */
 export function createCloudWatchLogsSink(opts: CloudWatchLogsOptions): AlertSink {
   const owned = opts.client === undefined;
-  const client =
-    opts.client ??
-    new CloudWatchLogsClient({
-      ...(opts.region ? { region: opts.region } : {}),
-      ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
-      maxAttempts: 1,
-      ...opts.clientConfig,
-    });
+  // The SDK (tens of MB and hundreds of ms to load) is imported on the first send, so a guard
+  // without this sink never loads it, and one with it starts listening without waiting for it.
+  let sdk: Promise<typeof import('@aws-sdk/client-cloudwatch-logs')> | undefined;
+  let client = opts.client;
+  let closed = false;
+  const connect = async () => {
+    sdk ??= import('@aws-sdk/client-cloudwatch-logs');
+    const m = await sdk;
+    if (client === undefined && !closed) {
+      client = new m.CloudWatchLogsClient({
+        ...(opts.region ? { region: opts.region } : {}),
+        ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
+        maxAttempts: 1,
+        ...opts.clientConfig,
+      });
+    }
+    if (client === undefined)
+      throw new SinkError(`cloudwatch logs ${opts.name}: closed`, { transient: false });
+    return { m, client };
+  };
   let ready = false;
   let lastTimestamp = 0;
 
   const ensure = async (): Promise<void> => {
     if (ready) return;
+    const {
+      m: { CreateLogGroupCommand, CreateLogStreamCommand },
+      client,
+    } = await connect();
     try {
       await client.send(new CreateLogGroupCommand({ logGroupName: opts.group }), {
         abortSignal: AbortSignal.timeout(opts.timeoutMs),
@@ -94,6 +104,10 @@ export function createCloudWatchLogsSink(opts: CloudWatchLogsOptions): AlertSink
     async send(batch: readonly Alert[]) {
       if (batch.length === 0) return;
       await ensure();
+      const {
+        m: { PutLogEventsCommand },
+        client,
+      } = await connect();
       // Events in one call must be in time order; keep the spool's order and never go backwards.
       let ts = lastTimestamp;
       const logEvents = batch.map((a) => {
@@ -113,7 +127,8 @@ export function createCloudWatchLogsSink(opts: CloudWatchLogsOptions): AlertSink
       lastTimestamp = ts;
     },
     async close() {
-      if (owned) client.destroy();
+      closed = true;
+      if (owned) client?.destroy();
     },
   };
 }

@@ -44,6 +44,11 @@ export const ERROR_CODES = {
   IMDSGUARD_E_AWS_ASSUME_ROLE: { exit: 1, summary: 'A role in a target account cannot be assumed.' },
   IMDSGUARD_E_AWS_REGION: { exit: 1, summary: 'A region is disabled or not opted in for the account.' },
   IMDSGUARD_E_AWS_THROTTLED: { exit: 1, summary: 'AWS kept throttling a call after every retry.' },
+  IMDSGUARD_E_AWS_UNSUPPORTED: {
+    exit: 1,
+    summary:
+      'The endpoint does not support the call (InvalidAction, an HTML error page, an answer that is not AWS XML).',
+  },
   IMDSGUARD_E_OUTPUT: { exit: 1, summary: 'The output file (--output) cannot be written.' },
   IMDSGUARD_E_INPUT_FILE: {
     exit: 2,
@@ -60,6 +65,14 @@ export const ERROR_CODES = {
   IMDSGUARD_E_CHANGE_FAILED: {
     exit: 1,
     summary: 'A fleet change failed or read back different from the plan.',
+  },
+  IMDSGUARD_E_CHANGE_UNVERIFIED: {
+    exit: 1,
+    summary: 'A fleet change was accepted but could not be read back (or still reads pending).',
+  },
+  IMDSGUARD_E_CHANGE_BLOCKED: {
+    exit: 1,
+    summary: 'A planned change would be refused by AWS (account-level enforcement, a declarative policy).',
   },
   IMDSGUARD_E_HOST_EVIDENCE: {
     exit: 2,

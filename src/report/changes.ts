@@ -38,6 +38,12 @@ export function beforeText(it: PlanItem): string {
 
 export function afterText(it: PlanItem): string {
   if (it.action === 'skip') return '(unchanged)';
+  if (it.action === 'blocked') return `(blocked) ${afterWanted(it)}`;
+  return afterWanted(it);
+}
+
+/** The settings the item asks for. */
+function afterWanted(it: PlanItem): string {
   if (it.type === 'instance') return describeOptions(it.after);
   if (it.type === 'account-defaults') return describeDefaults(it.after);
   return it.after.op === 'fix'
@@ -64,7 +70,7 @@ const COLUMNS: Column<Row>[] = [
   { header: 'action', value: (r) => r.item.action },
   { header: 'before', value: (r) => beforeText(r.item), maxWidth: 80 },
   { header: 'after', value: (r) => afterText(r.item), maxWidth: 80 },
-  { header: 'reason', value: (r) => r.item.skip?.detail ?? '', maxWidth: 70 },
+  { header: 'reason', value: (r) => r.item.blocked?.detail ?? r.item.skip?.detail ?? '', maxWidth: 70 },
   { header: 'status', value: (r) => r.status ?? '' },
   { header: 'error', value: (r) => r.error ?? '', maxWidth: 80 },
 ];
@@ -108,7 +114,7 @@ export function changeDocument(
       const o = byId.get(it.seq);
       return {
         ...it,
-        status: o?.status ?? (it.action === 'skip' ? 'skipped' : null),
+        status: o?.status ?? (it.action === 'skip' ? 'skipped' : it.action === 'blocked' ? 'blocked' : null),
         errorCode: o?.errorCode ?? null,
         errorMessage: o?.errorMessage ?? null,
       };
@@ -129,7 +135,10 @@ function summaryLine(doc: ChangeDocument): string {
   const reasons = Object.entries(c.bySkipReason)
     .map(([r, n]) => `${n} ${r}`)
     .join(', ');
-  return `${doc.kind}: ${c.change} to change, ${c.skip} skipped${reasons ? ` (${reasons})` : ''}`;
+  const blocked = Object.entries(c.byBlockReason)
+    .map(([r, n]) => `${n} ${r}`)
+    .join(', ');
+  return `${doc.kind}: ${c.change} to change, ${c.skip} skipped${reasons ? ` (${reasons})` : ''}${c.blocked > 0 ? `, ${c.blocked} blocked (${blocked}): AWS would refuse them, nothing is sent for them` : ''}`;
 }
 
 /** The plan (and results, when applied) in the requested format. */

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ImdsguardError } from '../../src/errors.js';
-import type { FleetChangeApi } from '../../src/fleet/apply/api.js';
+import type { FleetChangeApi, InstanceReadBack, Where } from '../../src/fleet/apply/api.js';
 import { modifyInput } from '../../src/fleet/apply/api.js';
 import { applyPlan } from '../../src/fleet/apply/apply.js';
 import { formatChangeLogLine, memoryChangeLog } from '../../src/fleet/apply/changelog.js';
@@ -58,12 +58,22 @@ function fleet(count: number): InstanceRecord[] {
 /** An in-memory API over a map of instance options; hooks decide failures. */
 function memoryApi(
   state: Map<string, InstanceMetadataOptions>,
-  hooks: { modify?: (id: string) => void } = {},
-): FleetChangeApi & { calls: string[] } {
+  hooks: {
+    modify?: (id: string) => void;
+    /** Runs after the change is made (a failure here is one that acted). */
+    afterModify?: (id: string) => void;
+    read?: (ids: readonly string[]) => void;
+    /** Reads that still see `pending` after a change (default 0: applied at the next read). */
+    pendingReads?: number;
+    instanceState?: string;
+  } = {},
+): FleetChangeApi & { calls: string[]; reads: number } {
   const calls: string[] = [];
-  return {
+  const pendingLeft = new Map<string, number>();
+  const api = {
     calls,
-    async modifyInstanceMetadata(_w, id, o: MetadataValues, dryRun) {
+    reads: 0,
+    async modifyInstanceMetadata(_w: Where, id: string, o: MetadataValues, dryRun: boolean) {
       calls.push(id);
       hooks.modify?.(id);
       if (dryRun) return;
@@ -74,11 +84,25 @@ function memoryApi(
         ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null)),
         state: 'pending',
       });
+      pendingLeft.set(id, hooks.pendingReads ?? 0);
+      hooks.afterModify?.(id);
     },
-    async readInstanceMetadata(_w, ids) {
-      return new Map(
-        ids.filter((id) => state.has(id)).map((id) => [id, state.get(id) as InstanceMetadataOptions]),
-      );
+    async readInstanceMetadata(_w: Where, ids: readonly string[]) {
+      api.reads += 1;
+      hooks.read?.(ids);
+      const out = new Map<string, InstanceReadBack>();
+      for (const id of ids) {
+        const cur = state.get(id);
+        if (!cur) continue;
+        const left = pendingLeft.get(id) ?? 0;
+        if (cur.state === 'pending' && left <= 0) state.set(id, { ...cur, state: 'applied' });
+        else pendingLeft.set(id, left - 1);
+        out.set(id, {
+          metadataOptions: state.get(id) as InstanceMetadataOptions,
+          instanceState: hooks.instanceState ?? 'running',
+        });
+      }
+      return out;
     },
     createTemplateVersion: async () => null,
     setTemplateDefaultVersion: async () => {},
@@ -91,6 +115,7 @@ function memoryApi(
       instanceMetadataTags: null,
     }),
   };
+  return api;
 }
 
 function setup(count: number) {
@@ -149,6 +174,7 @@ describe('applyPlan', () => {
             `account 111111111111 us-east-1 ${iid}: denied`,
             {
               details: { awsCode: 'UnauthorizedOperation' },
+              cause: { name: 'UnauthorizedOperation', $metadata: { httpStatusCode: 403 } },
             },
           );
       },
@@ -252,6 +278,147 @@ describe('applyPlan', () => {
     const r = await applyPlan(plan, api, { journal, changeSetId: id, dryRun: true });
     expect(r.counts).toEqual({ 'dry-run-ok': 4 });
     expect([...state.values()].every((m) => m.httpTokens === 'optional')).toBe(true);
+  });
+});
+
+/** An error like the SDK's when a connection is cut: no AWS answer at all. */
+function cut(): Error {
+  return Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+}
+
+describe('applyPlan read-backs (issue 19 items 2 and 3)', () => {
+  it('a throttled read-back gets the same retry rounds as the calls, then verifies', async () => {
+    const { state, plan, id } = setup(4);
+    let throttled = 3;
+    const api = memoryApi(state, {
+      read: () => {
+        if (throttled-- > 0) throw throttle();
+      },
+    });
+    const clock = fakeClock();
+    const r = await applyPlan(plan, api, {
+      journal,
+      changeSetId: id,
+      dryRun: false,
+      groupConcurrency: 1,
+      clock,
+      random: () => 0.5,
+    });
+    expect(r.counts).toEqual({ verified: 4 });
+    expect(r.failures).toBe(0);
+    expect(clock.sleeps).toEqual([1000, 2000, 4000]);
+  });
+
+  it('a read-back that still fails is unverified, never mismatch, and fails the run', async () => {
+    const { state, plan, id } = setup(3);
+    const api = memoryApi(state, {
+      read: () => {
+        throw throttle();
+      },
+    });
+    const r = await applyPlan(plan, api, {
+      journal,
+      changeSetId: id,
+      dryRun: false,
+      throttleRetries: 2,
+      clock: fakeClock(),
+    });
+    expect(r.counts).toEqual({ unverified: 3 });
+    expect(r.failures).toBe(3);
+    for (const i of journal.items(id)) {
+      expect(i.status).toBe('unverified');
+      expect(i.errorCode).toBe('IMDSGUARD_E_CHANGE_UNVERIFIED');
+      expect(i.errorMessage).toContain('could not be confirmed');
+    }
+    // The changes were made: a rollback must consider them.
+    expect([...state.values()].every((m) => m.httpTokens === 'required')).toBe(true);
+  });
+
+  it('pending on a running instance is read again; still pending after the rounds is unverified; stopped is verified', async () => {
+    const a = setup(2);
+    const clock = fakeClock();
+    const settles = await applyPlan(a.plan, memoryApi(a.state, { pendingReads: 2 }), {
+      journal,
+      changeSetId: a.id,
+      dryRun: false,
+      clock,
+    });
+    expect(settles.counts).toEqual({ verified: 2 });
+    // Two regions (one instance each): two reads more each, waiting 2 s then 4 s.
+    expect(clock.sleeps.sort((x, y) => x - y)).toEqual([2000, 2000, 4000, 4000]);
+    const b = setup(2);
+    const stuck = await applyPlan(b.plan, memoryApi(b.state, { pendingReads: 99 }), {
+      journal,
+      changeSetId: b.id,
+      dryRun: false,
+      clock: fakeClock(),
+    });
+    expect(stuck.counts).toEqual({ unverified: 2 });
+    expect(journal.items(b.id)[0]?.errorMessage).toContain('still pending after 4 read(s)');
+    const c = setup(2);
+    const stopped = await applyPlan(
+      c.plan,
+      memoryApi(c.state, { pendingReads: 99, instanceState: 'stopped' }),
+      {
+        journal,
+        changeSetId: c.id,
+        dryRun: false,
+        clock: fakeClock(),
+      },
+    );
+    expect(stopped.counts).toEqual({ verified: 2 });
+  });
+
+  it('an ambiguous failure is read back: applied when the change is there, not-applied when not', async () => {
+    const { state, plan, id } = setup(4);
+    const [acted, notActed, refused] = plan.items.map((i) => i.resourceId);
+    const api = memoryApi(state, {
+      modify: (iid) => {
+        if (iid === notActed) throw cut();
+        if (iid === refused)
+          throw new ImdsguardError('IMDSGUARD_E_AWS_ACCESS', 'denied', {
+            details: { awsCode: 'UnauthorizedOperation' },
+            cause: { name: 'UnauthorizedOperation', $metadata: { httpStatusCode: 403 } },
+          });
+      },
+      afterModify: (iid) => {
+        if (iid === acted) throw cut();
+      },
+    });
+    const r = await applyPlan(plan, api, { journal, changeSetId: id, dryRun: false, clock: fakeClock() });
+    const byId = new Map(journal.items(id).map((i) => [i.item.resourceId, i]));
+    // Acted, then the connection was cut: read back, applied, then verified like any other.
+    expect(byId.get(acted as string)).toMatchObject({ status: 'verified', errorCode: null });
+    expect(byId.get(acted as string)?.result?.ambiguous?.message).toContain('socket hang up');
+    // Cut before it acted: read back unchanged.
+    expect(byId.get(notActed as string)).toMatchObject({ status: 'not-applied' });
+    expect(byId.get(notActed as string)?.errorMessage).toContain('socket hang up');
+    expect(state.get(notActed as string)?.httpTokens).toBe('optional');
+    // AWS answered and refused: no read-back needed, failed.
+    expect(byId.get(refused as string)).toMatchObject({
+      status: 'failed',
+      errorCode: 'UnauthorizedOperation',
+    });
+    expect(r.counts).toEqual({ verified: 2, 'not-applied': 1, failed: 1 });
+    // Not applied is a change the plan asked for and did not get: it fails the run too.
+    expect(r.failures).toBe(2);
+  });
+
+  it('an ambiguous failure whose read-back fails stays failed, marked ambiguous', async () => {
+    const { state, plan, id } = setup(1);
+    const api = memoryApi(state, {
+      afterModify: () => {
+        throw cut();
+      },
+      read: () => {
+        throw new Error('read failed too');
+      },
+    });
+    const r = await applyPlan(plan, api, { journal, changeSetId: id, dryRun: false, clock: fakeClock() });
+    expect(r.counts).toEqual({ failed: 1 });
+    const [item] = journal.items(id);
+    expect(item?.errorMessage).toContain('could not tell whether it acted');
+    expect(item?.result?.ambiguous?.message).toContain('socket hang up');
   });
 });
 

@@ -27,6 +27,13 @@ export interface Where {
   region: string;
 }
 
+/** What a read-back sees of one instance. */
+export interface InstanceReadBack {
+  metadataOptions: InstanceMetadataOptions;
+  /** The instance's state (running, stopped, ...): a stopped instance's change reads pending until it starts. */
+  instanceState: string;
+}
+
 export interface TemplateReadBack {
   defaultVersion: number;
   latestVersion: number;
@@ -42,11 +49,8 @@ export interface FleetChangeApi {
     options: MetadataValues,
     dryRun: boolean,
   ): Promise<void>;
-  /** DescribeInstances by ids: each found instance's options. */
-  readInstanceMetadata(
-    where: Where,
-    instanceIds: readonly string[],
-  ): Promise<Map<string, InstanceMetadataOptions>>;
+  /** DescribeInstances by ids: each found instance's options and state. */
+  readInstanceMetadata(where: Where, instanceIds: readonly string[]): Promise<Map<string, InstanceReadBack>>;
   /** CreateLaunchTemplateVersion from sourceVersion with these MetadataOptions; the new version number (dry run: null). */
   createTemplateVersion(
     where: Where,
@@ -134,7 +138,7 @@ export function sdkChangeApi(
       );
     },
     async readInstanceMetadata(w, ids) {
-      const out = new Map<string, InstanceMetadataOptions>();
+      const out = new Map<string, InstanceReadBack>();
       for (let i = 0; i < ids.length; i += API_LIMITS.idsPerDescribe) {
         const chunk = ids.slice(i, i + API_LIMITS.idsPerDescribe);
         try {
@@ -149,7 +153,7 @@ export function sdkChangeApi(
             for (const r of page.Reservations ?? [])
               for (const inst of r.Instances ?? []) {
                 const rec = toInstanceRecord(inst, w.accountId, w.region);
-                out.set(rec.instanceId, rec.metadataOptions);
+                out.set(rec.instanceId, { metadataOptions: rec.metadataOptions, instanceState: rec.state });
               }
             token = page.NextToken;
           } while (token);

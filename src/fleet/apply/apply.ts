@@ -1,29 +1,24 @@
 /**
  * Runs a change plan: items grouped by account + region, at most `concurrency` calls in flight per
  * group (every group at once, up to `groupConcurrency`), each call rate-limited by the API's token
- * bucket (see rate-limit.ts, wired in the FleetChangeApi), retried on throttling, written ahead into
- * the journal, and logged. One failure never stops the others. Then a verification pass reads every
- * changed resource back. A stop request (AbortSignal: Ctrl-C) lets the calls in flight finish and
- * sends no new one; the change set is then `interrupted`.
+ * bucket (see rate-limit.ts, wired in the FleetChangeApi), retried on throttling (retry.ts), written
+ * ahead into the journal, and logged. One failure never stops the others. A failure that may have
+ * acted (a cut connection, a timeout, a 5xx) is settled by reading the resource back (verify.ts):
+ * applied or not-applied. Then a verification pass reads every changed resource back, with the same
+ * retries and pacing: verified, mismatch, or unverified. Blocked and skipped items are never sent. A
+ * stop request (AbortSignal: Ctrl-C) lets the calls in flight finish and sends no new one; the change
+ * set is then `interrupted`.
  */
-import { errorMessage, ImdsguardError, isImdsguardError } from '../../errors.js';
+import { errorMessage, isImdsguardError } from '../../errors.js';
 import { mapBounded } from '../aws/concurrency.js';
-import { isThrottleError } from '../aws/errors.js';
-import type { InstanceMetadataOptions } from '../inventory/model.js';
+import { isDefiniteRefusal } from '../aws/errors.js';
 import type { ItemResult, ItemStatus, Journal } from '../journal/store.js';
-import { sameDefaults } from '../plan/defaults.js';
-import {
-  type ChangePlan,
-  type DefaultsItem,
-  type InstanceItem,
-  matchesTarget,
-  metadataValues,
-  type PlanItem,
-  type TemplateItem,
-} from '../plan/types.js';
+import type { ChangePlan, DefaultsItem, InstanceItem, PlanItem, TemplateItem } from '../plan/types.js';
 import type { FleetChangeApi, Where } from './api.js';
 import type { ChangeLog } from './changelog.js';
 import { type Clock, REAL_CLOCK } from './rate-limit.js';
+import { RETRY_DEFAULTS, withThrottleRetries } from './retry.js';
+import { type ReadContext, settleAmbiguous, verifyApplied } from './verify.js';
 
 /** Defaults, with units. */
 export const APPLY_DEFAULTS = {
@@ -31,12 +26,7 @@ export const APPLY_DEFAULTS = {
   concurrency: 4,
   /** Account + region groups worked on at once. */
   groupConcurrency: 16,
-  /** Extra rounds for a call still throttled after the SDK's own retries. */
-  throttleRetries: 5,
-  /** First wait before such a round, ms (doubles each round, with jitter). */
-  throttleBackoffMs: 1000,
-  /** Longest wait between rounds, ms. */
-  throttleBackoffMaxMs: 20_000,
+  ...RETRY_DEFAULTS,
 } as const;
 
 export interface ApplyOptions {
@@ -51,8 +41,11 @@ export interface ApplyOptions {
   signal?: AbortSignal;
   changeLog?: ChangeLog;
   clock?: Clock;
-  /** Read back and record verified/mismatch (default: true unless dryRun). */
+  /** Read back and record verified/mismatch/unverified (default: true unless dryRun). */
   verify?: boolean;
+  /** Extra reads of a change still pending on a running instance, and the first wait, ms (verify.ts). */
+  pendingRounds?: number;
+  pendingBackoffMs?: number;
   /** Test hook: runs after the journal row is written and before each call is sent. */
   beforeSend?: (item: PlanItem) => void | Promise<void>;
   /** Random source for backoff jitter (tests). */
@@ -73,11 +66,19 @@ export interface ApplyResult {
   interrupted: boolean;
   outcomes: ItemOutcome[];
   counts: Partial<Record<ItemStatus, number>>;
-  /** Failed changes and mismatches (dry run: calls that would fail). */
+  /** Failed, mismatched and unverified changes (dry run: calls that would fail). */
   failures: number;
 }
 
-const FAILED: ReadonlySet<ItemStatus> = new Set(['failed', 'dry-run-failed', 'mismatch', 'sent']);
+/** Statuses that make a run exit 1 (docs/fleet-changes.md, Statuses). */
+export const FAILED_STATUSES: ReadonlySet<ItemStatus> = new Set([
+  'failed',
+  'not-applied',
+  'dry-run-failed',
+  'mismatch',
+  'sent',
+  'unverified',
+]);
 
 function actionOf(item: PlanItem, step?: 'create' | 'default'): string {
   if (item.type === 'instance') return 'ModifyInstanceMetadataOptions';
@@ -99,6 +100,16 @@ function describeAfter(item: PlanItem): string {
     : `DefaultVersion=${item.after.defaultVersion}`;
 }
 
+function isCodeMessage(x: unknown): x is { code: string; message: string } {
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    !(x instanceof Error) &&
+    typeof (x as { code?: unknown }).code === 'string' &&
+    typeof (x as { message?: unknown }).message === 'string'
+  );
+}
+
 function errorCodeOf(err: unknown): string {
   if (isImdsguardError(err)) {
     const aws = err.details?.['awsCode'];
@@ -117,6 +128,7 @@ export async function applyPlan(
   const random = opts.random ?? Math.random;
   const { journal, changeSetId, dryRun } = opts;
   const outcomes = new Map<number, ItemOutcome>();
+  const results = new Map<number, ItemResult>();
   const log = (item: PlanItem, action: string, status: string, err?: { code: string; message: string }) =>
     opts.changeLog?.write({
       timestamp: new Date(clock.now()).toISOString(),
@@ -133,11 +145,19 @@ export async function applyPlan(
       message: err?.message,
     });
   const record = (item: PlanItem, status: ItemStatus, err?: unknown, result?: ItemResult) => {
-    const e = err === undefined ? null : { code: errorCodeOf(err), message: errorMessage(err) };
+    const e =
+      err === undefined
+        ? null
+        : isCodeMessage(err)
+          ? err
+          : { code: errorCodeOf(err), message: errorMessage(err) };
+    // Results accumulate (a created version, then what the verification read back).
+    const merged = result ? { ...results.get(item.seq), ...result } : results.get(item.seq);
+    if (merged) results.set(item.seq, merged);
     journal.markResult(changeSetId, item.seq, status, {
       errorCode: e?.code ?? null,
       errorMessage: e?.message ?? null,
-      result: result ?? null,
+      result: merged ?? null,
     });
     outcomes.set(item.seq, {
       seq: item.seq,
@@ -148,29 +168,30 @@ export async function applyPlan(
     });
     return e;
   };
-
-  /** Sends one call with write-ahead, throttle retries and the change log. */
-  const send = async <T>(
-    item: PlanItem,
-    action: string,
-    call: () => Promise<T>,
-    ahead?: ItemResult,
-  ): Promise<T> => {
-    const rounds = opts.throttleRetries ?? APPLY_DEFAULTS.throttleRetries;
-    let backoff = opts.throttleBackoffMs ?? APPLY_DEFAULTS.throttleBackoffMs;
-    for (let round = 0; ; round++) {
-      journal.markSent(changeSetId, item.seq, ahead);
-      log(item, action, 'sent');
-      await opts.beforeSend?.(item);
-      try {
-        return await call();
-      } catch (err) {
-        if (!isThrottleError((err as { cause?: unknown }).cause ?? err) || round >= rounds) throw err;
-        await clock.sleep(Math.min(APPLY_DEFAULTS.throttleBackoffMaxMs, backoff * (0.5 + random())));
-        backoff *= 2;
-      }
-    }
+  const readContext: ReadContext = {
+    api,
+    clock,
+    random,
+    throttleRetries: opts.throttleRetries,
+    throttleBackoffMs: opts.throttleBackoffMs,
+    groupConcurrency: opts.groupConcurrency ?? APPLY_DEFAULTS.groupConcurrency,
+    pendingRounds: opts.pendingRounds,
+    pendingBackoffMs: opts.pendingBackoffMs,
   };
+
+  /** Sends one call with write-ahead (every round), throttle retries and the change log. */
+  const send = <T>(item: PlanItem, action: string, call: () => Promise<T>, ahead?: ItemResult): Promise<T> =>
+    withThrottleRetries(call, {
+      rounds: opts.throttleRetries,
+      backoffMs: opts.throttleBackoffMs,
+      clock,
+      random,
+      beforeRound: async () => {
+        journal.markSent(changeSetId, item.seq, ahead);
+        log(item, action, 'sent');
+        await opts.beforeSend?.(item);
+      },
+    });
 
   const applyInstance = async (item: InstanceItem, w: Where) => {
     const action = actionOf(item);
@@ -257,16 +278,39 @@ export async function applyPlan(
           record(item, status, undefined, result);
           log(item, actionOf(item), status);
         } catch (err) {
+          const e = { code: errorCodeOf(err), message: errorMessage(err) };
+          if (!dryRun && !isDefiniteRefusal(err)) {
+            // The call may have acted: the resource itself says whether it did.
+            const settled = await settleAmbiguous(readContext, item, e);
+            if (settled) {
+              record(item, settled.status, settled.status === 'not-applied' ? e : undefined, settled.result);
+              log(item, actionOf(item), settled.status, {
+                code: e.code,
+                message: `${e.message} (read back: ${settled.status})`,
+              });
+              return;
+            }
+            const undecided = { ...e, message: `${e.message}; read back: could not tell whether it acted` };
+            record(item, 'failed', undecided, { ambiguous: e });
+            log(item, actionOf(item), 'failed', undecided);
+            return;
+          }
           const status: ItemStatus = dryRun ? 'dry-run-failed' : 'failed';
-          const e = record(item, status, err);
-          log(item, actionOf(item), status, e ?? undefined);
+          record(item, status, e);
+          log(item, actionOf(item), status, e);
         }
       });
     },
   );
   if (opts.signal?.aborted && outcomes.size < changes.length) interrupted = true;
 
-  if (!dryRun && (opts.verify ?? true)) await verify(plan, api, opts, outcomes, record, log);
+  if (!dryRun && (opts.verify ?? true)) {
+    const applied = plan.items.filter((i) => outcomes.get(i.seq)?.status === 'applied');
+    await verifyApplied(readContext, applied, (item, status, err, result) => {
+      record(item, status, err, result);
+      log(item, 'verify', status, err);
+    });
+  }
 
   journal.finishChangeSet(changeSetId, interrupted ? 'interrupted' : 'done');
   const list = changes.map(
@@ -287,93 +331,6 @@ export async function applyPlan(
     interrupted,
     outcomes: list,
     counts,
-    failures: list.filter((o) => FAILED.has(o.status)).length,
+    failures: list.filter((o) => FAILED_STATUSES.has(o.status)).length,
   };
-}
-
-/** Reads back every applied item and records verified or mismatch. */
-async function verify(
-  plan: ChangePlan,
-  api: FleetChangeApi,
-  opts: ApplyOptions,
-  outcomes: Map<number, ItemOutcome>,
-  record: (item: PlanItem, status: ItemStatus, err?: unknown, result?: ItemResult) => unknown,
-  log: (item: PlanItem, action: string, status: string, err?: { code: string; message: string }) => void,
-): Promise<void> {
-  const applied = plan.items.filter((i) => outcomes.get(i.seq)?.status === 'applied');
-  const instanceGroups = new Map<string, InstanceItem[]>();
-  for (const it of applied) {
-    if (it.type !== 'instance') continue;
-    const k = `${it.accountId}/${it.region}`;
-    const g = instanceGroups.get(k) ?? [];
-    g.push(it);
-    instanceGroups.set(k, g);
-  }
-  const mismatch = (item: PlanItem, what: string, observed: unknown) => {
-    const err = new ImdsguardError(
-      'IMDSGUARD_E_CHANGE_FAILED',
-      `account ${item.accountId} ${item.region} ${item.resourceId}: read back ${what}`,
-    );
-    record(item, 'mismatch', err, { observed });
-    log(item, 'verify', 'mismatch', { code: err.code, message: err.message });
-  };
-  await mapBounded(
-    [...instanceGroups.values()],
-    opts.groupConcurrency ?? APPLY_DEFAULTS.groupConcurrency,
-    async (items) => {
-      const first = items[0] as InstanceItem;
-      const w = { accountId: first.accountId, region: first.region };
-      let seen: Map<string, InstanceMetadataOptions>;
-      try {
-        seen = await api.readInstanceMetadata(
-          w,
-          items.map((i) => i.resourceId),
-        );
-      } catch (err) {
-        for (const it of items) mismatch(it, `failed: ${errorMessage(err)}`, null);
-        return;
-      }
-      for (const it of items) {
-        const got = seen.get(it.resourceId);
-        if (got && matchesTarget(metadataValues(got), it.after)) {
-          record(it, 'verified');
-          log(it, 'verify', 'verified');
-        } else
-          mismatch(
-            it,
-            got ? JSON.stringify(metadataValues(got)) : 'nothing (instance not found)',
-            got ?? null,
-          );
-      }
-    },
-  );
-  for (const it of applied) {
-    const w = { accountId: it.accountId, region: it.region };
-    try {
-      if (it.type === 'launch-template') {
-        const t = await api.readTemplate(w, it.resourceId);
-        const ok =
-          it.after.op === 'restore'
-            ? t.defaultVersion === it.after.defaultVersion
-            : t.defaultVersion > it.before.defaultVersion && t.metadataOptions?.httpTokens === 'required';
-        if (ok) {
-          record(it, 'verified');
-          log(it, 'verify', 'verified');
-        } else
-          mismatch(
-            it,
-            `default version ${t.defaultVersion} (tokens ${t.metadataOptions?.httpTokens ?? 'unset'})`,
-            t,
-          );
-      } else if (it.type === 'account-defaults') {
-        const d = await api.readAccountDefaults(w);
-        if (sameDefaults(d, it.after)) {
-          record(it, 'verified');
-          log(it, 'verify', 'verified');
-        } else mismatch(it, JSON.stringify(d), d);
-      }
-    } catch (err) {
-      mismatch(it, `failed: ${errorMessage(err)}`, null);
-    }
-  }
 }

@@ -19,7 +19,7 @@ export interface ChangeLogEntry {
   /** Instance id, template id, or ACCOUNT/REGION. */
   resource: string;
   dryRun: boolean;
-  /** sent, applied, failed, dry-run-ok, dry-run-failed, verified, mismatch */
+  /** sent, applied, not-applied, failed, dry-run-ok, dry-run-failed, verified, mismatch, unverified */
   status: string;
   /** The options sent, for instance changes. */
   detail?: string | undefined;

@@ -43,6 +43,17 @@ const THROTTLE_CODES = new Set([
   'SlowDown',
 ]);
 
+/** AWS error codes that say the service failed while handling the call: it may have acted. */
+const SERVER_FAULT_CODES = new Set([
+  'InternalError',
+  'InternalFailure',
+  'InternalServerError',
+  'ServiceUnavailable',
+  'Unavailable',
+  'RequestTimeout',
+  'RequestTimeoutException',
+]);
+
 export const AUTH_HINT =
   'refresh your SSO session (aws sso login) or your credentials, or choose another --profile';
 
@@ -64,6 +75,34 @@ export function isAuthError(err: unknown): boolean {
 export function isThrottleError(err: unknown): boolean {
   const code = awsErrorCode(err);
   return code !== null && THROTTLE_CODES.has(code);
+}
+
+/** The SDK error under an ImdsguardError (its cause), or the error itself. */
+function sdkErrorOf(err: unknown): unknown {
+  return isImdsguardError(err) && err.cause !== undefined ? err.cause : err;
+}
+
+/** The HTTP status AWS answered with, when there was an answer. */
+export function httpStatusOf(err: unknown): number | undefined {
+  const e = sdkErrorOf(err) as { $metadata?: { httpStatusCode?: unknown } } | null;
+  const s = e?.$metadata?.httpStatusCode;
+  return typeof s === 'number' ? s : undefined;
+}
+
+/**
+ * True when AWS answered the call and refused it, so it did not act: an AWS error code with a 4xx
+ * status, or throttling. Anything else (a connection cut or reset, a timeout, a 5xx InternalError, an
+ * answer that could not be read, no answer at all) is ambiguous: the call may have acted, and only
+ * reading the resource back tells.
+ */
+export function isDefiniteRefusal(err: unknown): boolean {
+  const detail = isImdsguardError(err) ? err.details?.['awsCode'] : undefined;
+  const code = typeof detail === 'string' ? detail : awsErrorCode(sdkErrorOf(err));
+  if (code === null) return false;
+  if (THROTTLE_CODES.has(code)) return true;
+  if (SERVER_FAULT_CODES.has(code)) return false;
+  const status = httpStatusOf(err);
+  return status !== undefined && status < 500;
 }
 
 /** Where a failure happened, for messages: "account 123 us-east-1 ec2:DescribeInstances i-1". */

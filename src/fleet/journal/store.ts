@@ -6,16 +6,24 @@
  * fsynced) BEFORE its API call goes out, and gets its result after. After a crash the journal shows
  * exactly which calls may have been made: every `sent` item without a result.
  *
- * Item statuses:
+ * Item statuses (docs/fleet-changes.md lists them with what each means for the exit code):
  *   planned      in the plan, not sent (yet)
  *   skipped      in the plan as a skip (the reason is in the item)
+ *   blocked      in the plan, but AWS would refuse it (account-level enforcement, a declarative
+ *                policy): never sent; the reason is in the item
  *   sent         the call was (or is about to be) sent; no answer recorded: a crash or a kill
- *   applied      AWS accepted the change
- *   failed       AWS refused it (error code and message recorded)
+ *   applied      AWS accepted the change (or: the call failed ambiguously and reading the resource back
+ *                showed the change in place; result.ambiguous keeps the error)
+ *   not-applied  the call failed ambiguously (cut, timeout, 5xx) and reading the resource back showed
+ *                it unchanged: nothing to roll back
+ *   failed       AWS refused it (error code and message recorded), or it failed ambiguously and the
+ *                read-back could not tell
  *   dry-run-ok   DryRun: AWS says the call would succeed (DryRunOperation)
  *   dry-run-failed  DryRun: AWS says it would fail (e.g. UnauthorizedOperation)
  *   verified     read back after the change: equal to the plan
  *   mismatch     read back after the change: different from the plan
+ *   unverified   applied, but the read-back failed after every retry, or still reads `pending` on a
+ *                running instance: not known to be in effect
  */
 import { randomBytes } from 'node:crypto';
 import { ImdsguardError } from '../../errors.js';
@@ -29,23 +37,30 @@ export const DEFAULT_JOURNAL_FILE = 'imdsguard-journal.db';
 export const ITEM_STATUSES = [
   'planned',
   'skipped',
+  'blocked',
   'sent',
   'applied',
+  'not-applied',
   'failed',
   'dry-run-ok',
   'dry-run-failed',
   'verified',
   'mismatch',
+  'unverified',
 ] as const;
 export type ItemStatus = (typeof ITEM_STATUSES)[number];
 
-/** Statuses after which the call may have reached AWS (a rollback must consider the item). */
+/**
+ * Statuses after which the change may be in place (a rollback must consider the item). Not
+ * `not-applied`: it was read back unchanged.
+ */
 export const SENT_STATUSES: ReadonlySet<ItemStatus> = new Set([
   'sent',
   'applied',
   'failed',
   'verified',
   'mismatch',
+  'unverified',
 ]);
 
 export type ChangeSetStatus = 'applying' | 'done' | 'interrupted' | 'planned';
@@ -70,8 +85,10 @@ export interface ChangeSetRecord {
 export interface ItemResult {
   /** For templates: the version the fix created. */
   createdVersion?: number;
-  /** What the verification read back. */
+  /** What the verification (or the read-back after an ambiguous failure) read back. */
   observed?: unknown;
+  /** The ambiguous failure that was settled by reading the resource back (applied / not-applied). */
+  ambiguous?: { code: string; message: string };
 }
 
 export interface JournalItem {
@@ -290,7 +307,7 @@ export class Journal {
             it.resourceId,
             it.action,
             JSON.stringify(it),
-            it.action === 'change' ? 'planned' : 'skipped',
+            it.action === 'change' ? 'planned' : it.action === 'blocked' ? 'blocked' : 'skipped',
           );
         }
       })(),

@@ -1,7 +1,7 @@
 /**
  * PURE: the change plan every fleet change command builds before it touches anything. A plan is a list
- * of items; each item is a change (before -> after) or a skip with its reason. Rollback is just another
- * plan. The journal (fleet/journal) stores plans as they are, and the applier (fleet/apply) runs them.
+ * of items; each item is a change (before -> after), a skip with its reason, or blocked: a change AWS
+ * would refuse (plan/blocked.ts marks them), with the reason. Rollback is just another plan. The journal (fleet/journal) stores plans as they are, and the applier (fleet/apply) runs them.
  */
 import type { AccountDefaultsRecord, LaunchMetadataOptions } from '../inventory/model.js';
 
@@ -31,6 +31,21 @@ export interface SkipInfo {
   filter?: string;
 }
 
+/** Why a change is in the plan but cannot be made: AWS would refuse it (plan/blocked.ts). */
+export const BLOCK_REASONS = {
+  'tokens-enforced':
+    'the region enforces IMDSv2 (HttpTokensEnforced=enabled): AWS refuses HttpTokens=optional there (UnsupportedOperation)',
+  'managed-by-policy':
+    'an AWS Organizations declarative policy manages the IMDS defaults of this region: the account cannot change them',
+} as const;
+export type BlockReason = keyof typeof BLOCK_REASONS;
+
+export interface BlockInfo {
+  reason: BlockReason;
+  /** A sentence for people: what would be refused, and what to do instead. */
+  detail: string;
+}
+
 /** The five settable metadata options (ModifyInstanceMetadataOptions); null: unknown, never sent. */
 export type MetadataValues = LaunchMetadataOptions;
 
@@ -41,8 +56,11 @@ interface ItemBase {
   region: string;
   /** Instance id, launch template id, or ACCOUNT/REGION for account defaults. */
   resourceId: string;
-  action: 'change' | 'skip';
+  /** change: sent; skip: nothing to do (skip says why); blocked: AWS would refuse it (blocked says why). */
+  action: 'change' | 'skip' | 'blocked';
   skip: SkipInfo | null;
+  /** Set by markBlocked (plan/blocked.ts) on items AWS would refuse; `after` keeps what was wanted. */
+  blocked?: BlockInfo | undefined;
 }
 
 export interface InstanceItem extends ItemBase {
@@ -97,14 +115,28 @@ export interface PlanCounts {
   total: number;
   change: number;
   skip: number;
+  /** Changes AWS would refuse (never sent; the run exits 1). */
+  blocked: number;
   bySkipReason: Partial<Record<SkipReason, number>>;
+  byBlockReason: Partial<Record<BlockReason, number>>;
 }
 
 export function countPlan(plan: Pick<ChangePlan, 'items'>): PlanCounts {
-  const out: PlanCounts = { total: plan.items.length, change: 0, skip: 0, bySkipReason: {} };
+  const out: PlanCounts = {
+    total: plan.items.length,
+    change: 0,
+    skip: 0,
+    blocked: 0,
+    bySkipReason: {},
+    byBlockReason: {},
+  };
   for (const it of plan.items) {
     if (it.action === 'change') out.change += 1;
-    else {
+    else if (it.action === 'blocked') {
+      out.blocked += 1;
+      const r = it.blocked?.reason;
+      if (r) out.byBlockReason[r] = (out.byBlockReason[r] ?? 0) + 1;
+    } else {
       out.skip += 1;
       const r = it.skip?.reason;
       if (r) out.bySkipReason[r] = (out.bySkipReason[r] ?? 0) + 1;

@@ -99,6 +99,31 @@ export interface ChangeOutcome {
   stats: RunStats | null;
 }
 
+/** What went wrong, per status, with the stable codes (docs/fleet-changes.md, Statuses). */
+export function failureSentence(result: ApplyResult, dryRun: boolean): string {
+  const c = result.counts;
+  if (dryRun) {
+    return `${c['dry-run-failed'] ?? 0} change(s) would fail [IMDSGUARD_E_CHANGE_FAILED]; the others were checked.`;
+  }
+  const parts: string[] = [];
+  const codes = new Set<string>();
+  const add = (n: number | undefined, text: string, code: string) => {
+    if (!n) return;
+    parts.push(`${n} ${text}`);
+    codes.add(code);
+  };
+  add(c.failed, 'failed', 'IMDSGUARD_E_CHANGE_FAILED');
+  add(c['not-applied'], 'not applied (the call failed; read back unchanged)', 'IMDSGUARD_E_CHANGE_FAILED');
+  add(c.mismatch, 'read back different from the plan (mismatch)', 'IMDSGUARD_E_CHANGE_FAILED');
+  add(c.sent, 'sent without an answer', 'IMDSGUARD_E_CHANGE_FAILED');
+  add(
+    c.unverified,
+    'applied but not confirmed (unverified: the read-back failed after every retry, or still reads pending)',
+    'IMDSGUARD_E_CHANGE_UNVERIFIED',
+  );
+  return `${parts.join(', ')} [${[...codes].join(', ')}]; the others were applied.`;
+}
+
 function changeLogOf(opts: ChangeOptions, io: RunIo): ChangeLog {
   const { file, format } = opts.changeLog;
   return file !== undefined
@@ -164,9 +189,7 @@ export async function executePlan(run: PlanRun, io: RunIo, present: ChangePresen
     await present.show(doc(true, result));
     let failed = false;
     if (result.failures > 0) {
-      io.output.write(
-        `imdsguard: ${result.failures} change(s) ${change.dryRun ? 'would fail' : 'failed or did not verify'} [IMDSGUARD_E_CHANGE_FAILED]; the others were ${change.dryRun ? 'checked' : 'applied'}.\n`,
-      );
+      io.output.write(`imdsguard: ${failureSentence(result, change.dryRun)}\n`);
       failed = true;
     }
     if (result.interrupted) {

@@ -11,6 +11,8 @@ export interface FaultScope {
   region?: string;
   /** The resource the call names (EC2 InstanceId or LaunchTemplateId), when the rule is that narrow. */
   resourceId?: string;
+  /** Any other condition on the call, e.g. on its parameters. */
+  match?: (call: CallSubject) => boolean;
 }
 
 /** An answer that is not an AWS protocol answer at all (a proxy's HTML page, a truncated body). */
@@ -55,6 +57,8 @@ export interface CallSubject {
   region: string;
   accessKeyId: string;
   resourceId?: string | undefined;
+  /** The query-protocol parameters (EC2, Auto Scaling, STS, IAM). */
+  params?: URLSearchParams | undefined;
 }
 
 /** The throttling error each protocol answers, like the real services. */
@@ -232,6 +236,7 @@ export class Faults {
       if (rule.accountId !== undefined && rule.accountId !== call.accountId) continue;
       if (rule.region !== undefined && rule.region !== call.region) continue;
       if (rule.resourceId !== undefined && rule.resourceId !== call.resourceId) continue;
+      if (rule.match !== undefined && !rule.match(call)) continue;
       if (rule.remaining !== undefined && rule.remaining <= 0) continue;
       if (rule.percent !== undefined && this.rand() * 100 >= rule.percent) continue;
       if (rule.remaining !== undefined) rule.remaining -= 1;

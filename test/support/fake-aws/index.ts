@@ -203,7 +203,7 @@ export async function startFakeAws(options: FakeAwsOptions = {}): Promise<FakeAw
         throw new FakeAwsError(e.code, e.message, e.status);
       }
       const resourceId = params.get('InstanceId') ?? params.get('LaunchTemplateId') ?? undefined;
-      const fault = faults.check({ service, action, accountId, region, accessKeyId, resourceId });
+      const fault = faults.check({ service, action, accountId, region, accessKeyId, resourceId, params });
       if (fault?.kind === 'error')
         throw new FakeAwsError(fault.error.code, fault.error.message, fault.error.status);
       if (fault?.kind === 'raw') {

@@ -367,6 +367,14 @@ describe('applyPlan read-backs (issue 19 items 2 and 3)', () => {
       },
     );
     expect(stopped.counts).toEqual({ verified: 2 });
+    // Still launching (instance state pending): applied when it runs, like a stopped one.
+    const d = setup(2);
+    const launching = await applyPlan(
+      d.plan,
+      memoryApi(d.state, { pendingReads: 99, instanceState: 'pending' }),
+      { journal, changeSetId: d.id, dryRun: false, clock: fakeClock() },
+    );
+    expect(launching.counts).toEqual({ verified: 2 });
   });
 
   it('an ambiguous failure is read back: applied when the change is there, not-applied when not', async () => {

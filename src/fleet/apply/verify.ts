@@ -48,18 +48,19 @@ export type Recorder = (
   result?: ItemResult,
 ) => void;
 
-const STOPPED = new Set(['stopped', 'stopping']);
-
 export type InstanceCheck = 'verified' | 'pending' | 'mismatch' | 'missing';
 
 /**
- * PURE: one instance read back against the options it should have. A change on a stopped instance
- * reads `pending` until it starts (EC2 API reference): its values are set, so it counts as verified.
+ * PURE: one instance read back against the options it should have. A change on an instance that is not
+ * running (stopped, stopping, or still launching) reads `pending` until it runs (EC2 API reference:
+ * "When you modify the parameters on a stopped instance, they are applied when the instance is
+ * started"): its values are set, so it counts as verified. On a running instance `pending` means the
+ * change is not in effect yet.
  */
 export function checkInstance(got: InstanceReadBack | undefined, item: InstanceItem): InstanceCheck {
   if (!got) return 'missing';
   if (!matchesTarget(metadataValues(got.metadataOptions), item.after)) return 'mismatch';
-  if (got.metadataOptions.state === 'pending' && !STOPPED.has(got.instanceState)) return 'pending';
+  if (got.metadataOptions.state === 'pending' && got.instanceState === 'running') return 'pending';
   return 'verified';
 }
 

@@ -1,6 +1,13 @@
 import { isAbsolute, resolve } from 'node:path';
 import { ImdsguardError } from '../errors.js';
-import { BACKENDS, type Backend, DEFAULT_BRIDGES, DEFAULT_GUARD_PORT, type FailMode } from '../host/types.js';
+import {
+  BACKENDS,
+  type Backend,
+  DEFAULT_BRIDGES,
+  DEFAULT_GUARD_PORT,
+  DEFAULT_SYSCTL_ROOT,
+  type FailMode,
+} from '../host/types.js';
 import { parseChoice, parseDuration, parseIntInRange, parseList } from './options.js';
 
 /** PURE parsing of the host command flags shared by install, uninstall and doctor. */
@@ -32,6 +39,40 @@ export function parseBridges(value: string | undefined): string[] {
       throw new ImdsguardError('IMDSGUARD_E_USAGE', `--bridges: "${i}" is not an interface name`);
   }
   return [...new Set(list)];
+}
+
+/**
+ * Pod interface patterns (--pod-interfaces): names, or prefixes ending in "+" as iptables writes them
+ * ("eni+"), at most 15 characters as Linux allows. A pattern that would match lo is refused: its
+ * route_localnet must never be touched.
+ */
+export function parsePodInterfaces(value: string): string[] {
+  const list = parseList(value);
+  if (list.length === 0)
+    throw new ImdsguardError('IMDSGUARD_E_USAGE', '--pod-interfaces: at least one pattern');
+  for (const p of list) {
+    if (!/^[A-Za-z0-9_.:-]{1,14}\+$|^[A-Za-z0-9_.:-]{1,15}$/.test(p)) {
+      throw new ImdsguardError(
+        'IMDSGUARD_E_USAGE',
+        `--pod-interfaces: "${p}" is not an interface name or a NAME+ prefix (e.g. eni+,cali+,lxc+)`,
+      );
+    }
+    if (p === 'lo' || ('lo'.startsWith(p.slice(0, -1)) && p.endsWith('+'))) {
+      throw new ImdsguardError(
+        'IMDSGUARD_E_USAGE',
+        `--pod-interfaces: "${p}" would match the loopback interface`,
+      );
+    }
+  }
+  return [...new Set(list)];
+}
+
+/** --sysctl-root: where the kernel's /proc/sys is (a container may mount the host's elsewhere). */
+export function parseSysctlRoot(value: string | undefined): string {
+  if (value === undefined) return DEFAULT_SYSCTL_ROOT;
+  if (!isAbsolute(value))
+    throw new ImdsguardError('IMDSGUARD_E_USAGE', '--sysctl-root: expected an absolute path');
+  return resolve(value);
 }
 
 export function parseRoot(value: string | undefined, cwd: string): string {

@@ -23,9 +23,12 @@ export interface RedirectFacts {
   bridges?: BridgeRules;
 }
 
-/** What the firewall does with metadata traffic arriving on container bridges. */
+/**
+ * What the firewall does with metadata traffic arriving on container interfaces: bridges by name, pod
+ * interfaces by pattern ("eni+", as iptables writes it; nft's "eni*" is read back as "eni+").
+ */
 export interface BridgeRules {
-  /** Bridges whose IPv4 metadata traffic is DNATed to the guard on 127.0.0.1, with the port. */
+  /** Interfaces whose IPv4 metadata traffic is DNATed to the guard on 127.0.0.1, with the port. */
   dnat: Array<{ bridge: string; port: number }>;
   /** Bridges whose IPv6 metadata traffic is refused (it cannot be redirected). */
   v6Refused: string[];
@@ -34,10 +37,12 @@ export interface BridgeRules {
 }
 
 export interface ContainerFacts {
-  /** Bridges install recorded (--containers); empty when it recorded none. */
+  /** Bridges and pod interface patterns ("eni+") install recorded; empty when it recorded none. */
   expected: string[];
   /** net.ipv4.conf.BRIDGE.route_localnet: true, false, or undefined when the bridge does not exist. */
   routeLocalnet: Record<string, boolean | undefined>;
+  /** route_localnet of every existing interface that matches a pod interface pattern. */
+  podInterfaces?: Record<string, boolean>;
 }
 
 /** Outcome of an HTTP exchange: a status code or an error reason (ECONNREFUSED, timed out...). */

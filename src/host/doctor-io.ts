@@ -13,14 +13,15 @@ import {
   parseProcStatus,
   type RedirectFacts,
 } from './doctor-facts.js';
+import { routeLocalnetPath } from './files.js';
+import { routeLocalnetStates } from './interfaces-io.js';
 import { IPT_TOOLS, parseIptablesSave } from './iptables.js';
 import { nftListArgs } from './nftables.js';
 import { checkHealth, type HealthTarget, probe } from './probe-io.js';
 import { installedBackends } from './rules-io.js';
 import type { CommandRunner } from './runner.js';
 import { lookupUser } from './system-io.js';
-import { routeLocalnetPath } from './systemd.js';
-import { type Backend, IMDS_V4 } from './types.js';
+import { type Backend, DEFAULT_SYSCTL_ROOT, IMDS_V4, isInterfacePattern } from './types.js';
 
 /** I/O half of doctor: reads the firewall, /proc and probes HTTP, returning facts for evaluateDoctor. */
 
@@ -185,17 +186,22 @@ export interface GatherOptions {
   probeV1: boolean;
   /** Default: whether this process runs as root. */
   isRoot?: boolean;
-  /** Container bridges install recorded (--containers). */
-  bridges?: readonly string[];
+  /** Container bridges and pod interface patterns install recorded (--containers, --pod-interfaces). */
+  interfaces?: readonly string[];
+  /** Where the kernel's sysctl tree is (default /proc/sys). */
+  sysctlRoot?: string;
 }
 
 /** net.ipv4.conf.BRIDGE.route_localnet for each bridge: undefined when the bridge does not exist. */
-async function routeLocalnet(bridges: readonly string[]): Promise<Record<string, boolean | undefined>> {
+async function routeLocalnet(
+  bridges: readonly string[],
+  sysctlRoot: string,
+): Promise<Record<string, boolean | undefined>> {
   const out: Record<string, boolean | undefined> = {};
   await Promise.all(
     bridges.map(async (b) => {
       try {
-        out[b] = (await readFile(routeLocalnetPath(b), 'utf8')).trim() === '1';
+        out[b] = (await readFile(routeLocalnetPath(b, sysctlRoot), 'utf8')).trim() === '1';
       } catch {
         out[b] = undefined;
       }
@@ -215,8 +221,10 @@ export async function gatherDoctorFacts(runner: CommandRunner, o: GatherOptions)
   const isRoot = o.isRoot ?? process.getuid?.() === 0;
   if (!isRoot && !redirects.v4 && !redirects.v6) redirects.readable = false;
   const imds = await probeImdsAs(user?.uid, user?.gid, o.probeV1, isRoot);
-  const expected = [...(o.bridges ?? [])];
+  const expected = [...(o.interfaces ?? [])];
   const seen = [...new Set([...expected, ...(redirects.bridges?.dnat ?? []).map((d) => d.bridge)])];
+  const sysctlRoot = o.sysctlRoot ?? DEFAULT_SYSCTL_ROOT;
+  const patterns = seen.filter(isInterfacePattern);
   return {
     port: o.port,
     user: { name: o.userName, uid: user?.uid },
@@ -227,7 +235,14 @@ export async function gatherDoctorFacts(runner: CommandRunner, o: GatherOptions)
     viaGuard,
     imds,
     sockDiag: sockDiagFact(),
-    containers: { expected, routeLocalnet: await routeLocalnet(seen) },
+    containers: {
+      expected,
+      routeLocalnet: await routeLocalnet(
+        seen.filter((i) => !isInterfacePattern(i)),
+        sysctlRoot,
+      ),
+      podInterfaces: patterns.length > 0 ? await routeLocalnetStates(patterns, sysctlRoot) : {},
+    },
   };
 }
 

@@ -1,3 +1,4 @@
+import { containersCheck } from './doctor-containers.js';
 import {
   CAP_DAC_READ_SEARCH,
   CAP_SYS_PTRACE,
@@ -92,56 +93,6 @@ function redirectCheck(
     id,
     status: 'ok',
     detail: `${addr} -> local port ${f.port} (${facts.redirects.backend ?? 'unknown backend'})`,
-    fix: '',
-  };
-}
-
-/** The container bridges install recorded: DNAT to the guard, route_localnet, the IPv6 refusal. */
-function containersCheck(facts: DoctorFacts): Check {
-  const rules = facts.redirects.bridges ?? { dnat: [], v6Refused: [], loopbackDrop: [] };
-  const expected =
-    facts.containers.expected.length > 0 ? facts.containers.expected : rules.dnat.map((d) => d.bridge);
-  if (expected.length === 0) {
-    return {
-      id: 'containers',
-      status: 'ok',
-      detail: 'no container bridges installed (install --containers redirects them)',
-      fix: '',
-    };
-  }
-  const problems: string[] = [];
-  const absent: string[] = [];
-  for (const b of expected) {
-    const dnat = rules.dnat.find((d) => d.bridge === b);
-    if (!dnat) problems.push(`${b}: no DNAT to the guard, so containers reach IMDS around it`);
-    else if (dnat.port !== facts.port)
-      problems.push(`${b}: DNAT to port ${dnat.port}, but the guard port is ${facts.port}`);
-    if (dnat && !rules.loopbackDrop.includes(b))
-      problems.push(
-        `${b}: nothing drops its other traffic to 127.0.0.0/8, which route_localnet lets through`,
-      );
-    const local = facts.containers.routeLocalnet[b];
-    if (local === undefined) absent.push(b);
-    else if (!local) problems.push(`${b}: route_localnet is 0, so the DNAT to 127.0.0.1 is dropped`);
-    if (facts.ipv6Expected && !rules.v6Refused.includes(b))
-      problems.push(
-        `${b}: IPv6 metadata traffic is not refused, so containers reach [${IMDS_V6}] around the guard`,
-      );
-  }
-  if (problems.length > 0) {
-    return {
-      id: 'containers',
-      status: 'fail',
-      detail: problems.join('; '),
-      fix: `sudo imdsguard install --apply --containers --bridges ${expected.join(',')}${facts.ipv6Expected ? ' --ipv6' : ''}`,
-    };
-  }
-  return {
-    id: 'containers',
-    status: 'ok',
-    detail: `${expected.join(', ')} -> 127.0.0.1:${facts.port}${facts.ipv6Expected ? ', IPv6 refused' : ''}${
-      absent.length > 0 ? ` (${absent.join(', ')} not present yet)` : ''
-    }`,
     fix: '',
   };
 }

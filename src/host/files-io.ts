@@ -1,12 +1,12 @@
 import { chmod, chown, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { FILE_MARK } from './files.js';
 import { exists, type InstallState, mkdirs, readText, rooted, sha256 } from './state-io.js';
-import { FILE_MARK, routeLocalnetPath } from './systemd.js';
 import { type ApplyReport, type FileSpec, PATHS } from './types.js';
 
 /**
- * The files and sysctl switches install writes, and their exact removal: a file goes only while it
- * still holds what install wrote, a switch goes back to the value it had.
+ * The files install writes, and their exact removal: a file goes only while it still holds what
+ * install wrote.
  */
 
 export async function writeFiles(
@@ -53,6 +53,7 @@ export async function removeFiles(
 ): Promise<void> {
   const known = state?.files ?? [
     { path: PATHS.unit, sha256: '' },
+    { path: PATHS.interfacesUnit, sha256: '' },
     { path: PATHS.sysctl, sha256: '' },
     { path: PATHS.config, sha256: '' },
     { path: PATHS.env, sha256: '' },
@@ -71,27 +72,10 @@ export async function removeFiles(
   }
 }
 
-/** Turns on route_localnet for bridges that exist now (the sysctl file covers later ones). */
-export async function enableRouteLocalnet(
-  bridges: readonly string[],
-  state: InstallState,
-  report: ApplyReport,
-): Promise<void> {
-  for (const b of bridges) {
-    const path = routeLocalnetPath(b);
-    const value = (await readText(path))?.trim();
-    if (value === undefined) {
-      report.notes.push(`bridge ${b} does not exist yet (the sysctl file applies when it appears)`);
-      continue;
-    }
-    if (value === '1') continue;
-    if (!state.sysctl.some((s) => s.path === path)) state.sysctl.push({ path, previous: value });
-    await writeFile(path, '1\n');
-    report.changes.push(`set ${path} = 1 (was ${value})`);
-  }
-}
-
-/** Puts back the route_localnet values install recorded (for interfaces that still exist). */
+/**
+ * Puts back the route_localnet values an older install recorded in its state (for interfaces that
+ * still exist). Installs now record them in PATHS.routeLocalnet (interfaces-io.ts).
+ */
 export async function restoreSysctl(state: InstallState | undefined, report: ApplyReport): Promise<void> {
   for (const s of state?.sysctl ?? []) {
     if (await exists(s.path)) {

@@ -1,4 +1,4 @@
-import { IMDS_PORT, IMDS_V4, IMDS_V6, RULE_MARK, type RuleOptions } from './types.js';
+import { containerInterfaces, IMDS_PORT, IMDS_V4, IMDS_V6, RULE_MARK, type RuleOptions } from './types.js';
 
 /**
  * PURE iptables/ip6tables rule generation and reconciliation. Rules are written in the canonical form
@@ -17,7 +17,7 @@ export const IPT_TOOLS = {
 
 /**
  * Our chains: nat OUTPUT jumps to IMDSGUARD, nat PREROUTING to IMDSGUARD-PRE, filter INPUT to
- * IMDSGUARD-IN; for IPv6 with bridges, filter INPUT and FORWARD to IMDSGUARD-CTR.
+ * IMDSGUARD-IN; for IPv6 with container interfaces, filter INPUT and FORWARD to IMDSGUARD-CTR.
  */
 export const IPT_CHAINS = {
   output: 'IMDSGUARD',
@@ -68,11 +68,13 @@ function outputRedirect(dst: string, opts: RuleOptions): { chains: IptChain[]; j
 /** The rules one family needs for the given options (empty chains/jumps for an unused family). */
 export function desiredIptables(opts: RuleOptions, family: IptFamily): IptDesired {
   const port = String(opts.port);
+  // Bridges and pod interfaces alike: iptables matches "eni+" as a prefix itself.
+  const ifaces = containerInterfaces(opts);
   if (family === 'ipv6') {
     if (!opts.ipv6) return { family, chains: [], jumps: [] };
     const dst = `-d ${IMDS_V6}/128 -p tcp -m tcp --dport ${IMDS_PORT}`;
     const { chains, jumps } = outputRedirect(dst, opts);
-    if (opts.bridges.length > 0) {
+    if (ifaces.length > 0) {
       // IPv6 has no route_localnet: a bridge's traffic cannot be sent to the guard on ::1. Refuse it
       // instead (a TCP reset, so clients fail at once and fall back to IPv4, which is redirected),
       // rather than let containers reach the metadata service around the guard. FORWARD is the path
@@ -80,7 +82,7 @@ export function desiredIptables(opts: RuleOptions, family: IptFamily): IptDesire
       chains.push({
         table: 'filter',
         name: IPT_CHAINS.containersV6,
-        rules: opts.bridges.map(
+        rules: ifaces.map(
           (i) =>
             `-d ${IMDS_V6}/128 -i ${i} -p tcp -m tcp --dport ${IMDS_PORT} ${COMMENT} -j REJECT --reject-with tcp-reset`,
         ),
@@ -93,11 +95,11 @@ export function desiredIptables(opts: RuleOptions, family: IptFamily): IptDesire
   }
   const dst = `-d ${IMDS_V4}/32 -p tcp -m tcp --dport ${IMDS_PORT}`;
   const { chains, jumps } = outputRedirect(dst, opts);
-  if (opts.bridges.length > 0) {
+  if (ifaces.length > 0) {
     chains.push({
       table: 'nat',
       name: IPT_CHAINS.prerouting,
-      rules: opts.bridges.map(
+      rules: ifaces.map(
         (i) =>
           `-d ${IMDS_V4}/32 -i ${i} -p tcp -m tcp --dport ${IMDS_PORT} ${COMMENT} -j DNAT --to-destination 127.0.0.1:${port}`,
       ),
@@ -107,7 +109,7 @@ export function desiredIptables(opts: RuleOptions, family: IptFamily): IptDesire
     chains.push({
       table: 'filter',
       name: IPT_CHAINS.input,
-      rules: opts.bridges.map(
+      rules: ifaces.map(
         (i) => `-d 127.0.0.0/8 -i ${i} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT ${COMMENT} -j DROP`,
       ),
     });

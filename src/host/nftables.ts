@@ -1,5 +1,13 @@
 import { createHash } from 'node:crypto';
-import { IMDS_PORT, IMDS_V4, IMDS_V6, RULE_MARK, type RuleOptions } from './types.js';
+import {
+  containerInterfaces,
+  IMDS_PORT,
+  IMDS_V4,
+  IMDS_V6,
+  isInterfacePattern,
+  RULE_MARK,
+  type RuleOptions,
+} from './types.js';
 
 /**
  * PURE nftables generation. Everything lives in one table of our own, `inet imdsguard`, whose comment
@@ -13,6 +21,17 @@ export const NFT_TABLE = 'imdsguard';
 /** Just before the standard dstnat priority (-100), so our redirect wins over other nat tables. */
 export const NFT_NAT_PRIORITY = -101;
 
+/**
+ * The iifname matches for container interfaces: the exact names in one set, then one match per
+ * iptables-style pattern ("eni+" is nft's "eni*").
+ */
+export function nftInterfaceMatches(ifaces: readonly string[]): string[] {
+  const exact = ifaces.filter((i) => !isInterfacePattern(i));
+  const out = exact.length > 0 ? [`iifname { ${exact.map((b) => `"${b}"`).join(', ')} }`] : [];
+  for (const p of ifaces.filter(isInterfacePattern)) out.push(`iifname "${p.slice(0, -1)}*"`);
+  return out;
+}
+
 /** The body of the table (chains and rules), without the digest comment. */
 export function nftTableBody(opts: RuleOptions): string {
   const skuid = /^\d+$/.test(opts.exempt) ? opts.exempt : `"${opts.exempt}"`;
@@ -23,26 +42,27 @@ export function nftTableBody(opts: RuleOptions): string {
   lines.push(`\t\tip daddr ${IMDS_V4} tcp dport ${IMDS_PORT} ${redirect}`);
   if (opts.ipv6) lines.push(`\t\tip6 daddr ${IMDS_V6} tcp dport ${IMDS_PORT} ${redirect}`);
   lines.push('\t}');
-  if (opts.bridges.length > 0) {
-    const set = `{ ${opts.bridges.map((b) => `"${b}"`).join(', ')} }`;
+  const ifaces = nftInterfaceMatches(containerInterfaces(opts));
+  if (ifaces.length > 0) {
+    // One rule per match: exact names share a set, each prefix pattern has its own rule (an older
+    // nft cannot hold wildcards in an anonymous set).
+    const each = (rule: string) => ifaces.map((m) => `\t\t${m} ${rule}`);
     lines.push('\tchain prerouting {');
     lines.push(`\t\ttype nat hook prerouting priority ${NFT_NAT_PRIORITY}; policy accept;`);
-    lines.push(
-      `\t\tiifname ${set} ip daddr ${IMDS_V4} tcp dport ${IMDS_PORT} dnat ip to 127.0.0.1:${opts.port}`,
-    );
+    lines.push(...each(`ip daddr ${IMDS_V4} tcp dport ${IMDS_PORT} dnat ip to 127.0.0.1:${opts.port}`));
     lines.push('\t}');
-    // route_localnet lets bridges reach 127.0.0.1: drop whatever our DNAT did not produce.
-    // IPv6 has no route_localnet, so the bridges' IPv6 metadata traffic is refused (see iptables.ts).
-    const refuseV6 = `\t\tiifname ${set} ip6 daddr ${IMDS_V6} tcp dport ${IMDS_PORT} reject with tcp reset`;
+    // route_localnet lets the interfaces reach 127.0.0.1: drop whatever our DNAT did not produce.
+    // IPv6 has no route_localnet, so their IPv6 metadata traffic is refused (see iptables.ts).
+    const refuseV6 = each(`ip6 daddr ${IMDS_V6} tcp dport ${IMDS_PORT} reject with tcp reset`);
     lines.push('\tchain input {');
     lines.push('\t\ttype filter hook input priority -1; policy accept;');
-    lines.push(`\t\tiifname ${set} ip daddr 127.0.0.0/8 ct status ! dnat drop`);
-    if (opts.ipv6) lines.push(refuseV6);
+    lines.push(...each('ip daddr 127.0.0.0/8 ct status ! dnat drop'));
+    if (opts.ipv6) lines.push(...refuseV6);
     lines.push('\t}');
     if (opts.ipv6) {
       lines.push('\tchain forward {');
       lines.push('\t\ttype filter hook forward priority -1; policy accept;');
-      lines.push(refuseV6);
+      lines.push(...refuseV6);
       lines.push('\t}');
     }
   }
@@ -124,7 +144,7 @@ export function chainRuleCounts(listing: string): Record<string, number> {
 export interface NftFacts {
   v4Redirect: { port: number; exemptUid: string } | undefined;
   v6Redirect: { port: number; exemptUid: string } | undefined;
-  /** Bridges whose IPv4 metadata traffic is DNATed to 127.0.0.1, with the port (sorted by bridge). */
+  /** Interfaces (bridges, "eni+" patterns) whose IPv4 metadata traffic is DNATed to 127.0.0.1, with the port (sorted by bridge). */
   dnat: Array<{ bridge: string; port: number }>;
   /** Bridges whose IPv6 metadata traffic is refused (sorted). */
   v6Refused: string[];
@@ -160,7 +180,8 @@ export function parseNftListing(listing: string): NftFacts {
     const names = (i[1] ?? `"${i[2]}"`)
       .split(',')
       .map((n) => n.trim().replace(/"/g, ''))
-      .filter(Boolean);
+      .filter(Boolean)
+      .map((n) => (n.endsWith('*') ? `${n.slice(0, -1)}+` : n));
     const rest = line.slice(i[0].length);
     const dnat = new RegExp(
       `^ip daddr ${IMDS_V4.replace(/\./g, '\\.')} .*dnat (?:ip )?to 127\\.0\\.0\\.1:(\\d+)`,

@@ -1,10 +1,14 @@
+import { configFile, envFile, sysctlFile } from './files.js';
 import { desiredIptables, IPT_TOOLS, type IptDesired, scratchIptables } from './iptables.js';
 import { nftInstallScript } from './nftables.js';
-import { configFile, envFile, FILE_MARK, sysctlFile, unitFile } from './systemd.js';
+import { interfacesUnitFile, unitFile } from './systemd.js';
 import {
+  containerInterfaces,
   type FileSpec,
   type HostCommand,
+  INTERFACES_UNIT_NAME,
   type InstallOptions,
+  isInterfacePattern,
   PATHS,
   type RuleOptions,
   UNIT_NAME,
@@ -81,6 +85,15 @@ export function installFiles(opts: InstallOptions): FileSpec[] {
       group: 'root',
       keepExisting: false,
     });
+    if (opts.podInterfaces.length > 0) {
+      files.push({
+        path: PATHS.interfacesUnit,
+        content: interfacesUnitFile(opts),
+        mode: 0o644,
+        group: 'root',
+        keepExisting: false,
+      });
+    }
   }
   return files;
 }
@@ -95,6 +108,14 @@ export function buildInstallPlan(opts: InstallOptions): InstallPlan {
       ? [
           { argv: ['systemctl', 'daemon-reload'], why: 'load the unit' },
           { argv: ['systemctl', 'enable', UNIT_NAME], why: 'start the guard at boot' },
+          ...(opts.podInterfaces.length > 0
+            ? [
+                {
+                  argv: ['systemctl', 'enable', INTERFACES_UNIT_NAME],
+                  why: 'start the interface watcher with the guard',
+                },
+              ]
+            : []),
         ]
       : [],
   };
@@ -137,7 +158,7 @@ export function renderPlan(plan: InstallPlan, opts: { rulesOnly: boolean }): str
     '#!/bin/sh',
     `# imdsguard install plan (${o.backend}, port ${o.port}, user ${o.user.name}${o.ipv6 ? ', IPv6' : ''}${
       o.bridges.length > 0 ? `, containers: ${o.bridges.join(' ')}` : ''
-    }, fail ${o.failMode}).`,
+    }${o.podInterfaces.length > 0 ? `, pod interfaces: ${o.podInterfaces.join(' ')}` : ''}, fail ${o.failMode}).`,
     '# Nothing was changed. Re-run with --apply to apply it (idempotent; uninstall --apply reverts it).',
     'set -e',
   ];
@@ -155,20 +176,27 @@ export function renderPlan(plan: InstallPlan, opts: { rulesOnly: boolean }): str
       out.push(`chmod ${f.mode.toString(8)} ${shellQuote(path)}`);
       if (f.group === 'guard') out.push(`chgrp ${shellQuote(o.user.name)} ${shellQuote(path)}`);
     }
-    if (o.bridges.length > 0) {
-      out.push('', '# let the bridges reach the guard on 127.0.0.1 now (the sysctl file covers later ones)');
-      for (const b of o.bridges) {
-        out.push(`[ -e /proc/sys/net/ipv4/conf/${b} ] && sysctl -w net.ipv4.conf.${b}.route_localnet=1`);
-      }
-    }
   }
   out.push('', '# the redirect (install --apply first checks that the guard is healthy, unless --force)');
   for (const c of ruleCommands(plan.rules)) out.push(renderCommand(c));
+  const ifaces = containerInterfaces(o);
+  if (ifaces.length > 0) {
+    // After the rules: route_localnet never goes on without the drop of other traffic to 127.0.0.0/8.
+    out.push(
+      '',
+      '# let the container interfaces reach the guard on 127.0.0.1 (install --apply records each change;',
+      '# the sysctl file covers bridges that appear later, install --watch-interfaces pod interfaces)',
+    );
+    for (const i of ifaces) {
+      const glob = isInterfacePattern(i) ? `${i.slice(0, -1)}*` : i;
+      out.push(
+        `for f in /proc/sys/net/ipv4/conf/${glob}/route_localnet; do if [ -e "$f" ]; then echo 1 > "$f"; fi; done`,
+      );
+    }
+  }
   if (!opts.rulesOnly && plan.systemd.length > 0) {
     out.push('', '# systemd (only when systemd is PID 1 and --root is /)');
     for (const c of plan.systemd) out.push(renderCommand(c));
   }
   return `${out.join('\n')}\n`;
 }
-
-export { FILE_MARK };

@@ -16,10 +16,15 @@ export interface InstallState {
   userCreated: boolean;
   ipv6: boolean;
   bridges: string[];
+  /** Pod interface patterns (absent in records of older versions). */
+  podInterfaces?: string[];
   failMode: string;
   /** Tables the first install created (e.g. "ip nat" by iptables-nft); deleted again if left empty. */
   createdTables: string[];
-  /** route_localnet switches install turned on, with the value they had before. */
+  /**
+   * route_localnet switches older versions turned on, with the value they had before (now recorded
+   * in PATHS.routeLocalnet; kept so that uninstall still restores them).
+   */
   sysctl: Array<{ path: string; previous: string }>;
   /** Files install wrote, with the digest of what it wrote (a changed file is kept on uninstall). */
   files: Array<{ path: string; sha256: string }>;
@@ -70,6 +75,7 @@ export function emptyState(opts: {
   user: string;
   ipv6: boolean;
   bridges: readonly string[];
+  podInterfaces: readonly string[];
   failMode: string;
 }): InstallState {
   return {
@@ -80,6 +86,7 @@ export function emptyState(opts: {
     userCreated: false,
     ipv6: opts.ipv6,
     bridges: [...opts.bridges],
+    podInterfaces: [...opts.podInterfaces],
     failMode: opts.failMode,
     createdTables: [],
     sysctl: [],

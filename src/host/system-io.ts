@@ -5,13 +5,19 @@ import type { ApplyReport, GuardUser } from './types.js';
 
 /** The system parts install touches besides files and rules: the guard's user and systemd. */
 
-/** Looks a user up with getent (host NSS). uid/gid undefined when it does not exist. */
+/**
+ * Looks a user up with getent (host NSS). A number that names no user is taken as a uid (and gid):
+ * a container image need not list the uid the guard runs as. undefined when it does not exist.
+ */
 export async function lookupUser(
   runner: CommandRunner,
   name: string,
 ): Promise<{ uid: number; gid: number } | undefined> {
   const r = await runner.run(['getent', 'passwd', name]);
-  if (r.code !== 0) return undefined;
+  if (r.code !== 0) {
+    const id = /^\d{1,10}$/.test(name) ? Number(name) : Number.NaN;
+    return id < 4_294_967_295 ? { uid: id, gid: id } : undefined;
+  }
   const f = r.stdout.trim().split(':');
   if (f.length < 4) return undefined;
   return { uid: Number(f[2]), gid: Number(f[3]) };

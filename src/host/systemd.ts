@@ -1,12 +1,10 @@
-import { type InstallOptions, PATHS, RULE_MARK } from './types.js';
+import { FILE_MARK } from './files.js';
+import { type InstallOptions, PATHS, UNIT_NAME } from './types.js';
 
 /**
- * PURE generation of the files install writes: the systemd unit, the config and environment files
- * and the sysctl drop-in for container bridges.
+ * PURE generation of the systemd units install writes: the guard's (hardened, with the rule hooks)
+ * and, for pod interfaces, the interface watcher's. files.ts writes the other files.
  */
-
-/** First line of every file we generate; uninstall only removes files that still start with it. */
-export const FILE_MARK = `# Managed by ${RULE_MARK} install; \`${RULE_MARK} uninstall --apply\` removes it.`;
 
 /** Quotes one word for a systemd Exec line (systemd accepts C-style double quotes). */
 export function systemdQuote(word: string): string {
@@ -17,6 +15,26 @@ export function systemdQuote(word: string): string {
 export function execLine(argv: readonly string[]): string {
   return argv.map(systemdQuote).join(' ');
 }
+
+/** Isolation both units share (systemd.exec(5)); ProtectKernelTunables differs, so it is not here. */
+const ISOLATION = [
+  'ProtectKernelModules=yes',
+  'ProtectKernelLogs=yes',
+  'ProtectControlGroups=yes',
+  'ProtectClock=yes',
+  'ProtectHostname=yes',
+  'RestrictNamespaces=yes',
+  'RestrictRealtime=yes',
+  'RestrictSUIDSGID=yes',
+  'LockPersonality=yes',
+].join('\n');
+
+/** The system-service set of syscalls; others fail with EPERM instead of killing Node. */
+const SYSCALLS = [
+  'SystemCallFilter=@system-service',
+  'SystemCallArchitectures=native',
+  'SystemCallErrorNumber=EPERM',
+].join('\n');
 
 /** The argv the guard runs with. */
 export function guardArgv(opts: InstallOptions): string[] {
@@ -30,7 +48,20 @@ export function ruleFlags(opts: InstallOptions): string[] {
   const flags = ['--backend', opts.backend, '--user', opts.user.name, '--port', String(opts.port)];
   if (opts.ipv6) flags.push('--ipv6');
   if (opts.bridges.length > 0) flags.push('--containers', '--bridges', opts.bridges.join(','));
+  if (opts.podInterfaces.length > 0) flags.push('--pod-interfaces', opts.podInterfaces.join(','));
   return flags;
+}
+
+/** The interface watcher: route_localnet on for pod interfaces as they appear (root, CAP_NET_ADMIN). */
+export function watcherArgv(opts: InstallOptions): string[] {
+  return [
+    ...opts.self,
+    'install',
+    '--apply',
+    '--watch-interfaces',
+    '--pod-interfaces',
+    opts.podInterfaces.join(','),
+  ];
 }
 
 /** Unit hook: add the redirect (root, via the "+" prefix). */
@@ -104,23 +135,13 @@ UMask=0077
 
 # Kernel and process isolation. ProtectProc stays "default": the guard must see other processes.
 ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-RestrictNamespaces=yes
-RestrictRealtime=yes
-RestrictSUIDSGID=yes
-LockPersonality=yes
+${ISOLATION}
 RemoveIPC=yes
 # MemoryDenyWriteExecute is not set: Node's JIT needs writable and executable memory.
 
 # Network: IPv4/IPv6 for proxying, UNIX for syslog, NETLINK for socket diagnostics.
 RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
-SystemCallFilter=@system-service
-SystemCallArchitectures=native
-SystemCallErrorNumber=EPERM
+${SYSCALLS}
 
 LimitNOFILE=65536
 TasksMax=256
@@ -130,58 +151,49 @@ WantedBy=multi-user.target
 `;
 }
 
-/** Port of the admin endpoint the generated config enables (the guard port + 1), if any. */
-export function adminPort(opts: Pick<InstallOptions, 'port'>): number | undefined {
-  return opts.port < 65535 ? opts.port + 1 : undefined;
-}
-
-export function configFile(opts: InstallOptions): string {
-  const admin = adminPort(opts);
-  const lines = [
-    FILE_MARK,
-    `# imdsguard guard configuration (YAML); see docs/config.md. The unit passes --listen 127.0.0.1:${opts.port}${opts.ipv6 ? ` and [::1]:${opts.port}` : ''}`,
-    '# on the command line. Defaults: enforce mode, IMDSv2 allowed for local callers, IMDSv1 refused',
-    '# unless a caller rule allows it. Install never overwrites this file once it exists.',
-  ];
-  if (opts.bridges.length > 0) {
-    lines.push(
-      '# --containers: token requests from containers are refused unless allowed; to let them through:',
-      '# guard:',
-      '#   containerTokens: allow',
-    );
-  }
-  lines.push('events:', `  db: ${PATHS.stateDir}/events.db`);
-  if (admin !== undefined) {
-    lines.push(
-      `# /healthz, /readyz and /metrics: imdsguard doctor --health-url http://127.0.0.1:${admin}/readyz`,
-      'admin:',
-      `  listen: 127.0.0.1:${admin}`,
-    );
-  }
-  return `${lines.join('\n')}\n`;
-}
-
-export function envFile(): string {
+/**
+ * The unit of the interface watcher (install --pod-interfaces --systemd). It runs as root with only
+ * CAP_NET_ADMIN and CAP_NET_RAW (writing net.ipv4.conf.IFACE.route_localnet, reading the rules), so
+ * the guard itself never needs them.
+ */
+export function interfacesUnitFile(opts: InstallOptions): string {
   return `${FILE_MARK}
-# Environment for the guard (EnvironmentFile= of ${PATHS.unit.split('/').pop()}). One NAME=value a line.
-# Never put secrets in the config file when this file can hold them: it is readable only by root
-# and the guard's group. Names of the tools imdsguard replaces are accepted, e.g.:
-# MODE=ALERT
-# XHEADER=...
-# SLACK_WEBHOOK=https://hooks.slack.com/services/...
-`;
-}
+# Turns route_localnet on for pod interfaces (${opts.podInterfaces.join(', ')}) as they appear, so that
+# their metadata traffic can be DNATed to the guard on 127.0.0.1. See docs/kubernetes.md.
+[Unit]
+Description=imdsguard: route_localnet for pod interfaces as they appear
+Documentation=https://github.com/imdsguard/imdsguard/blob/main/docs/kubernetes.md
+After=network.target
+Before=${UNIT_NAME}
+# Stops and restarts with the guard: with --fail-open its stop hook removes the rules, and then no
+# interface may get route_localnet again (the watcher also checks the drop rule before each sweep).
+PartOf=${UNIT_NAME}
 
-/** sysctl drop-in that lets bridge traffic be DNATed to 127.0.0.1 (applied when the bridge appears). */
-export function sysctlFile(bridges: readonly string[]): string {
-  return `${FILE_MARK}
-# Container bridges may reach the guard on 127.0.0.1 only through imdsguard's DNAT rule; its INPUT
-# rule drops any other bridge traffic to 127.0.0.0/8.
-${bridges.map((b) => `net.ipv4.conf.${b}.route_localnet = 1`).join('\n')}
-`;
-}
+[Service]
+Type=simple
+ExecStart=${execLine(watcherArgv(opts))}
+Restart=always
+RestartSec=1s
+TimeoutStopSec=10s
 
-/** /proc/sys path of a bridge's route_localnet switch. */
-export function routeLocalnetPath(bridge: string): string {
-  return `/proc/sys/net/ipv4/conf/${bridge}/route_localnet`;
+# Root for /proc/sys/net/ipv4/conf/*/route_localnet (CAP_NET_ADMIN), and for reading the rules before
+# each sweep (CAP_NET_ADMIN; CAP_NET_RAW for iptables-legacy's raw socket). Nothing else.
+CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW
+NoNewPrivileges=yes
+ProtectSystem=strict
+ReadWritePaths=${PATHS.stateDir}
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+UMask=0077
+# ProtectKernelTunables stays off: writing route_localnet is this unit's job.
+${ISOLATION}
+# NETLINK for the link monitor (ip -o monitor link) and nft, INET for iptables-legacy, UNIX for the journal.
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
+${SYSCALLS}
+TasksMax=32
+
+[Install]
+WantedBy=multi-user.target
+`;
 }

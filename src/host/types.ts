@@ -35,11 +35,17 @@ export const PATHS = {
   env: '/etc/imdsguard/env',
   unit: '/etc/systemd/system/imdsguard.service',
   sysctl: '/etc/sysctl.d/60-imdsguard.conf',
+  interfacesUnit: '/etc/systemd/system/imdsguard-interfaces.service',
   stateDir: '/var/lib/imdsguard',
   state: '/var/lib/imdsguard/install.json',
+  /** The interfaces whose route_localnet install or the watcher turned on (uninstall restores them). */
+  routeLocalnet: '/var/lib/imdsguard/route-localnet.json',
 } as const;
 
 export const UNIT_NAME = 'imdsguard.service';
+export const INTERFACES_UNIT_NAME = 'imdsguard-interfaces.service';
+/** Where the kernel's sysctl tree is (a container may see the host's at another path: --sysctl-root). */
+export const DEFAULT_SYSCTL_ROOT = '/proc/sys';
 
 /** The guard user as resolved on this host (uid/gid undefined when the user does not exist yet). */
 export interface GuardUser {
@@ -57,6 +63,12 @@ export interface RuleOptions {
   ipv6: boolean;
   /** Bridge interfaces whose IPv4 metadata traffic is redirected (empty: no container rules). */
   bridges: readonly string[];
+  /**
+   * Pod interfaces (iptables patterns: "eni+" is every name starting with "eni") whose IPv4 metadata
+   * traffic is redirected like a bridge's. They come and go with pods: route_localnet is set on those
+   * that exist at install, and `install --watch-interfaces` sets it on those that appear later.
+   */
+  podInterfaces: readonly string[];
   /** The exempt user: a numeric uid when known, else the name (iptables and nft resolve names). */
   exempt: string;
 }
@@ -97,4 +109,19 @@ export interface ApplyReport {
   changes: string[];
   /** Notes that are not changes ("kept existing ...", "systemd is not PID 1 ..."). */
   notes: string[];
+}
+
+/** Every interface whose metadata traffic is DNATed to the guard: bridges, then pod patterns. */
+export function containerInterfaces(o: Pick<RuleOptions, 'bridges' | 'podInterfaces'>): string[] {
+  return [...o.bridges, ...o.podInterfaces];
+}
+
+/** True when an iptables-style interface name ends in "+" (a prefix pattern). */
+export function isInterfacePattern(name: string): boolean {
+  return name.endsWith('+');
+}
+
+/** Whether an interface name matches an iptables-style pattern ("eni+": any name starting "eni"). */
+export function interfaceMatches(pattern: string, name: string): boolean {
+  return isInterfacePattern(pattern) ? name.startsWith(pattern.slice(0, -1)) : name === pattern;
 }

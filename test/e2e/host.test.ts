@@ -1,236 +1,28 @@
-import type { ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import {
-  chmodSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canUseNetns, createNetns, type Netns } from '../support/netns.js';
+import {
+  ALL_OK,
+  createHost,
+  destroyHost,
+  doctor,
+  HOST_TESTS_ENABLED as ENABLED,
+  type Host,
+  json,
+  MAIN,
+  GUARD_PORT as PORT,
+} from '../support/host-node.js';
+import { createNetns, type Netns } from '../support/netns.js';
 
 /**
- * install / doctor / uninstall with the real CLI binary inside network namespaces this test creates.
- * An emulator on 169.254.169.254:80 (and [fd00:ec2::254]:80) stands for IMDS; the real guard
- * (`imdsguard guard`) runs as `nobody` with the unit's two ambient capabilities, writing one event per
- * request to a JSON-lines file, so the test tells redirected traffic (an event appears) from direct
- * traffic (none). No test creates users or touches the machine's own firewall.
+ * install / doctor / uninstall with the real CLI binary inside network namespaces this test creates
+ * (test/support/host-node.ts: an emulator for IMDS, the real guard as `nobody`, one event per
+ * request). No test creates users or touches the machine's own firewall.
  */
 
-const MAIN = resolve('dist/cli/main.js');
-const ENABLED = canUseNetns() && existsSync(MAIN);
 if (!ENABLED) {
   console.warn('host e2e tests skipped: they need root, `ip netns` and a build (npm run build)');
 }
-
-const PORT = 16925;
-/** The guard reads MODE, PORT and other aliases from its environment: give it a clean one. */
-const CLEAN_ENV = { PATH: process.env['PATH'] ?? '/usr/bin:/bin' };
-const TTL = 'X-aws-ec2-metadata-token-ttl-seconds: 60';
-
-/** curl arguments for a token PUT to url with User-Agent agent; prints only the response head. */
-function tokenPutArgs(agent: string, url: string): string[] {
-  return ['-s', '-o', '/dev/null', '-D', '-', '--max-time', '5', '-A', agent, '-X', 'PUT', '-H', TTL, url];
-}
-
-function waitForLine(child: ChildProcess, re: RegExp, ms = 15_000): Promise<void> {
-  return new Promise((ok, fail) => {
-    let buf = '';
-    const timer = setTimeout(() => fail(new Error(`timed out waiting for ${re}: ${buf}`)), ms);
-    const on = (c: Buffer) => {
-      buf += c.toString();
-      if (re.test(buf)) {
-        clearTimeout(timer);
-        ok();
-      }
-    };
-    child.stdout?.on('data', on);
-    child.stderr?.on('data', on);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      fail(new Error(`exited ${code} before ${re}: ${buf}`));
-    });
-  });
-}
-
-interface Host {
-  ns: Netns;
-  root: string;
-  /** Scratch directory (writable by nobody): guard config and events. */
-  work: string;
-  guard: ChildProcess | undefined;
-  cli(args: string[]): { status: number; stdout: string; stderr: string };
-  startGuard(): Promise<void>;
-  stopGuard(): Promise<void>;
-  /** curl as a user (root or nobody): the status and whether the guard saw the request. */
-  curl(user: 'root' | 'nobody', url: string): Promise<{ code: string; viaGuard: boolean }>;
-  /** Waits (at most `ms`) for an event of a request with this User-Agent; true when it appears. */
-  sawAgent(agent: string, ms: number): Promise<boolean>;
-  snapshot(): string;
-}
-
-async function createHost(label: string, guardYaml = ''): Promise<Host> {
-  const ns = createNetns(label);
-  const root = mkdtempSync(join(tmpdir(), 'imdsg-root-'));
-  const work = mkdtempSync(join(tmpdir(), 'imdsg-work-'));
-  chmodSync(work, 0o777);
-  // A loaded test machine needs more than the default 50 ms for a cold attribution.
-  writeFileSync(
-    join(work, 'guard.yaml'),
-    `guard:\n  attribution:\n    timeoutMs: 3000\n${guardYaml}events:\n  file: ${join(work, 'events.jsonl')}\nadmin:\n  listen: 127.0.0.1:${PORT + 1}\n`,
-  );
-  try {
-    ns.exec('ip', ['addr', 'add', '169.254.169.254/32', 'dev', 'lo']);
-    ns.exec('ip', ['addr', 'add', 'fd00:ec2::254/128', 'dev', 'lo', 'nodad']);
-    const emu = ns.spawn('node', [
-      MAIN,
-      'emulate',
-      '--listen',
-      '169.254.169.254:80',
-      '--listen',
-      '[fd00:ec2::254]:80',
-      '--tokens',
-      'required',
-      '--json',
-    ]);
-    await waitForLine(emu, /"listening"/);
-  } catch (err) {
-    ns.destroy();
-    rmSync(root, { recursive: true, force: true });
-    rmSync(work, { recursive: true, force: true });
-    throw err;
-  }
-  const events = () => {
-    try {
-      return readFileSync(join(work, 'events.jsonl'), 'utf8');
-    } catch {
-      return '';
-    }
-  };
-  const host: Host = {
-    ns,
-    root,
-    work,
-    guard: undefined,
-    cli: (args) => ns.run('node', [MAIN, ...args]),
-    async startGuard() {
-      const g = ns.spawn(
-        'setpriv',
-        [
-          '--reuid=65534',
-          '--regid=65534',
-          '--clear-groups',
-          '--inh-caps=+dac_read_search,+sys_ptrace',
-          '--ambient-caps=+dac_read_search,+sys_ptrace',
-          process.execPath,
-          MAIN,
-          'guard',
-          '--config',
-          join(work, 'guard.yaml'),
-          '--listen',
-          `127.0.0.1:${PORT}`,
-          '--listen',
-          `[::1]:${PORT}`,
-        ],
-        { env: CLEAN_ENV },
-      );
-      host.guard = g;
-      await waitForLine(g, /listening on/);
-    },
-    async stopGuard() {
-      const g = host.guard;
-      if (!g || g.exitCode !== null) return;
-      const gone = new Promise((r) => g.once('exit', r));
-      // The child of `ip netns exec` is setpriv's exec'd node: kill the whole namespace member.
-      g.kill('SIGKILL');
-      await gone;
-      host.guard = undefined;
-    },
-    async curl(user, url) {
-      // A unique User-Agent per request: the guard records it in the request's event.
-      const agent = `imdsg-e2e-${randomBytes(6).toString('hex')}`;
-      const args = tokenPutArgs(agent, url);
-      const argv =
-        user === 'root'
-          ? ['curl', ...args]
-          : ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'curl', ...args];
-      const r = ns.run(argv[0] as string, argv.slice(1));
-      const code = /^HTTP\/[\d.]+ (\d+)/m.exec(r.stdout)?.[1] ?? `curl exit ${r.status}`;
-      return { code, viaGuard: await host.sawAgent(agent, 3000) };
-    },
-    async sawAgent(agent, ms) {
-      const end = Date.now() + ms;
-      while (!events().includes(`"${agent}"`)) {
-        if (Date.now() >= end) return false;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      return true;
-    },
-    snapshot() {
-      const strip = (s: string) =>
-        s
-          .split('\n')
-          .filter((l) => !l.startsWith('#'))
-          .join('\n');
-      return [
-        strip(ns.exec('iptables-save', [])),
-        strip(ns.exec('ip6tables-save', [])),
-        ns.exec('nft', ['list', 'ruleset']),
-      ].join('\n=====\n');
-    },
-  };
-  return host;
-}
-
-function destroyHost(h: Host | undefined): void {
-  if (!h) return;
-  h.ns.destroy();
-  rmSync(h.root, { recursive: true, force: true });
-  rmSync(h.work, { recursive: true, force: true });
-}
-
-function json(stdout: string): Record<string, unknown> {
-  return JSON.parse(stdout) as Record<string, unknown>;
-}
-
-function doctor(
-  h: Host,
-  extra: string[] = [],
-): { status: number; checks: Record<string, string>; raw: string } {
-  const r = h.cli([
-    'doctor',
-    '--json',
-    '--root',
-    h.root,
-    '--health-url',
-    `http://127.0.0.1:${PORT + 1}/readyz`,
-    ...extra,
-  ]);
-  const out = json(r.stdout) as { checks: Array<{ id: string; status: string }> };
-  return {
-    status: r.status,
-    checks: Object.fromEntries(out.checks.map((c) => [c.id, c.status])),
-    raw: r.stdout,
-  };
-}
-
-const ALL_OK = {
-  'redirect-v4': 'ok',
-  'redirect-v6': 'ok',
-  containers: 'ok',
-  'guard-health': 'ok',
-  'guard-exempt': 'ok',
-  'imds-via-guard': 'ok',
-  'imds-settings': 'ok',
-  capabilities: 'ok',
-  // npm install builds the sock_diag addon; IMDSGUARD_SKIP_NATIVE=1 skips it, and doctor says so.
-  attribution: existsSync(resolve('native/addon/build/Release/imdsguard.node')) ? 'ok' : 'warn',
-};
 
 describe.skipIf(!ENABLED).each(['iptables', 'nftables'] as const)(
   'install, doctor, uninstall (%s)',
@@ -405,33 +197,14 @@ describe.skipIf(!ENABLED)('install --containers', () => {
     container.exec('ip', ['-6', 'addr', 'add', 'fd00:213::2/64', 'dev', 'eth0', 'nodad']);
     container.exec('ip', ['-6', 'route', 'add', 'default', 'via', 'fd00:213::1']);
     const before = host.snapshot();
-    const fromContainer = async (url = 'http://169.254.169.254/latest/api/token') => {
-      const agent = `imdsg-e2e-${randomBytes(6).toString('hex')}`;
-      const r = (container as Netns).run('curl', tokenPutArgs(agent, url));
-      return {
-        code: /^HTTP\/[\d.]+ (\d+)/m.exec(r.stdout)?.[1] ?? `curl exit ${r.status}`,
-        viaGuard: await host.sawAgent(agent, 3000),
-      };
-    };
+    const fromContainer = (url?: string) => host.curlFrom(container as Netns, url);
     const v6 = 'http://[fd00:ec2::254]/latest/api/token';
     // Before install the container reaches the emulator directly, over IPv4 and IPv6.
     expect(await fromContainer()).toEqual({ code: '200', viaGuard: false });
     expect(await fromContainer(v6)).toEqual({ code: '200', viaGuard: false });
 
     await host.startGuard();
-    const args = [
-      'install',
-      '--apply',
-      '--json',
-      '--user',
-      'nobody',
-      '--root',
-      host.root,
-      '--containers',
-      '--bridges',
-      'imdsgbr0',
-      '--ipv6',
-    ];
+    const args = host.installArgs('--containers', '--bridges', 'imdsgbr0', '--ipv6');
     for (const backend of ['nftables', 'iptables']) {
       const r = host.cli([...args, '--backend', backend]);
       expect(r.status, r.stderr).toBe(0);
@@ -458,6 +231,12 @@ describe.skipIf(!ENABLED)('install --containers', () => {
       expect(host.cli([...args, '--backend', backend]).status).toBe(0);
       expect(doctor(host).checks['containers']).toBe('ok');
     }
+    // The fail-open stop hook (uninstall --rules-only) takes route_localnet back with the drop rule:
+    // the switch never stays on without it.
+    const rulesOnly = host.cli(['uninstall', '--apply', '--rules-only', '--json', '--root', host.root]);
+    expect(rulesOnly.status, rulesOnly.stderr).toBe(0);
+    expect(host.ns.exec('cat', ['/proc/sys/net/ipv4/conf/imdsgbr0/route_localnet']).trim()).toBe('0');
+    expect(existsSync(join(host.root, 'etc/sysctl.d/60-imdsguard.conf'))).toBe(true);
     const r = host.cli(['uninstall', '--apply', '--json', '--root', host.root]);
     expect(r.status, r.stderr).toBe(0);
     expect(host.ns.exec('cat', ['/proc/sys/net/ipv4/conf/imdsgbr0/route_localnet']).trim()).toBe('0');

@@ -85,7 +85,14 @@ class FakeIptables implements CommandRunner {
   }
 }
 
-const opts: RuleOptions = { backend: 'iptables', port: 16925, ipv6: false, bridges: [], exempt: '65534' };
+const opts: RuleOptions = {
+  backend: 'iptables',
+  port: 16925,
+  ipv6: false,
+  bridges: [],
+  podInterfaces: [],
+  exempt: '65534',
+};
 /** A loopback port nothing listens on (bound, then closed): the guard is "down". */
 const DOWN = { url: '', requireOk: false };
 beforeAll(async () => {

@@ -126,7 +126,7 @@ describe('doctor evaluation', () => {
 describe('doctor parsers', () => {
   it('reads the redirect and its exemption back from iptables-save', () => {
     const d = desiredIptables(
-      { backend: 'iptables', port: 4000, ipv6: false, bridges: [], exempt: '65534' },
+      { backend: 'iptables', port: 4000, ipv6: false, bridges: [], podInterfaces: [], exempt: '65534' },
       'ipv4',
     );
     const lines = ['*nat', ':OUTPUT ACCEPT [0:0]', ':IMDSGUARD - [0:0]'];
@@ -146,7 +146,7 @@ describe('doctor parsers', () => {
     const detail = (facts: DoctorFacts) => evaluateDoctor(facts).find((c) => c.id === 'containers');
     expect(detail(f)).toMatchObject({
       status: 'ok',
-      detail: expect.stringContaining('no container bridges'),
+      detail: expect.stringContaining('no container interfaces'),
     });
     f.ipv6Expected = true;
     f.redirects.v6 = { port: 16925, exempt: '998' };
@@ -197,6 +197,7 @@ describe('doctor parsers', () => {
       port: 4000,
       ipv6: true,
       bridges: ['docker0', 'cni0'],
+      podInterfaces: [],
       exempt: '998',
     };
     const save = (d: IptDesired) => {

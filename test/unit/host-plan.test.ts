@@ -3,6 +3,7 @@ import { parse as parseYaml } from 'yaml';
 import { parseBridges, parsePort, parseRoot } from '../../src/cli/host-options.js';
 import { parseConfig } from '../../src/config/index.js';
 import { isImdsguardError } from '../../src/errors.js';
+import { configFile } from '../../src/host/files.js';
 import {
   desiredIptables,
   isOurRule,
@@ -21,28 +22,12 @@ import {
   parseNftListing,
 } from '../../src/host/nftables.js';
 import { buildInstallPlan, renderPlan } from '../../src/host/plan.js';
-import { configFile, execLine, hookInstallArgv, systemdQuote, unitFile } from '../../src/host/systemd.js';
-import type { InstallOptions, RuleOptions } from '../../src/host/types.js';
+import { execLine, hookInstallArgv, systemdQuote, unitFile } from '../../src/host/systemd.js';
+import type { InstallOptions } from '../../src/host/types.js';
+import { installOptions, ruleOptions } from '../support/host-fixtures.js';
 
-const rules = (o: Partial<RuleOptions> = {}): RuleOptions => ({
-  backend: 'iptables',
-  port: 16925,
-  ipv6: false,
-  bridges: [],
-  exempt: '998',
-  ...o,
-});
-
-const install = (o: Partial<InstallOptions> = {}): InstallOptions => ({
-  ...rules(),
-  user: { name: 'imdsguard', uid: 998, gid: 998, create: false },
-  root: '/',
-  systemd: true,
-  failMode: 'closed',
-  self: ['/usr/bin/node', '/usr/lib/node_modules/imdsguard/dist/cli/main.js'],
-  healthUrl: undefined,
-  ...o,
-});
+const rules = ruleOptions;
+const install = installOptions;
 
 /** Simulates iptables: applies -N/-A/-I/-D/-F/-X argv to an iptables-save text model. */
 function applyToSave(save: string, commands: string[][]): string {
@@ -295,7 +280,9 @@ describe('nftables table', () => {
   });
 
   it('parses a listing back into redirect facts', () => {
-    const f = parseNftListing(nftTableDefinition(rules({ ipv6: true, bridges: ['cbr0'], exempt: '42' })));
+    const f = parseNftListing(
+      nftTableDefinition(rules({ ipv6: true, bridges: ['cbr0'], podInterfaces: [], exempt: '42' })),
+    );
     expect(f.v4Redirect).toEqual({ port: 16925, exemptUid: '42' });
     expect(f.v6Redirect).toEqual({ port: 16925, exemptUid: '42' });
     expect(f.dnat).toEqual([{ bridge: 'cbr0', port: 16925 }]);

@@ -2,23 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { isImdsguardError } from '../../src/errors.js';
 import { assertUnitCanRun, sandboxConflicts, sandboxHiddenPaths } from '../../src/host/sandbox.js';
 import { unitFile } from '../../src/host/systemd.js';
-import type { InstallOptions } from '../../src/host/types.js';
+import { installOptions } from '../support/host-fixtures.js';
 
 /** What the generated unit hides from the guard, and the refusal to install under it. */
 
-const install = (self: string[]): InstallOptions => ({
-  backend: 'nftables',
-  port: 16925,
-  ipv6: false,
-  bridges: [],
-  exempt: '998',
-  user: { name: 'imdsguard', uid: 998, gid: 998, create: false },
-  root: '/',
-  systemd: true,
-  failMode: 'closed',
-  self,
-  healthUrl: undefined,
-});
+const install = (self: string[]) => installOptions({ backend: 'nftables', self });
 
 const at = (given: string, resolved = given) => ({ given, resolved });
 

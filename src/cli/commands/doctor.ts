@@ -5,7 +5,14 @@ import { execRunner } from '../../host/runner.js';
 import { readState } from '../../host/state-io.js';
 import { DEFAULT_USER } from '../../host/types.js';
 import type { CliContext, CommandSpec } from '../context.js';
-import { parseBackend, parseHealthUrl, parsePort, parseRoot, parseUser } from '../host-options.js';
+import {
+  parseBackend,
+  parseHealthUrl,
+  parsePort,
+  parseRoot,
+  parseSysctlRoot,
+  parseUser,
+} from '../host-options.js';
 
 interface DoctorFlags {
   json?: boolean;
@@ -16,6 +23,7 @@ interface DoctorFlags {
   ipv6?: boolean;
   v1Probe?: boolean;
   root?: string;
+  sysctlRoot?: string;
 }
 
 async function run(flags: DoctorFlags, ctx: CliContext): Promise<void> {
@@ -31,7 +39,8 @@ async function run(flags: DoctorFlags, ctx: CliContext): Promise<void> {
     backend: parseBackend(flags.backend),
     health: defaultHealthTarget(port, parseHealthUrl(flags.healthUrl)),
     probeV1: flags.v1Probe !== false,
-    bridges: state?.bridges ?? [],
+    interfaces: [...(state?.bridges ?? []), ...(state?.podInterfaces ?? [])],
+    sysctlRoot: parseSysctlRoot(flags.sysctlRoot),
   });
   const checks = evaluateDoctor(facts);
   ctx.exitCode = Math.max(ctx.exitCode, doctorExitCode(checks));
@@ -45,7 +54,7 @@ async function run(flags: DoctorFlags, ctx: CliContext): Promise<void> {
 export const doctorCommand: CommandSpec = {
   name: 'doctor',
   summary:
-    'Check the redirect (and the container bridges), the guard, its exemption, IMDS reachability, capabilities and the attribution addon on this host.',
+    'Check the redirect (and the container interfaces), the guard, its exemption, IMDS reachability, capabilities and the attribution addon on this host.',
   examples: [
     ['sudo imdsguard doctor', 'check everything; exit 1 when any check is not ok'],
     [
@@ -66,6 +75,7 @@ export const doctorCommand: CommandSpec = {
       .option('--ipv6', 'expect the IPv6 redirect too (default: as installed)')
       .option('--no-v1-probe', 'do not send the tokenless GET (it counts in CloudWatch MetadataNoToken)')
       .option('--root <dir>', 'the prefix install wrote its record under', '/')
+      .option('--sysctl-root <dir>', "where the host's /proc/sys is mounted (containers; default /proc/sys)")
       .action((flags: DoctorFlags) => run(flags, ctx));
   },
 };

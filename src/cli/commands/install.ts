@@ -1,4 +1,7 @@
+import { ImdsguardError } from '../../errors.js';
+import { readRedirects } from '../../host/doctor-io.js';
 import { installApply } from '../../host/install-io.js';
+import { watchPodInterfaces } from '../../host/interfaces-io.js';
 import { buildInstallPlan, renderPlan, useraddCommand } from '../../host/plan.js';
 import { defaultHealthTarget } from '../../host/probe-io.js';
 import { detectBackend } from '../../host/rules-io.js';
@@ -15,8 +18,10 @@ import {
   parseFailMode,
   parseHealthTimeout,
   parseHealthUrl,
+  parsePodInterfaces,
   parsePort,
   parseRoot,
+  parseSysctlRoot,
   parseUser,
 } from '../host-options.js';
 
@@ -28,6 +33,9 @@ interface InstallFlags {
   ipv6?: boolean;
   containers?: boolean;
   bridges?: string;
+  podInterfaces?: string;
+  watchInterfaces?: boolean;
+  sysctlRoot?: string;
   systemd?: boolean;
   root?: string;
   failOpen?: boolean;
@@ -39,23 +47,59 @@ interface InstallFlags {
   json?: boolean;
 }
 
-export function writeReport(ctx: CliContext, report: ApplyReport, json: boolean, extra: object = {}): void {
+export function writeReport(
+  ctx: CliContext,
+  report: ApplyReport,
+  json: boolean,
+  extra: object = {},
+  sayNothing = true,
+): void {
   if (json) {
     ctx.stdout.write(`${JSON.stringify({ ...extra, changes: report.changes, notes: report.notes })}\n`);
     return;
   }
   for (const c of report.changes) ctx.stdout.write(`changed: ${c}\n`);
   for (const n of report.notes) ctx.stdout.write(`note: ${n}\n`);
-  if (report.changes.length === 0) ctx.stdout.write('nothing to change\n');
+  if (report.changes.length === 0 && sayNothing) ctx.stdout.write('nothing to change\n');
+}
+
+/** install --watch-interfaces: keeps route_localnet on for pod interfaces until stopped. */
+async function watch(flags: InstallFlags, ctx: CliContext): Promise<void> {
+  if (flags.apply !== true || flags.podInterfaces === undefined) {
+    throw new ImdsguardError('IMDSGUARD_E_USAGE', '--watch-interfaces needs --apply and --pod-interfaces');
+  }
+  const runner = execRunner({ ...ctx.env } as NodeJS.ProcessEnv);
+  const patterns = parsePodInterfaces(flags.podInterfaces);
+  const json = flags.json === true;
+  const backend = parseBackend(flags.backend);
+  ctx.stdout.write(
+    json
+      ? `${JSON.stringify({ watching: patterns })}\n`
+      : `watching ${patterns.join(', ')}: route_localnet goes on as they appear (stop with SIGTERM)\n`,
+  );
+  await watchPodInterfaces({
+    patterns,
+    sysctlRoot: parseSysctlRoot(flags.sysctlRoot),
+    stateRoot: parseRoot(flags.root, ctx.cwd),
+    stop: ctx.shutdown,
+    async guarded() {
+      const drop = (await readRedirects(runner, backend)).bridges?.loopbackDrop ?? [];
+      return patterns.every((p) => drop.includes(p));
+    },
+    onReport: (report) => writeReport(ctx, report, json, {}, false),
+  });
 }
 
 async function run(flags: InstallFlags, ctx: CliContext): Promise<void> {
+  if (flags.watchInterfaces) return watch(flags, ctx);
   const runner = execRunner({ ...ctx.env } as NodeJS.ProcessEnv);
   const apply = flags.apply === true;
   const rulesOnly = flags.rulesOnly === true;
   const root = parseRoot(flags.root, ctx.cwd);
   const port = parsePort(flags.port);
   const bridges = flags.containers ? parseBridges(flags.bridges) : [];
+  const podInterfaces = flags.podInterfaces === undefined ? [] : parsePodInterfaces(flags.podInterfaces);
+  const sysctlRoot = parseSysctlRoot(flags.sysctlRoot);
   const healthUrl = parseHealthUrl(flags.healthUrl);
   const healthWaitMs = parseHealthTimeout(flags.healthTimeout);
   const self = parseBin(flags.bin) ?? selfCommand();
@@ -78,6 +122,7 @@ async function run(flags: InstallFlags, ctx: CliContext): Promise<void> {
     port,
     ipv6: flags.ipv6 === true,
     bridges,
+    podInterfaces,
     exempt: user.uid === undefined ? user.name : String(user.uid),
     user,
     root,
@@ -87,8 +132,9 @@ async function run(flags: InstallFlags, ctx: CliContext): Promise<void> {
     healthUrl,
   };
   const plan = buildInstallPlan(opts);
-  const unit = plan.files.find((f) => f.path === PATHS.unit);
-  if (unit) assertUnitCanRun(unit.content, await execPaths(self));
+  for (const unit of plan.files.filter((f) => f.path === PATHS.unit || f.path === PATHS.interfacesUnit)) {
+    assertUnitCanRun(unit.content, await execPaths(self));
+  }
   if (!apply) {
     if (flags.json) ctx.stdout.write(`${JSON.stringify({ applied: false, plan }, null, 2)}\n`);
     else ctx.stdout.write(renderPlan(plan, { rulesOnly }));
@@ -102,6 +148,7 @@ async function run(flags: InstallFlags, ctx: CliContext): Promise<void> {
       rulesOnly,
       rules: { force: flags.force === true, health: defaultHealthTarget(port, healthUrl), healthWaitMs },
       userCreated: user.created,
+      sysctlRoot,
     },
     report,
   );
@@ -123,6 +170,10 @@ export const installCommand: CommandSpec = {
       'also redirect [fd00:ec2::254] and traffic from docker0/cni0/cbr0',
     ],
     [
+      'sudo imdsguard install --apply --systemd --pod-interfaces eni+',
+      'an EKS node (Amazon VPC CNI): also redirect every pod veth, and watch for new ones',
+    ],
+    [
       'imdsguard install --systemd --fail-open --root ./pkgroot --user imdsguard --apply --force',
       'write the files under a packaging root',
     ],
@@ -139,6 +190,15 @@ export const installCommand: CommandSpec = {
         'also redirect IPv4 metadata traffic arriving from container bridges (with --ipv6, refuse their IPv6 metadata traffic)',
       )
       .option('--bridges <list>', 'bridge interfaces for --containers (default docker0,cni0,cbr0)')
+      .option(
+        '--pod-interfaces <patterns>',
+        'also redirect IPv4 metadata traffic from pod interfaces, NAME+ for a prefix: eni+ (Amazon VPC CNI), cali+ (Calico), lxc+ (Cilium)',
+      )
+      .option(
+        '--watch-interfaces',
+        'with --apply --pod-interfaces: keep running and turn route_localnet on for pod interfaces as they appear (changes nothing else)',
+      )
+      .option('--sysctl-root <dir>', "where the host's /proc/sys is mounted (containers; default /proc/sys)")
       .option('--systemd', 'install the systemd unit (enabled with --apply when systemd is PID 1)')
       .option('--root <dir>', 'write files under this prefix (packaging, tests); rules still apply live', '/')
       .option('--fail-open', 'redirect only while the guard runs (default: fail closed, see docs/install.md)')

@@ -4,7 +4,7 @@ import { readState } from '../../host/state-io.js';
 import { type ApplyReport, PATHS } from '../../host/types.js';
 import { uninstallApply } from '../../host/uninstall-io.js';
 import type { CliContext, CommandSpec } from '../context.js';
-import { parseBackend, parseRoot } from '../host-options.js';
+import { parseBackend, parseRoot, parseSysctlRoot } from '../host-options.js';
 import { writeReport } from './install.js';
 
 interface UninstallFlags {
@@ -12,6 +12,7 @@ interface UninstallFlags {
   backend?: string;
   root?: string;
   rulesOnly?: boolean;
+  sysctlRoot?: string;
   json?: boolean;
 }
 
@@ -29,6 +30,7 @@ async function run(flags: UninstallFlags, ctx: CliContext): Promise<void> {
     if (!flags.rulesOnly) {
       for (const f of state?.files ?? []) lines.push(`# file: remove ${f.path} (if unchanged since install)`);
       for (const s of state?.sysctl ?? []) lines.push(`# sysctl: restore ${s.path} = ${s.previous}`);
+      lines.push(`# route_localnet: restore the interfaces recorded in ${PATHS.routeLocalnet}, if any`);
       for (const t of state?.createdTables ?? []) lines.push(`# table: delete ${t} if left empty`);
       if (state?.userCreated) lines.push(`# user: delete ${state.user}`);
       if (!state)
@@ -40,7 +42,11 @@ async function run(flags: UninstallFlags, ctx: CliContext): Promise<void> {
     return;
   }
   const report: ApplyReport = { changes: [], notes: [] };
-  await uninstallApply(runner, { root, backend, rulesOnly: flags.rulesOnly === true }, report);
+  await uninstallApply(
+    runner,
+    { root, backend, rulesOnly: flags.rulesOnly === true, sysctlRoot: parseSysctlRoot(flags.sysctlRoot) },
+    report,
+  );
   writeReport(ctx, report, flags.json === true, { applied: true });
 }
 
@@ -56,7 +62,11 @@ export const uninstallCommand: CommandSpec = {
       .option('--apply', 'apply the removal (default: print it)')
       .option('--backend <name>', 'iptables or nftables (default: every backend holding imdsguard rules)')
       .option('--root <dir>', 'the prefix install wrote its files under', '/')
-      .option('--rules-only', 'only remove the redirect rules (used by the unit hooks)')
+      .option(
+        '--rules-only',
+        'only remove the redirect rules and the route_localnet switches (used by the unit hooks)',
+      )
+      .option('--sysctl-root <dir>', "where the host's /proc/sys is mounted (containers; default /proc/sys)")
       .option('--json', 'print the changes as JSON')
       .action((flags: UninstallFlags) => run(flags, ctx));
   },

@@ -119,8 +119,9 @@ export class GuardUnderTest {
     return new GuardUnderTest(guard, upstream, config, logs, recorder);
   }
 
+  /** The guard's address, as a socket connects to it (no IPv6 brackets). */
   get host(): string {
-    return new URL(this.guard.url).hostname;
+    return new URL(this.guard.url).hostname.replace(/^\[|\]$/g, '');
   }
   get port(): number {
     return Number(new URL(this.guard.url).port);

@@ -13,7 +13,7 @@ const iso = z.string().describe('ISO 8601 time, UTC');
 
 /** `fleet discover --usage`: the readiness of one live instance (docs/usage.md). */
 export const instanceUsageSchema = z.strictObject({
-  readiness: z.enum(['ready', 'not-ready', 'unknown', 'enforced', 'broken']),
+  readiness: z.enum(['ready', 'not-ready', 'unknown', 'enforced', 'disabled', 'broken']),
   reason: z.string().describe('docs/usage.md, Readiness'),
   detail: z.string(),
   v1Calls: z.number().nullable().describe('MetadataNoToken sum over the window; null: not read'),
@@ -53,7 +53,8 @@ export const discoverUsageSchema = z.strictObject({
     ready: z.number().int(),
     'not-ready': z.number().int(),
     unknown: z.number().int(),
-    enforced: z.number().int(),
+    enforced: z.number().int().describe('HttpTokens=required with the endpoint enabled, no rejected call'),
+    disabled: z.number().int().describe('HttpEndpoint=disabled'),
     broken: z.number().int(),
   }),
   regionStats: z.array(

@@ -138,11 +138,18 @@ const FAILURE_COLUMNS: Column<ScanFailure>[] = [
 function discoverTable(doc: DiscoverDocument): string {
   const parts: string[] = [];
   const o = doc.summary.overall;
+  // A scan that failed outright has unknown counts: "not read", never 0.
+  const failed = new Set(
+    doc.scans.filter((s) => s.status === 'failed').map((s) => `${s.accountId}/${s.region}`),
+  );
   parts.push(
     `IMDS posture: ${o.instances} instances in ${doc.accounts.length} account(s) x ${doc.regions.length} region(s): ` +
       `${o.tokensRequired} IMDSv2 only (${o.percent.tokensRequired}%), ${o.tokensOptional} allow IMDSv1 (${o.percent.tokensOptional}%), ` +
-      `${o.endpointDisabled} endpoint disabled (${o.percent.endpointDisabled}%)\n`,
+      `${o.endpointDisabled} endpoint disabled (${o.percent.endpointDisabled}%)` +
+      `${failed.size > 0 ? `; ${failed.size} account/region scan(s) not read` : ''}\n`,
   );
+  type Row = PostureCounts & { accountId: string; region: string };
+  const notRead = (r: Row) => failed.has(`${r.accountId}/${r.region}`);
   parts.push(
     renderTable(doc.summary.byAccountRegion, [
       { header: 'account', value: (c) => c.accountId },
@@ -152,7 +159,10 @@ function discoverTable(doc: DiscoverDocument): string {
         value: (c) =>
           doc.scans.find((s) => s.accountId === c.accountId && s.region === c.region)?.status ?? '',
       },
-      ...countColumns<PostureCounts & { accountId: string; region: string }>(),
+      ...countColumns<Row>().map((col) => ({
+        ...col,
+        value: (r: Row) => (notRead(r) ? 'not read' : col.value(r)),
+      })),
     ]),
   );
   const fc = doc.findingCounts;

@@ -138,22 +138,34 @@ export function renderTemplates(report: TemplatesReport, format: OutputFormat): 
 
 type DefaultsValue = string | number | null | undefined;
 
-function np(v: DefaultsValue): string | number {
-  return v === null || v === undefined ? 'no-preference' : v;
+/** A defaults field: its value, no-preference when unset, "not read" when the defaults could not be read. */
+function np(s: RegionScan, v: (d: NonNullable<RegionScan['defaults']>) => DefaultsValue): string | number {
+  if (s.defaults === null) return 'not read';
+  const x = v(s.defaults);
+  return x === null || x === undefined ? 'no-preference' : x;
 }
 
 const DEFAULTS_COLUMNS: Column<RegionScan>[] = [
   { header: 'account', value: (s) => s.accountId },
   { header: 'region', value: (s) => s.region },
-  { header: 'http_tokens', value: (s) => np(s.defaults?.httpTokens) },
-  { header: 'http_endpoint', value: (s) => np(s.defaults?.httpEndpoint) },
-  { header: 'hop_limit', value: (s) => np(s.defaults?.httpPutResponseHopLimit) },
-  { header: 'instance_metadata_tags', value: (s) => np(s.defaults?.instanceMetadataTags) },
+  { header: 'http_tokens', value: (s) => np(s, (d) => d.httpTokens) },
+  { header: 'http_endpoint', value: (s) => np(s, (d) => d.httpEndpoint) },
+  { header: 'hop_limit', value: (s) => np(s, (d) => d.httpPutResponseHopLimit) },
+  { header: 'instance_metadata_tags', value: (s) => np(s, (d) => d.instanceMetadataTags) },
 ];
 
-/** `fleet defaults`: one row (or record) per region whose defaults could be read. */
+/**
+ * `fleet defaults`: one row (or record) per scanned region. A region whose defaults could not be read
+ * says so ("not read"; `read: false` in JSON), never shows as having no preference.
+ */
 export function renderDefaults(scans: readonly RegionScan[], format: OutputFormat): string {
-  const records = () => scans.map((s) => ({ accountId: s.accountId, region: s.region, ...s.defaults }));
+  const records = () =>
+    scans.map((s) => ({
+      accountId: s.accountId,
+      region: s.region,
+      read: s.defaults !== null,
+      ...s.defaults,
+    }));
   switch (format) {
     case 'table':
       return renderTable(scans, DEFAULTS_COLUMNS, { empty: 'No region could be read.' });

@@ -44,7 +44,14 @@ export interface UsageDocument {
   stats: RunStats;
 }
 
-const ORDER: Record<Readiness, number> = { broken: 0, 'not-ready': 1, unknown: 2, ready: 3, enforced: 4 };
+const ORDER: Record<Readiness, number> = {
+  broken: 0,
+  'not-ready': 1,
+  unknown: 2,
+  ready: 3,
+  enforced: 4,
+  disabled: 5,
+};
 
 export function sortUsageRows<T extends InstanceReadiness>(rows: T[]): T[] {
   return rows.sort(
@@ -110,7 +117,7 @@ const REJECTED_TABLE_COLUMNS: Column<UsageRow>[] = [
 ];
 
 export function countsLine(c: ReadinessCounts): string {
-  return `ready ${c.ready}, not ready ${c['not-ready']}, unknown ${c.unknown}, enforced ${c.enforced}, broken after enforcement ${c.broken}`;
+  return `ready ${c.ready}, not ready ${c['not-ready']}, unknown ${c.unknown}, enforced ${c.enforced}, broken after enforcement ${c.broken}, endpoint disabled ${c.disabled}`;
 }
 
 function failureRows(doc: UsageDocument) {
@@ -252,7 +259,9 @@ export function renderDiscoverWithUsage<
     return renderCsv(doc.instances, [...baseCsvColumns, ...extra]);
   }
   if (format === 'table') {
-    const attention = rows.filter((r) => r.readiness !== 'ready' && r.readiness !== 'enforced');
+    const attention = rows.filter(
+      (r) => r.readiness !== 'ready' && r.readiness !== 'enforced' && r.readiness !== 'disabled',
+    );
     const shown = attention.slice(0, 25);
     let out = renderBase(doc, format);
     out += `\nReadiness over ${section.window.days} day(s) (CloudWatch MetadataNoToken): ${countsLine(section.counts)}\n`;

@@ -72,6 +72,7 @@ describe('fleet usage and harden --only-ready (real binary)', () => {
       'not-ready': 2,
       unknown: 6,
       enforced: 1,
+      disabled: 0,
       broken: 1,
     });
     const inst = lines.filter((l) => l.type === 'instance');

@@ -304,7 +304,7 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
     expect(r.code).toBe(1);
     const doc = JSON.parse(r.stdout);
     expect(doc.mode).toBe('rejected');
-    expect(doc.counts).toEqual({ ready: 0, 'not-ready': 0, unknown: 0, enforced: 3, broken: 2 });
+    expect(doc.counts).toEqual({ ready: 0, 'not-ready': 0, unknown: 0, enforced: 3, disabled: 0, broken: 2 });
     expect(doc.instances).toHaveLength(2);
     for (const x of doc.instances) {
       expect(kinds.get(x.instanceId)).toBe('broken');
@@ -403,7 +403,14 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout);
     expect(doc.kind).toBe('imdsguard.fleet.discover');
-    expect(doc.usage.counts).toEqual({ ready: 1, 'not-ready': 1, unknown: 4, enforced: 1, broken: 1 });
+    expect(doc.usage.counts).toEqual({
+      ready: 1,
+      'not-ready': 1,
+      unknown: 4,
+      enforced: 1,
+      disabled: 0,
+      broken: 1,
+    });
     // The document still matches the published schema (docs/fleet-json-schema.json).
     expect(() => discoverDocumentSchema.parse(doc)).not.toThrow();
     for (const i of doc.instances) {

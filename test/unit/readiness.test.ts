@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { InstanceRecord } from '../../src/fleet/inventory/model.js';
+import { planHarden } from '../../src/fleet/plan/harden.js';
+import { EMPTY_CRITERIA, selectInstances } from '../../src/fleet/plan/selection.js';
 import {
   assessFleet,
   assessReadiness,
   countReadiness,
   missingPeriods,
   readinessFilter,
+  readinessOfInventory,
   STALE_AFTER_MS,
   selectReady,
   summarizeSeries,
@@ -158,10 +161,14 @@ describe('readiness', () => {
       reason: 'tokens-required',
       suggestion: null,
     });
+    // The endpoint off is its own readiness: "enforced" means HttpTokens=required in every output.
     expect(assessReadiness(inst({ endpoint: 'disabled' }), {}, W)).toMatchObject({
-      readiness: 'enforced',
+      readiness: 'disabled',
       reason: 'endpoint-disabled',
     });
+    expect(assessReadiness(inst({ endpoint: 'disabled', tokens: 'required' }), {}, W).readiness).toBe(
+      'disabled',
+    );
     const b = assessReadiness(
       inst({ tokens: 'required' }),
       { rejected: series(0, W.periods, (k) => (k === 50 ? 3 : 0)) },
@@ -233,7 +240,14 @@ describe('readiness', () => {
       'i-000000000000000b2',
       'i-000000000000000d4',
     ]);
-    expect(countReadiness(rows)).toEqual({ ready: 1, 'not-ready': 1, unknown: 1, enforced: 0, broken: 0 });
+    expect(countReadiness(rows)).toEqual({
+      ready: 1,
+      'not-ready': 1,
+      unknown: 1,
+      enforced: 0,
+      disabled: 0,
+      broken: 0,
+    });
     expect(selectReady([a, b, c, d], rows).map((x) => x.instanceId)).toEqual(['i-000000000000000a1']);
     const f = readinessFilter(rows);
     expect(f.name).toBe('only-ready');
@@ -241,5 +255,68 @@ describe('readiness', () => {
     expect(f.check(b)).toContain('not-ready');
     expect(f.check(c)).toContain('no usage evidence');
     expect(f.check(d)).toContain('unknown');
+  });
+
+  it('--only-ready judges only instances that allow IMDSv1: the others reach the planner as they are', () => {
+    const ready = inst({ instanceId: 'i-000000000000000a1' });
+    const busy = inst({ instanceId: 'i-000000000000000b2' });
+    const enforced = inst({ instanceId: 'i-000000000000000c3', tokens: 'required' });
+    const disabled = inst({ instanceId: 'i-000000000000000d4', endpoint: 'disabled' });
+    const unread = inst({ instanceId: 'i-000000000000000e5' });
+    const rows = assessFleet(
+      [ready, busy, enforced, disabled],
+      new Map<string, InstanceSeries>([
+        ['111111111111/us-east-1/i-000000000000000a1', { noToken: series() }],
+        ['111111111111/us-east-1/i-000000000000000b2', { noToken: series(0, 56, 1) }],
+      ]),
+      W,
+    );
+    const f = readinessFilter(rows);
+    expect(f.check(ready)).toBeNull();
+    expect(f.check(busy)).toContain('not ready (not-ready');
+    // Compliant and endpoint-disabled instances are never called "not ready".
+    expect(f.check(enforced)).toBeNull();
+    expect(f.check(disabled)).toBeNull();
+    expect(f.check({ ...disabled, instanceId: 'i-000000000000000f6' })).toBeNull();
+    expect(f.check(unread)).toBe('not ready: no usage evidence was read for it');
+    const plan = planHarden(selectInstances([ready, busy, enforced, disabled], EMPTY_CRITERIA, [f]));
+    expect(plan.items.map((i) => [i.resourceId, i.action, i.skip?.reason ?? null])).toEqual([
+      ['i-000000000000000a1', 'change', null],
+      ['i-000000000000000b2', 'skip', 'filtered'],
+      ['i-000000000000000c3', 'skip', 'already-compliant'],
+      ['i-000000000000000d4', 'skip', 'endpoint-disabled'],
+    ]);
+  });
+
+  it('readinessOfInventory: a saved measure counts only where it still agrees with the inventory', () => {
+    const nowRequired = inst({ instanceId: 'i-000000000000000a1', tokens: 'required' });
+    const nowDisabled = inst({ instanceId: 'i-000000000000000b2', endpoint: 'disabled' });
+    const stillOptional = inst({ instanceId: 'i-000000000000000c3' });
+    const notMeasured = inst({ instanceId: 'i-000000000000000d4' });
+    const breaking = inst({ instanceId: 'i-000000000000000e5', tokens: 'required' });
+    const k = (i: InstanceRecord) => ({ accountId: i.accountId, region: i.region, instanceId: i.instanceId });
+    const rows = readinessOfInventory(
+      [nowRequired, nowDisabled, stillOptional, notMeasured, breaking],
+      [
+        { ...k(nowRequired), readiness: 'ready' },
+        { ...k(nowDisabled), readiness: 'enforced' },
+        { ...k(stillOptional), readiness: 'not-ready' },
+        { ...k(breaking), readiness: 'broken' },
+        {
+          accountId: '999999999999',
+          region: 'us-east-1',
+          instanceId: 'i-000000000000000ff',
+          readiness: 'ready',
+        },
+      ],
+      W,
+    );
+    expect(rows.map((r) => [r.instanceId, r.readiness])).toEqual([
+      ['i-000000000000000a1', 'enforced'],
+      ['i-000000000000000b2', 'disabled'],
+      ['i-000000000000000c3', 'not-ready'],
+      ['i-000000000000000d4', 'unknown'],
+      ['i-000000000000000e5', 'broken'],
+    ]);
   });
 });

@@ -33,12 +33,7 @@ function input(over: Partial<FleetReportInput> = {}): FleetReportInput {
     inventory,
     summary,
     findings: findFindings(inventory),
-    readiness: inventory.instances
-      .filter((i) => i.state !== 'terminated' && i.state !== 'shutting-down')
-      .map(
-        (i) => ({ readiness: i.metadataOptions.httpTokens === 'required' ? 'enforced' : 'unknown' }) as const,
-      ),
-    readinessMeasured: false,
+    readiness: null,
     history: [],
     source: 'input',
     now: '2026-01-02T00:00:00.000Z',
@@ -117,7 +112,9 @@ describe('buildFleetReport', () => {
       ]),
     );
     expect(doc.readiness.total).toBe(o.instances);
-    expect(doc.readiness.counts.enforced + doc.readiness.counts.unknown).toBe(o.instances);
+    expect(doc.readiness.counts.enforced).toBe(o.tokensRequired);
+    expect(doc.readiness.counts.disabled).toBe(o.endpointDisabled);
+    expect(doc.readiness.counts.unknown).toBe(o.tokensOptional);
     expect(doc.readiness.measured).toBe(false);
     expect(doc.readiness.percent.enforced).toBe(
       Math.round((doc.readiness.counts.enforced / doc.readiness.total) * 1000) / 10,

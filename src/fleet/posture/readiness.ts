@@ -5,8 +5,10 @@
  *
  * Definitions (docs/usage.md explains them for users):
  *
- *   enforced   HttpTokens=required (or the endpoint is disabled), and no MetadataNoTokenRejected
- *              call in the window (or that series was not read).
+ *   enforced   HttpTokens=required with the endpoint enabled (what every output calls "IMDSv2
+ *              enforced"), and no MetadataNoTokenRejected call in the window (or that series was not
+ *              read).
+ *   disabled   HttpEndpoint=disabled: no metadata service at all, so nothing to enforce.
  *   broken     HttpTokens=required and MetadataNoTokenRejected > 0 in the window: something on the
  *              instance still tries IMDSv1 and is refused. A rollback is suggested.
  *   not-ready  HttpTokens=optional and MetadataNoToken > 0 in the window, the minutes since the last
@@ -31,7 +33,12 @@ import { allowsImdsV1, type InstanceRecord, instanceKey } from '../inventory/mod
 import type { InstanceSeries, Series } from '../usage/collect.js';
 import type { UsageWindow } from '../usage/window.js';
 
-export const READINESS = ['ready', 'not-ready', 'unknown', 'enforced', 'broken'] as const;
+/**
+ * The readiness values partition the live instances: enforced + broken are the instances with
+ * HttpTokens=required (endpoint enabled), disabled those with the endpoint off, and ready + not-ready +
+ * unknown those that still allow IMDSv1 (posture/summary.ts counts the same three groups).
+ */
+export const READINESS = ['ready', 'not-ready', 'unknown', 'enforced', 'disabled', 'broken'] as const;
 export type Readiness = (typeof READINESS)[number];
 
 export const READINESS_REASONS = [
@@ -190,6 +197,9 @@ export function assessReadiness(
   ): InstanceReadiness => ({ ...base(i), noToken, rejected, readiness, reason, detail, suggestion });
   const m = i.metadataOptions;
 
+  if (m.httpEndpoint === 'disabled') {
+    return out('disabled', 'endpoint-disabled', 'metadata endpoint disabled');
+  }
   if (!allowsImdsV1(m)) {
     if (rejected && rejected.sum > 0) {
       const cmd = (opts.rollbackCommand ?? defaultRollbackCommand)(i);
@@ -200,18 +210,15 @@ export function assessReadiness(
         `find the caller (imdsguard callers on the host), or roll back this instance: ${cmd}; or the whole change set: imdsguard fleet rollback --journal FILE --list, then --change-set ID`,
       );
     }
-    const disabled = m.httpEndpoint === 'disabled';
     const failed = evidence?.failed !== undefined && !rejected;
     return out(
       'enforced',
-      disabled ? 'endpoint-disabled' : 'tokens-required',
-      disabled
-        ? 'metadata endpoint disabled'
-        : failed
-          ? `HttpTokens=required; rejected calls not measured: ${evidence?.failed}`
-          : rejected
-            ? 'HttpTokens=required; no rejected IMDSv1 call in the window'
-            : 'HttpTokens=required',
+      'tokens-required',
+      failed
+        ? `HttpTokens=required; rejected calls not measured: ${evidence?.failed}`
+        : rejected
+          ? 'HttpTokens=required; no rejected IMDSv1 call in the window'
+          : 'HttpTokens=required',
     );
   }
 
@@ -311,24 +318,64 @@ export function selectReady<T extends { accountId: string; region: string; insta
 
 /**
  * `fleet harden --only-ready` as a selection filter (the SelectionFilter shape of
- * fleet/plan/selection.ts): keeps exactly the instances whose readiness is "ready"; an instance
- * without a readiness row is left out, with the reason.
+ * fleet/plan/selection.ts): keeps the instances whose readiness is "ready", and those that no longer
+ * allow IMDSv1 (enforced, broken, disabled), so that the planner says what they are (already
+ * compliant, endpoint disabled) instead of "not ready". An instance that allows IMDSv1 without a
+ * readiness row is left out, with the reason.
  */
 export function readinessFilter(
   rows: Iterable<Pick<InstanceReadiness, 'accountId' | 'region' | 'instanceId' | 'readiness' | 'detail'>>,
 ): {
   name: string;
-  check(instance: Pick<InstanceRecord, 'accountId' | 'region' | 'instanceId'>): string | null;
+  check(
+    instance: Pick<InstanceRecord, 'accountId' | 'region' | 'instanceId' | 'metadataOptions'>,
+  ): string | null;
 } {
   const byKey = new Map<string, Pick<InstanceReadiness, 'readiness' | 'detail'>>();
   for (const r of rows) byKey.set(instanceKey(r), r);
   return {
     name: 'only-ready',
     check(instance) {
+      // IMDSv1 already off: not this filter's to judge (harden skips it as compliant or disabled).
+      if (!allowsImdsV1(instance.metadataOptions)) return null;
       const r = byKey.get(instanceKey(instance));
       if (!r) return 'not ready: no usage evidence was read for it';
       if (r.readiness === 'ready') return null;
       return `not ready (${r.readiness}: ${r.detail})`;
     },
   };
+}
+
+/** One instance's readiness as a saved `fleet usage` document gives it. */
+export type KeyedReadiness = Pick<InstanceReadiness, 'accountId' | 'region' | 'instanceId' | 'readiness'>;
+
+/**
+ * The readiness of every live instance of an inventory, taken from `measured` (a saved `fleet usage`
+ * of maybe another time) only where it still agrees with the inventory: the instance's settings
+ * decide enforced, broken or disabled, and only an instance that still allows IMDSv1 takes ready,
+ * not-ready or unknown from the measure. Anything else is judged from the inventory alone, so the
+ * result always partitions the same instances the posture summary counts.
+ */
+export function readinessOfInventory(
+  instances: readonly InstanceRecord[],
+  measured: Iterable<KeyedReadiness>,
+  window: UsageWindow,
+): Array<Pick<InstanceReadiness, 'accountId' | 'region' | 'instanceId' | 'readiness'>> {
+  const byKey = new Map<string, Readiness>();
+  for (const r of measured) byKey.set(instanceKey(r), r.readiness);
+  return assessFleet(instances, new Map(), window).map((row) => {
+    const m = byKey.get(instanceKey(row));
+    const allowsV1 = row.readiness === 'unknown';
+    const keep =
+      m !== undefined &&
+      (allowsV1
+        ? m === 'ready' || m === 'not-ready' || m === 'unknown'
+        : row.readiness === 'enforced' && m === 'broken');
+    return {
+      accountId: row.accountId,
+      region: row.region,
+      instanceId: row.instanceId,
+      readiness: keep ? (m as Readiness) : row.readiness,
+    };
+  });
 }

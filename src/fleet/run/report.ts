@@ -12,9 +12,8 @@ import { buildFleetReport, type FleetReportDocument } from '../../report/html/fl
 import { readHistory } from '../history/store.js';
 import { INVENTORY_SCHEMA_VERSION, type Inventory } from '../inventory/model.js';
 import { findFindings } from '../posture/findings.js';
-import { assessFleet, countReadiness, READINESS, type Readiness } from '../posture/readiness.js';
+import { type KeyedReadiness, READINESS, type Readiness } from '../posture/readiness.js';
 import { summarize } from '../posture/summary.js';
-import { usageWindow } from '../usage/window.js';
 import { recordSnapshot } from './history.js';
 import type { RunIo } from './io.js';
 import { scanFleet } from './scan.js';
@@ -90,7 +89,7 @@ export function inventoryFromDiscover(doc: unknown, path: string): Inventory {
 }
 
 interface UsageInput {
-  rows: Array<{ readiness: Readiness }>;
+  rows: KeyedReadiness[];
   window: { days: number; start: string; end: string } | null;
 }
 
@@ -109,9 +108,19 @@ export function readinessFromUsage(doc: unknown, path: string): UsageInput {
   if (d['kind'] !== 'imdsguard.fleet.usage') throw bad(`kind is ${JSON.stringify(d['kind'])}`);
   if (!Array.isArray(d['instances'])) throw bad('"instances" is not an array');
   const known = new Set<string>(READINESS);
-  const rows = (d['instances'] as Array<{ readiness?: unknown }>).map((r, k) => {
-    if (typeof r?.readiness !== 'string' || !known.has(r.readiness)) throw bad(`instances[${k}].readiness`);
-    return { readiness: r.readiness as Readiness };
+  const rows = (d['instances'] as Array<Record<string, unknown> | null>).map((r, k) => {
+    if (typeof r?.['readiness'] !== 'string' || !known.has(r['readiness'])) {
+      throw bad(`instances[${k}].readiness`);
+    }
+    for (const f of ['accountId', 'region', 'instanceId'] as const) {
+      if (typeof r[f] !== 'string') throw bad(`instances[${k}].${f}`);
+    }
+    return {
+      accountId: r['accountId'] as string,
+      region: r['region'] as string,
+      instanceId: r['instanceId'] as string,
+      readiness: r['readiness'] as Readiness,
+    };
   });
   const w = d['window'] as { days?: unknown; start?: unknown; end?: unknown } | undefined;
   const window =
@@ -143,7 +152,7 @@ export interface ReportResult {
 
 interface Scanned {
   inventory: Inventory;
-  readiness: Array<{ readiness: Readiness }> | undefined;
+  readiness: KeyedReadiness[] | undefined;
   window: { days: number; start: string; end: string } | null;
   failed: boolean;
   stats: RunStats | null;
@@ -192,11 +201,16 @@ export async function runReport(opts: ReportOptions, io: RunIo, env: Env): Promi
   const inv = scanned.inventory;
   const summary = summarize(inv);
   const findings = findFindings(inv);
-  const measured = scanned.readiness !== undefined;
-  // Without evidence: enforced when IMDSv1 is off, else unknown.
-  const rows =
-    scanned.readiness ??
-    assessFleet(inv.instances, new Map(), usageWindow(Date.parse(inv.generatedAt) || Date.now()));
+  const document = buildFleetReport({
+    inventory: inv,
+    summary,
+    findings,
+    readiness: scanned.readiness ?? null,
+    usageWindow: scanned.window,
+    history: opts.history !== undefined ? readHistory(opts.history) : [],
+    source: opts.input === undefined ? 'discovery' : 'input',
+    now: new Date().toISOString(),
+  });
   if (opts.input === undefined) {
     recordSnapshot(opts.history, io, {
       time: inv.generatedAt,
@@ -204,20 +218,9 @@ export async function runReport(opts: ReportOptions, io: RunIo, env: Env): Promi
       failures: inv.failures.length,
       summary,
       findings,
-      readiness: measured ? countReadiness(rows) : null,
+      readiness: document.readiness.measured ? document.readiness.counts : null,
     });
   }
-  const document = buildFleetReport({
-    inventory: inv,
-    summary,
-    findings,
-    readiness: rows,
-    readinessMeasured: measured,
-    usageWindow: scanned.window,
-    history: opts.history !== undefined ? readHistory(opts.history) : [],
-    source: opts.input === undefined ? 'discovery' : 'input',
-    now: new Date().toISOString(),
-  });
   let failed = scanned.failed;
   if (inv.failures.length > 0) {
     io.output.write(

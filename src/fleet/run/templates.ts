@@ -73,7 +73,7 @@ export interface DefaultsOptions {
 }
 
 export interface DefaultsResult {
-  /** The regions whose defaults could be read. */
+  /** Every scanned account and region; `defaults` null where they could not be read. */
   scans: RegionScan[];
   outcome: ChangeOutcome | null;
   failed: boolean;
@@ -90,7 +90,7 @@ export function runDefaults(
       concurrency: opts.fleet.concurrency,
       include: { defaults: true, templates: false, autoScaling: false, images: false },
     });
-    const scans = scan.inventory.scans.filter((s) => s.defaults !== null);
+    const scans = scan.inventory.scans;
     if (opts.set === null) return { scans, outcome: null, failed: scan.failed };
     const outcome = await executePlan(
       {

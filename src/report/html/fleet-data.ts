@@ -4,10 +4,17 @@
  */
 
 import type { FleetSnapshot } from '../../fleet/history/snapshot.js';
-import type { Inventory, ScanFailure } from '../../fleet/inventory/model.js';
+import type { Inventory, RegionScan, ScanFailure, ScanStage } from '../../fleet/inventory/model.js';
 import { countBySeverity, FINDINGS, type Finding, type Severity } from '../../fleet/posture/findings.js';
-import { READINESS, type Readiness, type ReadinessCounts } from '../../fleet/posture/readiness.js';
+import {
+  countReadiness,
+  type KeyedReadiness,
+  READINESS,
+  type ReadinessCounts,
+  readinessOfInventory,
+} from '../../fleet/posture/readiness.js';
 import type { PostureCounts, PostureSummary } from '../../fleet/posture/summary.js';
+import { usageWindow } from '../../fleet/usage/window.js';
 
 export const FLEET_REPORT_SCHEMA_VERSION = 1 as const;
 
@@ -35,19 +42,43 @@ export interface SliceCounts {
   percentEnforced: number;
   percentV1Allowed: number;
   percentDisabled: number;
+  /** Account x region scans of this slice that could not be read: their instances are unknown, not 0. */
+  scansFailed: number;
 }
 
+/** Each category, the findings it counts, and the scan stages whose failure leaves it unknown. */
 export const REGRESSION_CATEGORIES = [
   {
     key: 'launch-templates',
     label: 'Launch templates',
     findings: ['template-default-imdsv1', 'template-latest-imdsv1'],
+    stages: ['launch-templates', 'launch-template-versions'],
   },
-  { key: 'auto-scaling-groups', label: 'Auto Scaling groups', findings: ['asg-launches-imdsv1'] },
-  { key: 'launch-configurations', label: 'Launch configurations', findings: ['launch-config-imdsv1'] },
-  { key: 'account-defaults', label: 'Account defaults', findings: ['account-default-imdsv1'] },
-  { key: 'images', label: 'AMIs', findings: ['image-no-imdsv2-support'] },
-] as const;
+  {
+    key: 'auto-scaling-groups',
+    label: 'Auto Scaling groups',
+    findings: ['asg-launches-imdsv1'],
+    stages: ['auto-scaling-groups'],
+  },
+  {
+    key: 'launch-configurations',
+    label: 'Launch configurations',
+    findings: ['launch-config-imdsv1'],
+    stages: ['launch-configurations'],
+  },
+  {
+    key: 'account-defaults',
+    label: 'Account defaults',
+    findings: ['account-default-imdsv1'],
+    stages: ['account-defaults'],
+  },
+  { key: 'images', label: 'AMIs', findings: ['image-no-imdsv2-support'], stages: ['images'] },
+] as const satisfies ReadonlyArray<{
+  key: string;
+  label: string;
+  findings: readonly string[];
+  stages: readonly ScanStage[];
+}>;
 export type RegressionCategory = (typeof REGRESSION_CATEGORIES)[number]['key'];
 
 export interface ReportFinding {
@@ -81,6 +112,8 @@ export interface TrendPoint {
   percentV1Allowed: number;
   /** Scan failures of that run (a point with failures may undercount). */
   failures: number;
+  /** What recorded it: "fleet discover" or "fleet report". */
+  source: string;
   /** This report's own scan. */
   current: boolean;
 }
@@ -100,6 +133,8 @@ export interface FleetReportDocument {
     findings: number;
     findingsBySeverity: Record<Severity, number>;
     regressionSources: number;
+    /** Categories of regression sources that could not be read somewhere (their count is a minimum). */
+    regressionSourcesUnread: number;
     scanFailures: number;
   };
   byAccount: Array<SliceCounts & { accountId: string; name: string | null }>;
@@ -119,14 +154,17 @@ export interface FleetReportDocument {
   regressionSources: Array<{
     key: RegressionCategory;
     label: string;
+    /** Findings found; a minimum when `unread` > 0. */
     count: number;
+    /** Account x region scans where this kind of resource could not be read: unknown there, not 0. */
+    unread: number;
     items: RegressionItem[];
   }>;
   trend: TrendPoint[];
   failures: ScanFailure[];
 }
 
-export function sliceCounts(c: PostureCounts): SliceCounts {
+export function sliceCounts(c: PostureCounts, scansFailed = 0): SliceCounts {
   return {
     instances: c.instances,
     enforced: c.tokensRequired,
@@ -136,17 +174,22 @@ export function sliceCounts(c: PostureCounts): SliceCounts {
     percentEnforced: c.percent.tokensRequired,
     percentV1Allowed: c.percent.tokensOptional,
     percentDisabled: c.percent.endpointDisabled,
+    scansFailed,
   };
 }
 
 export interface FleetReportInput {
-  inventory: Pick<Inventory, 'generatedAt' | 'regions' | 'accounts' | 'failures'>;
+  inventory: Pick<Inventory, 'generatedAt' | 'regions' | 'accounts' | 'failures' | 'scans' | 'instances'>;
   summary: PostureSummary;
   findings: readonly Finding[];
   /** Readiness of every live instance. */
-  readiness: Iterable<{ readiness: Readiness }>;
-  /** Whether the readiness rows come from usage evidence. */
-  readinessMeasured: boolean;
+  /**
+   * Measured readiness (usage evidence, live or a saved `fleet usage`); null: not measured. The report
+   * judges every live instance of the inventory itself and takes a measured value only where it still
+   * agrees with the inventory (posture/readiness.ts readinessOfInventory), so its readiness counts
+   * partition the same instances as its posture counts.
+   */
+  readiness: Iterable<KeyedReadiness> | null;
   usageWindow?: { days: number; start: string; end: string } | null | undefined;
   history: readonly FleetSnapshot[];
   source: 'discovery' | 'input';
@@ -161,11 +204,15 @@ function pct1(n: number, d: number): number {
 
 const SEVERITY_RANK: Record<Severity, number> = { high: 0, medium: 1, low: 2, info: 3 };
 
+/**
+ * The trend: every recorded scan and this report's own, oldest first, one point per scan (the same
+ * scan recorded twice is drawn once), at most FLEET_REPORT_LIMITS.maxTrendPoints of the newest, this
+ * report's own always among them.
+ */
 function trendOf(
   history: readonly FleetSnapshot[],
   summary: PostureSummary,
-  scannedAt: string,
-  failures: number,
+  current: { scannedAt: string; failures: number; source: string },
 ): TrendPoint[] {
   const points: TrendPoint[] = history.map((s) => ({
     time: s.time,
@@ -176,33 +223,71 @@ function trendOf(
     percentEnforced: s.overall.percentEnforced,
     percentV1Allowed: pct1(s.overall.tokensOptional, s.overall.instances),
     failures: s.failures,
-    current: s.time === scannedAt,
+    source: s.source,
+    current: s.time === current.scannedAt,
   }));
   if (!points.some((p) => p.current)) {
     const o = summary.overall;
     points.push({
-      time: scannedAt,
+      time: current.scannedAt,
       instances: o.instances,
       enforced: o.tokensRequired,
       v1Allowed: o.tokensOptional,
       disabled: o.endpointDisabled,
       percentEnforced: o.percent.tokensRequired,
       percentV1Allowed: o.percent.tokensOptional,
-      failures,
+      failures: current.failures,
+      source: current.source,
       current: true,
     });
   }
-  // The same scan recorded twice (re-runs of one input) is drawn once.
-  const seen = new Set<string>();
-  const unique = points
-    .sort((a, b) => Date.parse(a.time) - Date.parse(b.time))
-    .filter((p) => {
-      const k = `${p.time}|${p.instances}|${p.enforced}|${p.v1Allowed}|${p.disabled}`;
-      if (seen.has(k)) return false;
-      seen.add(k);
-      return true;
-    });
-  return unique.slice(-FLEET_REPORT_LIMITS.maxTrendPoints);
+  const byKey = new Map<string, TrendPoint>();
+  for (const p of points.sort((a, b) => Date.parse(a.time) - Date.parse(b.time))) {
+    const k = `${p.time}|${p.instances}|${p.enforced}|${p.v1Allowed}|${p.disabled}`;
+    const seen = byKey.get(k);
+    if (seen) seen.current ||= p.current;
+    else byKey.set(k, p);
+  }
+  const unique = [...byKey.values()];
+  const max = FLEET_REPORT_LIMITS.maxTrendPoints;
+  if (unique.length <= max) return unique;
+  const newest = unique.slice(-max);
+  if (newest.some((p) => p.current)) return newest;
+  // A report of an older saved scan: keep its point, drop the oldest of the others.
+  const own = unique.filter((p) => p.current);
+  return [...own, ...unique.filter((p) => !p.current).slice(-(max - own.length))].sort(
+    (a, b) => Date.parse(a.time) - Date.parse(b.time),
+  );
+}
+
+/** Account x region scans that failed outright, per account, per region, and in all. */
+function failedScans(scans: readonly RegionScan[]) {
+  const byAccount = new Map<string, number>();
+  const byRegion = new Map<string, number>();
+  let total = 0;
+  for (const s of scans) {
+    if (s.status !== 'failed') continue;
+    total += 1;
+    byAccount.set(s.accountId, (byAccount.get(s.accountId) ?? 0) + 1);
+    byRegion.set(s.region, (byRegion.get(s.region) ?? 0) + 1);
+  }
+  return { byAccount, byRegion, total };
+}
+
+/** The account x region scans where resources of these stages could not be read. */
+function unreadScans(
+  scans: readonly RegionScan[],
+  failures: readonly ScanFailure[],
+  stages: readonly ScanStage[],
+): number {
+  const unread = new Set<string>();
+  for (const s of scans) if (s.status === 'failed') unread.add(`${s.accountId}/${s.region}`);
+  for (const f of failures) {
+    if (f.accountId !== null && f.region !== null && stages.includes(f.stage)) {
+      unread.add(`${f.accountId}/${f.region}`);
+    }
+  }
+  return unread.size;
 }
 
 export function buildFleetReport(input: FleetReportInput): FleetReportDocument {
@@ -233,6 +318,7 @@ export function buildFleetReport(input: FleetReportInput): FleetReportDocument {
       key: cat.key,
       label: cat.label,
       count: all.length,
+      unread: unreadScans(inventory.scans, inventory.failures, cat.stages),
       items: all.slice(0, FLEET_REPORT_LIMITS.maxRegressionItems).map((f) => ({
         resourceId: f.resourceId,
         accountId: f.accountId,
@@ -243,13 +329,15 @@ export function buildFleetReport(input: FleetReportInput): FleetReportDocument {
       })),
     };
   });
-  const counts = Object.fromEntries(READINESS.map((r) => [r, 0])) as ReadinessCounts;
-  let total = 0;
-  for (const r of input.readiness) {
-    counts[r.readiness] += 1;
-    total += 1;
-  }
+  const rows = readinessOfInventory(
+    inventory.instances,
+    input.readiness ?? [],
+    usageWindow(Date.parse(inventory.generatedAt) || Date.parse(input.now)),
+  );
+  const counts = countReadiness(rows);
+  const total = rows.length;
   const scanFailures = inventory.failures.length;
+  const failed = failedScans(inventory.scans);
   return {
     schemaVersion: FLEET_REPORT_SCHEMA_VERSION,
     kind: 'imdsguard.fleet.report',
@@ -257,22 +345,26 @@ export function buildFleetReport(input: FleetReportInput): FleetReportDocument {
     scannedAt: inventory.generatedAt,
     source: input.source,
     overview: {
-      ...sliceCounts(summary.overall),
+      ...sliceCounts(summary.overall, failed.total),
       accounts: summary.byAccount.length,
       regions: summary.byRegion.length,
       findings: input.findings.length,
       findingsBySeverity: countBySeverity(input.findings as Finding[]),
       regressionSources: regressionSources.reduce((n, c) => n + c.count, 0),
+      regressionSourcesUnread: regressionSources.filter((c) => c.unread > 0).length,
       scanFailures,
     },
     byAccount: summary.byAccount.map((a) => ({
       accountId: a.accountId,
       name: names.get(a.accountId) ?? null,
-      ...sliceCounts(a),
+      ...sliceCounts(a, failed.byAccount.get(a.accountId) ?? 0),
     })),
-    byRegion: summary.byRegion.map((r) => ({ region: r.region, ...sliceCounts(r) })),
+    byRegion: summary.byRegion.map((r) => ({
+      region: r.region,
+      ...sliceCounts(r, failed.byRegion.get(r.region) ?? 0),
+    })),
     readiness: {
-      measured: input.readinessMeasured,
+      measured: input.readiness !== null,
       window: input.usageWindow ?? null,
       counts,
       percent: Object.fromEntries(READINESS.map((r) => [r, pct1(counts[r], total)])) as ReadinessCounts,
@@ -281,7 +373,11 @@ export function buildFleetReport(input: FleetReportInput): FleetReportDocument {
     findings,
     findingsOmitted: input.findings.length - findings.length,
     regressionSources,
-    trend: trendOf(input.history, summary, inventory.generatedAt, scanFailures),
+    trend: trendOf(input.history, summary, {
+      scannedAt: inventory.generatedAt,
+      failures: scanFailures,
+      source: input.source === 'discovery' ? 'fleet report' : 'saved scan (--input)',
+    }),
     failures: inventory.failures,
   };
 }

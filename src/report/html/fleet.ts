@@ -5,23 +5,36 @@
  */
 import type { Readiness } from '../../fleet/posture/readiness.js';
 import { type BarRow, lineChart, stackedBars } from './charts.js';
-import { esc, fmtInt, fmtPct, fmtTime, slug } from './escape.js';
+import { esc, fmtInt, fmtPct, fmtSecond, fmtTime, slug } from './escape.js';
 import type { FleetReportDocument, SliceCounts } from './fleet-data.js';
 import { COLORS, card, legend, renderPage } from './page.js';
 
 /** Best to worst, the order of the bar, the legend and the table. */
-export const READINESS_ORDER: readonly Readiness[] = ['enforced', 'ready', 'unknown', 'not-ready', 'broken'];
+export const READINESS_ORDER: readonly Readiness[] = [
+  'enforced',
+  'disabled',
+  'ready',
+  'unknown',
+  'not-ready',
+  'broken',
+];
 
+/**
+ * Labels that say the same as the overview: "IMDSv2 enforced" there is enforced + broken here,
+ * "Endpoint disabled" is disabled, "IMDSv1 allowed" is ready + unknown + not ready.
+ */
 export const READINESS_LABELS: Record<Readiness, string> = {
-  enforced: 'Enforced',
-  ready: 'Ready to enforce',
-  'not-ready': 'Not ready (IMDSv1 calls)',
-  unknown: 'Unknown (not enough evidence)',
-  broken: 'Broken (v1 calls rejected)',
+  enforced: 'IMDSv2 enforced, no v1 call refused',
+  disabled: 'Endpoint disabled',
+  ready: 'IMDSv1 allowed: ready to enforce',
+  'not-ready': 'IMDSv1 allowed: not ready (IMDSv1 calls)',
+  unknown: 'IMDSv1 allowed: unknown (not enough evidence)',
+  broken: 'IMDSv2 enforced, v1 calls refused (broken)',
 };
 
 export const READINESS_COLORS: Record<Readiness, string> = {
   enforced: COLORS.enforced,
+  disabled: COLORS.disabled,
   ready: COLORS.ready,
   'not-ready': COLORS.notReady,
   unknown: COLORS.unknown,
@@ -29,6 +42,9 @@ export const READINESS_COLORS: Record<Readiness, string> = {
 };
 
 const SEVERITY_RANK = { high: 0, medium: 1, low: 2, info: 3 } as const;
+
+/** Rows of the "Latest scans" table. */
+export const LATEST_SCANS = 20;
 
 function barRow(label: string, c: SliceCounts, testid: string): BarRow {
   return {
@@ -39,9 +55,17 @@ function barRow(label: string, c: SliceCounts, testid: string): BarRow {
       { name: 'IMDSv1 allowed', value: c.v1Allowed, color: COLORS.v1 },
     ],
     total: c.instances,
-    valueLabel: c.instances === 0 ? 'no instances' : `${fmtPct(c.percentEnforced)} enforced`,
+    valueLabel:
+      c.scansFailed > 0 && c.instances === 0
+        ? 'not read'
+        : `${c.instances === 0 ? 'no instances' : `${fmtPct(c.percentEnforced)} enforced`}${c.scansFailed > 0 ? `, ${fmtInt(c.scansFailed)} scan(s) not read` : ''}`,
     testid,
   };
+}
+
+/** A number of a slice, or "not read" when none of its scans could be read. */
+function sliceNum(c: SliceCounts, n: number, text = fmtInt(n)): string {
+  return c.scansFailed > 0 && c.instances === 0 ? 'not read' : text;
 }
 
 const POSTURE_LEGEND = legend([
@@ -59,7 +83,11 @@ function sliceTable(
   const body = rows
     .map(({ key, label, c }) => {
       const k = slug(key);
-      return `<tr><td>${esc(label)}</td><td class="num" data-testid="${prefix}-instances-${k}">${fmtInt(c.instances)}</td><td class="num" data-testid="${prefix}-enforced-${k}">${fmtInt(c.enforced)}</td><td class="num" data-testid="${prefix}-v1-${k}">${fmtInt(c.v1Allowed)}</td><td class="num">${fmtInt(c.disabled)}</td><td class="num">${fmtInt(c.v1WithProfile)}</td><td class="num" data-v="${c.percentEnforced}" data-testid="${prefix}-pct-${k}">${fmtPct(c.percentEnforced)}</td></tr>`;
+      const unread =
+        c.scansFailed > 0
+          ? ` <span class="note" data-testid="${prefix}-unread-${k}">(${fmtInt(c.scansFailed)} scan(s) not read)</span>`
+          : '';
+      return `<tr><td>${esc(label)}${unread}</td><td class="num" data-testid="${prefix}-instances-${k}">${sliceNum(c, c.instances)}</td><td class="num" data-testid="${prefix}-enforced-${k}">${sliceNum(c, c.enforced)}</td><td class="num" data-testid="${prefix}-v1-${k}">${sliceNum(c, c.v1Allowed)}</td><td class="num">${sliceNum(c, c.disabled)}</td><td class="num">${sliceNum(c, c.v1WithProfile)}</td><td class="num" data-v="${c.percentEnforced}" data-testid="${prefix}-pct-${k}">${sliceNum(c, c.percentEnforced, fmtPct(c.percentEnforced))}</td></tr>`;
     })
     .join('');
   return `<div class="tablewrap"><table id="${esc(id)}" data-sortable><thead><tr><th data-key="k">${esc(keyHeader)}</th><th class="num" data-key="n" data-type="num">Instances</th><th class="num" data-key="e" data-type="num">IMDSv2 enforced</th><th class="num" data-key="v" data-type="num">IMDSv1 allowed</th><th class="num" data-key="d" data-type="num">Endpoint disabled</th><th class="num" data-key="p" data-type="num">IMDSv1 + profile</th><th class="num" data-key="pct" data-type="num">% enforced</th></tr></thead><tbody>${body}</tbody></table></div>`;
@@ -90,10 +118,18 @@ function overview(doc: FleetReportDocument): string {
       sub: `${fmtInt(o.findingsBySeverity.high)} high, ${fmtInt(o.findingsBySeverity.medium)} medium`,
       tone: o.findingsBySeverity.high > 0 ? 'bad' : 'good',
     }),
-    card('Regression sources', fmtInt(o.regressionSources), 'overview-regression-sources', {
-      sub: 'launch IMDSv1 instances again',
-      tone: o.regressionSources > 0 ? 'warn' : 'good',
-    }),
+    card(
+      'Regression sources',
+      o.regressionSourcesUnread > 0 ? `${fmtInt(o.regressionSources)}+` : fmtInt(o.regressionSources),
+      'overview-regression-sources',
+      {
+        sub:
+          o.regressionSourcesUnread > 0
+            ? `launch IMDSv1 instances again; ${fmtInt(o.regressionSourcesUnread)} kind(s) not read everywhere`
+            : 'launch IMDSv1 instances again',
+        tone: o.regressionSources > 0 || o.regressionSourcesUnread > 0 ? 'warn' : 'good',
+      },
+    ),
   ];
   if (o.scanFailures > 0) {
     cards.push(
@@ -138,9 +174,13 @@ function readiness(doc: FleetReportDocument): string {
     valueLabel: `${fmtInt(r.total)} instances`,
     testid: 'readiness-total-label',
   };
-  const note = r.measured
-    ? `From CloudWatch MetadataNoToken and MetadataNoTokenRejected over ${r.window ? `${r.window.days} day(s), ${fmtTime(r.window.start)} to ${fmtTime(r.window.end)}` : 'the usage window'}. Ready: no IMDSv1 call while running through the whole window.`
-    : 'IMDSv1 usage was not measured in this report, so instances that allow IMDSv1 count as unknown. Run fleet report with --usage to read CloudWatch evidence.';
+  const o = doc.overview;
+  const reconcile = `The same instances as the overview: IMDSv2 enforced ${fmtInt(o.enforced)} = ${fmtInt(r.counts.enforced)} with no IMDSv1 call refused + ${fmtInt(r.counts.broken)} broken; endpoint disabled ${fmtInt(r.counts.disabled)}; IMDSv1 allowed ${fmtInt(o.v1Allowed)} = ${fmtInt(r.counts.ready)} ready + ${fmtInt(r.counts['not-ready'])} not ready + ${fmtInt(r.counts.unknown)} unknown.`;
+  const note = `${
+    r.measured
+      ? `From CloudWatch MetadataNoToken and MetadataNoTokenRejected over ${r.window ? `${r.window.days} day(s), ${fmtTime(r.window.start)} to ${fmtTime(r.window.end)}` : 'the usage window'}. Ready: no IMDSv1 call while running through the whole window.`
+      : 'IMDSv1 usage was not measured in this report, so instances that allow IMDSv1 count as unknown. Run fleet report with --usage to read CloudWatch evidence.'
+  } ${reconcile}`;
   const rows = READINESS_ORDER.map(
     (k) =>
       `<tr><td><i style="display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px;background:${READINESS_COLORS[k]}"></i>${esc(READINESS_LABELS[k])}</td><td class="num" data-testid="readiness-${k}">${fmtInt(r.counts[k])}</td><td class="num" data-testid="readiness-pct-${k}">${fmtPct(r.percent[k])}</td></tr>`,
@@ -149,25 +189,34 @@ function readiness(doc: FleetReportDocument): string {
 }
 
 function regression(doc: FleetReportDocument): string {
+  // A kind of resource that could not be read somewhere is unknown there: never 0 and healthy.
   const cards = doc.regressionSources
     .map((c) =>
-      card(c.label, fmtInt(c.count), `regression-${c.key}`, { tone: c.count > 0 ? 'warn' : 'good' }),
+      c.unread > 0
+        ? card(c.label, c.count > 0 ? `${fmtInt(c.count)}+` : 'unknown', `regression-${c.key}`, {
+            sub: `not read in ${fmtInt(c.unread)} account/region scan(s)`,
+            tone: 'warn',
+          })
+        : card(c.label, fmtInt(c.count), `regression-${c.key}`, { tone: c.count > 0 ? 'warn' : 'good' }),
     )
     .join('');
   const items = doc.regressionSources.flatMap((c) => c.items.map((i) => ({ cat: c.label, i })));
   const listed = items.length;
   const total = doc.overview.regressionSources;
+  const unread = doc.regressionSources.filter((c) => c.unread > 0);
   const table =
-    listed === 0
-      ? '<p class="empty">No regression source: every template, group, launch configuration, account default and AMI in use launches IMDSv2-only instances.</p>'
-      : `<div class="toolbar"><input type="search" placeholder="Filter regression sources…" aria-label="Filter regression sources" data-filter-for="regression-table"><span class="count" data-count-for="regression-table"></span></div><div class="tablewrap"><table id="regression-table" data-sortable><thead><tr><th data-key="cat">Source</th><th data-key="sev">Severity</th><th data-key="res">Resource</th><th data-key="acc">Account</th><th data-key="reg">Region</th><th data-key="msg">What</th></tr></thead><tbody>${items
-          .map(
-            ({ cat, i }) =>
-              `<tr><td>${esc(cat)}</td><td data-v="${SEVERITY_RANK[i.severity]}" data-f="${esc(i.severity)}"><span class="sev sev-${esc(i.severity)}">${esc(i.severity)}</span></td><td class="mono">${esc(i.resourceId)}</td><td class="mono">${esc(i.accountId)}</td><td>${esc(i.region)}</td><td>${esc(i.message)}</td></tr>`,
-          )
-          .join(
-            '',
-          )}</tbody></table></div>${listed < total ? `<p class="note">${fmtInt(total - listed)} more not listed; see the JSON output.</p>` : ''}`;
+    listed === 0 && unread.length > 0
+      ? `<p class="empty">No regression source found where it could be read; ${esc(unread.map((c) => c.label.toLowerCase()).join(', '))} could not be read everywhere (see Scan failures).</p>`
+      : listed === 0
+        ? '<p class="empty">No regression source: every template, group, launch configuration, account default and AMI in use launches IMDSv2-only instances.</p>'
+        : `<div class="toolbar"><input type="search" placeholder="Filter regression sources…" aria-label="Filter regression sources" data-filter-for="regression-table"><span class="count" data-count-for="regression-table"></span></div><div class="tablewrap"><table id="regression-table" data-sortable><thead><tr><th data-key="cat">Source</th><th data-key="sev">Severity</th><th data-key="res">Resource</th><th data-key="acc">Account</th><th data-key="reg">Region</th><th data-key="msg">What</th></tr></thead><tbody>${items
+            .map(
+              ({ cat, i }) =>
+                `<tr><td>${esc(cat)}</td><td data-v="${SEVERITY_RANK[i.severity]}" data-f="${esc(i.severity)}"><span class="sev sev-${esc(i.severity)}">${esc(i.severity)}</span></td><td class="mono">${esc(i.resourceId)}</td><td class="mono">${esc(i.accountId)}</td><td>${esc(i.region)}</td><td>${esc(i.message)}</td></tr>`,
+            )
+            .join(
+              '',
+            )}</tbody></table></div>${listed < total ? `<p class="note">${fmtInt(total - listed)} more not listed; see the JSON output.</p>` : ''}`;
   return `<section id="regression"><h2>Regression sources</h2><p class="note">Launch templates, Auto Scaling groups, launch configurations, account defaults and AMIs that will keep launching instances with IMDSv1 enabled, even after every running instance is fixed.</p><div class="cards">${cards}</div>${table}</section>`;
 }
 
@@ -188,20 +237,27 @@ function trend(doc: FleetReportDocument): string {
     first && last && pts.length > 1
       ? `From ${fmtPct(first.percentEnforced)} on ${fmtTime(first.time)} to ${fmtPct(last.percentEnforced)} on ${fmtTime(last.time)} (${last.percentEnforced >= first.percentEnforced ? '+' : ''}${(Math.round((last.percentEnforced - first.percentEnforced) * 10) / 10).toFixed(1)} points), ${fmtInt(pts.length)} scans.`
       : 'Only one scan so far: each fleet discover adds a point to the history.';
-  const rows = [...pts]
-    .reverse()
-    .slice(0, 20)
+  // Newest first; this report's own scan is always listed (and labelled), even when older.
+  const newest = [...pts].reverse();
+  const shown = newest.slice(0, LATEST_SCANS);
+  const own = newest.find((p) => p.current);
+  if (own && !shown.includes(own)) shown[shown.length - 1] = own;
+  const rows = shown
     .map(
       (p) =>
-        `<tr${p.current ? ' data-current="1"' : ''}><td>${esc(fmtTime(p.time))}${p.current ? ' (this report)' : ''}</td><td class="num">${fmtInt(p.instances)}</td><td class="num">${fmtInt(p.enforced)}</td><td class="num">${fmtInt(p.v1Allowed)}</td><td class="num">${fmtInt(p.disabled)}</td><td class="num">${fmtPct(p.percentEnforced)}</td><td class="num">${p.failures > 0 ? fmtInt(p.failures) : ''}</td></tr>`,
+        `<tr data-testid="latest-scan"${p.current ? ' data-current="1"' : ''}><td>${esc(`${fmtSecond(p.time)} UTC`)}${p.current ? ' <strong>(this report)</strong>' : ''}</td><td>${esc(p.source)}</td><td class="num">${fmtInt(p.instances)}</td><td class="num">${fmtInt(p.enforced)}</td><td class="num">${fmtInt(p.v1Allowed)}</td><td class="num">${fmtInt(p.disabled)}</td><td class="num">${fmtPct(p.percentEnforced)}</td><td class="num">${p.failures > 0 ? fmtInt(p.failures) : ''}</td></tr>`,
     )
     .join('');
+  const heading =
+    pts.length > shown.length
+      ? `Latest scans, newest first (${fmtInt(shown.length)} of ${fmtInt(pts.length)})`
+      : 'Latest scans, newest first';
   return `<section id="trend"><h2>Trend</h2><p class="note" data-testid="trend-summary">${esc(delta)}</p>${legend(
     [
       ['IMDSv2 enforced (% of instances)', COLORS.enforced],
       ['IMDSv1 allowed (% of instances)', COLORS.v1],
     ],
-  )}${chart}<h3>Latest scans</h3><div class="tablewrap"><table id="trend-table"><thead><tr><th>Scan</th><th class="num">Instances</th><th class="num">Enforced</th><th class="num">IMDSv1 allowed</th><th class="num">Disabled</th><th class="num">% enforced</th><th class="num">Scan failures</th></tr></thead><tbody>${rows}</tbody></table></div><span hidden data-testid="trend-points">${pts.length}</span></section>`;
+  )}${chart}<h3 data-testid="latest-scans-heading">${esc(heading)}</h3><div class="tablewrap"><table id="trend-table"><thead><tr><th>Scanned at</th><th>Recorded by</th><th class="num">Instances</th><th class="num">IMDSv2 enforced</th><th class="num">IMDSv1 allowed</th><th class="num">Endpoint disabled</th><th class="num">% enforced</th><th class="num">Scan failures</th></tr></thead><tbody>${rows}</tbody></table></div><span hidden data-testid="trend-points">${pts.length}</span></section>`;
 }
 
 function findings(doc: FleetReportDocument): string {

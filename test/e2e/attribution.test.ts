@@ -2,7 +2,7 @@ import { type ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { GuardEvent } from '../../src/guard/events/types.js';
 import { canUseNetns, createNetns, type Netns } from '../support/netns.js';
 
@@ -102,6 +102,10 @@ async function client(cmd: string, args: string[]): Promise<number> {
   return pid;
 }
 
+// Each test runs clients (and the CLI) in the namespace and polls the guard's events or metrics for up
+// to 12 s: about 1-4 s on a quiet machine.
+vi.setConfig({ testTimeout: 45_000 });
+
 describe.skipIf(!ENABLED)('attribution end to end (netns, real binary, real clients as nobody)', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'imdsg-e2e-attr-'));
@@ -136,7 +140,7 @@ describe.skipIf(!ENABLED)('attribution end to end (netns, real binary, real clie
       String(GUARD_PORT),
     ]);
     const emu = ns.spawn(process.execPath, [MAIN, 'emulate', '--listen', `127.0.0.1:${EMU_PORT}`]);
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(emu, 'listening on', 15_000);
     guard = ns.spawn(process.execPath, [
       MAIN,
       'guard',

@@ -91,7 +91,8 @@ async function adminRequests(adminUrl: string): Promise<Array<Record<string, unk
   return ((await r.json()) as { requests: Array<Record<string, unknown>> }).requests;
 }
 
-describe('imdsguard emulate (real binary)', () => {
+// Each test starts the binary (up to 15 s allowed to listen) and may run a client (botocore: up to 30 s).
+describe('imdsguard emulate (real binary)', { timeout: 60_000 }, () => {
   it('prints where it listens, serves IPv4 and IPv6, and stops cleanly on SIGTERM', async () => {
     const r = await startEmulate([
       '--listen',
@@ -183,7 +184,8 @@ describe('imdsguard emulate (real binary)', () => {
   });
 });
 
-describe('imdsguard emulate bad input (real binary)', () => {
+// Each test runs the binary once (killed after 15 s).
+describe('imdsguard emulate bad input (real binary)', { timeout: 30_000 }, () => {
   let blocker: Server;
   let port: number;
 

@@ -64,7 +64,9 @@ function auditProfile(tag: string): Record<string, string> {
   };
 }
 
-describe('imdsguard fleet (real binary)', () => {
+// Each test runs the binary one to four times over 2,400 fake instances (runBin kills a run after
+// 60 s): 1-3 s a run on a quiet machine, 10-20 s with the machine loaded.
+describe('imdsguard fleet (real binary)', { timeout: 120_000 }, () => {
   it('discover --accounts --role --format json: one valid document covering every instance', async () => {
     const r = await run([
       'fleet',

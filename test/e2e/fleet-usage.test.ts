@@ -51,7 +51,8 @@ function tokensByKind(a: FakeAws, kinds: Map<string, UsageKind>): Record<string,
   return out;
 }
 
-describe('fleet usage and harden --only-ready (real binary)', () => {
+// Each test runs the binary once or twice (runBin kills a run after 60 s): 1-3 s a run when quiet.
+describe('fleet usage and harden --only-ready (real binary)', { timeout: 120_000 }, () => {
   it('fleet usage --format ndjson: one line per instance with the readiness its kind must have', async () => {
     const { aws: a, kinds } = await start({ v1: 2, quiet: 3, stopped: 2, new: 2, enforced: 1, broken: 1 });
     const r = await run(['fleet', 'usage', '--endpoint-url', a.url, '--format', 'ndjson', '--days', '14']);

@@ -54,5 +54,6 @@ describe('guard shutdown', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(stderr).toContain('SIGTERM: shutting down');
-  });
+    // The binary starts (up to 15 s allowed), serves one request and stops: about 1 s when quiet.
+  }, 45_000);
 });

@@ -26,6 +26,8 @@ if (!ENABLED) {
 
 describe.skipIf(!ENABLED).each(['iptables', 'nftables'] as const)(
   'install, doctor, uninstall (%s)',
+  // Each test runs the binary (install, doctor, uninstall) and iptables/nft in the namespace.
+  { timeout: 60_000 },
   (backend) => {
     let h: Host | undefined;
     let before = '';
@@ -50,7 +52,8 @@ describe.skipIf(!ENABLED).each(['iptables', 'nftables'] as const)(
     beforeAll(async () => {
       h = await createHost(backend.slice(0, 4));
       before = h.snapshot();
-    });
+      // A namespace, the emulator and the guard, each binary allowed up to 15 s to listen.
+    }, 60_000);
     afterAll(() => destroyHost(h));
 
     it('refuses to add the redirect while the guard is down, unless forced', () => {

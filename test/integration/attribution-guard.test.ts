@@ -84,11 +84,19 @@ describe('the /proc resolver in the guard', () => {
   });
 
   it('a client that disconnects while attribution is pending: the guard survives and records it', async () => {
-    let release: (c: Caller) => void = () => {};
+    // Each lookup waits until the test releases it; lookupStarted(n) resolves once the n-th has begun.
+    const pending: Array<(c: Caller) => void> = [];
+    const waiters: Array<() => void> = [];
+    const lookupStarted = (n: number) =>
+      new Promise<void>((res) => {
+        if (pending.length >= n) res();
+        else waiters[n - 1] = res;
+      });
     const slow: ProcessResolver = {
       resolve: () =>
         new Promise<Caller>((res) => {
-          release = res;
+          pending.push(res);
+          waiters[pending.length - 1]?.();
         }),
       close: async () => {},
     };
@@ -96,23 +104,21 @@ describe('the /proc resolver in the guard', () => {
     // An exe rule under enforce: the decision on a tokenless request waits for the caller.
     const g = await start(slow, rec, { mode: 'enforce', allowExe: ['/nonexistent/agent'] });
     const port = g.addresses[0]?.port as number;
-    await new Promise<void>((res) => {
-      const s = connect(port, '127.0.0.1', () => {
-        s.write('GET /latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n');
-        setTimeout(() => {
-          s.destroy();
-          res();
-        }, 100);
-      });
+    const s = connect(port, '127.0.0.1', () => {
+      s.write('GET /latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n');
     });
+    s.on('error', () => {});
+    // The client leaves once the guard is waiting for its caller.
+    await lookupStarted(1);
+    s.destroy();
     const [gone] = await rec.waitFor(1);
     expect(gone?.status).toBe(499);
     expect(gone?.action).toBe('error');
-    release({ resolved: 'none', error: 'late' });
+    pending[0]?.({ resolved: 'none', error: 'late' });
     // Still serving: the next request is decided (refused: its caller is unknown, fail closed).
     const r = send(`http://127.0.0.1:${port}`, 'GET', '/latest/meta-data/');
-    await new Promise((res) => setTimeout(res, 50));
-    release({ resolved: 'none', error: 'test' });
+    await lookupStarted(2);
+    pending[1]?.({ resolved: 'none', error: 'test' });
     expect((await r).status).toBeGreaterThanOrEqual(400);
   });
 });

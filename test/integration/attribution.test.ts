@@ -1,7 +1,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createProcResolver, type ProcResolver } from '../../src/guard/attribution/index.js';
 import { asyncProcIo } from '../../src/guard/attribution/proc-io.js';
 import { type Caller, connectionInfo } from '../../src/guard/attribution/types.js';
@@ -119,6 +119,9 @@ const real = (p: string) => realpathSync(p);
 // /proc/net/tcp tables (without the addon, and for clients sock_diag cannot see).
 const SOCKET_SOURCES =
   process.env.IMDSGUARD_SKIP_NATIVE === '1' ? (['proc'] as const) : (['sock_diag', 'proc'] as const);
+
+// Each test starts one or two real clients (curl, python, node) and resolves their sockets.
+vi.setConfig({ testTimeout: 30_000 });
 
 describe.each(SOCKET_SOURCES)('attribution on the real /proc (sockets found by %s)', (source) => {
   beforeAll(() => {
@@ -328,26 +331,26 @@ describe.each(SOCKET_SOURCES)('attribution on the real /proc (sockets found by %
   });
 
   const threadedJs = new URL('../../dist/guard/attribution/threaded.js', import.meta.url).pathname;
-  it.runIf(source === 'sock_diag' && existsSync(threadedJs))(
-    'the worker-thread resolver (compiled) attributes the same way',
-    async () => {
-      const m = (await import(threadedJs)) as typeof import('../../src/guard/attribution/threaded.js');
-      const threaded = m.createThreadedProcResolver({ budgetMs: 2000 });
-      const child = start(CURL, ['-s', '--max-time', '15', `http://127.0.0.1:${v4.port}/threaded`]);
-      const s = await v4.next();
-      try {
-        const caller = await threaded.resolve(info(s));
-        expect(caller).toMatchObject({ resolved: 'full', pid: child.pid, exe: real(CURL) });
-      } finally {
-        await threaded.close();
-      }
-      // After close, a lookup answers at once instead of hanging.
-      expect(await threaded.resolve(info(s))).toEqual({ resolved: 'none', error: 'attribution closed' });
-    },
-  );
+  // Registered for one source only (for the other it would be a test that always skips).
+  const itThreaded = source === 'sock_diag' ? it.runIf(existsSync(threadedJs)) : undefined;
+  itThreaded?.('the worker-thread resolver (compiled) attributes the same way', async () => {
+    const m = (await import(threadedJs)) as typeof import('../../src/guard/attribution/threaded.js');
+    const threaded = m.createThreadedProcResolver({ budgetMs: 2000 });
+    const child = start(CURL, ['-s', '--max-time', '15', `http://127.0.0.1:${v4.port}/threaded`]);
+    const s = await v4.next();
+    try {
+      const caller = await threaded.resolve(info(s));
+      expect(caller).toMatchObject({ resolved: 'full', pid: child.pid, exe: real(CURL) });
+    } finally {
+      await threaded.close();
+    }
+    // After close, a lookup answers at once instead of hanging.
+    expect(await threaded.resolve(info(s))).toEqual({ resolved: 'none', error: 'attribution closed' });
+  });
 
   const dist = new URL('../../dist/guard/attribution/index.js', import.meta.url).pathname;
-  it.runIf(source === 'proc' && isRoot && existsSync(dist))(
+  const itUnprivileged = source === 'proc' ? it.runIf(isRoot && existsSync(dist)) : undefined;
+  itUnprivileged?.(
     'without permission to read other processes: partial with the uid and a reason',
     async () => {
       // The resolver itself runs as nobody and looks up a root-owned curl.

@@ -104,7 +104,8 @@ console.log(JSON.stringify({
 }));
 `;
 
-describe('AWS SDK for JavaScript v3 (fromInstanceMetadata)', () => {
+// Each test runs a client process, each run bounded below this timeout.
+describe('AWS SDK for JavaScript v3 (fromInstanceMetadata)', { timeout: 45_000 }, () => {
   it.each(['optional', 'required'] as const)(
     'gets credentials with tokens=%s, over IMDSv2',
     async (tokens) => {
@@ -130,7 +131,7 @@ f = c.get_frozen_credentials()
 print(json.dumps({"method": c.method, "keyHash": hashlib.sha256(f.access_key.encode()).hexdigest(), "hasToken": bool(f.token)}))
 `;
 
-describe.skipIf(!hasBotocore)('Debian python3-botocore', () => {
+describe.skipIf(!hasBotocore)('Debian python3-botocore', { timeout: 45_000 }, () => {
   it.each(['required', 'optional'] as const)(
     'gets instance-role credentials over IMDSv2 with tokens=%s (token PUT, no v1 fallback)',
     async (tokens) => {
@@ -144,7 +145,7 @@ describe.skipIf(!hasBotocore)('Debian python3-botocore', () => {
   );
 });
 
-describe.skipIf(!hasAwsCli)('Debian awscli', () => {
+describe.skipIf(!hasAwsCli)('Debian awscli', { timeout: 90_000 }, () => {
   it('aws configure list shows the instance-role credentials', async () => {
     const e = await start({ tokens: 'required' });
     const { stdout } = await run(AWS, ['configure', 'list'], { env: isolatedEnv(e), timeout: 60_000 });
@@ -155,7 +156,7 @@ describe.skipIf(!hasAwsCli)('Debian awscli', () => {
   });
 });
 
-describe.skipIf(!hasCurl)('curl', () => {
+describe.skipIf(!hasCurl)('curl', { timeout: 45_000 }, () => {
   it('a tokenless request gets 401 with tokens=required; with a token it gets 200', async () => {
     const e = await start({ tokens: 'required' });
     const code = async (args: string[]) =>

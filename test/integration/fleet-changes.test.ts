@@ -251,6 +251,7 @@ describe('fleet harden / disable / hop-limit against fake-aws', () => {
     expect(aws.calls.count({ action: 'ModifyInstanceMetadataOptions' })).toBe(1);
   });
 
+  // In-process: six change runs over the fake fleet, several seconds on a loaded machine.
   it('harden, disable and hop-limit, each rolled back, leave every instance exactly as before', async () => {
     aws = await startFakeAws({ fleet: mixedFleet(120) });
     const original = snapshot(aws);
@@ -322,7 +323,7 @@ describe('fleet harden / disable / hop-limit against fake-aws', () => {
         .map((s) => s.rollbackOf)
         .sort(),
     ).toEqual([h.doc?.changeSetId, d.doc?.changeSetId, hl.doc?.changeSetId].sort());
-  });
+  }, 60_000);
 
   it('selects from a CSV with a BOM, quotes, CRLF and blank lines; a bad row names its line', async () => {
     aws = await startFakeAws({ fleet: mixedFleet(30) });

@@ -142,6 +142,7 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
     );
   });
 
+  // In-process, over thousands of fake instances: seconds, more on a loaded machine.
   it('batches 2 metrics per instance into ceil(N/250) calls of at most 500 queries', async () => {
     const { aws: a } = await start(onlyKinds({ quiet: 700, v1: 50, enforced: 51 }));
     const n = 801;
@@ -157,7 +158,7 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
     expect(rows.filter((r) => r.readiness === 'not-ready')).toHaveLength(50);
     // both: every instance has both series
     expect(rows.every((r) => r.noToken !== null && r.rejected !== null)).toBe(true);
-  });
+  }, 60_000);
 
   it('the fake refuses more than 500 queries per call, like CloudWatch (400 through the real SDK)', async () => {
     const { aws: a } = await start();
@@ -281,6 +282,7 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
     expect(r.stderr).toContain('222222222222 eu-west-1 metrics');
   });
 
+  // In-process, through the SDK's retry backoff: seconds, more on a loaded machine.
   it('retries throttled GetMetricData calls', async () => {
     const { aws: a } = await start();
     a.faults.throttle({ action: 'GetMetricData', next: 2 });
@@ -288,7 +290,7 @@ describe('fleet usage against fake-aws (real CloudWatch SDK)', () => {
     expect(evidence.failures).toEqual([]);
     expect(a.calls.count({ action: 'GetMetricData', errorCode: 'Throttling' })).toBe(2);
     expect(rows.filter((r) => r.readiness === 'ready')).toHaveLength(1);
-  });
+  }, 60_000);
 
   it('--rejected lists only broken instances with the rollback command, exit 1', async () => {
     const { aws: a, kinds } = await start(

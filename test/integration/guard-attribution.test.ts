@@ -3,6 +3,7 @@ import { createEmulator, type Emulator } from '../../src/emulator/index.js';
 import type { Caller, ConnectionInfo, ProcessResolver } from '../../src/guard/attribution/types.js';
 import { createGuard, type Guard } from '../../src/guard/index.js';
 import { guardConfig, MemoryRecorder, send } from '../support/guard-helpers.js';
+import { waitFor } from '../support/wait.js';
 
 /** Caller rules with a fake ProcessResolver: the seam the /proc resolver plugs into. */
 
@@ -78,7 +79,7 @@ describe('caller rules through the guard', () => {
     const { url, recorder } = await start({ allowUser: ['app'], attribution: { timeoutMs: 50 } }, r);
     r.caller = { resolved: 'none', error: 'permission denied reading /proc/77/exe' };
     expect((await send(url, 'GET', '/latest/meta-data/', { 'user-agent': 'curl/8' })).status).toBe(403);
-    r.caller = () => new Promise((resolve) => setTimeout(() => resolve(app), 500));
+    r.caller = () => new Promise<Caller>(() => {}); // never answers: the 50 ms timeout decides
     expect((await send(url, 'GET', '/latest/meta-data/', { 'user-agent': 'curl/8' })).status).toBe(403);
     r.caller = async () => {
       throw new Error('netlink exploded');
@@ -107,18 +108,17 @@ describe('caller rules through the guard', () => {
   it('token requests from a local address never wait for attribution (the socket proves the namespace)', async () => {
     const r = new FakeResolver();
     const { url, recorder } = await start({ allowExe: ['/usr/local/bin/trusted'] }, r);
-    // even a resolver that is slow and claims another namespace cannot delay or refuse a loopback client
+    // a lookup that has not answered (and would claim another namespace) cannot delay or refuse a
+    // loopback client: the token is answered while it is still pending
+    let release: (() => void) | undefined;
     r.caller = () =>
-      new Promise((resolve) =>
-        setTimeout(
-          () => resolve({ ...app, container: { id: 'c0ffee', runtime: 'docker' }, netns: 'other' }),
-          300,
-        ),
-      );
-    const t0 = Date.now();
+      new Promise((resolve) => {
+        release = () => resolve({ ...app, container: { id: 'c0ffee', runtime: 'docker' }, netns: 'other' });
+      });
     expect((await send(url, 'PUT', '/latest/api/token', TTL)).status).toBe(200);
-    expect(Date.now() - t0).toBeLessThan(250);
     const [e] = await recorder.waitFor(1);
+    expect(release).toBeDefined();
+    release?.();
     expect(e).toMatchObject({ rule: 'imdsv2-token' });
     expect(e?.caller?.resolved).toBe('none'); // the event waited 50 ms for attribution, then recorded what it knew
     expect(e?.caller?.netns).toBe('host');
@@ -154,9 +154,11 @@ describe('caller rules through the guard', () => {
     const v1 = send(url, 'GET', '/latest/meta-data/instance-id', { 'user-agent': 'aws-cli/2.9.19' }).then(
       (res) => ({ res, at: performance.now() }),
     );
-    while (release === undefined) await new Promise((t) => setTimeout(t, 5));
-    await new Promise((t) => setTimeout(t, 50));
-    release();
+    // Release the lookup only once the upstream has answered: a guard that did not hold the
+    // response would have sent it by then.
+    const served = () => emulator.requests.some((q) => q.path === '/latest/meta-data/instance-id');
+    await waitFor(() => release !== undefined && served(), 5000, 'the lookup and the upstream answer');
+    (release as unknown as () => void)();
     const { res: v1Res, at: v1At } = await v1;
     expect(v1Res.status).toBe(200);
     expect(resolvedAt).toBeGreaterThan(0);

@@ -450,7 +450,7 @@ describe('upstream failures', () => {
     });
   });
 
-  it('slow -> 504, recorded; a full queue -> 503', async () => {
+  it('slow -> 504, recorded', async () => {
     const slow = createServer(() => {
       /* never answers */
     });
@@ -459,23 +459,50 @@ describe('upstream failures', () => {
       const port = (slow.address() as AddressInfo).port;
       const { url, recorder } = await startGuard({
         upstream: `http://127.0.0.1:${port}`,
-        limits: { upstreamTimeoutMs: 300, maxUpstreamConnections: 1, maxQueuedRequests: 0 },
+        limits: { upstreamTimeoutMs: 300 },
       });
-      const first = send(url, 'PUT', '/latest/api/token', TTL);
-      await new Promise((r) => setTimeout(r, 50));
-      const second = await send(url, 'PUT', '/latest/api/token', TTL);
-      expect(second.status).toBe(503);
-      expect((await first).status).toBe(504);
-      const events = await recorder.waitFor(2);
-      expect(events.map((e) => [e.status, e.action, e.upstream?.error])).toEqual(
-        expect.arrayContaining([
-          [503, 'error', undefined],
-          [504, 'error', 'timeout'],
-        ]),
-      );
+      expect((await send(url, 'PUT', '/latest/api/token', TTL)).status).toBe(504);
+      const [event] = await recorder.waitFor(1);
+      expect([event?.status, event?.action, event?.upstream?.error]).toEqual([504, 'error', 'timeout']);
     } finally {
       slow.closeAllConnections();
       await new Promise<void>((r) => slow.close(() => r()));
+    }
+  });
+
+  it('a full queue -> 503, recorded; the request holding the upstream still completes', async () => {
+    // The upstream holds each request until the test releases it.
+    const held: Array<() => void> = [];
+    let arrived: () => void = () => {};
+    const firstArrived = new Promise<void>((r) => {
+      arrived = r;
+    });
+    const busy = createServer((_req, res) => {
+      held.push(() => res.end('token'));
+      arrived();
+    });
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    try {
+      const port = (busy.address() as AddressInfo).port;
+      const { url, recorder } = await startGuard({
+        upstream: `http://127.0.0.1:${port}`,
+        limits: { maxUpstreamConnections: 1, maxQueuedRequests: 0 },
+      });
+      const first = send(url, 'PUT', '/latest/api/token', TTL);
+      // The only upstream connection is taken once the upstream has the first request.
+      await firstArrived;
+      const second = await send(url, 'PUT', '/latest/api/token', TTL);
+      expect(second.status).toBe(503);
+      for (const release of held) release();
+      expect((await first).status).toBe(200);
+      const events = await recorder.waitFor(2);
+      expect(events.map((e) => [e.status, e.action, e.upstream?.error])).toEqual([
+        [503, 'error', undefined],
+        [200, 'forwarded', undefined],
+      ]);
+    } finally {
+      busy.closeAllConnections();
+      await new Promise<void>((r) => busy.close(() => r()));
     }
   });
 });

@@ -134,8 +134,10 @@ describe('alert pipeline delivery', () => {
     // A third start has nothing left to send.
     const count = r.requests.length;
     const third = pipeline({ sinks: [webhook(r)], spool: { path: spoolPath, maxBytes: 16 * 1024 * 1024 } });
-    await new Promise((res) => setTimeout(res, 100));
     expect(third.stats().spool.alerts).toBe(0);
+    expect(third.stats().sinks[0]?.backlog).toBe(0);
+    // close() waits for the sink worker to send whatever it found: nothing.
+    await third.close();
     expect(r.requests.length).toBe(count);
   });
 

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { endianness } from 'node:os';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createProcResolver } from '../../src/guard/attribution/index.js';
 import { addressToKernelHex, findRowsByLocal, TCP_STATES } from '../../src/guard/attribution/proc-parse.js';
 import { loadSockDiag, type SockDiag } from '../../src/guard/attribution/sock-diag.js';
@@ -130,6 +130,9 @@ describe.skipIf(SKIP)('the sock_diag addon on this kernel', () => {
     });
   });
 });
+
+// The resolver tests start a real client (python) each; the addon tests run in-process.
+vi.setConfig({ testTimeout: 30_000 });
 
 describe.skipIf(SKIP)('the resolver with sock_diag', () => {
   const info = connectionInfo;

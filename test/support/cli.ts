@@ -27,14 +27,21 @@ export interface RunResult {
 
 /**
  * Runs the CLI in-process with captured output, the way main.ts would, and returns the exit code.
- * `shutdown` lets a test stop a long-running command.
+ * `shutdown` lets a test stop a long-running command; `stdout`/`stderr` let it watch the output while
+ * the command runs.
  */
 export async function runInProcess(
   argv: string[],
-  opts: { env?: Record<string, string>; shutdown?: Promise<string>; cwd?: string } = {},
+  opts: {
+    env?: Record<string, string>;
+    shutdown?: Promise<string>;
+    cwd?: string;
+    stdout?: Captured;
+    stderr?: Captured;
+  } = {},
 ): Promise<RunResult> {
-  const stdout = capture();
-  const stderr = capture();
+  const stdout = opts.stdout ?? capture();
+  const stderr = opts.stderr ?? capture();
   const ctx: CliContext = {
     stdout,
     stderr,

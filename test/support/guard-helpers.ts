@@ -17,7 +17,7 @@ export class MemoryRecorder implements EventRecorder {
   }
   async close(): Promise<void> {}
   /** Waits until at least n events are recorded (events are recorded when a response closes). */
-  async waitFor(n: number, ms = 2000): Promise<GuardEvent[]> {
+  async waitFor(n: number, ms = 10_000): Promise<GuardEvent[]> {
     const end = Date.now() + ms;
     while (this.events.length < n && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
     return this.events;

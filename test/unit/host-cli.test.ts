@@ -14,7 +14,8 @@ import { runInProcess } from '../support/cli.js';
 const root = mkdtempSync(join(tmpdir(), 'imdsg-cli-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-describe('imdsguard install (print mode)', () => {
+// install looks its user up with getent (a process).
+describe('imdsguard install (print mode)', { timeout: 20_000 }, () => {
   it('prints the plan for the given options and writes nothing', async () => {
     const r = await runInProcess([
       'install',

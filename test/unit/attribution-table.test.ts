@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TableScan } from '../../src/guard/attribution/table-scan.js';
+import { waitFor } from '../support/wait.js';
 
 /** The shared, early-stopping read of /proc/net/tcp, against a big fake table. */
 
@@ -34,8 +35,7 @@ describe('TableScan', () => {
     const scan = new TableScan(path, 0, 64 * 1024 * 1024, 4096);
     const rows = await scan.find('0100007F', 1001);
     expect(rows.map((r) => r.inode)).toEqual([5001]);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(scan.finished).toBe(true);
+    await waitFor(() => scan.finished, 5000, 'the scan to stop');
     expect(scan.complete).toBe(false);
   });
 

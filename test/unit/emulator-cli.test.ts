@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runInProcess } from '../support/cli.js';
+import { capture, runInProcess } from '../support/cli.js';
+import { waitFor } from '../support/wait.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
 
@@ -29,10 +30,12 @@ describe('emulate command (in-process)', () => {
     const shutdown = new Promise<string>((resolve) => {
       stop = resolve;
     });
+    const stdout = capture();
     const pending = runInProcess(['emulate', '--listen', '127.0.0.1:0', '--json', '--flavor', 'gcp'], {
       shutdown,
+      stdout,
     });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await waitFor(() => stdout.text.includes('"listening"'), 10_000, 'the listening line');
     stop('test');
     const r = await pending;
     expect(r.code).toBe(0);

@@ -306,5 +306,5 @@ describe('fleet changes through the real binary', () => {
     const policies = JSON.parse(g.stdout);
     expect(JSON.stringify(policies.scp)).toContain('ec2:RoleDelivery');
     expect(JSON.stringify(policies.iam)).toContain('ec2:MetadataHttpTokens');
-  }, 60_000);
+  }, 120_000);
 });

@@ -6,12 +6,13 @@ import { parseListen } from '../../src/net/listen.js';
 import { runInProcess } from '../support/cli.js';
 
 describe('cli shell', () => {
+  // In-process, but the first import of every command module (the AWS SDK among them): seconds when loaded.
   it('prints help with every command of the table', async () => {
     const r = await runInProcess(['--help']);
     expect(r.code).toBe(0);
     for (const entry of COMMANDS) expect(r.stdout).toContain(entry.name);
     expect(r.stdout).toContain('Exit codes:');
-  });
+  }, 60_000);
 
   it('prints the package version', async () => {
     const r = await runInProcess(['--version']);

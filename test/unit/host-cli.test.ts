@@ -98,7 +98,7 @@ describe('imdsguard install (print mode)', { timeout: 20_000 }, () => {
   });
 });
 
-describe('install --systemd under a path the unit hides', () => {
+describe('install --systemd under a path the unit hides', { timeout: 20_000 }, () => {
   // Outside every hidden path (the checkout), and inside one (/tmp, which PrivateTmp hides).
   mkdirSync(resolve('test-artifacts'), { recursive: true });
   const outside = mkdtempSync(join(resolve('test-artifacts'), 'imdsg-sandbox-'));

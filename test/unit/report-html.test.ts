@@ -234,6 +234,7 @@ describe('fleet report --input (in-process CLI)', () => {
   const file = join(dir, 'discover.json');
   writeFileSync(file, JSON.stringify(discover));
 
+  // In-process, over a fleet report with history: seconds when loaded.
   it('writes the JSON document and the HTML page with the same numbers; --no-history reads no history', async () => {
     const j = await runInProcess(['fleet', 'report', '--input', file, '--format', 'json', '--no-history']);
     expect(j.stderr).toBe('');
@@ -250,7 +251,7 @@ describe('fleet report --input (in-process CLI)', () => {
     expect(html.startsWith('<!doctype html>')).toBe(true);
     expect(testid(html, 'overview-instances')).toBe(String(doc.overview.instances));
     expect(testid(html, 'overview-findings')).toBe(String(doc.overview.findings));
-  });
+  }, 60_000);
 
   it('reads the trend from --history without writing to it', async () => {
     const { HistoryStore } = await import('../../src/fleet/history/store.js');

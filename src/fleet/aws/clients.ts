@@ -22,6 +22,7 @@ import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smit
 import { ImdsguardError } from '../../errors.js';
 import { ApiCallCounter, attachCounter } from './counter.js';
 import { wrapAwsError } from './errors.js';
+import { attachUnsupportedGuard, type UnsupportedCache } from './unsupported.js';
 
 /** Defaults, with units. */
 export const AWS_DEFAULTS = {
@@ -82,6 +83,8 @@ export class AwsClientFactory {
   private readonly handler: NodeHttpHandler;
   private readonly clients = new Map<string, unknown>();
   private readonly assumed = new Map<string, CachedCreds>();
+  /** Endpoint + action pairs found unsupported in this run (unsupported.ts): never asked again. */
+  private readonly unsupported: UnsupportedCache = new Map();
   private readonly baseCredentials: AwsCredentialIdentity | AwsCredentialIdentityProvider;
   private readonly httpAgent: HttpAgent;
   private readonly httpsAgent: HttpsAgent;
@@ -132,6 +135,7 @@ export class AwsClientFactory {
     if (!c) {
       c = make();
       attachCounter(c as never, this.counter, { service, accountId, region });
+      attachUnsupportedGuard(c as never, this.unsupported);
       this.clients.set(key, c);
     }
     return c;

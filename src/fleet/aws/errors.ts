@@ -3,6 +3,7 @@
  * code and a hint. Pure: it only looks at the error object.
  */
 import { type ErrorCode, errorMessage, ImdsguardError, isImdsguardError } from '../../errors.js';
+import { EndpointUnsupportedError } from './unsupported.js';
 
 export interface AwsCallContext {
   /** e.g. 'ec2:DescribeInstances' */
@@ -137,6 +138,20 @@ export function failureFields(err: unknown): FailureFields {
 /** Turns any error from an AWS call into an ImdsguardError that keeps the cause. */
 export function wrapAwsError(err: unknown, ctx: AwsCallContext): ImdsguardError {
   if (err instanceof ImdsguardError) return err;
+  if (err instanceof EndpointUnsupportedError) {
+    return new ImdsguardError('IMDSGUARD_E_AWS_UNSUPPORTED', `${describeContext(ctx)}: ${err.message}`, {
+      cause: err,
+      hint: `it is not retried; check --endpoint-url, the region, or whether this endpoint offers ${err.operation} at all`,
+      details: {
+        operation: ctx.operation,
+        accountId: ctx.accountId ?? null,
+        region: ctx.region ?? null,
+        instanceId: ctx.instanceId ?? null,
+        awsCode: null,
+        endpoint: err.endpoint,
+      },
+    });
+  }
   const awsCode = awsErrorCode(err);
   const where = describeContext(ctx);
   let code: ErrorCode = 'IMDSGUARD_E_AWS';

@@ -27,6 +27,15 @@ const pathPattern = z.string().refine((s) => s.startsWith('/'), 'must start with
 
 const userRef = z.union([z.string().min(1), z.number().int().nonnegative()]);
 
+/** A Kubernetes name (namespace, pod, container: DNS-1123, at most 253 characters) or a glob of one. */
+const POD_NAME_GLOB = /^[a-z0-9.*?-]{1,253}$/;
+const podNameGlob = z
+  .string()
+  .regex(
+    POD_NAME_GLOB,
+    'must be a Kubernetes name or a glob of one (lowercase letters, digits, "-", ".", "*", "?")',
+  );
+
 const headerName = z
   .string()
   .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name')
@@ -90,19 +99,52 @@ export const ruleSchema = z
     userAgent: oneOrMany(z.string().min(1)).optional(),
     exe: oneOrMany(absolutePath).optional(),
     user: oneOrMany(userRef).optional(),
-    /** true: any container; false: not in a container; strings: container id prefixes. */
+    /**
+     * true: any container; false: not in a container; strings: container id prefixes, or in a rule
+     * with namespace, pod or hostNetwork the container's name in the pod spec (globs).
+     */
     container: z.union([z.boolean(), oneOrMany(z.string().min(1))]).optional(),
     parentExe: oneOrMany(absolutePath).optional(),
     netns: z.enum(['host', 'other']).optional(),
+    /** Kubernetes: the caller's pod namespace (globs). */
+    namespace: oneOrMany(podNameGlob).optional(),
+    /** Kubernetes: the caller's pod name (globs, e.g. aws-node-*). */
+    pod: oneOrMany(podNameGlob).optional(),
+    /** Kubernetes: true for pods in the node's network namespace, false for the others. */
+    hostNetwork: z.boolean().optional(),
   })
   .strict()
   .refine(
     (r) =>
-      [r.path, r.method, r.version, r.userAgent, r.exe, r.user, r.container, r.parentExe, r.netns].some(
-        (m) => m !== undefined,
-      ),
-    'a rule needs at least one condition (path, method, version, userAgent, exe, user, container, parentExe or netns)',
-  );
+      [
+        r.path,
+        r.method,
+        r.version,
+        r.userAgent,
+        r.exe,
+        r.user,
+        r.container,
+        r.parentExe,
+        r.netns,
+        r.namespace,
+        r.pod,
+        r.hostNetwork,
+      ].some((m) => m !== undefined),
+    'a rule needs at least one condition (path, method, version, userAgent, exe, user, container, parentExe, netns, namespace, pod or hostNetwork)',
+  )
+  .superRefine((r, ctx) => {
+    const podRule = r.namespace !== undefined || r.pod !== undefined || r.hostNetwork !== undefined;
+    if (!podRule || typeof r.container === 'boolean' || r.container === undefined) return;
+    for (const [i, c] of r.container.entries()) {
+      if (!POD_NAME_GLOB.test(c))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['container', i],
+          message:
+            'must be a container name or a glob of one (lowercase letters, digits, "-", ".", "*", "?")',
+        });
+    }
+  });
 
 export const limitsSchema = z
   .object({

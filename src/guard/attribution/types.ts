@@ -45,6 +45,25 @@ export interface ContainerRef {
   podUid?: string;
 }
 
+/**
+ * The Kubernetes pod of a caller (fields as decided in /work/notes/attribution-pod-fields.md; named by
+ * attribution from the process's cgroup, the kubelet's /var/log/pods, or the CNI's address records).
+ */
+export interface PodRef {
+  /** The pod's namespace. */
+  namespace?: string;
+  /** The pod's name. */
+  name?: string;
+  /** The pod's UID, with dashes. */
+  uid?: string;
+  /** The container's name in the pod spec (absent when the pod was named by address). */
+  container?: string;
+  /** true: the caller is in the node's network namespace (a hostNetwork pod). */
+  hostNetwork: boolean;
+  /** How the pod was named: the caller's own cgroup, a process of its network namespace, or its address. */
+  source: 'cgroup' | 'netns' | 'address';
+}
+
 export interface Caller {
   /** full: pid and exe known; partial: some facts (often only the uid); none: nothing known. */
   resolved: 'full' | 'partial' | 'none';
@@ -59,6 +78,8 @@ export interface Caller {
   container?: ContainerRef;
   /** The parent chain, nearest first, a few levels at most. */
   parents?: ProcessRef[];
+  /** The Kubernetes pod the caller runs in, when attribution named one. */
+  pod?: PodRef;
   /** 'other' when the connection came from another network namespace (a container bridge). */
   netns?: 'host' | 'other';
   /** Why attribution is partial or failed, for a person: "permission denied reading /proc/1234/exe". */

@@ -6,6 +6,7 @@ import type { ClassifiedRequest } from '../../imds/classify.js';
 import { FLAVOR_SPECS } from '../../imds/flavors.js';
 import type { Caller } from '../attribution/types.js';
 import { type CallerMatch, exeMatch, netnsOf, type Tri, UNKNOWN, userMatch } from './caller-match.js';
+import { describePod } from './pod-match.js';
 import { compileRule } from './rules.js';
 import type { DecidedBy, Decision, Policy } from './types.js';
 
@@ -18,9 +19,11 @@ import type { DecidedBy, Decision, Policy } from './types.js';
  *  1. protocol: malformed path, absolute-form, CONNECT, ambiguous framing, forwarding headers, Host,
  *     method, a wrong secret, a token PUT without a valid TTL;
  *  2. configured rules (guard.rules), in order;
- *  3. token requests from containers / other network namespaces (guard.containerTokens);
+ *  3. token requests from containers / other network namespaces (guard.containerTokens), and from
+ *     Kubernetes pods that are not hostNetwork;
  *  4. IMDSv2 (token PUT, token-bearing requests, or the flavour's required header) -> allow;
- *  5. tokenless: the secret, requireV2, User-Agent prefix, Metadata-Flavor: Amazon, allowed caller,
+ *  5. tokenless: the secret, a Kubernetes pod (denied), requireV2, User-Agent prefix,
+ *     Metadata-Flavor: Amazon, allowed caller,
  *     else deny.
  */
 
@@ -44,6 +47,7 @@ const STATUS = {
   'attribution-required': 403,
   'require-v2': 401,
   'default-deny-v1': 401,
+  'pod-v1': 401,
 } as const;
 
 /** The refusals of step 1 (protocol checks), as opposed to the defaults of steps 3-5. */
@@ -110,8 +114,10 @@ export function compilePolicy(config: GuardConfig, options: CompileOptions = {})
   if (config.allowExe.length > 0) allowedTests.push(exeMatch(config.allowExe));
   if (config.allowUser.length > 0) allowedTests.push(userMatch(config.allowUser));
   const containerTokens = config.containerTokens === 'deny' && attribution && spec.token !== undefined;
+  // Pods (attribution names them) get the instance's hop-limit-1 behaviour and no IMDSv1 by default.
+  const podAware = attribution && spec.token !== undefined;
   const usesCaller =
-    containerTokens || allowedTests.length > 0 || rules.some((r) => r.callerTests.length > 0);
+    containerTokens || podAware || allowedTests.length > 0 || rules.some((r) => r.callerTests.length > 0);
 
   const secretDigest =
     config.authSecret === undefined ? undefined : createHash('sha256').update(config.authSecret).digest();
@@ -277,10 +283,20 @@ export function compilePolicy(config: GuardConfig, options: CompileOptions = {})
       } else {
         const c = caller;
         const ns = c?.netns ?? socketNs ?? (c === undefined ? undefined : netnsOf(c));
-        const inContainer = c?.container !== undefined || ns === 'other';
+        // A hostNetwork pod is where the instance's hop limit of 1 lets a token through: host rules.
+        const pod = c?.pod;
+        const inContainer = pod ? !pod.hostNetwork : c?.container !== undefined || ns === 'other';
         if (inContainer || ns === undefined) {
-          const allowed = secret === 'valid' ? true : callerTri(allowedTests, caller, true);
+          // A pod is let through only by a rule that names it (above): its executable and user are
+          // the pod's own to choose, so allowExe and allowUser do not count for it.
+          const allowed = secret === 'valid' ? true : pod ? false : callerTri(allowedTests, caller, true);
           if (allowed !== true) {
+            if (pod) {
+              return deny(
+                'container-token',
+                `token request from ${describePod(pod)} (it would defeat the hop limit): allow the pod with a rule`,
+              );
+            }
             if (inContainer) {
               return deny(
                 'container-token',
@@ -319,6 +335,18 @@ export function compilePolicy(config: GuardConfig, options: CompileOptions = {})
     }
     if (secret === 'valid')
       return allow('auth-header', `tokenless request with the ${authHeaderLabel} secret`);
+    if (podAware) {
+      // Pods get no IMDSv1 unless a rule allows them: neither a User-Agent nor allowExe/allowUser,
+      // which the pod chooses itself, lets a pod's tokenless request through.
+      if (caller === PROBE) {
+        if (r.clientNetns === 'other') return NEEDS_CALLER;
+      } else if (caller?.pod) {
+        return deny(
+          'pod-v1',
+          `tokenless (IMDSv1) request from ${describePod(caller.pod)}: pods use IMDSv2, or a rule that allows the pod`,
+        );
+      }
+    }
     const allowed = callerTri(allowedTests, caller, true);
     if (config.requireV2) {
       if (allowed === NEEDS_CALLER) return NEEDS_CALLER;

@@ -10,11 +10,12 @@ import {
   userMatch,
 } from './caller-match.js';
 import { compilePatterns, type Matcher, pathForMatch } from './match.js';
+import { isPodRule, podTests } from './pod-match.js';
 
 /**
  * The configured rules (guard.rules), compiled once: request conditions (path, method, version,
- * User-Agent) and caller conditions (exe, user, container, parent, netns). All of a rule's
- * conditions must match.
+ * User-Agent) and caller conditions (exe, user, container, parent, netns, and a Kubernetes pod's
+ * namespace, name, container and hostNetwork: pod-match.ts). All of a rule's conditions must match.
  */
 
 export interface CompiledRule {
@@ -49,7 +50,9 @@ export function compileRule(rule: RuleConfig, index: number): CompiledRule {
     }
     if (rule.exe) callerTests.push(exeMatch(rule.exe));
     if (rule.user) callerTests.push(userMatch(rule.user));
-    if (rule.container !== undefined) callerTests.push(containerMatch(rule.container));
+    callerTests.push(...podTests(rule));
+    if (rule.container !== undefined && !(isPodRule(rule) && typeof rule.container !== 'boolean'))
+      callerTests.push(containerMatch(rule.container));
     if (rule.parentExe) callerTests.push(parentMatch(rule.parentExe));
     if (rule.netns) callerTests.push(netnsMatch(rule.netns));
   } catch (err) {
@@ -81,6 +84,9 @@ function describeRule(rule: RuleConfig): string {
   if (rule.userAgent) parts.push('user-agent prefix');
   if (rule.exe) parts.push(`exe ${rule.exe.join('|')}`);
   if (rule.user) parts.push(`user ${rule.user.join('|')}`);
+  if (rule.namespace) parts.push(`namespace ${rule.namespace.join('|')}`);
+  if (rule.pod) parts.push(`pod ${rule.pod.join('|')}`);
+  if (rule.hostNetwork !== undefined) parts.push(`hostNetwork ${rule.hostNetwork}`);
   if (rule.container !== undefined) parts.push(`container ${String(rule.container)}`);
   if (rule.parentExe) parts.push(`parent ${rule.parentExe.join('|')}`);
   if (rule.netns) parts.push(`netns ${rule.netns}`);

@@ -61,7 +61,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   {
     name: 'doctor',
     summary:
-      'Check the redirect (and the container bridges), the guard, its exemption, IMDS reachability, capabilities and the attribution addon on this host.',
+      'Check the redirect (and the container interfaces), the guard, its exemption, IMDS reachability, capabilities and the attribution addon on this host.',
     load: async () => (await import('./doctor.js')).doctorCommand,
   },
   {

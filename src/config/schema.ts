@@ -208,6 +208,11 @@ export const attributionSchema = z
     /** Longest wait for attribution, ms; after it the caller is unknown. */
     timeoutMs: z.number().int().min(1).max(5_000).default(50),
     /**
+     * How long a request's event waits for a lookup that missed timeoutMs, ms (0: not at all). The
+     * decision was made without the caller; the event then names it, marked late.
+     */
+    eventWaitMs: z.number().int().min(0).max(30_000).default(2_000),
+    /**
      * CPU the guard's own thread may spend finding a caller before handing the lookup to the
      * attribution worker, ms (0: always the worker). Needs the sock_diag addon. See attribution.md.
      */

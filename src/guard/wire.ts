@@ -63,6 +63,18 @@ interface Attribution {
   close(): Promise<void>;
 }
 
+/** Most of one lookup's search on the worker when events wait for it, ms (see workerBudgetMs). */
+const LATE_LOOKUP_BUDGET_MS = 250;
+
+/**
+ * The worker's budget for one lookup: a little under the request's timeout, so that a decision gets
+ * what is known; when events wait for late lookups, up to LATE_LOOKUP_BUDGET_MS (the worker takes
+ * lookups one at a time: a longer search would hold the ones behind it).
+ */
+export function workerBudgetMs(timeoutMs: number, eventWaitMs: number): number {
+  return Math.max(1, Math.floor(timeoutMs * 0.8), Math.min(eventWaitMs, LATE_LOOKUP_BUDGET_MS));
+}
+
 /** Builds the process resolver from config. */
 function createAttribution(config: ImdsguardConfig, override?: ProcessResolver): Attribution {
   if (override) {
@@ -77,12 +89,13 @@ function createAttribution(config: ImdsguardConfig, override?: ProcessResolver):
     return { resolver: noAttribution, description: 'off', stats: () => undefined, close: async () => {} };
   }
   // ---- process attribution (issue 4) ----
-  // The resolver's own budget ends a little before the guard's timeout, so it returns what it knows.
+  // The resolver's own budget (workerBudgetMs) ends a little before the guard's timeout, or goes on
+  // for the event when events wait for late lookups.
   // On its own thread: a busy guard's event loop would otherwise stretch every lookup's /proc reads;
   // the cheap cases (sock_diag, a known or brand-new process) are answered inline first.
   const a = config.guard.attribution;
   const threaded = createThreadedProcResolver({
-    budgetMs: Math.max(1, Math.floor(a.timeoutMs * 0.8)),
+    budgetMs: workerBudgetMs(a.timeoutMs, a.eventWaitMs),
     inlineBudgetMs: a.inlineBudgetMs,
   });
   const diag = loadSockDiag();

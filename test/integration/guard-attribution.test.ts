@@ -1,3 +1,4 @@
+import { Agent, request } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createEmulator, type Emulator } from '../../src/emulator/index.js';
 import type { Caller, ConnectionInfo, ProcessResolver } from '../../src/guard/attribution/types.js';
@@ -15,6 +16,23 @@ class FakeResolver implements ProcessResolver {
     return typeof this.caller === 'function' ? this.caller() : this.caller;
   }
   async close(): Promise<void> {}
+}
+
+/** A GET on a keep-alive agent (one socket): the connection's next request reuses it. */
+function keepAlive(agent: Agent, url: string, path: string): Promise<{ status: number }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: u.hostname, port: Number(u.port), path, agent, headers: { 'user-agent': 'curl/8' } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+      },
+    );
+    req.on('error', reject);
+    req.setTimeout(5000, () => req.destroy(new Error('client timeout')));
+    req.end();
+  });
 }
 
 const TTL = { 'x-aws-ec2-metadata-token-ttl-seconds': '21600' };
@@ -79,15 +97,22 @@ describe('caller rules through the guard', () => {
     const { url, recorder } = await start({ allowUser: ['app'], attribution: { timeoutMs: 50 } }, r);
     r.caller = { resolved: 'none', error: 'permission denied reading /proc/77/exe' };
     expect((await send(url, 'GET', '/latest/meta-data/', { 'user-agent': 'curl/8' })).status).toBe(403);
-    r.caller = () => new Promise<Caller>(() => {}); // never answers: the 50 ms timeout decides
+    // answers only after the 50 ms timeout has decided
+    let release: (() => void) | undefined;
+    r.caller = () =>
+      new Promise<Caller>((resolve) => {
+        release = () => resolve(app);
+      });
     expect((await send(url, 'GET', '/latest/meta-data/', { 'user-agent': 'curl/8' })).status).toBe(403);
+    release?.();
     r.caller = async () => {
       throw new Error('netlink exploded');
     };
     expect((await send(url, 'GET', '/latest/meta-data/', { 'user-agent': 'curl/8' })).status).toBe(403);
     // the User-Agent path does not need the caller and still works
     expect((await send(url, 'GET', '/latest/meta-data/', { 'user-agent': 'aws-cli/2' })).status).toBe(200);
-    const events = await recorder.waitFor(4);
+    // The timed-out lookup's event waits for the lookup (it names the caller later): by request order.
+    const events = [...(await recorder.waitFor(4))].sort((a, b) => a.id.localeCompare(b.id));
     expect(events.slice(0, 3).map((e) => e.rule)).toEqual([
       'attribution-required',
       'attribution-required',
@@ -95,6 +120,8 @@ describe('caller rules through the guard', () => {
     ]);
     expect(events[0]?.reason).toContain('permission denied reading /proc/77/exe');
     expect(events[1]?.reason).toContain('timed out after 50 ms');
+    // Refused without the caller, then named once the lookup finished.
+    expect(events[1]?.caller).toMatchObject({ resolved: 'full', exe: '/opt/app/bin/agent', late: true });
     expect(events[2]?.reason).toContain('netlink exploded');
   });
 
@@ -116,12 +143,13 @@ describe('caller rules through the guard', () => {
         release = () => resolve({ ...app, container: { id: 'c0ffee', runtime: 'docker' }, netns: 'other' });
       });
     expect((await send(url, 'PUT', '/latest/api/token', TTL)).status).toBe(200);
-    const [e] = await recorder.waitFor(1);
+    // Answered while the lookup is pending; its event waits for the lookup past the 50 ms timeout
+    // and names the caller, marked late.
     expect(release).toBeDefined();
     release?.();
-    expect(e).toMatchObject({ rule: 'imdsv2-token' });
-    expect(e?.caller?.resolved).toBe('none'); // the event waited 50 ms for attribution, then recorded what it knew
-    expect(e?.caller?.netns).toBe('host');
+    const [e] = await recorder.waitFor(1);
+    expect(e).toMatchObject({ rule: 'imdsv2-token', status: 200 });
+    expect(e?.caller).toMatchObject({ resolved: 'full', late: true });
   });
 
   it('resolves the caller for events when no rule needs it (attribution.forEvents), and not when off', async () => {
@@ -187,5 +215,51 @@ describe('caller rules through the guard', () => {
     expect(release).toBeDefined();
     (release as unknown as () => void)();
     expect((await recorder.waitFor(1))[0]?.caller?.exe).toBe('/opt/app/bin/agent');
+  });
+  it('a lookup that missed the deadline names the caller in the event, and answers the next request on the connection', async () => {
+    const r = new FakeResolver();
+    let release: (() => void) | undefined;
+    r.caller = () =>
+      new Promise<Caller>((resolve) => {
+        release = () => resolve(app);
+      });
+    const { url, recorder } = await start({ allowUser: ['app'], attribution: { timeoutMs: 50 } }, r);
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      // Decided without the caller: refused (fail closed), the lookup still running.
+      expect((await keepAlive(agent, url, '/latest/meta-data/')).status).toBe(403);
+      expect(release).toBeDefined();
+      (release as unknown as () => void)();
+      const [first] = await recorder.waitFor(1);
+      expect(first).toMatchObject({ rule: 'attribution-required', decision: 'deny' });
+      expect(first?.reason).toContain('timed out after 50 ms');
+      expect(first?.caller).toMatchObject({ resolved: 'full', user: 'app', pid: 42, late: true });
+      expect(typeof first?.attributionMs).toBe('number');
+      // The connection's next request gets the lookup's answer: allowed, and not looked up again.
+      expect((await keepAlive(agent, url, '/latest/meta-data/')).status).toBe(200);
+      const second = (await recorder.waitFor(2))[1];
+      expect(second).toMatchObject({ rule: 'allowed-caller', caller: { user: 'app' } });
+      expect(second?.caller?.late).toBeUndefined();
+      expect(r.seen).toHaveLength(1);
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('an event waits for a late lookup at most attribution.eventWaitMs (0: not at all)', async () => {
+    for (const eventWaitMs of [0, 100]) {
+      const r = new FakeResolver();
+      r.caller = () => new Promise<Caller>(() => {}); // never answers
+      const { url, recorder } = await start(
+        { allowUser: ['app'], attribution: { timeoutMs: 50, eventWaitMs } },
+        r,
+      );
+      expect((await send(url, 'GET', '/latest/meta-data/', { 'user-agent': 'curl/8' })).status).toBe(403);
+      const [e] = await recorder.waitFor(1, 5000);
+      expect(e?.caller).toMatchObject({ resolved: 'none' });
+      expect(e?.caller?.error).toBe(
+        `attribution timed out after 50 ms; the lookup did not finish within ${eventWaitMs} ms`,
+      );
+    }
   });
 });

@@ -84,6 +84,11 @@ export interface Caller {
   netns?: 'host' | 'other';
   /** Why attribution is partial or failed, for a person: "permission denied reading /proc/1234/exe". */
   error?: string;
+  /**
+   * True when the lookup finished after the request's deadline (guard.attribution.timeoutMs): the
+   * request was decided without this caller, and its event names it later.
+   */
+  late?: true;
 }
 
 export interface ProcessResolver {

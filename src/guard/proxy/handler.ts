@@ -94,19 +94,36 @@ function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): v
       p.upstream = { error: 'reset' };
     }
     const record = (): void => emitEvent(ctx.recorders, buildEvent(recordOf(status)), ctx.log);
-    if (eventCaller === undefined) {
+    const late = p.caller !== undefined && ctx.callers.isPlaceholder(p.caller);
+    if (eventCaller === undefined && !late) {
       record();
       return;
     }
-    // Attribution for the event only: it ran beside the request; the event waits for it (bounded
-    // by attribution.timeoutMs), the client never did.
+    // Attribution for the event only ran beside the request: the event waits for it (bounded by
+    // attribution.timeoutMs), the client never did. A lookup that missed that deadline (or the
+    // decision's) goes on, and the event waits for it too (bounded by attribution.eventWaitMs).
     ctx.counters.pendingEvents++;
     const done = () => {
       ctx.counters.pendingEvents--;
       record();
     };
-    eventCaller.then(done, done);
+    (eventCaller ?? Promise.resolve()).then(lateCaller).then(done, done);
   });
+
+  /** The lookup's own answer in place of a timed-out placeholder, marked late; see CallerLookup. */
+  async function lateCaller(): Promise<void> {
+    if (p.caller === undefined || !ctx.callers.isPlaceholder(p.caller)) return;
+    const final = await ctx.callers.final(socket, config.attribution.eventWaitMs);
+    if (final === undefined) {
+      p.caller = {
+        ...p.caller,
+        error: `${p.caller.error}; the lookup did not finish within ${config.attribution.eventWaitMs} ms`,
+      };
+      return;
+    }
+    p.caller = { ...final.caller, late: true };
+    p.attributionMs = final.ms;
+  }
 
   function recordOf(status: number): RequestRecord {
     const r: RequestRecord = {

@@ -143,13 +143,13 @@ describe('caller rules through the guard', () => {
         release = () => resolve({ ...app, container: { id: 'c0ffee', runtime: 'docker' }, netns: 'other' });
       });
     expect((await send(url, 'PUT', '/latest/api/token', TTL)).status).toBe(200);
-    // Answered while the lookup is pending; its event waits for the lookup past the 50 ms timeout
-    // and names the caller, marked late.
+    // Answered while the lookup is pending; its event waits for the lookup (past the 50 ms timeout
+    // if need be) and names the caller.
     expect(release).toBeDefined();
     release?.();
     const [e] = await recorder.waitFor(1);
     expect(e).toMatchObject({ rule: 'imdsv2-token', status: 200 });
-    expect(e?.caller).toMatchObject({ resolved: 'full', late: true });
+    expect(e?.caller).toMatchObject({ resolved: 'full', pid: 42 });
   });
 
   it('resolves the caller for events when no rule needs it (attribution.forEvents), and not when off', async () => {

@@ -190,14 +190,12 @@ export class FdScanner {
     if (want !== undefined) fds.sort((a, b) => b - a);
     const sockets: number[] = [];
     let complete = true;
-    let maxFd = -1;
     // Synchronous reads gain nothing from batches: one link at a time stops right at the socket.
     const sync = io === syncProcIo;
     const fdConcurrency = ctx.settings.fdConcurrency;
     const step = sync ? 1 : want !== undefined ? Math.min(4, fdConcurrency) : fdConcurrency;
     let wanted = false;
     const note = (fd: number, link: string) => {
-      if (fd > maxFd) maxFd = fd;
       if (link.charCodeAt(0) !== 115 /* s */) return;
       const inode = parseSocketLink(link);
       if (inode === undefined) return;
@@ -226,15 +224,14 @@ export class FdScanner {
     await exe;
     const entry = this.#table.pids.get(pid);
     if (entry) {
-      // The highest fd open (a scan newest first that stopped early read it first).
-      if ((complete || want !== undefined) && maxFd >= 0) entry.maxFd = maxFd;
+      // The listing has every fd open when it was read, whether or not all were read: where the
+      // process's next socket will be (see probe).
+      const open = fds.sort((a, b) => a - b);
+      entry.maxFd = open[open.length - 1] ?? -1;
+      entry.freeFds = lowestFree(open, FREE_FDS);
       if (complete) {
         entry.fdCount = names.length;
         entry.scannedAt = startedAt;
-        entry.freeFds = lowestFree(
-          fds.sort((a, b) => a - b),
-          FREE_FDS,
-        );
       }
     }
     return { sockets, complete };

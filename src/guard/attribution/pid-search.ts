@@ -411,7 +411,7 @@ export class PidSearch {
       fresh
         .filter(idle)
         .map((pid) =>
-          table.pids.get(pid)?.scannedAt !== undefined
+          table.pids.get(pid)?.maxFd !== undefined
             ? this.#fds.probe(pid, 0)
             : this.#fds.scan(pid, since, deadline),
         ),

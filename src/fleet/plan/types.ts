@@ -20,6 +20,8 @@ export const SKIP_REASONS = {
   'latest-not-default':
     'a newer version than the default exists; fixing from the default would change $Latest',
   'not-found': 'no longer exists',
+  'scan-failed':
+    'what this change needs could not be read in its account and region: nothing is changed there',
 } as const;
 export type SkipReason = keyof typeof SKIP_REASONS;
 

@@ -124,6 +124,29 @@ export function failureSentence(result: ApplyResult, dryRun: boolean): string {
   return `${parts.join(', ')} [${[...codes].join(', ')}]; the others were applied.`;
 }
 
+/**
+ * What to do next, after an apply: finish a stopped one, or undo it with `fleet rollback`. A rollback
+ * is never offered its own rollback: undoing a rollback means running the original command again.
+ */
+export function nextSteps(
+  plan: Pick<ChangePlan, 'kind' | 'rollbackOf'>,
+  changeSetId: string,
+  change: Pick<ChangeOptions, 'dryRun' | 'journal'>,
+  interrupted: boolean,
+  onRequest: boolean,
+): string {
+  const rollback = `imdsguard fleet rollback --change-set ${changeSetId} --journal ${change.journal}`;
+  if (interrupted) {
+    const finish = `imdsguard: stopped${onRequest ? ' on request' : ''}; unsent changes stay planned in ${changeSetId}. Run the same command again to finish (already-applied ${plan.kind === 'rollback' ? 'restores' : 'instances'} are skipped)`;
+    return plan.kind === 'rollback' ? `${finish}.\n` : `${finish}, or roll back with: ${rollback}\n`;
+  }
+  if (change.dryRun) return '';
+  if (plan.kind === 'rollback') {
+    return `Change set ${changeSetId} restored the settings ${plan.rollbackOf ?? 'its change set'} had changed. To make that change again, run its command again.\n`;
+  }
+  return `Roll back with: ${rollback}\n`;
+}
+
 function changeLogOf(opts: ChangeOptions, io: RunIo): ChangeLog {
   const { file, format } = opts.changeLog;
   return file !== undefined
@@ -192,16 +215,8 @@ export async function executePlan(run: PlanRun, io: RunIo, present: ChangePresen
       io.output.write(`imdsguard: ${failureSentence(result, change.dryRun)}\n`);
       failed = true;
     }
-    if (result.interrupted) {
-      io.output.write(
-        `imdsguard: stopped${io.signal.aborted ? ' on request' : ''}; unsent changes stay planned in ${changeSetId}. Run the same command again to finish (already-applied instances are skipped), or roll back with: imdsguard fleet rollback --change-set ${changeSetId} --journal ${change.journal}\n`,
-      );
-      failed = true;
-    } else if (!change.dryRun) {
-      io.output.write(
-        `Roll back with: imdsguard fleet rollback --change-set ${changeSetId} --journal ${change.journal}\n`,
-      );
-    }
+    if (result.interrupted) failed = true;
+    io.output.write(nextSteps(plan, changeSetId, change, result.interrupted, io.signal.aborted));
     return { status: 'applied', result, failed, stats: run.session.stats() };
   } finally {
     journal.close();

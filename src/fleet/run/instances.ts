@@ -5,6 +5,7 @@
  *   readSelection(options)                                  -> SelectionCriteria (reads --input-file)
  *   runInstanceChange(planner, options, io, env, present)   -> ChangeOutcome
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { ImdsguardError } from '../../errors.js';
 import { type InstanceRef, parseInstanceCsv } from '../plan/csv.js';
@@ -17,6 +18,7 @@ import {
   type TagPair,
 } from '../plan/selection.js';
 import type { ChangePlan } from '../plan/types.js';
+import { skipUnread } from '../plan/unread.js';
 import { readinessFilter } from '../posture/readiness.js';
 import {
   type ChangeOptions,
@@ -26,7 +28,7 @@ import {
   withChangeSession,
 } from './change.js';
 import type { RunIo } from './io.js';
-import { INSTANCES_ONLY, scanForChange } from './scan.js';
+import { INSTANCE_CHANGE, scanForChange } from './scan.js';
 import type { Env, FleetRunOptions, FleetSession } from './session.js';
 import { measureReadiness, reportUsageFailures, type UsageOptions, usageFailures } from './usage.js';
 
@@ -42,17 +44,34 @@ export interface SelectionOptions {
   states: SelectableState[] | null;
 }
 
-/** The criteria of a selection; reads the --input-file CSV. Throws IMDSGUARD_E_INPUT_FILE. */
-export async function readSelection(opts: SelectionOptions): Promise<SelectionCriteria> {
+/** What the journal records of a selection, so a change set says what it was asked to change. */
+export interface SelectionRecord {
+  instances: string[];
+  /** The --input-file CSV: its path as given, absolute path, SHA-256 of its bytes, and its rows. */
+  inputFile: { name: string; path: string; sha256: string; rows: number } | null;
+  tags: string[];
+  excludeTags: string[];
+  excludeInstances: string[];
+  states: string[] | null;
+}
+
+/**
+ * The criteria of a selection and what the journal records of it; reads the --input-file CSV.
+ * Throws IMDSGUARD_E_INPUT_FILE.
+ */
+export async function readSelection(
+  opts: SelectionOptions,
+): Promise<{ criteria: SelectionCriteria; record: SelectionRecord }> {
   let instances: InstanceRef[] | null = null;
+  let inputFile: SelectionRecord['inputFile'] = null;
   if (opts.instanceIds.length > 0) {
     instances = opts.instanceIds.map((instanceId) => ({ instanceId, accountId: null, region: null }));
   }
   if (opts.inputFile !== undefined) {
     const { path, name } = opts.inputFile;
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = await readFile(path, 'utf8');
+      bytes = await readFile(path);
     } catch (err) {
       throw new ImdsguardError(
         'IMDSGUARD_E_INPUT_FILE',
@@ -60,14 +79,27 @@ export async function readSelection(opts: SelectionOptions): Promise<SelectionCr
         { cause: err },
       );
     }
-    instances = [...(instances ?? []), ...parseInstanceCsv(text, name)];
+    const rows = parseInstanceCsv(bytes.toString('utf8'), name);
+    inputFile = { name, path, sha256: createHash('sha256').update(bytes).digest('hex'), rows: rows.length };
+    instances = [...(instances ?? []), ...rows];
   }
+  const pair = (p: TagPair) => `${p.key}=${p.value}`;
   return {
-    instances,
-    tags: opts.tags,
-    excludeTags: opts.excludeTags,
-    excludeInstanceIds: opts.excludeInstanceIds,
-    states: opts.states,
+    criteria: {
+      instances,
+      tags: opts.tags,
+      excludeTags: opts.excludeTags,
+      excludeInstanceIds: opts.excludeInstanceIds,
+      states: opts.states,
+    },
+    record: {
+      instances: opts.instanceIds,
+      inputFile,
+      tags: opts.tags.map(pair),
+      excludeTags: opts.excludeTags.map(pair),
+      excludeInstances: opts.excludeInstanceIds,
+      states: opts.states,
+    },
   };
 }
 
@@ -113,14 +145,23 @@ export async function runInstanceChange(
   env: Env,
   present: ChangePresenter,
 ): Promise<ChangeOutcome> {
-  const criteria = await readSelection(opts.selection);
+  const { criteria, record } = await readSelection(opts.selection);
   return withChangeSession(opts.fleet, env, async ({ session, limiter }) => {
     const scan = await scanForChange(session, io, {
       concurrency: opts.fleet.concurrency,
-      include: INSTANCES_ONLY,
+      include: INSTANCE_CHANGE,
+      needs: ['instances'],
     });
     const { filters, failed } = await selectionFilters(session, scan.inventory, opts, io);
-    const plan = planner.plan(selectInstances(scan.inventory.instances, criteria, filters));
+    const plan = skipUnread(
+      planner.plan(selectInstances(scan.inventory.instances, criteria, filters)),
+      scan.unread,
+    );
+    if (plan.missing.length > 0 && scan.unread.size > 0) {
+      plan.notes.push(
+        `${scan.unread.size} account/region scan(s) could not be read: a requested instance "not found" may be there`,
+      );
+    }
     const outcome = await executePlan(
       {
         plan,
@@ -128,7 +169,12 @@ export async function runInstanceChange(
         limiter,
         change: opts.change,
         accounts: session.targets.accounts,
-        args: { ...planner.args, regions: session.targets.regions, dryRun: opts.change.dryRun },
+        args: {
+          ...planner.args,
+          regions: session.targets.regions,
+          dryRun: opts.change.dryRun,
+          selection: { ...record, onlyReady: opts.onlyReady === null ? null : { days: opts.onlyReady.days } },
+        },
         concurrency: opts.fleet.concurrency,
       },
       io,

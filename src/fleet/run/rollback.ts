@@ -10,6 +10,7 @@ import { ImdsguardError } from '../../errors.js';
 import type { AccountTarget } from '../aws/clients.js';
 import { type ChangeSetSummary, Journal, SENT_STATUSES } from '../journal/store.js';
 import { planRollback, type RecordedItem } from '../plan/rollback.js';
+import { skipUnread } from '../plan/unread.js';
 import {
   type ChangeOptions,
   type ChangeOutcome,
@@ -121,9 +122,17 @@ export async function runRollback(
           templates: types.has('launch-template'),
           autoScaling: false,
           images: false,
+          roles: false,
         },
+        needs: [
+          'instances',
+          ...(types.has('account-defaults') ? (['account-defaults'] as const) : []),
+          ...(types.has('launch-template')
+            ? (['launch-templates', 'launch-template-versions'] as const)
+            : []),
+        ],
       });
-      const plan = planRollback(setId, items, scan.inventory, { force: opts.force });
+      const plan = skipUnread(planRollback(setId, items, scan.inventory, { force: opts.force }), scan.unread);
       const outcome = await executePlan(
         {
           plan,

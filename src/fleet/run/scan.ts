@@ -9,19 +9,22 @@ import { ImdsguardError } from '../../errors.js';
 import { createProgress } from '../../io/progress.js';
 import { AUTH_HINT } from '../aws/errors.js';
 import { type CollectOptions, collectInventory } from '../inventory/collect.js';
-import type { Inventory } from '../inventory/model.js';
+import type { Inventory, ScanFailure, ScanStage } from '../inventory/model.js';
 import { printFailures, type RunIo, unlessStopped } from './io.js';
 import type { FleetRunOptions, FleetSession } from './session.js';
 
 export type ScanInclude = CollectOptions['include'];
 
-/** Instances only: what the instance change commands, roles and usage need. */
+/** Instances only: what fleet roles and fleet usage need. */
 export const INSTANCES_ONLY: ScanInclude = {
   defaults: false,
   templates: false,
   autoScaling: false,
   images: false,
 };
+
+/** What an instance change needs: the instances (their roles are not read). */
+export const INSTANCE_CHANGE: ScanInclude = { ...INSTANCES_ONLY, roles: false };
 
 /**
  * collectInventory over the session's targets with a progress line on io.output, cleared when the
@@ -71,19 +74,23 @@ export interface ChangeScan {
   inventory: Inventory;
   /** Some account or region could not be read (printed; the run exits 1). */
   failed: boolean;
+  /** "ACCOUNT/REGION" where what the change needs could not be read: nothing is changed there. */
+  unread: ReadonlySet<string>;
 }
 
 /**
- * The inventory a change needs. Throws when no account and region could be read; otherwise prints
- * the failures (nothing is changed where the scan failed) and goes on.
+ * The inventory a change needs (`needs`: the scan stages it plans from; a failed scan is unread
+ * whatever it needs). Throws when no account and region could be read. Otherwise prints the failures
+ * in two groups, each saying what the change does there: nothing where something it needs failed,
+ * everything where only what it does not use failed.
  */
 export async function scanForChange(
   session: FleetSession,
   io: RunIo,
-  opts: Pick<FleetRunOptions, 'concurrency'> & { include?: ScanInclude },
+  opts: Pick<FleetRunOptions, 'concurrency'> & { include?: ScanInclude; needs: readonly ScanStage[] },
 ): Promise<ChangeScan> {
   const inv = await collectWithProgress(session, io, opts);
-  if (inv.failures.length === 0) return { inventory: inv, failed: false };
+  if (inv.failures.length === 0) return { inventory: inv, failed: false, unread: new Set() };
   if (inv.scans.length > 0 && inv.scans.every((s) => s.status === 'failed')) {
     const f = inv.failures[0];
     throw new ImdsguardError(
@@ -92,9 +99,22 @@ export async function scanForChange(
       { hint: f?.hint ?? undefined },
     );
   }
-  printFailures(io, inv.failures, 'nothing is changed there', {
-    noun: 'scan failure',
-    listedInOutput: false,
-  });
-  return { inventory: inv, failed: true };
+  const unread = new Set<string>();
+  for (const s of inv.scans) if (s.status === 'failed') unread.add(`${s.accountId}/${s.region}`);
+  for (const f of inv.failures) {
+    if (f.accountId !== null && f.region !== null && opts.needs.includes(f.stage)) {
+      unread.add(`${f.accountId}/${f.region}`);
+    }
+  }
+  const stops = (f: ScanFailure) =>
+    f.stage === 'assume-role' || (f.region !== null && unread.has(`${f.accountId}/${f.region}`));
+  const quiet = { noun: 'scan failure', listedInOutput: false };
+  printFailures(io, inv.failures.filter(stops), 'nothing is changed in these accounts and regions', quiet);
+  printFailures(
+    io,
+    inv.failures.filter((f) => !stops(f)),
+    'this change does not use what failed, so it goes on there',
+    quiet,
+  );
+  return { inventory: inv, failed: true, unread };
 }

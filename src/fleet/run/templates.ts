@@ -8,6 +8,7 @@
 import type { RegionScan } from '../inventory/model.js';
 import { planDefaults } from '../plan/defaults.js';
 import { planTemplates, type TemplatesReport } from '../plan/templates.js';
+import { skipUnread } from '../plan/unread.js';
 import {
   type ChangeOptions,
   type ChangeOutcome,
@@ -40,8 +41,12 @@ export function runTemplates(
   present: ChangePresenter,
 ): Promise<TemplatesResult> {
   return withChangeSession(opts.fleet, env, async ({ session, limiter }) => {
-    const scan = await scanForChange(session, io, { concurrency: opts.fleet.concurrency });
-    const report = planTemplates(scan.inventory);
+    const scan = await scanForChange(session, io, {
+      concurrency: opts.fleet.concurrency,
+      needs: ['launch-templates', 'launch-template-versions'],
+    });
+    const planned = planTemplates(scan.inventory);
+    const report = { ...planned, plan: skipUnread(planned.plan, scan.unread) };
     if (!opts.fix) return { report, outcome: null, failed: scan.failed };
     const outcome = await executePlan(
       {
@@ -88,13 +93,14 @@ export function runDefaults(
   return withChangeSession(opts.fleet, env, async ({ session, limiter }) => {
     const scan = await scanForChange(session, io, {
       concurrency: opts.fleet.concurrency,
-      include: { defaults: true, templates: false, autoScaling: false, images: false },
+      include: { defaults: true, templates: false, autoScaling: false, images: false, roles: false },
+      needs: ['account-defaults'],
     });
     const scans = scan.inventory.scans;
     if (opts.set === null) return { scans, outcome: null, failed: scan.failed };
     const outcome = await executePlan(
       {
-        plan: planDefaults(scan.inventory.scans, opts.set),
+        plan: skipUnread(planDefaults(scan.inventory.scans, opts.set), scan.unread),
         session,
         limiter,
         change: opts.change,

@@ -95,6 +95,40 @@ function framing(headers: readonly Header[]): { chunked: boolean; length?: numbe
 }
 
 /**
+ * Reads the body of `msg` from buf at offset `at` by its framing headers; sets msg.body and
+ * msg.complete and returns where the next message starts (buf.length when the bytes ran out).
+ * `unframed`: a message without framing has no body (requests), or runs to the end of the bytes and
+ * is complete once the connection closed (responses: 'to-close', or 'to-close-pending' while open).
+ */
+function readBody(
+  buf: Buffer,
+  at: number,
+  msg: ParsedMessage,
+  unframed: 'none' | 'to-close' | 'to-close-pending',
+): number {
+  const f = framing(msg.headers);
+  if (f.chunked) {
+    const c = readChunked(buf, at);
+    if (!c) {
+      msg.body = buf.subarray(at);
+      msg.complete = false;
+      return buf.length;
+    }
+    msg.body = c.body;
+    return c.end;
+  }
+  if (f.length !== undefined) {
+    msg.body = buf.subarray(at, at + f.length);
+    if (msg.body.length < f.length) msg.complete = false;
+    return at + f.length;
+  }
+  if (unframed === 'none') return at;
+  msg.body = buf.subarray(at);
+  msg.complete = unframed === 'to-close';
+  return buf.length;
+}
+
+/**
  * Splits bytes received by a server into requests (Content-Length or chunked bodies; no framing
  * header means no body). A trailing partial request is returned with complete: false.
  */
@@ -123,21 +157,7 @@ export function parseRequests(buf: Buffer): ParsedRequest[] {
     out.push(msg);
     if (end === -1) break;
     at = headEnd;
-    const f = framing(headers);
-    if (f.chunked) {
-      const c = readChunked(buf, at);
-      if (!c) {
-        msg.body = buf.subarray(at);
-        msg.complete = false;
-        break;
-      }
-      msg.body = c.body;
-      at = c.end;
-    } else if (f.length !== undefined) {
-      msg.body = buf.subarray(at, at + f.length);
-      if (msg.body.length < f.length) msg.complete = false;
-      at += f.length;
-    }
+    at = readBody(buf, at, msg, 'none');
   }
   return out;
 }
@@ -175,25 +195,7 @@ export function parseResponses(
     if (end === -1 || !m) break;
     at = headEnd;
     if (isHead || msg.status < 200 || msg.status === 204 || msg.status === 304) continue;
-    const f = framing(headers);
-    if (f.chunked) {
-      const c = readChunked(buf, at);
-      if (!c) {
-        msg.body = buf.subarray(at);
-        msg.complete = false;
-        break;
-      }
-      msg.body = c.body;
-      at = c.end;
-    } else if (f.length !== undefined) {
-      msg.body = buf.subarray(at, at + f.length);
-      if (msg.body.length < f.length) msg.complete = false;
-      at += f.length;
-    } else {
-      msg.body = buf.subarray(at);
-      msg.complete = opts.closed === true;
-      at = buf.length;
-    }
+    at = readBody(buf, at, msg, opts.closed === true ? 'to-close' : 'to-close-pending');
   }
   return out;
 }

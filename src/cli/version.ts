@@ -1,9 +1,14 @@
 import { readFileSync } from 'node:fs';
 
-/** The package version, read once from package.json next to dist/ or src/. */
-export const VERSION: string = (() => {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  return pkg.version;
-})();
+/** Set by the release build (scripts/release.js); absent under `node dist/...` and the tests. */
+declare const IMDSGUARD_BUILD_VERSION: string | undefined;
+
+/** The package version: fixed by the release build, else read once from package.json next to dist/ or src/. */
+export const VERSION: string =
+  typeof IMDSGUARD_BUILD_VERSION === 'string'
+    ? IMDSGUARD_BUILD_VERSION
+    : (
+        JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+          version: string;
+        }
+      ).version;

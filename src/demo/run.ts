@@ -8,6 +8,7 @@ import { parseConfig } from '../config/index.js';
 import { createEmulator } from '../emulator/index.js';
 import type { EventRecorder, GuardEvent } from '../guard/events/types.js';
 import { wireGuard } from '../guard/wire.js';
+import { inExecutable } from '../native/sea.js';
 import { DEMO_ROLE_RULE, type HttpStep, SCENARIOS, type Scenario } from './scenarios.js';
 
 /**
@@ -200,7 +201,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       if (s.kind === 'sdk-v3') {
         const script = sdkClientPath();
         if (!script) {
-          skipped = 'the compiled SDK v3 client is missing (run npm run build)';
+          skipped = inExecutable()
+            ? 'the SDK v3 client runs only from the npm package (node dist/cli/main.js demo)'
+            : 'the compiled SDK v3 client is missing (run npm run build)';
         } else {
           const r = await run(options.node ?? process.execPath, [script], {
             ...baseEnv,

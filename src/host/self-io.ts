@@ -2,14 +2,18 @@ import { realpathSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inExecutable } from '../native/sea.js';
 import type { ExecPath } from './sandbox.js';
 
 /**
  * The argv that runs this very imdsguard: the Node binary running us plus dist/cli/main.js of this
  * installation (found from this module's own URL, so it works for a global npm install, a checkout
- * and a package alike). The unit's ExecStart and its rule hooks use it; --bin overrides it.
+ * and a package alike), or the release executable alone. The unit's ExecStart and its rule hooks use
+ * it; --bin overrides it.
  */
 export function selfCommand(): string[] {
+  // The release executable is the whole program.
+  if (inExecutable()) return [process.execPath];
   const main = fileURLToPath(new URL('../cli/main.js', import.meta.url));
   let resolved = main;
   try {

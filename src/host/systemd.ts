@@ -45,7 +45,7 @@ export function guardArgv(opts: InstallOptions): string[] {
 
 /** The options that reproduce the same rules (used by the unit hooks and shown in messages). */
 export function ruleFlags(opts: InstallOptions): string[] {
-  const flags = ['--backend', opts.backend, '--user', opts.user.name, '--port', String(opts.port)];
+  const flags = [...backendFlag(opts), '--user', opts.user.name, '--port', String(opts.port)];
   if (opts.ipv6) flags.push('--ipv6');
   if (opts.bridges.length > 0) flags.push('--containers', '--bridges', opts.bridges.join(','));
   if (opts.podInterfaces.length > 0) flags.push('--pod-interfaces', opts.podInterfaces.join(','));
@@ -64,6 +64,11 @@ export function watcherArgv(opts: InstallOptions): string[] {
   ];
 }
 
+/** `--backend NAME`, or nothing when the hooks detect it on the host (see hooksDetectBackend). */
+function backendFlag(opts: InstallOptions): string[] {
+  return opts.hooksDetectBackend ? [] : ['--backend', opts.backend];
+}
+
 /** Unit hook: add the redirect (root, via the "+" prefix). */
 export function hookInstallArgv(opts: InstallOptions): string[] {
   const argv = [...opts.self, 'install', '--apply', '--rules-only', ...ruleFlags(opts)];
@@ -79,7 +84,7 @@ export function hookInstallArgv(opts: InstallOptions): string[] {
 
 /** Unit hook (fail-open only): remove the redirect when the guard stops or dies. */
 export function hookUninstallArgv(opts: InstallOptions): string[] {
-  return [...opts.self, 'uninstall', '--apply', '--rules-only', '--backend', opts.backend];
+  return [...opts.self, 'uninstall', '--apply', '--rules-only', ...backendFlag(opts)];
 }
 
 export function unitFile(opts: InstallOptions): string {

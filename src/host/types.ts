@@ -82,6 +82,11 @@ export interface InstallOptions extends RuleOptions {
   self: readonly string[];
   /** Health URL the unit hook passes on (fail-open); undefined: the default probe. */
   healthUrl: string | undefined;
+  /**
+   * The unit's rule hooks name no --backend and detect it on each start (the .deb's unit, written
+   * before the host is known). Default: they name `backend`.
+   */
+  hooksDetectBackend?: boolean;
 }
 
 /** One command of a plan: argv (never a shell string) and optional stdin. */

@@ -343,6 +343,17 @@ describe('systemd unit', () => {
     expect(hookInstallArgv(install({ failMode: 'open' }))).not.toContain('--force');
   });
 
+  it('hooks that detect the backend on the host name none (the .deb unit)', () => {
+    const closed = unitFile(install({ hooksDetectBackend: true, self: ['/usr/bin/imdsguard'] }));
+    expect(closed).toMatch(
+      /^ExecStartPre=\+\/usr\/bin\/imdsguard install --apply --rules-only --user imdsguard --port 16925 --force$/m,
+    );
+    expect(closed).not.toContain('--backend');
+    const open = unitFile(install({ hooksDetectBackend: true, failMode: 'open' }));
+    expect(open).toMatch(/^ExecStopPost=\+.* uninstall --apply --rules-only$/m);
+    expect(open).not.toContain('--backend');
+  });
+
   it('quotes Exec words systemd would split or expand', () => {
     expect(systemdQuote('/opt/my app/main.js')).toBe('"/opt/my app/main.js"');
     expect(systemdQuote('a$b%c')).toBe('"a$$b%%c"');

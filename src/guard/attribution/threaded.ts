@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { ASSETS, executableScript } from '../../native/sea.js';
 import type { ProcResolverOptions } from './options.js';
 import { createProcResolver, type Resolved } from './resolver.js';
 import { loadSockDiag } from './sock-diag.js';
@@ -46,8 +47,10 @@ export interface ThreadedOptions extends Omit<ProcResolverOptions, 'now' | 'inli
 
 export function createThreadedProcResolver(options: ThreadedOptions = {}): ThreadedResolver {
   const { inlineBudgetMs = DEFAULT_INLINE_BUDGET_MS, ...workerOptions } = options;
+  // The release executable carries the worker as an embedded script; the npm package as a file.
+  const embedded = executableScript(ASSETS.attributionWorker);
   const file = fileURLToPath(new URL('./worker.js', import.meta.url));
-  if (!existsSync(file)) {
+  if (embedded === undefined && !existsSync(file)) {
     const inThread = createProcResolver(workerOptions);
     return {
       resolve: (c) => inThread.resolve(c),
@@ -69,7 +72,10 @@ export function createThreadedProcResolver(options: ThreadedOptions = {}): Threa
   const pending = new Map<number, (r: Resolved) => void>();
   const statsWaiting = new Map<number, (s: ResolverStats | undefined) => void>();
   let seq = 0;
-  let worker: Worker | undefined = new Worker(file, { workerData: workerOptions });
+  let worker: Worker | undefined =
+    embedded !== undefined
+      ? new Worker(embedded, { eval: true, workerData: workerOptions })
+      : new Worker(file, { workerData: workerOptions });
   worker.unref();
 
   const fail = (why: string) => {

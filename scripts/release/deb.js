@@ -1,7 +1,7 @@
 /**
- * The .deb: the executable as /usr/bin/imdsguard, the systemd unit `imdsguard install --systemd`
- * would write (from src/host/systemd.ts, with the executable as its command), the config and
- * environment files as conffiles, and maintainer scripts that create the imdsguard system user and
+ * The .deb: the executable as /usr/bin/imdsguard, the systemd unit and config files of
+ * src/host/package.ts (the generators of `imdsguard install --systemd`), the config and environment
+ * files as conffiles, and maintainer scripts that create the imdsguard system user and
  * take the redirect out again on removal. Built with dpkg-deb; nothing is started on install.
  */
 import {
@@ -17,21 +17,6 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { run } from './sea.js';
-
-/** Where the package puts things (the unit in the vendor directory: a local unit in /etc wins). */
-export const DEB_PATHS = {
-  bin: '/usr/bin/imdsguard',
-  unit: '/lib/systemd/system/imdsguard.service',
-  doc: '/usr/share/doc/imdsguard',
-};
-
-/** Replaces install's "managed by imdsguard install" first line: dpkg, not uninstall, owns these. */
-function packaged(text, mark) {
-  const lines = text.split('\n');
-  if (lines[0] !== mark) throw new Error(`generated file does not start with ${mark}`);
-  lines[0] = '# Installed by the imdsguard package (dpkg owns this file; apt purge removes it).';
-  return lines.join('\n');
-}
 
 /** The highest GLIBC_x.y symbol version the binary needs (read from its dynamic string table). */
 function glibcNeeded(file) {
@@ -63,41 +48,25 @@ function write(file, content, mode) {
 }
 
 /**
- * Builds `out` from the executable. `host` is dist/host (systemd.js, plan.js, types.js);
+ * Builds `out` from the executable. `host` is dist/host (package.js, types.js);
  * `compression` is dpkg-deb's -Z (gzip builds in seconds; xz is smaller and slower).
  */
 export function buildDeb({ host, exe, debArch, version, notices, readme, out, work, compression }) {
-  const { unitFile, configFile, envFile, FILE_MARK } = host.systemd;
-  const { PATHS, DEFAULT_GUARD_PORT, DEFAULT_USER } = host.types;
-  const { useraddCommand } = host.plan;
-  const opts = {
-    backend: 'nftables',
-    hooksDetectBackend: true,
-    port: DEFAULT_GUARD_PORT,
-    ipv6: false,
-    bridges: [],
-    exempt: DEFAULT_USER,
-    user: { name: DEFAULT_USER, uid: undefined, gid: undefined, create: true },
-    root: '/',
-    systemd: true,
-    failMode: 'closed',
-    self: [DEB_PATHS.bin],
-    healthUrl: undefined,
-  };
+  const { PACKAGE_PATHS: DEB_PATHS, packageFiles, packageUseradd } = host.package;
+  const { PATHS, DEFAULT_USER } = host.types;
   const stage = join(work, `deb-${debArch}`);
   rmSync(stage, { recursive: true, force: true });
   const at = (p) => join(stage, p);
+  const files = packageFiles();
 
   mkdirSync(dirname(at(DEB_PATHS.bin)), { recursive: true });
   linkSync(exe, at(DEB_PATHS.bin));
   chmodSync(at(DEB_PATHS.bin), 0o755);
-  write(at(DEB_PATHS.unit), unitFile(opts), 0o644);
-  write(at(PATHS.config), packaged(configFile(opts), FILE_MARK), 0o640);
-  write(at(PATHS.env), packaged(envFile(), FILE_MARK), 0o640);
+  for (const f of files) write(at(f.path), f.content, f.mode);
   write(at(`${DEB_PATHS.doc}/copyright`), `${notices}\n`, 0o644);
   write(at(`${DEB_PATHS.doc}/README.md`), readme, 0o644);
 
-  const useradd = useraddCommand(DEFAULT_USER).argv.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w}'`));
+  const useradd = packageUseradd().map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w}'`));
   write(
     at('DEBIAN/postinst'),
     `#!/bin/sh
@@ -153,19 +122,15 @@ exit 0
 `,
     0o755,
   );
-  write(at('DEBIAN/conffiles'), `${PATHS.config}\n${PATHS.env}\n`, 0o644);
-  const installedKb = Math.ceil(
-    [
-      DEB_PATHS.bin,
-      DEB_PATHS.unit,
-      PATHS.config,
-      PATHS.env,
-      `${DEB_PATHS.doc}/copyright`,
-      `${DEB_PATHS.doc}/README.md`,
-    ]
-      .map((p) => statSync(at(p)).size)
-      .reduce((a, b) => a + b, 0) / 1024,
-  );
+  const conffiles = files.filter((f) => f.conffile).map((f) => f.path);
+  write(at('DEBIAN/conffiles'), `${conffiles.join('\n')}\n`, 0o644);
+  const installed = [
+    DEB_PATHS.bin,
+    ...files.map((f) => f.path),
+    `${DEB_PATHS.doc}/copyright`,
+    `${DEB_PATHS.doc}/README.md`,
+  ];
+  const installedKb = Math.ceil(installed.map((p) => statSync(at(p)).size).reduce((a, b) => a + b, 0) / 1024);
   write(
     at('DEBIAN/control'),
     `Package: imdsguard

@@ -69,7 +69,7 @@ async function main() {
   const started = performance.now();
   const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
   const nodeMajor = process.versions.node.split('.')[0];
-  if (!existsSync(join(root, 'dist', 'host', 'systemd.js'))) throw new Error('run npm run build first');
+  if (!existsSync(join(root, 'dist', 'host', 'package.js'))) throw new Error('run npm run build first');
   mkdirSync(opts.out, { recursive: true });
   const work = mkdtempSync(join(opts.out, '.build-'));
   const cache = join(process.env.IMDSGUARD_TOOLCHAIN ?? join(root, '.toolchain'), 'release');
@@ -78,9 +78,8 @@ async function main() {
     const notices = thirdPartyNotices(root, metafile);
     writeFileSync(join(opts.out, 'THIRD-PARTY-NOTICES'), `${notices}\n`);
     const host = {
-      systemd: await import(join(root, 'dist', 'host', 'systemd.js')),
+      package: await import(join(root, 'dist', 'host', 'package.js')),
       types: await import(join(root, 'dist', 'host', 'types.js')),
-      plan: await import(join(root, 'dist', 'host', 'plan.js')),
     };
     for (const arch of opts.arches) {
       let node;

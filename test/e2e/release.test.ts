@@ -152,7 +152,7 @@ describe.skipIf(!supported)('the one-file release', () => {
     expect(postinst).not.toMatch(/^\s*[^#\s].*systemctl (enable|start)/m);
     const prerm = sh('dpkg-deb', ['--info', deb, 'prerm']);
     expect(prerm).toContain('/usr/bin/imdsguard uninstall --apply --rules-only');
-  });
+  }, 60_000);
 
   it('dpkg-deb --contents: the executable, the unit, the config and the docs, owned by root', () => {
     const lines = sh('dpkg-deb', ['--contents', deb]).split('\n').filter(Boolean);
@@ -163,7 +163,7 @@ describe.skipIf(!supported)('the one-file release', () => {
     expect(entry('/etc/imdsguard/env')).toMatch(/^-rw-r----- root\/root /);
     expect(entry('/usr/share/doc/imdsguard/copyright')).toBeDefined();
     expect(lines.every((l) => / root\/root /.test(l))).toBe(true);
-  });
+  }, 60_000);
 
   it('the unit runs the executable, with the hooks detecting the firewall backend on the host', () => {
     const unit = execFileSync('sh', [
@@ -188,7 +188,7 @@ describe.skipIf(!supported)('the one-file release', () => {
     ]).toString();
     // dpkg owns it: `imdsguard uninstall` keeps files that do not carry install's mark.
     expect(config.split('\n')[0]).toMatch(/^# Installed by the imdsguard package/);
-  });
+  }, 60_000);
 
   it('the executable runs with no Node on PATH: version, help, and a usage error', () => {
     expect(spawnSync('sh', ['-c', 'command -v node'], { env: { PATH: noNodePath } }).status).not.toBe(0);
@@ -200,7 +200,7 @@ describe.skipIf(!supported)('the one-file release', () => {
     const bad = spawnSync(exe, ['guard', '--mode', 'nope'], { env, encoding: 'utf8', timeout: 60_000 });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('IMDSGUARD_E_USAGE');
-  });
+  }, 60_000);
 
   it('the embedded addon and attribution worker work, and leave no file behind', async () => {
     const dir = mkdtempSync(join(work, 'run-'));

@@ -293,8 +293,33 @@ export function parseConfig(
   return deepFreeze(result.data);
 }
 
+/**
+ * Where each setting that is not a default came from, by `section.key` path: "config file PATH",
+ * "environment NAME" (IMDSGUARD_* or a legacy name such as PORT or MODE) or "flag --NAME". A later
+ * layer wins, as it does for the value.
+ */
+export type SettingOrigins = ReadonlyMap<string, string>;
+
+/** The `section.key` paths a config file sets (a section's own path when it is not a mapping). */
+function fileOrigins(fileData: Plain, label: string): Map<string, string> {
+  const origins = new Map<string, string>();
+  for (const [section, value] of Object.entries(fileData)) {
+    if (isPlain(value)) for (const key of Object.keys(value)) origins.set(`${section}.${key}`, label);
+    else origins.set(section, label);
+  }
+  return origins;
+}
+
 /** Loads file + environment + flags into one validated, frozen config. */
 export function loadConfig(sources: ConfigSources): ImdsguardConfig {
+  return loadConfigWithOrigins(sources).config;
+}
+
+/** loadConfig, and where each setting came from (the guard's start-up line names them). */
+export function loadConfigWithOrigins(sources: ConfigSources): {
+  config: ImdsguardConfig;
+  origins: SettingOrigins;
+} {
   const flags = sources.flags ?? {};
   const file = flags.config ?? sources.env['IMDSGUARD_CONFIG'];
   const fileData = file ? readConfigFile(file, sources.cwd) : {};
@@ -308,5 +333,8 @@ export function loadConfig(sources: ConfigSources): ImdsguardConfig {
     (merged['alerts'] as Plain)['webhooks'] = [...fileWebhooks, ...flags.alert.map((url) => ({ url }))];
   }
   const origins = new Map([...env.origins, ...fl.origins]);
-  return parseConfig(merged, origins, file ? `config file ${file}` : undefined);
+  const label = file ? `config file ${file}` : undefined;
+  const config = parseConfig(merged, origins, label);
+  const all = new Map([...(label ? fileOrigins(fileData, label) : []), ...origins]);
+  return { config, origins: all };
 }

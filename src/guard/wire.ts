@@ -3,6 +3,7 @@ import { type AdminConfig, parseAdminListen } from '../config/admin.js';
 import type { AlertsConfig } from '../config/alerts.js';
 import type { EventsConfig } from '../config/events.js';
 import type { ImdsguardConfig } from '../config/schema.js';
+import { errorMessage } from '../errors.js';
 import { type AdminServer, startAdminServer } from './admin/server.js';
 import { AlertPipeline } from './alerts/pipeline.js';
 import { createSink, sinkConfigs } from './alerts/sinks/index.js';
@@ -15,6 +16,7 @@ import { createJsonlRecorder, type JsonlRecorder } from './events/jsonl.js';
 import type { EventRecorder } from './events/types.js';
 import { createGuard, type Guard } from './index.js';
 import { GuardMetrics, type MetricsSources } from './metrics/guard-metrics.js';
+import { planReload } from './reload.js';
 import { SqliteEventStore, StoreRecorder } from './store/index.js';
 
 /**
@@ -41,13 +43,19 @@ export interface WiredGuard {
   guard: Guard;
   outputs: EventOutputs;
   jsonl: JsonlRecorder;
-  /** Where the JSON lines go: a file path or "stdout". */
-  eventsTarget: string;
+  /** Where the JSON lines go now: a file path or "stdout". */
+  readonly eventsTarget: string;
   resolver: ProcessResolver;
   /** How callers are found, for the startup line ("off", "sockets by sock_diag ..."). */
   attribution: string;
-  /** Reloads the policy from a new config (SIGHUP). Throws, keeping the old one, when it is invalid. */
-  reload(config: ImdsguardConfig): void;
+  /**
+   * Applies a new config (SIGHUP): the policy at once, events.file reopened (at its new path when it
+   * changed). Throws, keeping the old policy, when it is invalid. Resolves with the changed settings
+   * that take effect only after a restart (see planReload).
+   */
+  reload(config: ImdsguardConfig): Promise<{ needRestart: string[]; problems: string[] }>;
+  /** Reopens the events file at its path (SIGHUP after logrotate); nothing when events go to stdout. */
+  reopenEvents(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -266,7 +274,6 @@ export async function createEventOutputs(
 export async function wireGuard(options: WireOptions): Promise<WiredGuard> {
   const { config, log } = options;
   const hostname = options.hostname ?? osHostname();
-  const eventsTarget = config.events.file ?? 'stdout';
   const jsonl =
     config.events.file !== undefined
       ? createJsonlRecorder({ file: config.events.file, log })
@@ -313,12 +320,25 @@ export async function wireGuard(options: WireOptions): Promise<WiredGuard> {
     guard: g,
     outputs,
     jsonl,
-    eventsTarget,
+    get eventsTarget() {
+      return jsonl.file ?? 'stdout';
+    },
     resolver,
     attribution: attribution.description,
-    reload(next) {
+    async reload(next) {
+      const plan = planReload(config, next, jsonl.file);
       g.reload(next.guard);
+      const problems: string[] = [];
+      try {
+        await jsonl.reopen(plan.eventsFile);
+      } catch (err) {
+        // The policy is applied; the events keep their file, reopened (logrotate may have renamed it).
+        problems.push(`${errorMessage(err)}; events still go to ${jsonl.file ?? 'stdout'}`);
+        await jsonl.reopen().catch((e: unknown) => problems.push(errorMessage(e)));
+      }
+      return { needRestart: plan.needRestart, problems };
     },
+    reopenEvents: () => jsonl.reopen(),
     close() {
       closing ??= (async () => {
         await g.close();

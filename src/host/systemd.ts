@@ -128,13 +128,16 @@ AmbientCapabilities=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE
 CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE
 NoNewPrivileges=yes
 
-# File system: read-only everywhere except its state directory.
+# File system: read-only everywhere except its state directory and /var/log/imdsguard (events.file;
+# SIGHUP reopens it after logrotate).
 ProtectSystem=strict
 ProtectHome=yes
 PrivateTmp=yes
 PrivateDevices=yes
 StateDirectory=imdsguard
 StateDirectoryMode=0750
+LogsDirectory=imdsguard
+LogsDirectoryMode=0750
 ReadWritePaths=${PATHS.stateDir}
 UMask=0077
 

@@ -62,16 +62,17 @@ export const guardCommand: CommandSpec = {
       .option('--alert <url>', 'generic webhook for alerts, repeatable', collect)
       .action(async (opts: ConfigFlags) => {
         // The guard's own modules load when it runs, not for --help (see commands/index.ts).
-        const [{ loadConfig }, { wireGuard }, { formatListen }] = await Promise.all([
-          import('../../config/index.js'),
-          import('../../guard/wire.js'),
-          import('../../net/listen.js'),
-        ]);
+        const [{ describeOrigins, loadConfig, loadConfigWithOrigins }, { wireGuard }, { formatListen }] =
+          await Promise.all([
+            import('../../config/index.js'),
+            import('../../guard/wire.js'),
+            import('../../net/listen.js'),
+          ]);
         const flags: ConfigFlags = {};
         for (const [k, v] of Object.entries(opts))
           if (v !== undefined) (flags as Record<string, unknown>)[k] = v;
         const sources = { env: ctx.env, flags, cwd: ctx.cwd };
-        const config = loadConfig(sources);
+        const { config, origins } = loadConfigWithOrigins(sources);
         const log = (m: string) => {
           ctx.stderr.write(`imdsguard: ${m}\n`);
         };
@@ -87,18 +88,33 @@ export const guardCommand: CommandSpec = {
           `guard (${g.mode}, ${g.flavor}) listening on ${wired.guard.addresses.map(formatListen).join(', ')}, upstream ${g.upstream.href}, events to ${wired.eventsTarget}${wired.outputs.adminUrl ? `, admin ${wired.outputs.adminUrl}` : ''}`,
         );
         log(`attribution: ${wired.attribution}`);
-        const unsubscribe = ctx.onReload(() => {
+        log(`settings: ${describeOrigins(origins)}`);
+        // SIGHUP: reopen the events file (logrotate renamed it) and apply the config, one at a time.
+        const reload = async () => {
+          let next: ReturnType<typeof loadConfig>;
           try {
-            const next = loadConfig(sources);
-            wired.reload(next);
-            log(`configuration reloaded (mode ${next.guard.mode})`);
+            next = loadConfig(sources);
+            const { needRestart, problems } = await wired.reload(next);
+            const later =
+              needRestart.length > 0 ? `; not applied until a restart: ${needRestart.join(', ')}` : '';
+            log(`configuration reloaded (mode ${next.guard.mode}), events to ${wired.eventsTarget}${later}`);
+            for (const p of problems) log(`reload: ${p}`);
           } catch (err) {
             log(`reload failed, keeping the running configuration: ${errorMessage(err)}`);
+            await wired.reopenEvents().then(
+              () => log(`events to ${wired.eventsTarget} (reopened)`),
+              (e: unknown) => log(`events: reopening ${wired.eventsTarget} failed: ${errorMessage(e)}`),
+            );
           }
+        };
+        let reloading = Promise.resolve();
+        const unsubscribe = ctx.onReload(() => {
+          reloading = reloading.then(reload);
         });
         const signal = await ctx.shutdown;
         unsubscribe();
         log(`${signal}: shutting down`);
+        await reloading;
         await wired.close();
       });
   },

@@ -24,6 +24,47 @@ export interface JsonlRecorderOptions {
 export interface JsonlRecorder extends EventRecorder {
   /** Events dropped because the buffer was full or the output failed. */
   readonly dropped: number;
+  /** The file the events go to; undefined while they go to the stream. */
+  readonly file: string | undefined;
+  /**
+   * Opens `file` (default: the current file) and sends the next events there (SIGHUP: logrotate
+   * renames the file, then signals). Events already handed to the old file are written there before
+   * it is closed, so none is lost. A failed output is retried on the new one. Throws, keeping the
+   * current output, when the file cannot be opened; without a file and without a current file, it
+   * does nothing.
+   */
+  reopen(file?: string): Promise<void>;
+}
+
+/** Opens a JSON-lines file for append (created with mode 0640). */
+function openAppend(file: string): WriteStream {
+  let fd: number;
+  try {
+    fd = openSync(file, 'a', 0o640);
+  } catch (err) {
+    throw new ImdsguardError(
+      'IMDSGUARD_E_CONFIG',
+      `events.file: cannot open ${file} for append: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  try {
+    return createWriteStream('', { fd, flags: 'a' });
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+/** Ends a file stream once what was written to it is on disk; errors are reported, never thrown. */
+function endFile(stream: WriteStream, file: string, log: (m: string) => void): Promise<void> {
+  return new Promise<void>((resolve) => {
+    stream.once('error', (err) => {
+      log(`events: finishing ${file} failed: ${err.message}`);
+      resolve();
+    });
+    stream.end(() => resolve());
+  });
 }
 
 export const JSONL_DEFAULT_MAX_BUFFERED = 10_000;
@@ -33,23 +74,9 @@ export function createJsonlRecorder(options: JsonlRecorderOptions): JsonlRecorde
   const log = options.log ?? (() => {});
   let out: Writable;
   let owned: WriteStream | undefined;
+  let file = options.file;
   if (options.file !== undefined) {
-    let fd: number;
-    try {
-      fd = openSync(options.file, 'a', 0o640);
-    } catch (err) {
-      throw new ImdsguardError(
-        'IMDSGUARD_E_CONFIG',
-        `events.file: cannot open ${options.file} for append: ${(err as Error).message}`,
-        { cause: err },
-      );
-    }
-    try {
-      owned = createWriteStream('', { fd, flags: 'a' });
-    } catch (err) {
-      closeSync(fd);
-      throw err;
-    }
+    owned = openAppend(options.file);
     out = owned;
   } else if (options.stream !== undefined) {
     const st = options.stream;
@@ -89,6 +116,14 @@ export function createJsonlRecorder(options: JsonlRecorderOptions): JsonlRecorde
     if (buffer.length === 0 && !waitingDrain) for (const f of idle.splice(0)) f();
   }
 
+  /** The buffered events as JSON lines; the buffer is empty after. */
+  function takeBuffer(): string {
+    let chunk = '';
+    for (const e of buffer) chunk += `${JSON.stringify(e)}\n`;
+    buffer = [];
+    return chunk;
+  }
+
   function flush(): void {
     scheduled = false;
     if (waitingDrain || buffer.length === 0) {
@@ -101,18 +136,17 @@ export function createJsonlRecorder(options: JsonlRecorderOptions): JsonlRecorde
       settle();
       return;
     }
-    const batch = buffer;
-    buffer = [];
-    let chunk = '';
-    for (const e of batch) chunk += `${JSON.stringify(e)}\n`;
+    const chunk = takeBuffer();
     if (dropped > reportedDrops) {
       log(`events: ${dropped - reportedDrops} event(s) dropped (buffer of ${max} full)`);
       reportedDrops = dropped;
     }
-    const ok = out.write(chunk);
+    const target = out;
+    const ok = target.write(chunk);
     if (!ok) {
       waitingDrain = true;
-      out.once('drain', () => {
+      target.once('drain', () => {
+        if (out !== target) return; // reopened meanwhile: the new output is not waiting
         waitingDrain = false;
         flush();
       });
@@ -131,6 +165,28 @@ export function createJsonlRecorder(options: JsonlRecorderOptions): JsonlRecorde
     get dropped() {
       return dropped;
     },
+    get file() {
+      return file;
+    },
+    async reopen(next = file) {
+      if (closed || next === undefined) return;
+      const stream = openAppend(next);
+      const old = owned;
+      const oldFile = file;
+      // What was recorded before the signal goes where it would have gone (a stream that is
+      // waiting for 'drain' still takes it, and is ended, i.e. flushed, below).
+      if (buffer.length > 0 && !failed) out.write(takeBuffer());
+      out.off('error', onError);
+      out = stream;
+      owned = stream;
+      file = next;
+      out.on('error', onError);
+      waitingDrain = false;
+      if (failed) log(`events: writing to ${next} again`);
+      failed = false;
+      schedule();
+      if (old) await endFile(old, oldFile ?? '', log);
+    },
     record(event) {
       if (closed || buffer.length >= max) {
         dropped++;
@@ -147,13 +203,7 @@ export function createJsonlRecorder(options: JsonlRecorderOptions): JsonlRecorde
       });
       closed = true;
       out.off('error', onError);
-      if (owned) {
-        const s = owned;
-        await new Promise<void>((resolve) => {
-          s.end(() => resolve());
-          s.once('error', () => resolve());
-        });
-      }
+      if (owned) await endFile(owned, file ?? '', () => {});
     },
   };
 }

@@ -212,6 +212,11 @@ async function installedConfig(upPort: number): Promise<string> {
   return file;
 }
 
+/** Reference processes for the memory floor (CommonJS, as the release executable's script is). */
+const FLOOR_HTTP = "require('node:http').createServer().listen(0, '127.0.0.1')";
+const FLOOR_WORKER =
+  "new (require('node:worker_threads').Worker)(\"require('node:worker_threads').parentPort.on('message', () => {})\", { eval: true })";
+
 type Variant = 'flags' | 'installed';
 const VARIANTS: readonly Variant[] = ['flags', 'installed'];
 const LABEL: Record<Variant, string> = {
@@ -369,7 +374,12 @@ async function main(): Promise<void> {
 
   // Idle memory: every guard beside one bare Node, all measured after the same settle time.
   const bareIdle = start([process.execPath, '-e', 'setInterval(() => {}, 1 << 30)']);
-  const idleGuards: Array<{ key: string; child: ChildProcess }> = [];
+  // The floor of any Node HTTP daemon with a worker thread, for reference: what a guard cannot go below.
+  const floors = [
+    { key: 'floor http', code: FLOOR_HTTP },
+    { key: 'floor http+worker', code: `${FLOOR_HTTP}; ${FLOOR_WORKER}` },
+  ].map((f) => ({ key: f.key, child: start([process.execPath, '-e', f.code]) }));
+  const idleGuards: Array<{ key: string; child: ChildProcess }> = [...floors];
   for (const s of SUBJECTS) {
     for (const variant of VARIANTS) {
       const port = await freePort();
@@ -407,6 +417,24 @@ async function main(): Promise<void> {
   const rows: Row[] = [
     { what: 'bare node listening (reference)', subject: 'node -e', value: m('bare listen'), ...ms },
   ];
+  const floorMem = {
+    subject: 'node -e',
+    baseline: bareRss,
+    baselineName: 'idle bare node',
+    unit: 'MB' as const,
+  };
+  rows.push({
+    what: 'idle RSS, an HTTP server (reference)',
+    value: m('floor http rss'),
+    ...floorMem,
+    compare: 'ratio',
+  });
+  rows.push({
+    what: 'idle RSS, an HTTP server and one idle worker thread (reference)',
+    value: m('floor http+worker rss'),
+    ...floorMem,
+    compare: 'ratio',
+  });
   for (const s of SUBJECTS) {
     const sub = { subject: s.name };
     rows.push({ what: '--version', ...sub, value: m(`${s.name} version`), ...ms, limit: 2 });

@@ -1,7 +1,7 @@
 /**
  * The flags every command that prints a document shares, defined once:
  *
- *   --format <format>   the formats this command has (table|json|csv|ndjson|html)
+ *   --format <format>   the formats this command has (table|text|json|csv|ndjson|html)
  *   --json              alias of --format json (on every command that prints JSON)
  *   --output <file>     always a file: a format name ("json", "csv", ...) is refused with a hint
  *
@@ -15,8 +15,8 @@ import type { Command } from 'commander';
 import { ImdsguardError } from '../errors.js';
 import { parseChoice } from './options.js';
 
-/** Every output format a command may offer. */
-export const FORMATS = ['table', 'json', 'csv', 'ndjson', 'html'] as const;
+/** Every output format a command may offer (text: human output that is not a table, such as a plan). */
+export const FORMATS = ['table', 'text', 'json', 'csv', 'ndjson', 'html'] as const;
 export type Format = (typeof FORMATS)[number];
 
 export interface OutputSpec<F extends Format = Format> {

@@ -4,6 +4,8 @@ import { defaultHealthTarget } from '../../host/probe-io.js';
 import { execRunner } from '../../host/runner.js';
 import { readState } from '../../host/state-io.js';
 import { DEFAULT_USER } from '../../host/types.js';
+import { writeOutput } from '../../report/output.js';
+import { addOutputOptions, type OutputSpec, readOutputOptions } from '../common-options.js';
 import type { CliContext, CommandSpec } from '../context.js';
 import {
   parseBackend,
@@ -14,8 +16,9 @@ import {
   parseUser,
 } from '../host-options.js';
 
-interface DoctorFlags {
-  json?: boolean;
+const OUTPUT: OutputSpec<'table' | 'json'> = { formats: ['table', 'json'], defaultText: 'table' };
+
+interface DoctorFlags extends Record<string, unknown> {
   port?: string;
   healthUrl?: string;
   backend?: string;
@@ -27,6 +30,7 @@ interface DoctorFlags {
 }
 
 async function run(flags: DoctorFlags, ctx: CliContext): Promise<void> {
+  const { format = 'table', output } = readOutputOptions(flags, OUTPUT);
   const runner = execRunner({ ...ctx.env } as NodeJS.ProcessEnv);
   // What install recorded fills in the flags not given.
   const state = await readState(parseRoot(flags.root, ctx.cwd));
@@ -44,11 +48,11 @@ async function run(flags: DoctorFlags, ctx: CliContext): Promise<void> {
   });
   const checks = evaluateDoctor(facts);
   ctx.exitCode = Math.max(ctx.exitCode, doctorExitCode(checks));
-  if (flags.json) {
-    ctx.stdout.write(`${JSON.stringify({ ok: doctorExitCode(checks) === 0, checks }, null, 2)}\n`);
-  } else {
-    ctx.stdout.write(renderChecks(checks));
-  }
+  const text =
+    format === 'json'
+      ? `${JSON.stringify({ ok: doctorExitCode(checks) === 0, checks }, null, 2)}\n`
+      : renderChecks(checks);
+  await writeOutput(ctx.stdout, text, output, ctx.cwd);
 }
 
 export const doctorCommand: CommandSpec = {
@@ -63,19 +67,21 @@ export const doctorCommand: CommandSpec = {
     ],
   ],
   configure(cmd, ctx) {
-    cmd
-      .option('--json', 'print the checks as JSON')
+    addOutputOptions(cmd, OUTPUT)
       .option('--port <n>', 'guard port (default: as installed, else 16925)')
       .option(
         '--health-url <url>',
-        'URL that must answer 2xx (the guard admin /healthz); default: any answer on the guard port',
+        'URL that must answer 2xx, such as the guard admin /healthz (default: any answer on the guard port)',
       )
-      .option('--backend <name>', 'iptables or nftables (default: wherever imdsguard rules are)')
+      .option('--backend <backend>', 'iptables|nftables (default: wherever imdsguard rules are)')
       .option('--user <name>', 'the guard user the rules must exempt (default: as installed, else imdsguard)')
       .option('--ipv6', 'expect the IPv6 redirect too (default: as installed)')
       .option('--no-v1-probe', 'do not send the tokenless GET (it counts in CloudWatch MetadataNoToken)')
-      .option('--root <dir>', 'the prefix install wrote its record under', '/')
-      .option('--sysctl-root <dir>', "where the host's /proc/sys is mounted (containers; default /proc/sys)")
+      .option('--root <dir>', 'the prefix install wrote its record under (default: /)')
+      .option(
+        '--sysctl-root <dir>',
+        "where the host's /proc/sys is mounted, in a container (default: /proc/sys)",
+      )
       .action((flags: DoctorFlags) => run(flags, ctx));
   },
 };

@@ -26,38 +26,45 @@ export const guardCommand: CommandSpec = {
   ],
   configure(cmd, ctx) {
     cmd
-      .option('--config <file>', 'YAML or JSON config file (env IMDSGUARD_CONFIG)')
+      .option('--config <file>', 'YAML or JSON config file (default: IMDSGUARD_CONFIG when set)')
       .option(
         '--listen <host:port>',
-        'listen address, repeatable (default 127.0.0.1:16925 and [::1]:16925)',
+        'listen address, repeatable (default: 127.0.0.1:16925 and [::1]:16925)',
         collect,
       )
-      .option('--upstream <url>', 'the metadata service (default http://169.254.169.254, per flavour)')
-      .option('--mode <mode>', `enforce, monitor or trap (default enforce)`, (v) =>
+      .option(
+        '--upstream <url>',
+        "the metadata service (default: the flavour's, http://169.254.169.254 for aws)",
+      )
+      .option('--mode <mode>', `${GUARD_MODES.join('|')} (default: enforce)`, (v) =>
         parseChoice(v, GUARD_MODES, '--mode'),
       )
-      .option('--flavor <flavor>', `cloud flavour: ${FLAVORS.join(', ')} (default aws)`, (v) =>
+      .option('--flavor <flavor>', `cloud flavour: ${FLAVORS.join('|')} (default: aws)`, (v) =>
         parseChoice(v, FLAVORS, '--flavor'),
       )
       .option(
         '--auth-secret <secret>',
         'secret a tokenless caller may send in X-Meta-Auth (prefer env XHEADER)',
       )
-      .option('--auth-header <name>', 'name of the secret header (default X-Meta-Auth)')
+      .option('--auth-header <name>', 'name of the secret header (default: X-Meta-Auth)')
       .option(
-        '--allow-exe <paths>',
-        'executables allowed without a token: exact, /dir/* prefix or glob; comma list',
+        '--allow-exe <list>',
+        'executables allowed without a token, comma-separated: exact, /dir/* prefix or glob',
         parseList,
       )
-      .option('--allow-user <names>', 'users (names or uids) allowed without a token; comma list', parseList)
       .option(
-        '--allow-ua <prefixes>',
-        'User-Agent prefixes allowed without a token (replaces the defaults); comma list',
+        '--allow-user <list>',
+        'users (names or uids) allowed without a token, comma-separated',
+        parseList,
+      )
+      .option(
+        '--allow-ua <list>',
+        'User-Agent prefixes allowed without a token, comma-separated (replaces the defaults)',
         parseList,
       )
       .option('--require-v2', 'refuse tokenless requests except from allowed callers or with the secret')
-      .option('--events <file>', 'append JSON-lines events to FILE instead of stdout')
-      .option('--db <file>', 'SQLite event store')
+      .option('--events <file>', 'append JSON-lines events to <file> (default: stdout)')
+      .option('--db <file>', 'also keep events in the SQLite event store <file>')
       .option('--admin <host:port>', 'admin endpoint on loopback: /healthz, /readyz, /metrics')
       .option('--alert <url>', 'generic webhook for alerts, repeatable', collect)
       .action(async (opts: ConfigFlags) => {

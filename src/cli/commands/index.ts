@@ -33,7 +33,8 @@ export const COMMANDS: readonly CommandEntry[] = [
   },
   {
     name: 'events',
-    summary: 'Query the guard event store (SQLite): every request, who made it, and what the guard did.',
+    summary:
+      "Query the guard's events (its SQLite store or JSON-lines file): every request, who made it, and what the guard did.",
     load: async () => (await import('./events.js')).eventsCommand,
   },
   {

@@ -10,6 +10,7 @@ import { assertUnitCanRun } from '../../host/sandbox.js';
 import { execPaths, selfCommand } from '../../host/self-io.js';
 import { resolveGuardUser } from '../../host/system-io.js';
 import { type ApplyReport, DEFAULT_USER, type InstallOptions, PATHS } from '../../host/types.js';
+import { addOutputOptions, type OutputSpec, readOutputOptions } from '../common-options.js';
 import type { CliContext, CommandSpec } from '../context.js';
 import {
   parseBackend,
@@ -24,6 +25,13 @@ import {
   parseSysctlRoot,
   parseUser,
 } from '../host-options.js';
+
+/** --format text|json (--json): the plan, or what was changed. */
+export const HOST_OUTPUT: OutputSpec<'text' | 'json'> = {
+  formats: ['text', 'json'],
+  defaultText: 'text',
+  output: false,
+};
 
 interface InstallFlags {
   apply?: boolean;
@@ -181,39 +189,46 @@ export const installCommand: CommandSpec = {
   configure(cmd, ctx) {
     cmd
       .option('--apply', 'apply the plan (default: print it and change nothing)')
-      .option('--backend <name>', 'iptables or nftables (default: detected)')
+      .option('--backend <backend>', 'iptables|nftables (default: detected)')
       .option('--user <name>', 'existing user the guard runs as (default: create the imdsguard system user)')
-      .option('--port <n>', 'port the guard listens on, 127.0.0.1 and [::1] (default 16925)')
+      .option('--port <n>', 'port the guard listens on, 127.0.0.1 and [::1] (default: 16925)')
       .option('--ipv6', 'also redirect [fd00:ec2::254]:80 (the guard must listen on [::1])')
       .option(
         '--containers',
         'also redirect IPv4 metadata traffic arriving from container bridges (with --ipv6, refuse their IPv6 metadata traffic)',
       )
-      .option('--bridges <list>', 'bridge interfaces for --containers (default docker0,cni0,cbr0)')
+      .option('--bridges <list>', 'bridge interfaces for --containers (default: docker0,cni0,cbr0)')
       .option(
-        '--pod-interfaces <patterns>',
-        'also redirect IPv4 metadata traffic from pod interfaces, NAME+ for a prefix: eni+ (Amazon VPC CNI), cali+ (Calico), lxc+ (Cilium)',
+        '--pod-interfaces <list>',
+        'also redirect IPv4 metadata traffic from pod interfaces, comma-separated; a trailing + matches a prefix: eni+ (Amazon VPC CNI), cali+ (Calico), lxc+ (Cilium)',
       )
       .option(
         '--watch-interfaces',
         'with --apply --pod-interfaces: keep running and turn route_localnet on for pod interfaces as they appear (changes nothing else)',
       )
-      .option('--sysctl-root <dir>', "where the host's /proc/sys is mounted (containers; default /proc/sys)")
+      .option(
+        '--sysctl-root <dir>',
+        "where the host's /proc/sys is mounted, in a container (default: /proc/sys)",
+      )
       .option('--systemd', 'install the systemd unit (enabled with --apply when systemd is PID 1)')
-      .option('--root <dir>', 'write files under this prefix (packaging, tests); rules still apply live', '/')
+      .option(
+        '--root <dir>',
+        'write files under this prefix (packaging, tests); rules still apply live (default: /)',
+      )
       .option('--fail-open', 'redirect only while the guard runs (default: fail closed, see docs/install.md)')
       .option('--force', 'add the redirect even when the guard is not healthy')
       .option(
         '--health-url <url>',
-        'URL that must answer 2xx (the guard admin /healthz); default: any answer on the guard port',
+        'URL that must answer 2xx, such as the guard admin /healthz (default: any answer on the guard port)',
       )
       .option(
         '--health-timeout <duration>',
-        'wait this long for the guard to become healthy (e.g. 15s; default: check once)',
+        'wait this long for the guard to become healthy, such as 15s (default: check once)',
       )
       .option('--rules-only', 'only the redirect rules (used by the unit hooks)')
-      .option('--bin <path>', 'imdsguard executable the unit runs (default: this node and dist/cli/main.js)')
-      .option('--json', 'print the plan or the changes as JSON')
-      .action((flags: InstallFlags) => run(flags, ctx));
+      .option('--bin <path>', 'imdsguard executable the unit runs (default: this node and dist/cli/main.js)');
+    addOutputOptions(cmd, HOST_OUTPUT).action((flags: InstallFlags & Record<string, unknown>) =>
+      run({ ...flags, json: readOutputOptions(flags, HOST_OUTPUT).format === 'json' }, ctx),
+    );
   },
 };

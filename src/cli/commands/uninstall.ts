@@ -3,9 +3,10 @@ import { execRunner } from '../../host/runner.js';
 import { readState } from '../../host/state-io.js';
 import { type ApplyReport, PATHS } from '../../host/types.js';
 import { uninstallApply } from '../../host/uninstall-io.js';
+import { addOutputOptions, readOutputOptions } from '../common-options.js';
 import type { CliContext, CommandSpec } from '../context.js';
 import { parseBackend, parseRoot, parseSysctlRoot } from '../host-options.js';
-import { writeReport } from './install.js';
+import { HOST_OUTPUT, writeReport } from './install.js';
 
 interface UninstallFlags {
   apply?: boolean;
@@ -56,18 +57,23 @@ export const uninstallCommand: CommandSpec = {
   examples: [
     ['imdsguard uninstall', 'print what would be removed'],
     ['sudo imdsguard uninstall --apply', 'remove the rules, files, unit (and the user install created)'],
+    ['sudo imdsguard uninstall --apply --json', 'the same, with what was removed as JSON'],
   ],
   configure(cmd, ctx) {
     cmd
       .option('--apply', 'apply the removal (default: print it)')
-      .option('--backend <name>', 'iptables or nftables (default: every backend holding imdsguard rules)')
-      .option('--root <dir>', 'the prefix install wrote its files under', '/')
+      .option('--backend <backend>', 'iptables|nftables (default: every backend holding imdsguard rules)')
+      .option('--root <dir>', 'the prefix install wrote its files under (default: /)')
       .option(
         '--rules-only',
         'only remove the redirect rules and the route_localnet switches (used by the unit hooks)',
       )
-      .option('--sysctl-root <dir>', "where the host's /proc/sys is mounted (containers; default /proc/sys)")
-      .option('--json', 'print the changes as JSON')
-      .action((flags: UninstallFlags) => run(flags, ctx));
+      .option(
+        '--sysctl-root <dir>',
+        "where the host's /proc/sys is mounted, in a container (default: /proc/sys)",
+      );
+    addOutputOptions(cmd, HOST_OUTPUT).action((flags: UninstallFlags & Record<string, unknown>) =>
+      run({ ...flags, json: readOutputOptions(flags, HOST_OUTPUT).format === 'json' }, ctx),
+    );
   },
 };

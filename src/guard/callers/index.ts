@@ -1,11 +1,11 @@
-export { type RenderOptions, renderCallers } from './render.js';
 export {
   type EventSource,
   type JsonlOptions,
   type JsonlStats,
   parseEvent,
   readEventsJsonl,
-} from './source.js';
+} from '../events/source.js';
+export { type RenderOptions, renderCallers } from './render.js';
 export {
   CallerAggregator,
   type CallerSummary,

@@ -1,9 +1,12 @@
 import { createReadStream } from 'node:fs';
-import type { GuardEvent } from '../events/types.js';
+import { type EventFilter, matches } from '../store/port.js';
+import type { GuardEvent } from './types.js';
 
 /**
- * Where `imdsguard callers` gets its events: any AsyncIterable<GuardEvent>. The JSON-lines events
- * file is one source; the SQLite event store plugs in as another.
+ * Reading the guard's events back, for `imdsguard events`, `callers` and `report`: any
+ * AsyncIterable<GuardEvent>. The JSON-lines events file is one source (read here, line by line); the
+ * SQLite event store is another (src/guard/store/read.ts). Both are filtered with the store's own
+ * predicate, so a filter means the same whichever the source.
  */
 export type EventSource = AsyncIterable<GuardEvent>;
 
@@ -98,4 +101,37 @@ export function parseEvent(text: string): GuardEvent | undefined {
   }
   if (e.caller !== undefined && (typeof e.caller !== 'object' || e.caller === null)) return undefined;
   return e as GuardEvent;
+}
+
+/** What a filter selects, without paging: limit, order and keyset are the reader's business. */
+export type EventSelection = Omit<EventFilter, 'limit' | 'order' | 'after'>;
+
+/** The events of a source that the selection matches (the store's predicate), in the source's order. */
+export async function* filterEvents(
+  source: EventSource,
+  selection: EventSelection,
+): AsyncGenerator<GuardEvent> {
+  for await (const e of source) if (matches(e, selection)) yield e;
+}
+
+/** Newest first; ties by id, as the store orders them. */
+function newestFirst(a: GuardEvent, b: GuardEvent): number {
+  const d = Date.parse(b.time) - Date.parse(a.time);
+  if (d !== 0) return d;
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+}
+
+/**
+ * The `limit` newest events of a source, newest first, as the store's query answers them. Memory
+ * stays bounded by twice the limit, whatever the source's length and order (a JSON-lines file is
+ * written in the order events complete, not quite in time order).
+ */
+export async function newestEvents(source: EventSource, limit: number): Promise<GuardEvent[]> {
+  if (limit <= 0) return [];
+  let kept: GuardEvent[] = [];
+  for await (const e of source) {
+    kept.push(e);
+    if (kept.length >= 2 * limit) kept = kept.sort(newestFirst).slice(0, limit);
+  }
+  return kept.sort(newestFirst).slice(0, limit);
 }

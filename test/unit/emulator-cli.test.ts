@@ -49,6 +49,74 @@ describe('emulate command (in-process)', () => {
     expect(r.stderr).not.toContain('AWS_EC2_METADATA_SERVICE_ENDPOINT');
   });
 
+  // Each flavour names the variables its own clients read, and a request built from them the way
+  // those clients build it reaches the emulator's instance id.
+  it.each([
+    ['aws', 'AWS_EC2_METADATA_SERVICE_ENDPOINT', (v: string) => `${v}latest/meta-data/instance-id`, {}],
+    [
+      'gcp',
+      'GCE_METADATA_HOST',
+      (v: string) => `http://${v}/computeMetadata/v1/instance/id`,
+      { 'Metadata-Flavor': 'Google' },
+    ],
+    [
+      'gcp',
+      'GCE_METADATA_IP',
+      (v: string) => `http://${v}/computeMetadata/v1/instance/id`,
+      { 'Metadata-Flavor': 'Google' },
+    ],
+    [
+      'azure',
+      'AZURE_POD_IDENTITY_AUTHORITY_HOST',
+      (v: string) => `${v}/metadata/instance/compute/vmId?api-version=2021-02-01&format=text`,
+      { Metadata: 'true' },
+    ],
+    ['oci', 'OCI_METADATA_BASE_URL', (v: string) => `${v}/instance/id`, { Authorization: 'Bearer Oracle' }],
+  ] as const)('%s prints %s, which leads its clients to the emulator', async (flavor, name, url, headers) => {
+    let stop!: (s: string) => void;
+    const shutdown = new Promise<string>((resolve) => {
+      stop = resolve;
+    });
+    const stdout = capture();
+    const pending = runInProcess(['emulate', '--listen', '127.0.0.1:0', '--json', '--flavor', flavor], {
+      shutdown,
+      stdout,
+    });
+    try {
+      await waitFor(() => stdout.text.includes('"listening"'), 10_000, 'the listening line');
+      const listening = JSON.parse(stdout.text.split('\n')[0] as string);
+      const value = listening.env[name] as string;
+      expect(value).toContain(new URL(listening.urls[0]).host);
+      const res = await fetch(url(value), { headers });
+      expect(res.status).toBe(200);
+      expect((await res.text()).length).toBeGreaterThan(0);
+    } finally {
+      stop('test');
+    }
+    const r = await pending;
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`export ${name}=`);
+  });
+
+  it.each(['digitalocean', 'alibaba'])('%s names no variable and says what to fetch', async (flavor) => {
+    let stop!: (s: string) => void;
+    const shutdown = new Promise<string>((resolve) => {
+      stop = resolve;
+    });
+    const stdout = capture();
+    const pending = runInProcess(['emulate', '--listen', '127.0.0.1:0', '--json', '--flavor', flavor], {
+      shutdown,
+      stdout,
+    });
+    await waitFor(() => stdout.text.includes('"listening"'), 10_000, 'the listening line');
+    stop('test');
+    const r = await pending;
+    const listening = JSON.parse(r.stdout.split('\n')[0] as string);
+    expect(listening.env).toEqual({});
+    expect(r.stderr).toContain(`curl ${listening.urls[0]}/`);
+    expect(r.stderr).not.toContain('export ');
+  });
+
   it.each([
     [['--tokens', 'sometimes'], '--tokens: expected one of optional, required'],
     [['--endpoint', 'off'], '--endpoint: expected one of enabled, disabled'],

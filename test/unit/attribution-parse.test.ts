@@ -4,7 +4,6 @@ import {
   findRowsByLocal,
   ipToBytes,
   kernelHexToAddress,
-  parseCgroup,
   parseCmdline,
   parseExeLink,
   parseNsLink,
@@ -165,75 +164,6 @@ describe('stat, status, cmdline, links, passwd', () => {
     expect(m.get(0)).toBe('root');
     expect(m.get(65534)).toBe('nobody');
     expect(m.size).toBe(2);
-  });
-});
-
-describe('container identity from cgroup', () => {
-  const id = 'a'.repeat(40) + '0123456789abcdef01234567';
-  const podUid = '3b5e6c1d-8f2a-4c7e-9d1b-2a3c4d5e6f70';
-
-  it('returns undefined for host processes (v1 and v2)', () => {
-    expect(parseCgroup('0::/\n')).toBeUndefined();
-    expect(parseCgroup('0::/user.slice/user-1000.slice/session-3.scope\n')).toBeUndefined();
-    expect(
-      parseCgroup('12:memory:/system.slice/sshd.service\n0::/system.slice/sshd.service\n'),
-    ).toBeUndefined();
-    // A 32-hex id (not a container runtime's 64-hex id) is not a container.
-    expect(parseCgroup('4:memory:/process_api/ca05f074fd0ecfc4e5d80b6fc810d8c1\n0::/\n')).toBeUndefined();
-  });
-
-  it('docker: cgroupfs v1 and systemd v2', () => {
-    expect(parseCgroup(`12:pids:/docker/${id}\n11:memory:/docker/${id}\n0::/\n`)).toEqual({
-      id,
-      runtime: 'docker',
-    });
-    expect(parseCgroup(`0::/system.slice/docker-${id}.scope\n`)).toEqual({ id, runtime: 'docker' });
-  });
-
-  it('kubernetes: cgroupfs and systemd drivers, pod uid with dashes', () => {
-    expect(parseCgroup(`11:memory:/kubepods/burstable/pod${podUid}/${id}\n`)).toEqual({
-      id,
-      runtime: 'kubernetes',
-      podUid,
-    });
-    const systemd = `0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod${podUid.replace(/-/g, '_')}.slice/cri-containerd-${id}.scope\n`;
-    expect(parseCgroup(systemd)).toEqual({ id, runtime: 'kubernetes', podUid });
-    const crio = `0::/kubepods.slice/kubepods-pod${podUid.replace(/-/g, '_')}.slice/crio-${id}.scope\n`;
-    expect(parseCgroup(crio)).toEqual({ id, runtime: 'kubernetes', podUid });
-    // The pod sandbox cgroup itself (no container scope): the pod is still known.
-    expect(parseCgroup(`0::/kubepods/pod${podUid}\n`)).toEqual({
-      id: `pod${podUid}`,
-      runtime: 'kubernetes',
-      podUid,
-    });
-  });
-
-  it('podman, cri-o, containerd; conmon is not the container', () => {
-    expect(parseCgroup(`0::/machine.slice/libpod-${id}.scope\n`)).toEqual({ id, runtime: 'podman' });
-    expect(
-      parseCgroup(
-        `0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-${id}.scope/container\n`,
-      ),
-    ).toEqual({ id, runtime: 'podman' });
-    expect(parseCgroup(`1:name=systemd:/libpod_parent/libpod-${id}\n`)).toEqual({ id, runtime: 'podman' });
-    expect(parseCgroup(`0::/machine.slice/libpod-conmon-${id}.scope\n`)?.runtime).not.toBe('podman');
-    expect(parseCgroup(`0::/system.slice/crio-${id}.scope\n`)).toEqual({ id, runtime: 'cri-o' });
-    expect(parseCgroup(`0::/system.slice/cri-containerd-${id}.scope\n`)).toEqual({
-      id,
-      runtime: 'containerd',
-    });
-    expect(parseCgroup(`0::/k8s.io/${id}\n`)).toEqual({ id, runtime: 'containerd' });
-    expect(parseCgroup(`0::/system.slice/nerdctl-${id}.scope\n`)).toEqual({ id, runtime: 'containerd' });
-  });
-
-  it('prefers the unified v2 line and ignores malformed lines', () => {
-    const other = 'b'.repeat(64);
-    expect(
-      parseCgroup(`5:cpu:/docker/${other}\nnot a cgroup line\n0::/system.slice/docker-${id}.scope\n`),
-    ).toEqual({
-      id,
-      runtime: 'docker',
-    });
   });
 });
 

@@ -1,5 +1,4 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import type { ContainerRef } from './types.js';
 
 /**
  * PURE parsers for the /proc text formats the resolver reads. No I/O here: every function takes the
@@ -375,61 +374,6 @@ export function parsePasswd(text: string, maxEntries = 65_536): Map<number, stri
     if (!out.has(uid)) out.set(uid, f[0]);
   }
   return out;
-}
-
-const HEX64 = '[0-9a-f]{64}';
-const POD_UID = '[0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12}';
-
-/**
- * Container identity from /proc/PID/cgroup (v1 "id:controllers:path" lines or the v2 "0::path" line).
- * Recognizes Kubernetes pods (cgroupfs and systemd drivers, any runtime), Docker, Podman, CRI-O,
- * containerd (cri-containerd, nerdctl, ctr namespaces). Returns undefined for host processes.
- */
-export function parseCgroup(text: string): ContainerRef | undefined {
-  const unified: string[] = [];
-  const legacy: string[] = [];
-  for (const line of text.split('\n')) {
-    const first = line.indexOf(':');
-    const second = first < 0 ? -1 : line.indexOf(':', first + 1);
-    if (second < 0) continue;
-    const path = line.slice(second + 1).trim();
-    if (!path || path === '/') continue;
-    // The unified (v2) line "0::path" is the most precise; try it first, then every v1 hierarchy.
-    (line.startsWith('0::') ? unified : legacy).push(path);
-  }
-  const paths = [...unified, ...legacy];
-  for (const p of paths) {
-    const ref = containerFromPath(p);
-    if (ref) return ref;
-  }
-  return undefined;
-}
-
-const POD_RE = new RegExp(`kubepods.*?pod(${POD_UID})`);
-const SCOPE_ID_RE = new RegExp(`(${HEX64})(?:\\.scope)?$`);
-/** Compiled once: a lookup describes a process on every new connection. */
-const CONTAINER_RULES: ReadonlyArray<readonly [RegExp, ContainerRef['runtime']]> = [
-  [new RegExp(`/docker[-/](${HEX64})(?:\\.scope)?(?:/|$)`), 'docker'],
-  [new RegExp(`libpod-(?!conmon-)(${HEX64})(?:\\.scope)?(?:/|$)`), 'podman'],
-  [new RegExp(`crio-(?!conmon-)(${HEX64})(?:\\.scope)?(?:/|$)`), 'cri-o'],
-  [new RegExp(`(?:cri-containerd|nerdctl|containerd)-(${HEX64})(?:\\.scope)?(?:/|$)`), 'containerd'],
-  [new RegExp(`^/(?:k8s\\.io|default|moby)/(${HEX64})$`), 'containerd'],
-  [/\/lxc(?:\.payload)?[./]([A-Za-z0-9_.-]{1,64})(?:\/|$)/, 'unknown'],
-  [new RegExp(`/(${HEX64})(?:\\.scope)?(?:/|$)`), 'unknown'],
-];
-
-export function containerFromPath(path: string): ContainerRef | undefined {
-  const pod = POD_RE.exec(path);
-  if (pod) {
-    const podUid = (pod[1] as string).replace(/_/g, '-');
-    const id = SCOPE_ID_RE.exec(path)?.[1];
-    return id ? { id, runtime: 'kubernetes', podUid } : { id: `pod${podUid}`, runtime: 'kubernetes', podUid };
-  }
-  for (const [re, runtime] of CONTAINER_RULES) {
-    const m = re.exec(path);
-    if (m) return { id: m[1] as string, runtime };
-  }
-  return undefined;
 }
 
 /** "net:[4026531840]" -> "4026531840"; anything else -> undefined. */

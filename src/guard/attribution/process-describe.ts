@@ -1,14 +1,8 @@
+import { parseCgroup } from './cgroup-identity.js';
 import type { ProcContext } from './context.js';
 import { Lru } from './lru.js';
 import { describeFsError, isGone } from './proc-io.js';
-import {
-  parseCgroup,
-  parseCmdline,
-  parseExeLink,
-  parseNsLink,
-  parseStat,
-  parseStatus,
-} from './proc-parse.js';
+import { parseCmdline, parseExeLink, parseNsLink, parseStat, parseStatus } from './proc-parse.js';
 import { JUST_READ_MS, type ProcessTable } from './process-table.js';
 import type { Caller, ProcessRef } from './types.js';
 import type { UserNames } from './user-names.js';

@@ -217,6 +217,18 @@ export const attributionSchema = z
      * attribution worker, ms (0: always the worker). Needs the sock_diag addon. See attribution.md.
      */
     inlineBudgetMs: z.number().min(0).max(10).default(1),
+    /**
+     * Where attribution reads the node's processes and, on a Kubernetes node, what names its pods
+     * (caller.pod): the proc filesystem, the kubelet's pod log directories and container log symlinks,
+     * host-local IPAM state, the Amazon VPC CNI's checkpoint, the cgroup hierarchies. A missing one is
+     * not an error (the pod's fields are then absent). See attribution.md.
+     */
+    procRoot: absolutePath.default('/proc'),
+    podsRoot: absolutePath.default('/var/log/pods'),
+    containerLogsRoot: absolutePath.default('/var/log/containers'),
+    cniNetworksRoot: absolutePath.default('/var/lib/cni/networks'),
+    vpcCniIpamFile: absolutePath.default('/var/run/aws-node/ipam.json'),
+    cgroupRoot: absolutePath.default('/sys/fs/cgroup'),
   })
   .strict();
 

@@ -105,6 +105,12 @@ function createAttribution(config: ImdsguardConfig, override?: ProcessResolver):
   const threaded = createThreadedProcResolver({
     budgetMs: workerBudgetMs(a.timeoutMs, a.eventWaitMs),
     inlineBudgetMs: a.inlineBudgetMs,
+    procRoot: a.procRoot,
+    podsRoot: a.podsRoot,
+    containerLogsRoot: a.containerLogsRoot,
+    cniNetworksRoot: a.cniNetworksRoot,
+    vpcCniIpamFile: a.vpcCniIpamFile,
+    cgroupRoot: a.cgroupRoot,
   });
   const diag = loadSockDiag();
   const description = diag.diag

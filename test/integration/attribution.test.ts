@@ -382,3 +382,27 @@ describe.each(SOCKET_SOURCES)('attribution on the real /proc (sockets found by %
     },
   );
 });
+
+describe.runIf(SOCKET_SOURCES.includes('sock_diag' as never) && isRoot)(
+  'the host proc filesystem mounted elsewhere (/host/proc in a container)',
+  () => {
+    it('keeps sock_diag, and names the caller through that root', async () => {
+      // /proc/self/root/proc is this machine's proc filesystem under another path, as a DaemonSet that
+      // mounts the host's /proc at /host/proc sees it.
+      const r = createProcResolver({
+        procRoot: '/proc/self/root/proc',
+        budgetMs: 2000,
+        refreshIntervalMs: 0,
+      });
+      try {
+        const child = start(PY, pyClient('127.0.0.1', v4.port));
+        const caller = await r.resolve(info(await v4.next()));
+        expect(caller, caller.error).toMatchObject({ resolved: 'full', pid: child.pid, exe: real(PY) });
+        expect(r.stats().sockDiagUnavailable).toBeUndefined();
+        expect(r.stats().socketSource).toBe('sock_diag');
+      } finally {
+        await r.close();
+      }
+    });
+  },
+);

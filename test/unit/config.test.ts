@@ -74,6 +74,17 @@ describe('config errors name their path', () => {
     expect(err.code).toBe('IMDSGUARD_E_CONFIG');
     expect(err.message).toContain('guard.attribution.inlineBudgetMs');
   });
+  it("takes the node's pod records from absolute paths, with the kubelet's defaults", () => {
+    const a = parseConfig({ guard: { attribution: { podsRoot: '/host/var/log/pods' } } }).guard.attribution;
+    expect(a.podsRoot).toBe('/host/var/log/pods');
+    expect(a.containerLogsRoot).toBe('/var/log/containers');
+    expect(a.procRoot).toBe('/proc');
+    const err = configError(() =>
+      parseConfig({ guard: { attribution: { cniNetworksRoot: 'var/lib/cni' } } }),
+    );
+    expect(err.code).toBe('IMDSGUARD_E_CONFIG');
+    expect(err.message).toContain('guard.attribution.cniNetworksRoot: must be an absolute path');
+  });
   it('refuses unknown keys at every level', () => {
     const err = configError(() =>
       parseConfig({ guard: { mdoe: 'enforce', limits: { maxFoo: 1 } }, extra: 1 }),

@@ -12,6 +12,18 @@ export interface ProcResolverOptions {
   procRoot?: string;
   /** The passwd file for user names. Default '/etc/passwd'. */
   passwdPath?: string;
+  /**
+   * Where a Kubernetes node keeps what names its pods (caller.pod; see docs/attribution.md): the
+   * kubelet's pod log directories (default /var/log/pods) and container log symlinks (default
+   * /var/log/containers), host-local IPAM state (default /var/lib/cni/networks), the Amazon VPC CNI's
+   * checkpoint (default /var/run/aws-node/ipam.json) and the cgroup hierarchies (default
+   * /sys/fs/cgroup). Missing ones are not an error.
+   */
+  podsRoot?: string;
+  containerLogsRoot?: string;
+  cniNetworksRoot?: string;
+  vpcCniIpamFile?: string;
+  cgroupRoot?: string;
   /** Time budget of one lookup, milliseconds; past it the lookup returns what it knows. Default 50. */
   budgetMs?: number;
   /** Resolved callers cached by socket inode: entries. Default 4096. */
@@ -90,7 +102,18 @@ export interface ProcResolverOptions {
 export type Settings = Required<
   Omit<
     ProcResolverOptions,
-    'procRoot' | 'passwdPath' | 'sockDiag' | 'originalDestinations' | 'io' | 'inline' | 'now'
+    | 'procRoot'
+    | 'passwdPath'
+    | 'podsRoot'
+    | 'containerLogsRoot'
+    | 'cniNetworksRoot'
+    | 'vpcCniIpamFile'
+    | 'cgroupRoot'
+    | 'sockDiag'
+    | 'originalDestinations'
+    | 'io'
+    | 'inline'
+    | 'now'
   >
 >;
 

@@ -65,6 +65,8 @@ export async function readAll(
  */
 export interface ProcIo {
   readdir(path: string): Promise<string[]>;
+  /** The names of the directories in a directory (cgroup trees: their control files are left out). */
+  subdirs(path: string): Promise<string[]>;
   readlink(path: string): Promise<string>;
   /** uid and size (the size of /proc/PID/fd is its fd count on Linux 6.2+). */
   stat(path: string): Promise<{ uid: number; size: number }>;
@@ -90,6 +92,8 @@ export interface RereadFile {
 
 export const asyncProcIo: ProcIo = {
   readdir: (path) => readdir(path),
+  subdirs: async (path) =>
+    (await readdir(path, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name),
   readlink: (path) => readlink(path),
   stat: (path) => stat(path),
   readOnce,
@@ -145,6 +149,12 @@ function readAllSync(path: string, maxBytes: number): { text: string; truncated:
 
 export const syncProcIo: ProcIo = {
   readdir: (path) => settled(() => readdirSync(path)),
+  subdirs: (path) =>
+    settled(() =>
+      readdirSync(path, { withFileTypes: true })
+        .filter((d) => d.isDirectory())
+        .map((d) => d.name),
+    ),
   readlink: (path) => settled(() => readlinkSync(path)),
   stat: (path) => settled(() => statSync(path)),
   readOnce: (path, maxBytes) => settled(() => readOnceSync(path, maxBytes)),

@@ -168,6 +168,12 @@ export function unmapIPv4(address: string): string | undefined {
   return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
 }
 
+/** Whether an address is loopback (127/8, ::1, or IPv4-mapped 127/8): it never crosses namespaces. */
+export function isLoopback(address: string): boolean {
+  const v4 = unmapIPv4(address) ?? address;
+  return v4.startsWith('127.') || v4 === '::1';
+}
+
 /** The kernel's hex for an address: each 32-bit word printed with %08X in host byte order. */
 export function addressToKernelHex(address: string, endianness: Endianness): string | undefined {
   const b = ipToBytes(address);

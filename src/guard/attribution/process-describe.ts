@@ -1,6 +1,7 @@
 import { parseCgroup } from './cgroup-identity.js';
 import type { ProcContext } from './context.js';
 import { Lru } from './lru.js';
+import type { PodNamer } from './pods/pod-namer.js';
 import { describeFsError, isGone } from './proc-io.js';
 import { parseCmdline, parseExeLink, parseNsLink, parseStat, parseStatus } from './proc-parse.js';
 import { JUST_READ_MS, type ProcessTable } from './process-table.js';
@@ -33,6 +34,7 @@ export function cloneCaller(c: Caller): Caller {
   if (c.cmdline) out.cmdline = [...c.cmdline];
   if (c.parents) out.parents = c.parents.map((p) => ({ ...p }));
   if (c.container) out.container = { ...c.container };
+  if (c.pod) out.pod = { ...c.pod };
   return out;
 }
 
@@ -40,14 +42,16 @@ export class ProcessDescriber {
   readonly #ctx: ProcContext;
   readonly #table: ProcessTable;
   readonly #users: UserNames;
+  readonly #pods: PodNamer;
   /** Descriptions of recent callers, by pid. */
   readonly #described: Lru<number, Described>;
   readonly #parents: Lru<number, ParentInfo>;
 
-  constructor(ctx: ProcContext, table: ProcessTable, users: UserNames) {
+  constructor(ctx: ProcContext, table: ProcessTable, users: UserNames, pods: PodNamer) {
     this.#ctx = ctx;
     this.#table = table;
     this.#users = users;
+    this.#pods = pods;
     const s = ctx.settings;
     this.#described = new Lru(s.describeCacheSize, s.describeCacheTtlMs, ctx.now);
     this.#parents = new Lru(s.parentCacheSize, s.parentCacheTtlMs, ctx.now);
@@ -124,6 +128,10 @@ export class ProcessDescriber {
     if (nsR.status === 'fulfilled' && selfNs.status === 'fulfilled' && selfNs.value !== undefined) {
       const ns = parseNsLink(nsR.value);
       if (ns !== undefined) caller.netns = ns === selfNs.value ? 'host' : 'other';
+    }
+    if (caller.container?.podUid !== undefined) {
+      const pod = await this.#pods.fromContainer(caller.container, caller.netns === 'host', 'cgroup');
+      if (pod) caller.pod = pod;
     }
     if (ppid !== undefined && ppid > 0 && s.maxParents > 0) caller.parents = await this.#ancestors(ppid);
     if (caller.exe !== undefined) caller.resolved = 'full';

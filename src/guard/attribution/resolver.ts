@@ -1,10 +1,14 @@
+import { parseCgroup } from './cgroup-identity.js';
 import type { ProcContext } from './context.js';
 import { FdScanner } from './fd-scan.js';
 import { Lru } from './lru.js';
 import { type ProcResolverOptions, settingsOf } from './options.js';
 import { PidSearch } from './pid-search.js';
+import { PodAddresses } from './pods/addresses.js';
+import { KubeletPods } from './pods/kubelet.js';
+import { PodNamer } from './pods/pod-namer.js';
 import { asyncProcIo, describeFsError, syncProcIo } from './proc-io.js';
-import { uidUnknown } from './proc-parse.js';
+import { isLoopback, uidUnknown } from './proc-parse.js';
 import { cloneCaller, ProcessDescriber } from './process-describe.js';
 import { ProcessTable } from './process-table.js';
 import { type FoundSocket, SocketFinder } from './socket-finder.js';
@@ -67,6 +71,7 @@ class ProcFsResolver implements ProcResolver {
   readonly #pids: PidSearch;
   readonly #describer: ProcessDescriber;
   readonly #users: UserNames;
+  readonly #pods: PodNamer;
   /** Resolved callers by socket inode. */
   readonly #callers: Lru<number, Caller>;
   /** Client endpoints seen before: a lookup of a connection already seen skips the prefetch. */
@@ -94,7 +99,19 @@ class ProcFsResolver implements ProcResolver {
     this.#fds = new FdScanner(this.#ctx, this.#table);
     this.#pids = new PidSearch(this.#ctx, this.#table, this.#fds);
     this.#users = new UserNames(o.passwdPath ?? '/etc/passwd', io, now, inline);
-    this.#describer = new ProcessDescriber(this.#ctx, this.#table, this.#users);
+    // Off the inline tier's thread, like the passwd file: these are read on a miss only.
+    const podIo = inline ? asyncProcIo : io;
+    this.#pods = new PodNamer(
+      new KubeletPods({ podsRoot: o.podsRoot, containerLogsRoot: o.containerLogsRoot, io: podIo, now }),
+      new PodAddresses({
+        cniNetworksRoot: o.cniNetworksRoot,
+        vpcCniIpamFile: o.vpcCniIpamFile,
+        cgroupRoot: o.cgroupRoot,
+        io: podIo,
+        now,
+      }),
+    );
+    this.#describer = new ProcessDescriber(this.#ctx, this.#table, this.#users, this.#pods);
     this.#callers = new Lru(settings.callerCacheSize, settings.callerCacheTtlMs, now);
     this.#seenTuples = new Lru(4096, 60_000, now);
     const interval = settings.refreshIntervalMs;
@@ -196,12 +213,23 @@ class ProcFsResolver implements ProcResolver {
     }
     if (!found) {
       counters.unresolved++;
-      return {
-        caller: {
-          resolved: 'none',
-          error: `no TCP socket for client ${client} in the guard's or any visible network namespace (the connection closed, or the client is beyond NAT)`,
-        },
-      };
+      const error = `no TCP socket for client ${client} in the guard's or any visible network namespace (the connection closed, or the client is beyond NAT)`;
+      // A pod's socket lives in its own network namespace; without a process of it in sight, its
+      // address may still name it (the CNI's records).
+      const pod = isLoopback(conn.remoteAddress)
+        ? undefined
+        : await this.#pods.fromAddress(conn.remoteAddress);
+      if (pod) {
+        return {
+          caller: {
+            resolved: 'partial',
+            netns: 'other',
+            pod,
+            error: `${error}; the pod is named by its address`,
+          },
+        };
+      }
+      return { caller: { resolved: 'none', error } };
     }
     const { row } = found;
     // Timewait sockets (TIME_WAIT, an orphaned FIN_WAIT2) print uid 0 whatever the owner was; other
@@ -217,6 +245,7 @@ class ProcFsResolver implements ProcResolver {
     base.netns = found.netns !== undefined ? 'other' : 'host';
     if (row.inode === 0) {
       counters.unresolved++;
+      await this.#podOfNetns(base, found.netns);
       base.error = `the client socket ${client} is already closed (the process may have exited); only its uid is known`;
       if (uid === undefined) {
         base.resolved = 'none';
@@ -236,6 +265,7 @@ class ProcFsResolver implements ProcResolver {
     if (pidResult.pid === undefined) {
       counters.unresolved++;
       base.error = `socket inode ${row.inode} of ${client}: ${pidResult.error}`;
+      await this.#podOfNetns(base, found.netns);
       return { caller: base };
     }
     const caller = await this.#describer.describe(pidResult.pid, uid);
@@ -250,5 +280,25 @@ class ProcFsResolver implements ProcResolver {
     return owner?.pid === pidResult.pid
       ? { caller, socket: { inode: row.inode, pid: owner.pid, fd: owner.fd } }
       : { caller };
+  }
+
+  /**
+   * When the socket is in another network namespace but its process was not found: the pod of that
+   * namespace, from the cgroup of a process in it (the pod's sandbox, or any of its containers).
+   */
+  async #podOfNetns(caller: Caller, netns: string | undefined): Promise<void> {
+    if (netns === undefined) return;
+    for (const [pid, e] of this.#table.pids) {
+      if (e.netns !== netns) continue;
+      const text = await this.#ctx.io.readOnce(`${this.#ctx.root}/${pid}/cgroup`, 16_384).then(
+        (b) => b.toString('utf8'),
+        () => '',
+      );
+      const container = parseCgroup(text);
+      if (container?.podUid === undefined) continue;
+      const pod = await this.#pods.fromContainer(container, false, 'netns');
+      if (pod) caller.pod = pod;
+      return;
+    }
   }
 }

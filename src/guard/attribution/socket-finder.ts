@@ -1,7 +1,15 @@
+import { statfsSync } from 'node:fs';
 import type { ProcContext } from './context.js';
 import { DiagFinder, defaultOriginalDestinations, parseEndpoint } from './diag-find.js';
 import { Lru } from './lru.js';
-import { addressToKernelHex, pickClientRow, TCP_STATES, type TcpRow, unmapIPv4 } from './proc-parse.js';
+import {
+  addressToKernelHex,
+  isLoopback,
+  pickClientRow,
+  TCP_STATES,
+  type TcpRow,
+  unmapIPv4,
+} from './proc-parse.js';
 import type { ProcessTable } from './process-table.js';
 import { loadSockDiag, type SockDiag } from './sock-diag.js';
 import { TableScan } from './table-scan.js';
@@ -24,9 +32,19 @@ export interface FoundSocket {
 /** How long an address found in no network namespace is not searched for again, milliseconds. */
 const NOWHERE_TTL_MS = 2000;
 
-function isLoopback(address: string): boolean {
-  const v4 = unmapIPv4(address) ?? address;
-  return v4.startsWith('127.') || v4 === '::1';
+/** The proc filesystem's magic number (statfs f_type). */
+const PROC_SUPER_MAGIC = 0x9fa0;
+
+/**
+ * Whether `root` is a proc filesystem (/proc, or the host's mounted elsewhere): sock_diag then sees
+ * the sockets its tables list. A test's fake tree is not one.
+ */
+function isProcfs(root: string): boolean {
+  try {
+    return statfsSync(root).type === PROC_SUPER_MAGIC;
+  } catch {
+    return false;
+  }
 }
 
 export interface SocketFinderOptions {
@@ -55,12 +73,12 @@ export class SocketFinder {
       this.#diagUnavailable = 'switched off';
     } else if (o.sockDiag !== undefined) {
       diag = o.sockDiag;
-    } else if (ctx.root === '/proc') {
+    } else if (isProcfs(ctx.root)) {
       const loaded = loadSockDiag();
       diag = loaded.diag;
       this.#diagUnavailable = loaded.reason;
     } else {
-      this.#diagUnavailable = 'a fake /proc root is in use';
+      this.#diagUnavailable = `${ctx.root} is not a proc filesystem (a test's tree)`;
     }
     if (diag) this.#diag = new DiagFinder(diag, o.originalDestinations);
     this.#destinationPorts = new Set(

@@ -113,6 +113,8 @@ export const cloudwatchLogsSinkSchema = z
     region: z.string().min(1).optional(),
     /** Endpoint override (tests, VPC endpoints). */
     endpoint: httpUrl.optional(),
+    /** Also ship the caller summary records (alerts.callers; what `fleet usage --host-evidence cloudwatch-logs:GROUP` reads). */
+    callers: z.boolean().default(true),
     timeoutMs,
   })
   .strict();
@@ -183,6 +185,21 @@ export const alertsConfigSchema = z
       .prefault({}),
     /** Per request to a sink unless the sink sets its own, milliseconds. */
     timeoutMs: z.number().int().min(100).max(300_000).default(10_000),
+    /**
+     * The caller summary: one record per caller and IMDS version every interval, shipped to the
+     * CloudWatch Logs sinks with `callers: true` (docs/events.md, "Caller summary records").
+     */
+    callers: z
+      .object({
+        /** Length of one summary interval, milliseconds (default 5 minutes). */
+        intervalMs: z.number().int().min(1000).max(DAY_MS).default(300_000),
+        /** Callers (exe, user, container, pod, version) kept per interval; the rest fold into one "(other callers)" record. */
+        maxCallers: z.number().int().min(1).max(100_000).default(1000),
+        /** Per request reading the instance identity document, milliseconds. */
+        identityTimeoutMs: z.number().int().min(100).max(60_000).default(2000),
+      })
+      .strict()
+      .prefault({}),
     /** At shutdown, how long the sinks may catch up before the rest waits in the spool, milliseconds. */
     drainTimeoutMs: z.number().int().min(0).max(300_000).default(5000),
   })

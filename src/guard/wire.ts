@@ -12,8 +12,11 @@ import type { ResolverStats } from './attribution/index.js';
 import { loadSockDiag } from './attribution/sock-diag.js';
 import { createThreadedProcResolver } from './attribution/threaded.js';
 import { noAttribution, type ProcessResolver } from './attribution/types.js';
+import { identitySource, readInstanceIdentity } from './callers/identity.js';
+import type { InstanceIdentity } from './callers/interval.js';
+import { CallerShipper } from './callers/ship.js';
 import { createJsonlRecorder, type JsonlRecorder } from './events/jsonl.js';
-import type { EventRecorder } from './events/types.js';
+import type { EventRecorder, GuardMode } from './events/types.js';
 import { createGuard, type Guard } from './index.js';
 import { GuardMetrics, type MetricsSources } from './metrics/guard-metrics.js';
 import { planReload } from './reload.js';
@@ -58,6 +61,9 @@ export interface WiredGuard {
   reopenEvents(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** How often a failed read of the instance identity document is tried again, ms. */
+const IDENTITY_RETRY_MS = 60_000;
 
 /** How often the attribution counters are fetched from the worker for the metrics, ms. */
 const ATTRIBUTION_STATS_MS = 5000;
@@ -151,6 +157,10 @@ export interface EventOutputsDeps {
   log?: (message: string) => void;
   /** The attribution resolver's latest counters, for the metrics. */
   attributionStats?: () => ResolverStats | undefined;
+  /** The instance's identity (caller summary records, the CloudWatch Logs stream); undefined when unknown. */
+  identity?: () => Promise<InstanceIdentity | undefined>;
+  /** The guard's mode, for caller summary records of quiet intervals. */
+  mode?: GuardMode;
 }
 
 export interface EventOutputs {
@@ -201,8 +211,15 @@ export async function createEventOutputs(
     if (configs.length > 0) {
       const sinks: AlertSink[] = [];
       try {
+        const identity = deps.identity;
         for (const cfg of configs)
-          sinks.push(createSink(cfg, { hostname: deps.hostname, timeoutMs: alerts.timeoutMs }));
+          sinks.push(
+            createSink(cfg, {
+              hostname: deps.hostname,
+              timeoutMs: alerts.timeoutMs,
+              ...(identity ? { instanceId: async () => (await identity())?.instanceId } : {}),
+            }),
+          );
       } catch (err) {
         await Promise.allSettled(sinks.map((s) => s.close()));
         throw err;
@@ -224,6 +241,23 @@ export async function createEventOutputs(
       }
       const p = pipeline;
       closers.push(() => p.close());
+    }
+
+    // The caller summary (issue 20): only when a sink takes its records.
+    let callerShipper: CallerShipper | undefined;
+    if (pipeline?.takes('callers')) {
+      const p = pipeline;
+      const shipper = new CallerShipper({
+        intervalMs: alerts.callers.intervalMs,
+        maxCallers: alerts.callers.maxCallers,
+        host: deps.hostname,
+        mode: deps.mode ?? 'enforce',
+        identity: deps.identity ?? (async () => undefined),
+        publish: (records) => p.publish(records),
+      });
+      callerShipper = shipper;
+      // Closed before the pipeline (closers run in reverse): the last interval goes into the spool.
+      closers.push(() => shipper.close());
     }
 
     const sources: MetricsSources = {};
@@ -259,6 +293,7 @@ export async function createEventOutputs(
     const recorders: EventRecorder[] = [metrics];
     if (storeRecorder) recorders.push(storeRecorder);
     if (pipeline) recorders.push(pipeline);
+    if (callerShipper) recorders.push(callerShipper);
     let closing: Promise<void> | undefined;
     const out: EventOutputs = {
       recorders,
@@ -292,12 +327,22 @@ export async function wireGuard(options: WireOptions): Promise<WiredGuard> {
   const resolver = attribution.resolver;
   let guard: Guard | undefined;
   let outputs: EventOutputs;
+  const upstream = config.guard.upstream;
+  const identity =
+    config.guard.flavor === 'aws'
+      ? identitySource(
+          () => readInstanceIdentity({ upstream, timeoutMs: config.alerts.callers.identityTimeoutMs }),
+          { retryMs: IDENTITY_RETRY_MS, log },
+        )
+      : undefined;
   try {
     outputs = await createEventOutputs(config.events, config.alerts, config.admin, {
       hostname,
       isReady: () => guard?.isReady() ?? false,
       log,
       attributionStats: attribution.stats,
+      mode: config.guard.mode,
+      ...(identity ? { identity: () => identity.get() } : {}),
     });
   } catch (err) {
     await Promise.all(recorders.map((r) => r.close()));

@@ -2,8 +2,7 @@ import { ImdsguardError } from '../../errors.js';
 import type { EventRecorder, GuardEvent } from '../events/types.js';
 import { type Alert, toAlert } from './alert.js';
 import { DEFAULT_NOISE, NoiseFilter, type NoiseOptions } from './noise.js';
-import type { AlertSink } from './sinks/types.js';
-import { SinkError } from './sinks/types.js';
+import { ALERT_KINDS, type AlertSink, SinkError, type SpooledRecord } from './sinks/types.js';
 import { Spool, type SpoolOptions, type SpoolRow, type SpoolStats } from './spool.js';
 
 /**
@@ -156,6 +155,20 @@ export class AlertPipeline implements EventRecorder {
     }
   }
 
+  /** Whether some sink receives records of this kind. */
+  takes(kind: SpooledRecord['kind']): boolean {
+    return this.workers.some((w) => (w.sink.kinds ?? ALERT_KINDS).includes(kind));
+  }
+
+  /**
+   * Appends records that are not alerts (the caller summary, kind "callers") straight to the spool:
+   * no noise filter, no quiet rule. Only sinks whose `kinds` name the record's kind receive them.
+   */
+  publish(records: readonly SpooledRecord[]): void {
+    if (this.spoolClosed) return;
+    this.append(records);
+  }
+
   /** Moves the in-memory queue through the noise filter into the spool, and wakes the workers. */
   flush(): void {
     this.flushScheduled = false;
@@ -178,7 +191,7 @@ export class AlertPipeline implements EventRecorder {
     }
   }
 
-  private append(alerts: readonly Alert[]): void {
+  private append(alerts: readonly SpooledRecord[]): void {
     if (alerts.length === 0) return;
     try {
       this.spool.append(alerts.map((a) => JSON.stringify(a)));
@@ -205,7 +218,16 @@ export class AlertPipeline implements EventRecorder {
       if (rows.length === 0 || this.spool.stats().dropped !== droppedAtRead) {
         droppedAtRead = this.spool.stats().dropped;
         rows = this.spool.read(w.sink.name, w.sink.maxBatch);
-        batch = rows.map((r) => JSON.parse(r.body) as Alert);
+        const kinds = w.sink.kinds ?? ALERT_KINDS;
+        batch = rows
+          .map((r) => JSON.parse(r.body) as Alert)
+          .filter((a) => (kinds as readonly string[]).includes(a.kind));
+        if (rows.length > 0 && batch.length === 0) {
+          // Nothing here for this sink (records of kinds it does not take): pass them.
+          this.spool.ack(w.sink.name, (rows[rows.length - 1] as SpoolRow).seq);
+          rows = [];
+          continue;
+        }
       }
       if (rows.length === 0) {
         if (this.closing) return;

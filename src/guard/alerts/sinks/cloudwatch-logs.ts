@@ -1,6 +1,5 @@
 import type { CloudWatchLogsClient, CloudWatchLogsClientConfig } from '@aws-sdk/client-cloudwatch-logs';
-import type { Alert } from '../alert.js';
-import { type AlertSink, SinkError } from './types.js';
+import { ALERT_KINDS, type AlertSink, SinkError, type SpooledRecord } from './types.js';
 
 /**
  * Alerts per PutLogEvents call. An alert is at most a few KiB of JSON, so 200 stays well under the
@@ -11,7 +10,13 @@ export const CLOUDWATCH_MAX_BATCH = 200;
 export interface CloudWatchLogsOptions {
   name: string;
   group: string;
-  stream: string;
+  /**
+   * The log stream, or how to find it on first use (the guard's default: the instance id from the
+   * identity document, else the host name). Resolved once.
+   */
+  stream: string | (() => Promise<string>);
+  /** Also ship the caller summary records (kind "callers"). */
+  callers?: boolean;
   region?: string;
   /** Endpoint override (tests, VPC endpoints). */
   endpoint?: string;
@@ -27,8 +32,8 @@ function errName(err: unknown): string {
 }
 
 /**
- * CloudWatch Logs through PutLogEvents: one log event per alert, the alert's JSON as the message (Logs
- * Insights parses it). The log group and stream are created on first use; ResourceAlreadyExists is
+ * CloudWatch Logs through PutLogEvents: one log event per alert (and per caller summary record when
+ * `callers` is set), its JSON as the message (Logs Insights parses it). The log group and stream are created on first use; ResourceAlreadyExists is
  * fine. The SDK's own retries are off: the pipeline retries with its backoff and keeps order.
  */
 export function createCloudWatchLogsSink(opts: CloudWatchLogsOptions): AlertSink {
@@ -55,6 +60,11 @@ export function createCloudWatchLogsSink(opts: CloudWatchLogsOptions): AlertSink
   };
   let ready = false;
   let lastTimestamp = 0;
+  let stream = typeof opts.stream === 'string' ? opts.stream : undefined;
+  const streamName = async (): Promise<string> => {
+    if (stream === undefined && typeof opts.stream === 'function') stream = await opts.stream();
+    return stream as string;
+  };
 
   const ensure = async (): Promise<void> => {
     if (ready) return;
@@ -62,6 +72,7 @@ export function createCloudWatchLogsSink(opts: CloudWatchLogsOptions): AlertSink
       m: { CreateLogGroupCommand, CreateLogStreamCommand },
       client,
     } = await connect();
+    const logStreamName = await streamName();
     try {
       await client.send(new CreateLogGroupCommand({ logGroupName: opts.group }), {
         abortSignal: AbortSignal.timeout(opts.timeoutMs),
@@ -70,15 +81,12 @@ export function createCloudWatchLogsSink(opts: CloudWatchLogsOptions): AlertSink
       if (errName(err) !== 'ResourceAlreadyExistsException') throw wrap(err, `CreateLogGroup ${opts.group}`);
     }
     try {
-      await client.send(
-        new CreateLogStreamCommand({ logGroupName: opts.group, logStreamName: opts.stream }),
-        {
-          abortSignal: AbortSignal.timeout(opts.timeoutMs),
-        },
-      );
+      await client.send(new CreateLogStreamCommand({ logGroupName: opts.group, logStreamName }), {
+        abortSignal: AbortSignal.timeout(opts.timeoutMs),
+      });
     } catch (err) {
       if (errName(err) !== 'ResourceAlreadyExistsException')
-        throw wrap(err, `CreateLogStream ${opts.stream}`);
+        throw wrap(err, `CreateLogStream ${logStreamName}`);
     }
     ready = true;
   };
@@ -101,7 +109,8 @@ export function createCloudWatchLogsSink(opts: CloudWatchLogsOptions): AlertSink
   return {
     name: opts.name,
     maxBatch: CLOUDWATCH_MAX_BATCH,
-    async send(batch: readonly Alert[]) {
+    kinds: opts.callers ? [...ALERT_KINDS, 'callers'] : ALERT_KINDS,
+    async send(batch: readonly SpooledRecord[]) {
       if (batch.length === 0) return;
       await ensure();
       const {
@@ -117,7 +126,11 @@ export function createCloudWatchLogsSink(opts: CloudWatchLogsOptions): AlertSink
       });
       try {
         await client.send(
-          new PutLogEventsCommand({ logGroupName: opts.group, logStreamName: opts.stream, logEvents }),
+          new PutLogEventsCommand({
+            logGroupName: opts.group,
+            logStreamName: await streamName(),
+            logEvents,
+          }),
           { abortSignal: AbortSignal.timeout(opts.timeoutMs) },
         );
       } catch (err) {

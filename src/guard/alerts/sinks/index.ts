@@ -41,8 +41,17 @@ export function sinkConfigs(alerts: Pick<AlertsConfig, 'webhooks' | 'sinks'>): S
 
 export interface SinkDefaults {
   hostname: string;
+  /** The instance id, when the identity document can be read (the default CloudWatch Logs stream). */
+  instanceId?: () => Promise<string | undefined>;
   /** Per request, milliseconds. */
   timeoutMs: number;
+}
+
+/** One log stream per instance: the instance id when it can be read, else the host name. */
+function cloudwatchStream(defaults: SinkDefaults): string | (() => Promise<string>) {
+  const instanceId = defaults.instanceId;
+  if (!instanceId) return defaults.hostname;
+  return async () => (await instanceId().catch(() => undefined)) ?? defaults.hostname;
 }
 
 /** Builds one sink from its config. */
@@ -85,7 +94,8 @@ export function createSink(cfg: SinkConfig, defaults: SinkDefaults): AlertSink {
       return createCloudWatchLogsSink({
         name,
         group: cfg.group,
-        stream: cfg.stream ?? defaults.hostname,
+        stream: cfg.stream ?? cloudwatchStream(defaults),
+        callers: cfg.callers,
         timeoutMs: cfg.timeoutMs ?? defaults.timeoutMs,
         ...(cfg.region !== undefined ? { region: cfg.region } : {}),
         ...(cfg.endpoint !== undefined ? { endpoint: cfg.endpoint } : {}),

@@ -13,9 +13,24 @@ export interface AlertSink {
   readonly name: string;
   /** Most alerts per send() call. */
   readonly maxBatch: number;
+  /**
+   * The record kinds this sink receives (default ALERT_KINDS). A sink that adds "callers" also gets
+   * the caller summary records (src/guard/callers/interval.ts), passed to send() like alerts.
+   */
+  readonly kinds?: readonly SpooledRecord['kind'][];
   send(batch: readonly Alert[]): Promise<void>;
   close(): Promise<void>;
 }
+
+/** What the spool holds: alerts, and records of other kinds that some sinks take. */
+export interface SpooledRecord {
+  kind: 'event' | 'summary' | 'callers';
+  /** ISO 8601. */
+  time: string;
+}
+
+/** What a sink receives unless it says otherwise: the alerts. */
+export const ALERT_KINDS: readonly SpooledRecord['kind'][] = ['event', 'summary'];
 
 /** A failed delivery. retryAfterMs: the receiver asked to wait (HTTP 429 Retry-After). */
 export class SinkError extends Error {

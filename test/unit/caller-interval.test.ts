@@ -58,6 +58,8 @@ describe('the caller summary of one interval', () => {
         version: 'v1',
         exe: '/usr/bin/curl',
         user: 'app',
+        container: '-',
+        pod: '-',
         calls: 2,
         denied: 1,
         firstSeenMs: T0 + 1000,
@@ -89,9 +91,10 @@ describe('the caller summary of one interval', () => {
     agg.add(ev(T0 + 2, 'v1', inPod));
     const first = agg.records(T0 + 10, 'h', undefined, 'enforce');
     expect(first).toHaveLength(2);
-    const pod = first.find((r) => r.pod !== undefined);
+    const pod = first.find((r) => r.pod !== '-');
     expect(pod).toMatchObject({ pod: 'web/api-1', container: 'c'.repeat(64) });
     expect(pod && 'instanceId' in pod).toBe(false);
+    expect(first.find((r) => r.pod === '-')).toMatchObject({ exe: '/usr/bin/curl', container: '-' });
     const second = agg.records(T0 + 20, 'h', undefined, 'enforce');
     // a quiet interval still says the guard is there
     expect(second).toEqual([
@@ -114,12 +117,11 @@ describe('the caller summary of one interval', () => {
     expect(recs.find((r) => r.exe === OTHER_CALLERS)).toMatchObject({ calls: 3, overflow: true });
   });
 
-  it('an unattributed caller is a record without exe (still counted)', () => {
+  it('an unattributed caller is counted with every caller field "-" (Logs Insights groups on them)', () => {
     const agg = new IntervalCallers(T0, 10);
     agg.add(ev(T0 + 1, 'v1', undefined));
     const [r] = agg.records(T0 + 2, 'h', id, 'enforce');
-    expect(r).toMatchObject({ version: 'v1', calls: 1 });
-    expect(r && 'exe' in r).toBe(false);
+    expect(r).toMatchObject({ version: 'v1', calls: 1, exe: '-', user: '-', container: '-', pod: '-' });
   });
 });
 

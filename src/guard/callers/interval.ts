@@ -34,14 +34,15 @@ export interface CallerRecord {
   region?: string;
   mode: GuardEvent['mode'];
   version: CallerRecordVersion;
-  /** Executable path; absent when attribution did not find it. `(other callers)` on an overflow record. */
-  exe?: string;
-  /** User name, else the uid as text. */
-  user?: string;
-  /** Container id (first 64 characters). */
-  container?: string;
-  /** Kubernetes pod, `namespace/name`. */
-  pod?: string;
+  /**
+   * The caller. Always present (Logs Insights groups on them), `-` when unknown: the executable path
+   * (`(other callers)` on an overflow record), the user name (else the uid as text), the container id
+   * (first 64 characters), the Kubernetes pod as `namespace/name`.
+   */
+  exe: string;
+  user: string;
+  container: string;
+  pod: string;
   /** Requests of this version from this caller in the interval (0 on the heartbeat). */
   calls: number;
   /** Of those, the ones the policy denied (refused in enforce, flagged in monitor). */
@@ -55,6 +56,8 @@ export interface CallerRecord {
 }
 
 export const OTHER_CALLERS = '(other callers)';
+/** The value of a caller field attribution did not find. */
+export const UNKNOWN = '-';
 /** Longest exe, user, container or pod copied into a record (characters). */
 const MAX_FIELD = 256;
 
@@ -64,10 +67,10 @@ function clip(s: string, max = MAX_FIELD): string {
 
 interface Acc {
   version: 'v1' | 'v2';
-  exe?: string;
-  user?: string;
-  container?: string;
-  pod?: string;
+  exe: string;
+  user: string;
+  container: string;
+  pod: string;
   calls: number;
   denied: number;
   firstMs: number;
@@ -105,26 +108,33 @@ export class IntervalCallers {
     if (Number.isNaN(ms)) return;
     this.#mode = e.mode;
     const c = e.caller;
-    const exe = c?.exe !== undefined ? clip(c.exe) : undefined;
-    const user = c?.user ?? (c?.uid !== undefined ? String(c.uid) : undefined);
-    const container = c?.container ? clip(c.container.id, 64) : undefined;
-    const pod = c?.pod?.name !== undefined ? clip(`${c.pod.namespace ?? ''}/${c.pod.name}`) : undefined;
-    let key = `${version}\n${exe ?? ''}\n${user ?? ''}\n${container ?? ''}\n${pod ?? ''}`;
+    const exe = c?.exe ? clip(c.exe) : UNKNOWN;
+    const user = clip(c?.user || (c?.uid !== undefined ? String(c.uid) : UNKNOWN), 64);
+    const container = c?.container?.id ? clip(c.container.id, 64) : UNKNOWN;
+    const pod = c?.pod?.name ? clip(`${c.pod.namespace ?? ''}/${c.pod.name}`) : UNKNOWN;
+    const key = `${version}\n${exe}\n${user}\n${container}\n${pod}`;
     let acc = this.#byKey.get(key);
     if (!acc && this.#byKey.size >= this.#max) {
-      key = `${version}\n${OTHER_CALLERS}`;
-      acc = this.#byKey.get(key);
+      const other = `${version}\n${OTHER_CALLERS}`;
+      acc = this.#byKey.get(other);
       if (!acc) {
-        acc = { version, exe: OTHER_CALLERS, calls: 0, denied: 0, firstMs: ms, lastMs: ms, overflow: true };
-        this.#byKey.set(key, acc);
+        acc = {
+          version,
+          exe: OTHER_CALLERS,
+          user: UNKNOWN,
+          container: UNKNOWN,
+          pod: UNKNOWN,
+          calls: 0,
+          denied: 0,
+          firstMs: ms,
+          lastMs: ms,
+          overflow: true,
+        };
+        this.#byKey.set(other, acc);
       }
     }
     if (!acc) {
-      acc = { version, calls: 0, denied: 0, firstMs: ms, lastMs: ms };
-      if (exe !== undefined) acc.exe = exe;
-      if (user !== undefined) acc.user = clip(user, 64);
-      if (container !== undefined) acc.container = container;
-      if (pod !== undefined) acc.pod = pod;
+      acc = { version, exe, user, container, pod, calls: 0, denied: 0, firstMs: ms, lastMs: ms };
       this.#byKey.set(key, acc);
     }
     acc.calls++;
@@ -158,16 +168,16 @@ export class IntervalCallers {
       const r: CallerRecord = {
         ...base,
         version: a.version,
+        exe: a.exe,
+        user: a.user,
+        container: a.container,
+        pod: a.pod,
         calls: a.calls,
         denied: a.denied,
         firstSeenMs: a.firstMs,
         lastSeenMs: a.lastMs,
         intervalMs,
       };
-      if (a.exe !== undefined) r.exe = a.exe;
-      if (a.user !== undefined) r.user = a.user;
-      if (a.container !== undefined) r.container = a.container;
-      if (a.pod !== undefined) r.pod = a.pod;
       if (a.overflow) r.overflow = true;
       out.push(r);
     }
@@ -175,6 +185,10 @@ export class IntervalCallers {
       out.push({
         ...base,
         version: 'none',
+        exe: UNKNOWN,
+        user: UNKNOWN,
+        container: UNKNOWN,
+        pod: UNKNOWN,
         calls: 0,
         denied: 0,
         firstSeenMs: this.#startMs,

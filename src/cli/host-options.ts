@@ -1,5 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import { ImdsguardError } from '../errors.js';
+import { CHECK_IDS, type CheckId } from '../host/doctor.js';
 import {
   BACKENDS,
   type Backend,
@@ -73,6 +74,21 @@ export function parseSysctlRoot(value: string | undefined): string {
   if (!isAbsolute(value))
     throw new ImdsguardError('IMDSGUARD_E_USAGE', '--sysctl-root: expected an absolute path');
   return resolve(value);
+}
+
+/** --checks: doctor check ids, each one of CHECK_IDS. */
+export function parseChecks(value: string): CheckId[] {
+  const list = parseList(value);
+  if (list.length === 0) throw new ImdsguardError('IMDSGUARD_E_USAGE', '--checks: at least one check id');
+  for (const id of list) {
+    if (!(CHECK_IDS as readonly string[]).includes(id)) {
+      throw new ImdsguardError(
+        'IMDSGUARD_E_USAGE',
+        `--checks: "${id}" is not a check (${CHECK_IDS.join(', ')})`,
+      );
+    }
+  }
+  return [...new Set(list)] as CheckId[];
 }
 
 export function parseRoot(value: string | undefined, cwd: string): string {

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { loadSockDiag } from '../guard/attribution/sock-diag.js';
+import type { CheckId } from './doctor.js';
 import {
   type DoctorFacts,
   type GuardProcess,
@@ -190,7 +191,14 @@ export interface GatherOptions {
   interfaces?: readonly string[];
   /** Where the kernel's sysctl tree is (default /proc/sys). */
   sysctlRoot?: string;
+  /**
+   * The checks to run (default: all). Facts only other checks need are not gathered: no IMDS probe
+   * as the guard user (and so no IMDSv1 call) unless imds-settings is asked for.
+   */
+  checks?: ReadonlySet<CheckId>;
 }
+
+const NOT_ASKED = 'not checked';
 
 /** net.ipv4.conf.BRIDGE.route_localnet for each bridge: undefined when the bridge does not exist. */
 async function routeLocalnet(
@@ -211,16 +219,21 @@ async function routeLocalnet(
 }
 
 export async function gatherDoctorFacts(runner: CommandRunner, o: GatherOptions): Promise<DoctorFacts> {
+  const want = (...ids: CheckId[]) => o.checks === undefined || ids.some((id) => o.checks?.has(id));
   const [user, redirects, health, guard, viaGuard] = await Promise.all([
     lookupUser(runner, o.userName),
-    readRedirects(runner, o.backend),
-    checkHealth(o.health),
-    findGuardProcess(o.port),
-    probeViaGuard(o.port),
+    want('redirect-v4', 'redirect-v6', 'containers', 'guard-exempt', 'guard-health')
+      ? readRedirects(runner, o.backend)
+      : ({ backend: o.backend, v4: undefined, v6: undefined } as RedirectFacts),
+    want('guard-health') ? checkHealth(o.health) : { healthy: false, detail: NOT_ASKED },
+    want('capabilities', 'guard-exempt') ? findGuardProcess(o.port) : undefined,
+    want('imds-via-guard') ? probeViaGuard(o.port) : { put: NOT_ASKED, get: undefined },
   ]);
   const isRoot = o.isRoot ?? process.getuid?.() === 0;
   if (!isRoot && !redirects.v4 && !redirects.v6) redirects.readable = false;
-  const imds = await probeImdsAs(user?.uid, user?.gid, o.probeV1, isRoot);
+  const imds = want('imds-settings')
+    ? await probeImdsAs(user?.uid, user?.gid, o.probeV1, isRoot)
+    : { skipped: NOT_ASKED, put: undefined, tokenless: undefined };
   const expected = [...(o.interfaces ?? [])];
   const seen = [...new Set([...expected, ...(redirects.bridges?.dnat ?? []).map((d) => d.bridge)])];
   const sysctlRoot = o.sysctlRoot ?? DEFAULT_SYSCTL_ROOT;
@@ -234,7 +247,7 @@ export async function gatherDoctorFacts(runner: CommandRunner, o: GatherOptions)
     guard,
     viaGuard,
     imds,
-    sockDiag: sockDiagFact(),
+    sockDiag: want('attribution') ? sockDiagFact() : { available: false, reason: NOT_ASKED },
     containers: {
       expected,
       routeLocalnet: await routeLocalnet(

@@ -129,6 +129,26 @@ describe.skipIf(!HOST_TESTS_ENABLED).each(['iptables', 'nftables'] as const)(
       expect(await host.curlFrom(c.ns)).toEqual({ code: '200', viaGuard: true });
       expect(doctor(host).checks).toEqual(ALL_OK);
 
+      // The Kubernetes readiness probe: only the checks it names, and no IMDSv1 question to IMDS.
+      const asked = host.imdsRequests().length;
+      const probe = doctor(host, [
+        '--checks',
+        'redirect-v4,containers,guard-health,guard-exempt,imds-via-guard',
+        '--user',
+        'nobody',
+      ]);
+      expect(probe.checks).toEqual({
+        'redirect-v4': 'ok',
+        containers: 'ok',
+        'guard-health': 'ok',
+        'guard-exempt': 'ok',
+        'imds-via-guard': 'ok',
+      });
+      expect(probe.status).toBe(0);
+      const during = host.imdsRequests().slice(asked);
+      expect(during.length).toBeGreaterThan(0); // the token PUT and GET through the guard
+      expect(during.filter((q) => !q.tokenPut && !q.withToken)).toEqual([]);
+
       // route_localnet alone would open the node's loopback to the pods (CVE-2020-8558). A pod that
       // routes 127.0.0.1 to the node (its own loopback address removed) is dropped...
       c.ns.exec('sysctl', ['-qw', 'net.ipv4.conf.eth0.route_localnet=1']);

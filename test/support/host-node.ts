@@ -17,6 +17,8 @@ import { canUseNetns, createNetns, type Netns } from './netns.js';
 export const MAIN = resolve('dist/cli/main.js');
 export const HOST_TESTS_ENABLED = canUseNetns() && existsSync(MAIN);
 export const GUARD_PORT = 16925;
+/** The emulator's admin endpoint (GET /requests lists what IMDS was asked), inside the host's namespace. */
+export const EMULATOR_ADMIN_PORT = 1339;
 /** The guard reads MODE, PORT and other aliases from its environment: give it a clean one. */
 export const CLEAN_ENV = { PATH: process.env['PATH'] ?? '/usr/bin:/bin' };
 const TTL = 'X-aws-ec2-metadata-token-ttl-seconds: 60';
@@ -92,6 +94,8 @@ export interface Host {
   sawAgent(agent: string, ms: number): Promise<boolean>;
   /** The firewall as text: iptables-save, ip6tables-save and nft list ruleset. */
   snapshot(): string;
+  /** What IMDS (the emulator) was asked so far. */
+  imdsRequests(): Array<{ path: string; tokenPut: boolean; withToken: boolean }>;
 }
 
 function status(r: { status: number; stdout: string }): string {
@@ -122,6 +126,8 @@ export async function createHost(label: string, guardYaml = ''): Promise<Host> {
       '[fd00:ec2::254]:80',
       '--tokens',
       'required',
+      '--admin',
+      `127.0.0.1:${EMULATOR_ADMIN_PORT}`,
       '--json',
     ]);
     await waitForLine(emu, /"listening"/);
@@ -201,6 +207,15 @@ export async function createHost(label: string, guardYaml = ''): Promise<Host> {
         await new Promise((r) => setTimeout(r, 100));
       }
       return true;
+    },
+    imdsRequests() {
+      const out = ns.exec('curl', [
+        '-s',
+        '--max-time',
+        '5',
+        `http://127.0.0.1:${EMULATOR_ADMIN_PORT}/requests`,
+      ]);
+      return (JSON.parse(out) as { requests: ReturnType<Host['imdsRequests']> }).requests;
     },
     snapshot() {
       const strip = (s: string) =>

@@ -1,4 +1,4 @@
-import { doctorExitCode, evaluateDoctor, renderChecks } from '../../host/doctor.js';
+import { CHECK_IDS, doctorExitCode, evaluateDoctor, renderChecks } from '../../host/doctor.js';
 import { gatherDoctorFacts } from '../../host/doctor-io.js';
 import { defaultHealthTarget } from '../../host/probe-io.js';
 import { execRunner } from '../../host/runner.js';
@@ -9,6 +9,7 @@ import { addOutputOptions, type OutputSpec, readOutputOptions } from '../common-
 import type { CliContext, CommandSpec } from '../context.js';
 import {
   parseBackend,
+  parseChecks,
   parseHealthUrl,
   parsePort,
   parseRoot,
@@ -27,6 +28,7 @@ interface DoctorFlags extends Record<string, unknown> {
   v1Probe?: boolean;
   root?: string;
   sysctlRoot?: string;
+  checks?: string;
 }
 
 async function run(flags: DoctorFlags, ctx: CliContext): Promise<void> {
@@ -36,6 +38,7 @@ async function run(flags: DoctorFlags, ctx: CliContext): Promise<void> {
   const state = await readState(parseRoot(flags.root, ctx.cwd));
   const port = flags.port !== undefined ? parsePort(flags.port) : (state?.port ?? parsePort(undefined));
   const userName = flags.user !== undefined ? parseUser(flags.user) : (state?.user ?? DEFAULT_USER);
+  const only = flags.checks === undefined ? undefined : new Set(parseChecks(flags.checks));
   const facts = await gatherDoctorFacts(runner, {
     port,
     userName,
@@ -45,8 +48,9 @@ async function run(flags: DoctorFlags, ctx: CliContext): Promise<void> {
     probeV1: flags.v1Probe !== false,
     interfaces: [...(state?.bridges ?? []), ...(state?.podInterfaces ?? [])],
     sysctlRoot: parseSysctlRoot(flags.sysctlRoot),
+    ...(only ? { checks: only } : {}),
   });
-  const checks = evaluateDoctor(facts);
+  const checks = evaluateDoctor(facts).filter((c) => !only || only.has(c.id));
   ctx.exitCode = Math.max(ctx.exitCode, doctorExitCode(checks));
   const text =
     format === 'json'
@@ -61,6 +65,10 @@ export const doctorCommand: CommandSpec = {
     'Check the redirect (and the container interfaces), the guard, its exemption, IMDS reachability, capabilities and the attribution addon on this host.',
   examples: [
     ['sudo imdsguard doctor', 'check everything; exit 1 when any check is not ok'],
+    [
+      'imdsguard doctor --checks redirect-v4,guard-health,imds-via-guard',
+      'only these checks (a readiness probe; no IMDSv1 call)',
+    ],
     [
       'sudo imdsguard doctor --json --health-url http://127.0.0.1:16926/healthz',
       'JSON for scripts, with the guard admin health endpoint',
@@ -81,6 +89,10 @@ export const doctorCommand: CommandSpec = {
       .option(
         '--sysctl-root <dir>',
         "where the host's /proc/sys is mounted, in a container (default: /proc/sys)",
+      )
+      .option(
+        '--checks <ids>',
+        `only these checks, and only the probes they need (e.g. a readiness probe): ${CHECK_IDS.join(',')}`,
       )
       .action((flags: DoctorFlags) => run(flags, ctx));
   },

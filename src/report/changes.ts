@@ -23,7 +23,7 @@ export function describeOptions(m: MetadataValues | null): string {
 }
 
 function describeDefaults(d: AccountDefaultsRecord): string {
-  return `tokens=${d.httpTokens ?? 'no-preference'} endpoint=${d.httpEndpoint ?? 'no-preference'} hop=${d.httpPutResponseHopLimit ?? 'no-preference'} tags=${d.instanceMetadataTags ?? 'no-preference'}`;
+  return `tokens=${d.httpTokens ?? 'no-preference'} endpoint=${d.httpEndpoint ?? 'no-preference'} hop=${d.httpPutResponseHopLimit ?? 'no-preference'} tags=${d.instanceMetadataTags ?? 'no-preference'} enforced=${d.httpTokensEnforced ?? 'no-preference'}`;
 }
 
 function describeTemplate(s: TemplateState): string {

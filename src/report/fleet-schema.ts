@@ -135,9 +135,19 @@ export const scanSchema = z.strictObject({
       httpEndpoint: toggle,
       httpPutResponseHopLimit: hop,
       instanceMetadataTags: toggle,
+      httpTokensEnforced: toggle.describe(
+        'HttpTokensEnforced: enabled refuses launches and instances that are not HttpTokens=required; null: not returned (not enforced)',
+      ),
     })
     .nullable()
     .describe('GetInstanceMetadataDefaults; null fields: no preference; null: not read'),
+  defaultsManagement: z
+    .strictObject({
+      managedBy: z.enum(['account', 'declarative-policy']).nullable(),
+      exceptionMessage: nullableString.describe("the declarative policy's custom message"),
+    })
+    .nullable()
+    .describe('who manages the defaults (GetInstanceMetadataDefaults ManagedBy); null: not read'),
   launchTemplates: z.array(
     z.strictObject({
       accountId: z.string(),

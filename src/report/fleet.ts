@@ -135,6 +135,16 @@ const FAILURE_COLUMNS: Column<ScanFailure>[] = [
   { header: 'message', value: (f) => f.message, maxWidth: 100 },
 ];
 
+/** A value of a region's defaults, or "not read" when they could not be read. */
+function regionState(
+  doc: Pick<DiscoverDocument, 'scans'>,
+  at: { accountId: string; region: string },
+  value: (s: RegionScan) => string,
+): string {
+  const s = doc.scans.find((x) => x.accountId === at.accountId && x.region === at.region);
+  return s && s.defaults !== null ? value(s) : 'not read';
+}
+
 function discoverTable(doc: DiscoverDocument): string {
   const parts: string[] = [];
   const o = doc.summary.overall;
@@ -158,6 +168,20 @@ function discoverTable(doc: DiscoverDocument): string {
         header: 'scan',
         value: (c) =>
           doc.scans.find((s) => s.accountId === c.accountId && s.region === c.region)?.status ?? '',
+      },
+      // The region's effective state: the HttpTokens default, enforcement and who manages them.
+      {
+        header: 'default tokens',
+        value: (c) => regionState(doc, c, (s) => s.defaults?.httpTokens ?? 'no-preference'),
+      },
+      {
+        header: 'enforced',
+        value: (c) =>
+          regionState(doc, c, (s) => (s.defaults?.httpTokensEnforced === 'enabled' ? 'yes' : 'no')),
+      },
+      {
+        header: 'managed by',
+        value: (c) => regionState(doc, c, (s) => s.defaultsManagement?.managedBy ?? 'account'),
       },
       ...countColumns<Row>().map((col) => ({
         ...col,

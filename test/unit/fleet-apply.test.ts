@@ -113,6 +113,7 @@ function memoryApi(
       httpEndpoint: null,
       httpPutResponseHopLimit: null,
       instanceMetadataTags: null,
+      httpTokensEnforced: null,
     }),
   };
   return api;

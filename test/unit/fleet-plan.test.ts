@@ -244,6 +244,7 @@ function scan(partial: Partial<RegionScan>): RegionScan {
     status: 'ok',
     instanceCount: 0,
     defaults: null,
+    defaultsManagement: null,
     launchTemplates: [],
     autoScalingGroups: [],
     launchConfigurations: [],
@@ -276,6 +277,7 @@ describe('templates and defaults plans', () => {
         httpEndpoint: null,
         httpPutResponseHopLimit: null,
         instanceMetadataTags: null,
+        httpTokensEnforced: null,
       },
       launchTemplates: [
         {
@@ -325,6 +327,7 @@ describe('templates and defaults plans', () => {
         httpEndpoint: null,
         httpPutResponseHopLimit: null,
         instanceMetadataTags: null,
+        httpTokensEnforced: null,
       },
     };
     expect(planTemplates({ instances: [], scans: [s2] }).plan.items[1]?.skip?.reason).toBe(
@@ -338,6 +341,7 @@ describe('templates and defaults plans', () => {
       httpEndpoint: null,
       httpPutResponseHopLimit: 2,
       instanceMetadataTags: null,
+      httpTokensEnforced: null,
     };
     const plan = planDefaults(
       [

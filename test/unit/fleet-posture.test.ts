@@ -90,6 +90,7 @@ describe('findings', () => {
       httpEndpoint: null,
       httpPutResponseHopLimit: null,
       instanceMetadataTags: null,
+      httpTokensEnforced: null,
     };
     expect(
       effectiveLaunchTokens({ httpTokens: 'optional' }, { ...noDefaults, httpTokens: 'required' }, 'v2.0'),

@@ -31,8 +31,10 @@ function scan(accountId: string, region: string, status: RegionScan['status'] = 
             httpPutResponseHopLimit: 2,
             httpEndpoint: null,
             instanceMetadataTags: null,
+            httpTokensEnforced: null,
           }
         : null,
+    defaultsManagement: status === 'ok' ? { managedBy: 'account', exceptionMessage: null } : null,
     launchTemplates: [],
     autoScalingGroups: [],
     launchConfigurations: [],

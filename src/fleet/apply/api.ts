@@ -68,7 +68,7 @@ export interface FleetChangeApi {
     dryRun: boolean,
   ): Promise<void>;
   readTemplate(where: Where, templateId: string): Promise<TemplateReadBack>;
-  /** ModifyInstanceMetadataDefaults: null fields are sent as no-preference (hop limit -1). */
+  /** ModifyInstanceMetadataDefaults: every field, null sent as no-preference (hop limit -1). */
   setAccountDefaults(where: Where, values: AccountDefaultsRecord, dryRun: boolean): Promise<void>;
   readAccountDefaults(where: Where): Promise<AccountDefaultsRecord>;
 }
@@ -227,6 +227,7 @@ export function sdkChangeApi(
             HttpEndpoint: d.httpEndpoint ?? 'no-preference',
             HttpPutResponseHopLimit: d.httpPutResponseHopLimit ?? -1,
             InstanceMetadataTags: d.instanceMetadataTags ?? 'no-preference',
+            HttpTokensEnforced: d.httpTokensEnforced ?? 'no-preference',
             DryRun: dryRun,
           }),
         ),

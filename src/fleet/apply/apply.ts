@@ -93,7 +93,7 @@ function describeAfter(item: PlanItem): string {
   }
   if (item.type === 'account-defaults') {
     const a = item.after;
-    return `HttpTokens=${a.httpTokens ?? 'no-preference'} HttpEndpoint=${a.httpEndpoint ?? 'no-preference'} HttpPutResponseHopLimit=${a.httpPutResponseHopLimit ?? -1} InstanceMetadataTags=${a.instanceMetadataTags ?? 'no-preference'}`;
+    return `HttpTokens=${a.httpTokens ?? 'no-preference'} HttpEndpoint=${a.httpEndpoint ?? 'no-preference'} HttpPutResponseHopLimit=${a.httpPutResponseHopLimit ?? -1} InstanceMetadataTags=${a.instanceMetadataTags ?? 'no-preference'} HttpTokensEnforced=${a.httpTokensEnforced ?? 'no-preference'}`;
   }
   return item.after.op === 'fix'
     ? `SourceVersion=${item.after.sourceVersion} HttpTokens=required, then default`

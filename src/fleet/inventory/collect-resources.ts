@@ -14,8 +14,21 @@ import {
 import type { ImdsguardError } from '../../errors.js';
 import { mapBounded } from '../aws/concurrency.js';
 import { type AwsCallContext, awsErrorCode, wrapAwsError } from '../aws/errors.js';
-import { toDefaultsRecord, toImageRecord, toInstanceRecord, toTemplateVersionRecord } from './convert.js';
-import type { AutoScalingGroupRecord, ImageRecord, InstanceRecord, LaunchTemplateRecord } from './model.js';
+import {
+  toDefaultsManagement,
+  toDefaultsRecord,
+  toImageRecord,
+  toInstanceRecord,
+  toTemplateVersionRecord,
+} from './convert.js';
+import type {
+  AccountDefaultsRecord,
+  AutoScalingGroupRecord,
+  DefaultsManagement,
+  ImageRecord,
+  InstanceRecord,
+  LaunchTemplateRecord,
+} from './model.js';
 
 /** Defaults, with units. */
 export const COLLECT_DEFAULTS = {
@@ -53,10 +66,18 @@ export async function collectInstances(
   return out;
 }
 
-export async function collectDefaults(ec2: EC2Client, accountId: string, region: string) {
+/** The account's IMDS defaults in a region, and who manages them. */
+export async function collectDefaults(
+  ec2: EC2Client,
+  accountId: string,
+  region: string,
+): Promise<{ defaults: AccountDefaultsRecord; management: DefaultsManagement }> {
   try {
     const out = await ec2.send(new GetInstanceMetadataDefaultsCommand({}));
-    return toDefaultsRecord(out.AccountLevel);
+    return {
+      defaults: toDefaultsRecord(out.AccountLevel),
+      management: toDefaultsManagement(out.AccountLevel),
+    };
   } catch (err) {
     throw wrapAwsError(err, { operation: 'ec2:GetInstanceMetadataDefaults', accountId, region });
   }

@@ -81,6 +81,7 @@ function emptyScan(accountId: string, region: string, status: RegionScan['status
     status,
     instanceCount: 0,
     defaults: null,
+    defaultsManagement: null,
     launchTemplates: [],
     autoScalingGroups: [],
     launchConfigurations: [],
@@ -159,8 +160,11 @@ async function scanRegion(
     return { scan, instances: [], failures };
   }
   const instances = instR.value;
-  if (defR.status === 'fulfilled') scan.defaults = defR.value;
-  else failures.push(failureOf(defR.reason, accountId, region, 'account-defaults'));
+  if (defR.status === 'fulfilled' && defR.value) {
+    scan.defaults = defR.value.defaults;
+    scan.defaultsManagement = defR.value.management;
+  } else if (defR.status === 'rejected')
+    failures.push(failureOf(defR.reason, accountId, region, 'account-defaults'));
   if (tplR.status === 'fulfilled') scan.launchTemplates = tplR.value;
   else if (tplR.reason instanceof TemplatesPartial) {
     scan.launchTemplates = tplR.reason.templates;

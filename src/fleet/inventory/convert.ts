@@ -12,6 +12,7 @@ import type {
 import type {
   AccountDefaultsRecord,
   AutoScalingGroupRecord,
+  DefaultsManagement,
   HttpTokens,
   ImageRecord,
   InstanceRecord,
@@ -94,6 +95,18 @@ export function toDefaultsRecord(d: InstanceMetadataDefaultsResponse | undefined
     httpEndpoint: toggle(d?.HttpEndpoint),
     httpPutResponseHopLimit: num(d?.HttpPutResponseHopLimit),
     instanceMetadataTags: toggle(d?.InstanceMetadataTags),
+    httpTokensEnforced: toggle(d?.HttpTokensEnforced),
+  };
+}
+
+export function toDefaultsManagement(d: InstanceMetadataDefaultsResponse | undefined): DefaultsManagement {
+  const by = d?.ManagedBy;
+  return {
+    managedBy: by === 'account' || by === 'declarative-policy' ? by : null,
+    exceptionMessage:
+      typeof d?.ManagedExceptionMessage === 'string' && d.ManagedExceptionMessage.length > 0
+        ? d.ManagedExceptionMessage.slice(0, 2048)
+        : null,
   };
 }
 

@@ -140,6 +140,22 @@ export interface AccountDefaultsRecord {
   httpEndpoint: Toggle | null;
   httpPutResponseHopLimit: number | null;
   instanceMetadataTags: Toggle | null;
+  /**
+   * HttpTokensEnforced (since February 2026): `enabled` refuses launches that are not
+   * HttpTokens=required and HttpTokens=optional on existing instances. null: not returned (no
+   * preference, or an endpoint that does not know it): not enforced.
+   */
+  httpTokensEnforced: Toggle | null;
+}
+
+/**
+ * Who manages a region's IMDS defaults (GetInstanceMetadataDefaults ManagedBy): `account`, or
+ * `declarative-policy` (an AWS Organizations declarative policy: the account cannot change them, and
+ * noncompliant actions fail with the policy's exception message). null: not returned.
+ */
+export interface DefaultsManagement {
+  managedBy: 'account' | 'declarative-policy' | null;
+  exceptionMessage: string | null;
 }
 
 /** What part of a scan a failure hit. */
@@ -175,7 +191,10 @@ export interface RegionScan {
   /** ok: complete; partial: instances complete but some other resource failed; failed: instances missing. */
   status: 'ok' | 'partial' | 'failed';
   instanceCount: number;
+  /** null: not read (see failures). */
   defaults: AccountDefaultsRecord | null;
+  /** Who manages the defaults; null when they were not read. */
+  defaultsManagement: DefaultsManagement | null;
   launchTemplates: LaunchTemplateRecord[];
   autoScalingGroups: AutoScalingGroupRecord[];
   launchConfigurations: LaunchConfigurationRecord[];

@@ -11,12 +11,8 @@ import type {
   LaunchTemplateRecord,
   RegionScan,
 } from '../inventory/model.js';
-import {
-  effectiveLaunchEndpoint,
-  effectiveLaunchTokens,
-  type Finding,
-  findFindings,
-} from '../posture/findings.js';
+import { type Finding, findFindings } from '../posture/findings.js';
+import { imageSupport, launchOutcome } from '../posture/launch.js';
 import { type ChangePlan, type MetadataValues, skip, type TemplateItem } from './types.js';
 
 const EMPTY: MetadataValues = {
@@ -27,22 +23,18 @@ const EMPTY: MetadataValues = {
   instanceMetadataTags: null,
 };
 
-function imageSupport(scan: RegionScan, imageId: string | null): 'v2.0' | null | 'unknown' {
-  if (!imageId) return null;
-  const img = scan.images.find((x) => x.imageId === imageId);
-  return img ? img.imdsSupport : 'unknown';
-}
-
-/** Whether instances launched from this version allow IMDSv1 (launch settings, account default, AMI). */
+/**
+ * Whether this version needs the fix: its launches do not get tokens required (launch settings,
+ * account default, AMI, enforcement: posture/launch.ts) and keep the endpoint enabled. Under
+ * enforcement that includes a version whose launches are refused (it asks for optional).
+ */
 export function versionAllowsV1(
   metadata: MetadataValues | null,
   defaults: AccountDefaultsRecord | null,
   support: 'v2.0' | null | 'unknown',
 ): boolean {
-  return (
-    effectiveLaunchTokens(metadata, defaults, support) !== 'required' &&
-    effectiveLaunchEndpoint(metadata, defaults) !== 'disabled'
-  );
+  const r = launchOutcome(metadata, defaults, support);
+  return r.tokens !== 'required' && r.endpoint !== 'disabled';
 }
 
 function templateItem(t: LaunchTemplateRecord, scan: RegionScan, seq: number): TemplateItem | null {
@@ -105,15 +97,21 @@ export function planTemplates(inv: Pick<Inventory, 'instances' | 'scans'>): Temp
     }
   }
   const findings = findFindings(inv);
-  const groupFindings = findings.filter((f) => f.id === 'asg-launches-imdsv1');
+  const groupFindings = findings.filter(
+    (f) => f.id === 'asg-launches-imdsv1' || f.id === 'asg-launch-refused',
+  );
   const notes: string[] = [];
   for (const f of groupFindings) notes.push(f.message);
+  // Under enforcement: templates whose launches AWS refuses (the fix above gives them a required version).
+  for (const f of findings) if (f.id === 'template-launch-refused') notes.push(f.message);
   const pinned = pinnedGroups(inv.scans, items);
   notes.push(...pinned);
   return {
     plan: { kind: 'templates', rollbackOf: null, items, missing: [], notes },
     groupFindings,
-    launchConfigurationFindings: findings.filter((f) => f.id === 'launch-config-imdsv1'),
+    launchConfigurationFindings: findings.filter(
+      (f) => f.id === 'launch-config-imdsv1' || f.id === 'launch-config-launch-refused',
+    ),
     latestFindings: findings.filter((f) => f.id === 'template-latest-imdsv1'),
     imageFindings: findings.filter((f) => f.id === 'image-no-imdsv2-support'),
   };

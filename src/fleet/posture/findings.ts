@@ -3,7 +3,6 @@
  * with its fix in docs/findings.md (a test keeps the two in sync).
  */
 import {
-  type AccountDefaultsRecord,
   allowsImdsV1,
   compareStrings,
   type HttpTokens,
@@ -12,8 +11,8 @@ import {
   type LaunchMetadataOptions,
   type LaunchTemplateRecord,
   type RegionScan,
-  type Toggle,
 } from '../inventory/model.js';
+import { groupLaunch, launchIn } from './launch.js';
 import { isLive } from './summary.js';
 
 export const SEVERITIES = ['high', 'medium', 'low', 'info'] as const;
@@ -45,6 +44,18 @@ export const FINDINGS = {
     title: 'Auto Scaling group launches IMDSv1 instances (regression source)',
   },
   'launch-config-imdsv1': { severity: 'medium', title: 'Launch configuration launches IMDSv1 instances' },
+  'template-launch-refused': {
+    severity: 'medium',
+    title: "Launch template's launches are refused: it asks for IMDSv1 where IMDSv2 is enforced",
+  },
+  'asg-launch-refused': {
+    severity: 'high',
+    title: 'Auto Scaling group cannot launch: it asks for IMDSv1 where IMDSv2 is enforced',
+  },
+  'launch-config-launch-refused': {
+    severity: 'medium',
+    title: "Launch configuration's launches are refused: it asks for IMDSv1 where IMDSv2 is enforced",
+  },
   'account-default-imdsv1': { severity: 'medium', title: 'Account default does not require IMDSv2 tokens' },
   'image-no-imdsv2-support': { severity: 'low', title: 'AMI in use without ImdsSupport v2.0' },
 } as const satisfies Record<string, { severity: Severity; title: string }>;
@@ -91,46 +102,15 @@ export function hasContainerHint(tags: Record<string, string>): boolean {
   return Object.keys(tags).some((k) => CONTAINER_TAG_PATTERNS.some((re) => re.test(k)));
 }
 
-/**
- * The HttpTokens an instance launched with these options gets. Precedence (EC2 user guide, "order of
- * precedence for instance metadata options"): launch parameters, then the account default, then the
- * AMI's ImdsSupport (v2.0 means required), then optional.
- */
-export function effectiveLaunchTokens(
-  options: Pick<LaunchMetadataOptions, 'httpTokens'> | null,
-  defaults: AccountDefaultsRecord | null,
-  imageImdsSupport: 'v2.0' | null | 'unknown',
-): HttpTokens {
-  if (options?.httpTokens) return options.httpTokens;
-  if (defaults?.httpTokens) return defaults.httpTokens;
-  if (imageImdsSupport === 'v2.0') return 'required';
-  return 'optional';
-}
-
-export function effectiveLaunchEndpoint(
-  options: Pick<LaunchMetadataOptions, 'httpEndpoint'> | null,
-  defaults: AccountDefaultsRecord | null,
-): Toggle {
-  return options?.httpEndpoint ?? defaults?.httpEndpoint ?? 'enabled';
-}
+export { effectiveLaunchEndpoint, effectiveLaunchTokens } from './launch.js';
 
 function launchAllowsV1(
   options: Pick<LaunchMetadataOptions, 'httpTokens' | 'httpEndpoint'> | null,
   scan: RegionScan,
   imageId: string | null,
-): { allows: boolean; tokens: HttpTokens; source: string } {
-  const image = imageId ? scan.images.find((x) => x.imageId === imageId) : undefined;
-  const support = image ? image.imdsSupport : imageId ? 'unknown' : null;
-  const tokens = effectiveLaunchTokens(options, scan.defaults, support);
-  const endpoint = effectiveLaunchEndpoint(options, scan.defaults);
-  const source = options?.httpTokens
-    ? 'launch settings'
-    : scan.defaults?.httpTokens
-      ? 'account default'
-      : support === 'v2.0'
-        ? 'AMI ImdsSupport'
-        : 'EC2 default (optional)';
-  return { allows: tokens === 'optional' && endpoint !== 'disabled', tokens, source };
+): { allows: boolean; refused: boolean; tokens: HttpTokens; source: string } {
+  const r = launchIn(scan, options, imageId);
+  return { allows: r.allowsV1, refused: r.refused, tokens: r.tokens, source: r.source };
 }
 
 function make(
@@ -258,6 +238,24 @@ function templateFindings(t: LaunchTemplateRecord, scan: RegionScan, out: Findin
   for (const { which, rule, version } of checked) {
     if (!version) continue;
     const r = launchAllowsV1(version.metadataOptions, scan, version.imageId);
+    if (r.refused) {
+      out.push(
+        make(
+          'template-launch-refused',
+          'launch-template',
+          t.launchTemplateId,
+          t.accountId,
+          t.region,
+          `launch template ${t.launchTemplateName} (${which} version ${version.versionNumber}) asks for HttpTokens=${r.tokens} (from ${r.source}) in a region that enforces IMDSv2: AWS refuses its launches`,
+          {
+            launchTemplateName: t.launchTemplateName,
+            version: version.versionNumber,
+            tokensFrom: r.source,
+            which,
+          },
+        ),
+      );
+    }
     if (r.allows) {
       out.push(
         make(
@@ -276,35 +274,24 @@ function templateFindings(t: LaunchTemplateRecord, scan: RegionScan, out: Findin
 
 function groupFindings(scan: RegionScan, out: Finding[]): void {
   for (const g of scan.autoScalingGroups) {
-    let allows = false;
-    let what = '';
-    let source = '';
-    if (g.launchTemplate) {
-      const t = scan.launchTemplates.find(
-        (x) =>
-          (g.launchTemplate?.launchTemplateId && x.launchTemplateId === g.launchTemplate.launchTemplateId) ||
-          (!g.launchTemplate?.launchTemplateId &&
-            x.launchTemplateName === g.launchTemplate?.launchTemplateName),
+    const launch = groupLaunch(scan, g);
+    if (!launch) continue;
+    const r = launchAllowsV1(launch.options, scan, launch.imageId);
+    const details = { launches: launch.what, tokensFrom: r.source, instances: g.instanceIds.length };
+    if (r.refused) {
+      out.push(
+        make(
+          'asg-launch-refused',
+          'auto-scaling-group',
+          g.name,
+          g.accountId,
+          g.region,
+          `Auto Scaling group ${g.name} launches from ${launch.what}, which asks for HttpTokens=${r.tokens} (from ${r.source}) in a region that enforces IMDSv2: AWS refuses its launches, so it cannot scale out or replace instances`,
+          details,
+        ),
       );
-      if (!t) continue;
-      const ver = g.launchTemplate.version;
-      const n =
-        ver === '$Latest' ? t.latestVersionNumber : ver === '$Default' ? t.defaultVersionNumber : Number(ver);
-      const v = t.versions.find((x) => x.versionNumber === n);
-      if (!v) continue;
-      const r = launchAllowsV1(v.metadataOptions, scan, v.imageId);
-      allows = r.allows;
-      source = r.source;
-      what = `launch template ${t.launchTemplateName} version ${n}${ver.startsWith('$') ? ` (${ver})` : ''}`;
-    } else if (g.launchConfigurationName) {
-      const c = scan.launchConfigurations.find((x) => x.name === g.launchConfigurationName);
-      if (!c) continue;
-      const r = launchAllowsV1(c.metadataOptions, scan, c.imageId);
-      allows = r.allows;
-      source = r.source;
-      what = `launch configuration ${c.name}`;
     }
-    if (allows) {
+    if (r.allows) {
       out.push(
         make(
           'asg-launches-imdsv1',
@@ -312,8 +299,8 @@ function groupFindings(scan: RegionScan, out: Finding[]): void {
           g.name,
           g.accountId,
           g.region,
-          `Auto Scaling group ${g.name} launches IMDSv1 instances from ${what} (from ${source}): instances hardened by hand come back with IMDSv1 when it replaces them`,
-          { launches: what, tokensFrom: source, instances: g.instanceIds.length },
+          `Auto Scaling group ${g.name} launches IMDSv1 instances from ${launch.what} (from ${r.source}): instances hardened by hand come back with IMDSv1 when it replaces them`,
+          details,
         ),
       );
     }
@@ -323,40 +310,54 @@ function groupFindings(scan: RegionScan, out: Finding[]): void {
 function configFindings(scan: RegionScan, out: Finding[]): void {
   for (const c of scan.launchConfigurations) {
     const r = launchAllowsV1(c.metadataOptions, scan, c.imageId);
-    if (r.allows) {
-      const usedBy = scan.autoScalingGroups
-        .filter((g) => g.launchConfigurationName === c.name)
-        .map((g) => g.name);
-      out.push(
-        make(
-          'launch-config-imdsv1',
-          'launch-configuration',
-          c.name,
-          c.accountId,
-          c.region,
-          `launch configuration ${c.name} launches instances with IMDSv1 allowed (from ${r.source})${usedBy.length > 0 ? `; used by ${usedBy.join(', ')}` : ''}`,
-          { tokensFrom: r.source, usedByGroups: usedBy.length },
-        ),
-      );
-    }
+    if (!r.allows && !r.refused) continue;
+    const usedBy = scan.autoScalingGroups
+      .filter((g) => g.launchConfigurationName === c.name)
+      .map((g) => g.name);
+    const used = usedBy.length > 0 ? `; used by ${usedBy.join(', ')}` : '';
+    out.push(
+      r.refused
+        ? make(
+            'launch-config-launch-refused',
+            'launch-configuration',
+            c.name,
+            c.accountId,
+            c.region,
+            `launch configuration ${c.name} asks for HttpTokens=${r.tokens} (from ${r.source}) in a region that enforces IMDSv2: AWS refuses its launches${used}`,
+            { tokensFrom: r.source, usedByGroups: usedBy.length },
+          )
+        : make(
+            'launch-config-imdsv1',
+            'launch-configuration',
+            c.name,
+            c.accountId,
+            c.region,
+            `launch configuration ${c.name} launches instances with IMDSv1 allowed (from ${r.source})${used}`,
+            { tokensFrom: r.source, usedByGroups: usedBy.length },
+          ),
+    );
   }
 }
 
 function defaultsFindings(scan: RegionScan, out: Finding[]): void {
   if (scan.defaults === null) return;
-  if (scan.defaults.httpTokens !== 'required') {
-    out.push(
-      make(
-        'account-default-imdsv1',
-        'account-defaults',
-        `${scan.accountId}/${scan.region}`,
-        scan.accountId,
-        scan.region,
-        `account ${scan.accountId} in ${scan.region}: the IMDS default is ${scan.defaults.httpTokens ?? 'no-preference'}, so launches that set nothing may allow IMDSv1`,
-        { httpTokens: scan.defaults.httpTokens },
-      ),
-    );
-  }
+  const d = scan.defaults;
+  const enforced = d.httpTokensEnforced === 'enabled';
+  // Under enforcement a default of no preference launches with tokens required: nothing to report.
+  if (d.httpTokens === 'required' || (enforced && d.httpTokens === null)) return;
+  out.push(
+    make(
+      'account-default-imdsv1',
+      'account-defaults',
+      `${scan.accountId}/${scan.region}`,
+      scan.accountId,
+      scan.region,
+      enforced
+        ? `account ${scan.accountId} in ${scan.region}: the IMDS default is optional while IMDSv2 is enforced, so launches that set nothing are refused`
+        : `account ${scan.accountId} in ${scan.region}: the IMDS default is ${d.httpTokens ?? 'no-preference'}, so launches that set nothing may allow IMDSv1`,
+      { httpTokens: d.httpTokens, httpTokensEnforced: d.httpTokensEnforced },
+    ),
+  );
 }
 
 function imageFindings(scan: RegionScan, instances: InstanceRecord[], out: Finding[]): void {

@@ -51,19 +51,19 @@ export const REGRESSION_CATEGORIES = [
   {
     key: 'launch-templates',
     label: 'Launch templates',
-    findings: ['template-default-imdsv1', 'template-latest-imdsv1'],
+    findings: ['template-default-imdsv1', 'template-latest-imdsv1', 'template-launch-refused'],
     stages: ['launch-templates', 'launch-template-versions'],
   },
   {
     key: 'auto-scaling-groups',
     label: 'Auto Scaling groups',
-    findings: ['asg-launches-imdsv1'],
+    findings: ['asg-launches-imdsv1', 'asg-launch-refused'],
     stages: ['auto-scaling-groups'],
   },
   {
     key: 'launch-configurations',
     label: 'Launch configurations',
-    findings: ['launch-config-imdsv1'],
+    findings: ['launch-config-imdsv1', 'launch-config-launch-refused'],
     stages: ['launch-configurations'],
   },
   {
@@ -160,8 +160,36 @@ export interface FleetReportDocument {
     unread: number;
     items: RegressionItem[];
   }>;
+  /**
+   * Each scanned account and region's effective state: the HttpTokens default, account-level
+   * enforcement (HttpTokensEnforced) and who manages them. `read: false`: the defaults could not be read.
+   */
+  regionDefaults: RegionDefaultsRow[];
   trend: TrendPoint[];
   failures: ScanFailure[];
+}
+
+export interface RegionDefaultsRow {
+  accountId: string;
+  region: string;
+  read: boolean;
+  httpTokens: 'optional' | 'required' | null;
+  httpTokensEnforced: 'enabled' | 'disabled' | null;
+  managedBy: 'account' | 'declarative-policy' | null;
+  exceptionMessage: string | null;
+}
+
+function regionDefaults(scans: readonly RegionScan[]): RegionDefaultsRow[] {
+  return scans.map((s) => ({
+    accountId: s.accountId,
+    region: s.region,
+    read: s.defaults !== null,
+    httpTokens: s.defaults?.httpTokens ?? null,
+    // A saved scan from before February 2026's fields has neither: not enforced, managed by the account.
+    httpTokensEnforced: s.defaults?.httpTokensEnforced ?? null,
+    managedBy: s.defaultsManagement?.managedBy ?? (s.defaults !== null ? 'account' : null),
+    exceptionMessage: s.defaultsManagement?.exceptionMessage ?? null,
+  }));
 }
 
 export function sliceCounts(c: PostureCounts, scansFailed = 0): SliceCounts {
@@ -373,6 +401,7 @@ export function buildFleetReport(input: FleetReportInput): FleetReportDocument {
     findings,
     findingsOmitted: input.findings.length - findings.length,
     regressionSources,
+    regionDefaults: regionDefaults(inventory.scans),
     trend: trendOf(input.history, summary, {
       scannedAt: inventory.generatedAt,
       failures: scanFailures,

@@ -220,6 +220,17 @@ function regression(doc: FleetReportDocument): string {
   return `<section id="regression"><h2>Regression sources</h2><p class="note">Launch templates, Auto Scaling groups, launch configurations, account defaults and AMIs that will keep launching instances with IMDSv1 enabled, even after every running instance is fixed.</p><div class="cards">${cards}</div>${table}</section>`;
 }
 
+/** Each region's IMDS defaults, account-level enforcement and who manages them. */
+function regionDefaultsSection(doc: FleetReportDocument): string {
+  const rows = doc.regionDefaults
+    .map((r) => {
+      const cell = (v: string) => (r.read ? esc(v) : 'not read');
+      return `<tr><td class="mono">${esc(r.accountId)}</td><td>${esc(r.region)}</td><td>${cell(r.httpTokens ?? 'no preference')}</td><td>${cell(r.httpTokensEnforced === 'enabled' ? 'enforced' : 'not enforced')}</td><td>${cell(r.managedBy ?? 'account')}</td><td>${esc(r.exceptionMessage ?? '')}</td></tr>`;
+    })
+    .join('');
+  return `<section id="region-defaults"><h2>Account defaults and enforcement</h2><p class="note">Per account and region: the HttpTokens default for new launches, whether IMDSv2 is enforced at the account level (HttpTokensEnforced: launches and instances that are not tokens required are refused), and whether an AWS Organizations declarative policy manages them (the account cannot change them).</p><div class="tablewrap"><table id="region-defaults-table" data-sortable><thead><tr><th>Account</th><th>Region</th><th>Default HttpTokens</th><th>Enforcement</th><th>Managed by</th><th>Policy message</th></tr></thead><tbody>${rows}</tbody></table></div></section>`;
+}
+
 function trend(doc: FleetReportDocument): string {
   const pts = doc.trend;
   const times = pts.map((p) => Date.parse(p.time));
@@ -301,6 +312,7 @@ export function renderFleetHtml(doc: FleetReportDocument): string {
       enforcement(doc),
       readiness(doc),
       regression(doc),
+      regionDefaultsSection(doc),
       trend(doc),
       findings(doc),
       failures(doc),

@@ -17,14 +17,15 @@ export interface BucketSpec {
 /**
  * EC2's documented request-token-bucket defaults (EC2 API reference, "Request throttling"): mutating
  * ModifyInstanceMetadataOptions is a resource-intensive action with a bucket of 100 and 5 per second;
- * the describe calls are non-mutating (100, 20/s). Actions not listed share the conservative default.
+ * the describe calls are non-mutating (100, 20/s). ModifyInstanceMetadataDefaults has a small bucket
+ * (about 2, refilling 2/s). Actions not listed share the conservative default.
  */
 export const EC2_API_LIMITS: Record<string, BucketSpec> = {
   ModifyInstanceMetadataOptions: { burst: 100, refillPerSecond: 5 },
   DescribeInstances: { burst: 100, refillPerSecond: 20 },
   CreateLaunchTemplateVersion: { burst: 100, refillPerSecond: 5 },
   ModifyLaunchTemplate: { burst: 100, refillPerSecond: 5 },
-  ModifyInstanceMetadataDefaults: { burst: 100, refillPerSecond: 5 },
+  ModifyInstanceMetadataDefaults: { burst: 2, refillPerSecond: 2 },
 };
 
 export interface Clock {

@@ -3,8 +3,10 @@
  * Scaling groups, launch configurations, AMIs) and `fleet defaults` (the account-level defaults per
  * region).
  */
+
 import type { RegionScan } from '../fleet/inventory/model.js';
 import type { TemplatesReport } from '../fleet/plan/templates.js';
+import type { EnforcementReadiness } from '../fleet/posture/enforcement.js';
 import type { Finding } from '../fleet/posture/findings.js';
 import { afterText, beforeText } from './changes.js';
 import type { Column } from './columns.js';
@@ -152,23 +154,84 @@ const DEFAULTS_COLUMNS: Column<RegionScan>[] = [
   { header: 'http_endpoint', value: (s) => np(s, (d) => d.httpEndpoint) },
   { header: 'hop_limit', value: (s) => np(s, (d) => d.httpPutResponseHopLimit) },
   { header: 'instance_metadata_tags', value: (s) => np(s, (d) => d.instanceMetadataTags) },
+  { header: 'tokens_enforced', value: (s) => enforcedText(s) },
+  {
+    header: 'managed_by',
+    value: (s) => (s.defaults === null ? 'not read' : (s.defaultsManagement?.managedBy ?? 'account')),
+  },
+  { header: 'exception_message', value: (s) => s.defaultsManagement?.exceptionMessage ?? '', maxWidth: 60 },
+];
+
+/** HttpTokensEnforced as it applies: enabled, or not enforced (disabled / no preference). */
+function enforcedText(s: RegionScan): string {
+  if (s.defaults === null) return 'not read';
+  const e = s.defaults.httpTokensEnforced;
+  return e === 'enabled' ? 'enabled' : e === 'disabled' ? 'disabled' : 'no-preference (not enforced)';
+}
+
+const READINESS_COLUMNS: Column<EnforcementReadiness>[] = [
+  { header: 'account', value: (r) => r.accountId },
+  { header: 'region', value: (r) => r.region },
+  { header: 'enforcement', value: (r) => r.enforcement },
+  { header: 'readiness', value: (r) => r.verdict },
+  { header: 'optional', value: (r) => r.counts.optional },
+  { header: 'v1_callers', value: (r) => r.counts.v1Calls },
+  { header: 'refused_launches', value: (r) => r.launches.length },
+  { header: 'summary', value: (r) => r.summary, maxWidth: 90 },
 ];
 
 /**
- * `fleet defaults`: one row (or record) per scanned region. A region whose defaults could not be read
- * says so ("not read"; `read: false` in JSON), never shows as having no preference.
+ * `fleet defaults`: one row (or record) per scanned region: the defaults, HttpTokensEnforced and who
+ * manages them. A region whose defaults could not be read says so ("not read"; `read: false` in
+ * JSON), never shows as having no preference. With `readiness`, what enforcing IMDSv2 would break.
  */
-export function renderDefaults(scans: readonly RegionScan[], format: OutputFormat): string {
+export function renderDefaults(
+  scans: readonly RegionScan[],
+  format: OutputFormat,
+  readiness: readonly EnforcementReadiness[] | null = null,
+): string {
+  const ready = new Map((readiness ?? []).map((r) => [`${r.accountId}/${r.region}`, r]));
   const records = () =>
-    scans.map((s) => ({
-      accountId: s.accountId,
-      region: s.region,
-      read: s.defaults !== null,
-      ...s.defaults,
-    }));
+    scans.map((s) => {
+      const r = ready.get(`${s.accountId}/${s.region}`);
+      return {
+        accountId: s.accountId,
+        region: s.region,
+        read: s.defaults !== null,
+        ...s.defaults,
+        managedBy: s.defaultsManagement?.managedBy ?? null,
+        managedExceptionMessage: s.defaultsManagement?.exceptionMessage ?? null,
+        ...(readiness
+          ? {
+              readiness: r
+                ? {
+                    verdict: r.verdict,
+                    summary: r.summary,
+                    counts: r.counts,
+                    launches: r.launches,
+                    instances: r.instances,
+                  }
+                : null,
+            }
+          : {}),
+      };
+    });
   switch (format) {
-    case 'table':
-      return renderTable(scans, DEFAULTS_COLUMNS, { empty: 'No region could be read.' });
+    case 'table': {
+      let out = renderTable(scans, DEFAULTS_COLUMNS, { empty: 'No region could be read.' });
+      if (readiness) {
+        out += `\nReadiness to enforce IMDSv2 (HttpTokensEnforced=enabled):\n`;
+        out += renderTable(readiness, READINESS_COLUMNS, { empty: 'No region could be read.' });
+        for (const r of readiness) {
+          const shown = [...r.launches, ...r.instances.filter((b) => b.evidence?.readiness !== 'ready')];
+          for (const b of shown.slice(0, 20))
+            out += `  ${r.accountId} ${r.region} ${b.kind} ${b.resourceId}: ${b.detail}\n`;
+          if (shown.length > 20)
+            out += `  ${r.accountId} ${r.region}: ... ${shown.length - 20} more (--format json)\n`;
+        }
+      }
+      return out;
+    }
     case 'csv':
       return renderCsv(scans, [
         { header: 'account_id', value: (s) => s.accountId },

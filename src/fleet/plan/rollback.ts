@@ -98,7 +98,11 @@ export function planRollback(
     } else if (orig.type === 'launch-template') {
       const scan = current.scans.find((s) => s.accountId === orig.accountId && s.region === orig.region);
       const t = scan?.launchTemplates.find((x) => x.launchTemplateId === orig.resourceId);
-      const restore = { op: 'restore' as const, defaultVersion: orig.before.defaultVersion };
+      const restore = {
+        op: 'restore' as const,
+        defaultVersion: orig.before.defaultVersion,
+        metadataOptions: orig.before.metadataOptions,
+      };
       const base = {
         type: 'launch-template' as const,
         seq,

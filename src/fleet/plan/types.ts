@@ -91,7 +91,12 @@ export interface TemplateItem extends ItemBase {
    */
   after:
     | { op: 'fix'; sourceVersion: number; metadataOptions: MetadataValues }
-    | { op: 'restore'; defaultVersion: number };
+    | {
+        op: 'restore';
+        defaultVersion: number;
+        /** That version's MetadataOptions when known (rollback: from the journal), for markBlocked. */
+        metadataOptions?: MetadataValues | null | undefined;
+      };
 }
 
 export interface DefaultsItem extends ItemBase {

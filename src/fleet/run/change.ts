@@ -13,8 +13,10 @@ import { type ApplyResult, applyPlan } from '../apply/apply.js';
 import { type ChangeLog, type ChangeLogFormat, fileChangeLog, streamChangeLog } from '../apply/changelog.js';
 import { attachRateLimiter, RateLimiter } from '../apply/rate-limit.js';
 import type { AccountTarget } from '../aws/clients.js';
+import type { RegionScan } from '../inventory/model.js';
 import { Journal } from '../journal/store.js';
-import { type ChangePlan, countPlan } from '../plan/types.js';
+import { markBlocked } from '../plan/blocked.js';
+import { type ChangePlan, countPlan, type PlanCounts } from '../plan/types.js';
 import type { RunIo } from './io.js';
 import { type Env, type FleetRunOptions, type FleetSession, openSession } from './session.js';
 
@@ -78,6 +80,11 @@ export async function withChangeSession<T>(
 
 export interface PlanRun extends ChangeSession {
   plan: ChangePlan;
+  /**
+   * The scanned regions (their account defaults: enforcement, who manages them). Every change AWS
+   * would refuse there is marked blocked (plan/blocked.ts) before the plan is shown: never sent.
+   */
+  scans: ReadonlyArray<Pick<RegionScan, 'accountId' | 'region' | 'defaults' | 'defaultsManagement'>>;
   change: ChangeOptions;
   /** Accounts the change set acts in (recorded so a rollback can reach them). */
   accounts: AccountTarget[];
@@ -97,6 +104,18 @@ export interface ChangeOutcome {
   failed: boolean;
   /** Duration and AWS API calls of the run, once applied. */
   stats: RunStats | null;
+}
+
+/** Says how many changes are blocked and why; true when any is (the run exits 1). */
+function reportBlocked(counts: PlanCounts, io: RunIo): boolean {
+  if (counts.blocked === 0) return false;
+  const why = Object.entries(counts.byBlockReason)
+    .map(([r, n]) => `${n} ${r}`)
+    .join(', ');
+  io.output.write(
+    `imdsguard: ${counts.blocked} change(s) blocked (${why}): AWS would refuse them, so nothing was sent for them; the plan gives each reason [IMDSGUARD_E_CHANGE_BLOCKED].\n`,
+  );
+  return true;
 }
 
 /** What went wrong, per status, with the stable codes (docs/fleet-changes.md, Statuses). */
@@ -159,7 +178,8 @@ function changeLogOf(opts: ChangeOptions, io: RunIo): ChangeLog {
  * io.signal stops the apply between calls: unsent changes stay planned in the journal.
  */
 export async function executePlan(run: PlanRun, io: RunIo, present: ChangePresenter): Promise<ChangeOutcome> {
-  const { plan, change } = run;
+  const { change } = run;
+  const plan = markBlocked(run.plan, run.scans);
   const counts = countPlan(plan);
   const doc = (applied: boolean, result: ApplyResult | null) =>
     changeDocument(plan, {
@@ -176,7 +196,8 @@ export async function executePlan(run: PlanRun, io: RunIo, present: ChangePresen
   if (counts.change === 0) {
     await present.show(doc(false, null));
     io.output.write('Nothing to change.\n');
-    return { status: 'nothing', result: null, failed: false, stats: null };
+    const blocked = reportBlocked(counts, io);
+    return { status: 'nothing', result: null, failed: blocked, stats: null };
   }
   if (present.planFirst) await present.planFirst(doc(false, null));
   if (!change.dryRun && !change.yes) {
@@ -210,7 +231,7 @@ export async function executePlan(run: PlanRun, io: RunIo, present: ChangePresen
       changeLog: changeLogOf(change, io),
     });
     await present.show(doc(true, result));
-    let failed = false;
+    let failed = reportBlocked(counts, io);
     if (result.failures > 0) {
       io.output.write(`imdsguard: ${failureSentence(result, change.dryRun)}\n`);
       failed = true;

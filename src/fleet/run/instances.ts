@@ -106,6 +106,12 @@ export async function readSelection(
 /** One instance change: its planner and what the journal records about it. */
 export interface InstancePlanner {
   plan(selection: SelectionResult): ChangePlan;
+  /**
+   * The plan can leave HttpTokens other than required (relax, disable, hop-limit on an instance still
+   * on optional): read each region's account defaults so markBlocked knows where IMDSv2 is enforced.
+   * Default true; harden (always required) sets false and reads instances only.
+   */
+  readsEnforcement?: boolean;
   /** The command and its own arguments (hop limit, ...), recorded in the journal. */
   args: Record<string, unknown>;
 }
@@ -149,7 +155,7 @@ export async function runInstanceChange(
   return withChangeSession(opts.fleet, env, async ({ session, limiter }) => {
     const scan = await scanForChange(session, io, {
       concurrency: opts.fleet.concurrency,
-      include: INSTANCE_CHANGE,
+      include: planner.readsEnforcement === false ? INSTANCE_CHANGE : { ...INSTANCE_CHANGE, defaults: true },
       needs: ['instances'],
     });
     const { filters, failed } = await selectionFilters(session, scan.inventory, opts, io);
@@ -165,6 +171,7 @@ export async function runInstanceChange(
     const outcome = await executePlan(
       {
         plan,
+        scans: scan.inventory.scans,
         session,
         limiter,
         change: opts.change,

@@ -118,7 +118,8 @@ export async function runRollback(
       const scan = await scanForChange(session, io, {
         concurrency: fleet.concurrency,
         include: {
-          defaults: types.has('account-defaults'),
+          // Always: where IMDSv2 is enforced, a restore to optional is blocked, not sent.
+          defaults: true,
           templates: types.has('launch-template'),
           autoScaling: false,
           images: false,
@@ -136,6 +137,7 @@ export async function runRollback(
       const outcome = await executePlan(
         {
           plan,
+          scans: scan.inventory.scans,
           session,
           limiter,
           change: opts.change,

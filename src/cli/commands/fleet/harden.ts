@@ -47,7 +47,7 @@ export const hardenCommand: CommandSpec = {
       const args = readInstanceChangeOptions(raw, ctx);
       const onlyReady = raw['onlyReady'] === true ? readUsageOptions(raw, ctx) : null;
       const outcome = await runInstanceChange(
-        { plan: planHarden, args: { command: 'harden' } },
+        { plan: planHarden, args: { command: 'harden' }, readsEnforcement: false },
         { ...args, onlyReady },
         runIo(ctx),
         ctx.env,

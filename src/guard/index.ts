@@ -14,6 +14,9 @@ import { UpstreamLimiter } from './proxy/limiter.js';
 import { LocalAddresses } from './proxy/local-addresses.js';
 import { applyLimits, bindAll, createProxyServer } from './proxy/server.js';
 import { createClientErrorHandler, createSpecialHandler } from './proxy/socket-refusals.js';
+import { DEFAULT_MAX_ENTRIES } from './tokens/ledger.js';
+import { memoryLedger, type OpenLedger } from './tokens/persist.js';
+import { GuardRedaction } from './tokens/redact-event.js';
 import { createTrap } from './trap/index.js';
 
 /**
@@ -37,6 +40,11 @@ export interface GuardOptions {
   log?: (message: string) => void;
   /** Time close() waits for in-flight requests before cutting connections, ms. Default 5000. */
   drainTimeoutMs?: number;
+  /**
+   * The token ledger (wire.ts opens it in guard.stateDir). Default: one in memory. The guard does
+   * not close it: its opener does.
+   */
+  tokenLedger?: OpenLedger;
 }
 
 export interface GuardStats {
@@ -86,7 +94,11 @@ function buildState(
 export function createGuard(options: GuardOptions): Guard {
   const resolver = options.resolver ?? noAttribution;
   const now = options.now ?? Date.now;
-  const log = options.log ?? (() => {});
+  const ledger = options.tokenLedger ?? memoryLedger(DEFAULT_MAX_ENTRIES);
+  const redaction = new GuardRedaction(ledger, options.config.authSecret, options.config.authHeader);
+  // nothing the guard writes holds its secret or a token it issued (issue 15 item 4)
+  const rawLog = options.log ?? (() => {});
+  const log = (m: string) => rawLog(redaction.text(m));
   let state = buildState(options.config, resolver, options.hostname, now);
   const limits = options.config.limits;
   const limiter = new UpstreamLimiter(
@@ -100,7 +112,7 @@ export function createGuard(options: GuardOptions): Guard {
     callers: new CallerLookup(resolver),
     localAddresses: new LocalAddresses(),
     forwarder: new Forwarder(limiter),
-    recorders: options.recorders ?? [],
+    recorders: [redaction.recorder(options.recorders ?? [], log)],
     ids: new EventIds(),
     hostname: options.hostname,
     now,
@@ -147,6 +159,7 @@ export function createGuard(options: GuardOptions): Guard {
         log('guard: listen addresses changed in the config; restart the guard to apply them');
       }
       state = next;
+      redaction.configure(config.authSecret, config.authHeader);
       limiter.max = config.limits.maxUpstreamConnections;
       limiter.maxQueue = config.limits.maxQueuedRequests;
       limiter.waitMs = config.limits.upstreamTimeoutMs;

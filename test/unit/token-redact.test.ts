@@ -127,6 +127,16 @@ describe('command lines are redacted by value and by shape', () => {
     expect(redactor.text(`token=${foreign}`)).toBe(`token=${REDACTED}`);
   });
 
+  it('a value whose closing quote an argument bound cut off is still redacted by shape', () => {
+    expect(redactor.text('h = {"X-aws-ec2-metadata-token" => "AQAEAAAAA…')).toBe(
+      'h = {"X-aws-ec2-metadata-token" => "[redacted]…',
+    );
+    expect(redactor.text(`h = {'api_key' => 'abc`)).toBe(`h = {'api_key' => '[redacted]`);
+    expect(redactor.text('{"token" => "x", "other" => "y"}')).toBe(
+      '{"token" => "[redacted]", "other" => "y"}',
+    );
+  });
+
   it('a short secret is found whole', () => {
     const r = new Redactor({ secrets: ['s3cr3t!!'], secretNames: [] });
     expect(r.text('a s3cr3t!! b s3cr3t!!')).toBe(`a ${REDACTED} b ${REDACTED}`);

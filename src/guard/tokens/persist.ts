@@ -41,7 +41,7 @@ export async function openTokenLedger(o: TokenLedgerOptions): Promise<OpenLedger
   const now = o.now ?? Date.now;
   const ledger = new TokenLedger(o.maxEntries);
   const dir = o.stateDir;
-  if (dir === undefined) return inMemory(ledger, tokenHasher(randomBytes(KEY_BYTES)));
+  if (dir === undefined) return memoryLedger(o.maxEntries);
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
@@ -56,6 +56,11 @@ export async function openTokenLedger(o: TokenLedgerOptions): Promise<OpenLedger
   const file = join(dir, LEDGER_FILE);
   await loadEntries(file, hasher.keyId, ledger, now(), o.log);
   return new LedgerWriter(ledger, hasher, file, o.log).handle();
+}
+
+/** A ledger kept in memory only, under a fresh key (a restart forgets it). */
+export function memoryLedger(maxEntries: number): OpenLedger {
+  return inMemory(new TokenLedger(maxEntries), tokenHasher(randomBytes(KEY_BYTES)));
 }
 
 function inMemory(ledger: TokenLedger, hasher: TokenHasher): OpenLedger {

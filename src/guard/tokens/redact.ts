@@ -60,12 +60,17 @@ export class Redactor {
     // NAME, optionally quoted (Ruby :"name", PowerShell "name"), a separator (: = => := ,), then a
     // quoted value or a bare one up to a delimiter
     this.#shape = new RegExp(
-      `(:?["']?${name}["']?)(\\s*(?:=>|:=|:|=|,)\\s*)(?:"((?:[^"\\\\\\n]|\\\\.)*)"|'((?:[^'\\\\\\n]|\\\\.)*)'|(?!\\[redacted\\])([^\\s"',;&})\\]]+))`,
+      `(:?["']?${name}["']?)(\\s*(?:=>|:=|:|=|,)\\s*)(?:(["'])((?:(?!\\3)[^\\\\\\n…]|\\\\.)*)(\\3|(?=[\\n…]|$))|(?![=>[])([^\\s"',;&})\\]]+))`,
       'gi',
     );
     // a header line, "Name: value with spaces": the value runs to the end of the line
     this.#headerLine = new RegExp(`^(\\s*${name})(\\s*:[ \\t]*)(?!\\[redacted\\]$)(\\S.*)$`, 'gim');
     this.#nameOnly = new RegExp(`^-{0,2}${name}:?$`, 'i');
+  }
+
+  /** A text with every known value (the secret, a ledger token) replaced by REDACTED. */
+  values(s: string): string {
+    return this.#byValue(s);
   }
 
   /** A text with every known value and every secret-shaped value replaced by REDACTED. */
@@ -128,9 +133,18 @@ export class Redactor {
       .replace(this.#headerLine, (_m, name: string, sep: string) => `${name}${sep}${REDACTED}`)
       .replace(
         this.#shape,
-        (m: string, name: string, sep: string, dq?: string, sq?: string, bare?: string) => {
-          if (dq !== undefined) return `${name}${sep}"${dq === REDACTED ? dq : REDACTED}"`;
-          if (sq !== undefined) return `${name}${sep}'${sq === REDACTED ? sq : REDACTED}'`;
+        (
+          m: string,
+          name: string,
+          sep: string,
+          quote?: string,
+          quoted?: string,
+          close?: string,
+          bare?: string,
+        ) => {
+          // a quoted value (its closing quote may be cut off by an argument bound), or a bare one
+          if (quote !== undefined)
+            return `${name}${sep}${quote}${quoted === REDACTED ? quoted : REDACTED}${close ?? ''}`;
           if (bare !== undefined) return `${name}${sep}${REDACTED}`;
           return m;
         },

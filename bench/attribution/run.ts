@@ -12,6 +12,7 @@ import { createThreadedProcResolver, type ThreadedResolver } from '../../src/gua
 import { type ConnectionInfo, connectionInfo } from '../../src/guard/attribution/types.js';
 import { createGuard } from '../../src/guard/index.js';
 import { naiveResolveAsync, naiveResolveSync } from './naive.js';
+import { pct } from './stats.js';
 
 /**
  * bench/attribution: attribution latency per request on a loaded host, the resolver side by side with
@@ -115,12 +116,6 @@ for i in range(n):
 `;
 
 type Handler = (s: Socket, conn: ConnectionInfo) => Promise<void>;
-
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
-  return sorted[Math.max(0, i)] as number;
-}
 
 interface Series {
   name: string;

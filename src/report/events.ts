@@ -54,6 +54,9 @@ const CSV_COLUMNS: Column<GuardEvent>[] = [
   { header: 'user', value: (e) => caller(e)?.user },
   { header: 'uid', value: (e) => caller(e)?.uid },
   { header: 'pid', value: (e) => caller(e)?.pid },
+  { header: 'pod_namespace', value: (e) => caller(e)?.pod?.namespace },
+  { header: 'pod', value: (e) => caller(e)?.pod?.name },
+  { header: 'pod_container', value: (e) => caller(e)?.pod?.container },
   { header: 'container', value: (e) => caller(e)?.container?.id },
 ];
 

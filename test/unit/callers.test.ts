@@ -14,6 +14,8 @@ import {
 import type { GuardEvent } from '../../src/guard/events/types.js';
 import { SqliteEventStore } from '../../src/guard/store/index.js';
 import type { ImdsVersion } from '../../src/imds/version.js';
+import { renderCallersCsv } from '../../src/report/callers.js';
+import { renderEvents } from '../../src/report/events.js';
 import { runInProcess } from '../support/cli.js';
 
 let seq = 0;
@@ -163,6 +165,78 @@ describe('renderCallers', () => {
     expect(renderCallers([], { events: 0, window: 'in the last 1h' })).toBe(
       'No IMDS requests in the last 1h (0 events read).\n',
     );
+  });
+});
+
+describe('callers in Kubernetes pods', () => {
+  const podCaller = (
+    containerId: string,
+    container: string | undefined,
+    extra: Partial<Caller> = {},
+  ): Caller => {
+    const pod: NonNullable<Caller['pod']> = {
+      namespace: 'team-a',
+      name: 'web-7c9d8b',
+      uid: '6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b',
+      hostNetwork: false,
+      source: 'cgroup',
+    };
+    if (container !== undefined) pod.container = container;
+    return {
+      resolved: 'full',
+      pid: 40,
+      exe: '/usr/bin/python3.11',
+      uid: 1000,
+      user: '1000',
+      netns: 'other',
+      container: { id: containerId, runtime: 'containerd', podUid: pod.uid as string },
+      pod,
+      ...extra,
+    };
+  };
+  const POD_EVENTS = [
+    ev('2026-11-21T10:00:00.000Z', 'v1', podCaller('a'.repeat(64), 'app')),
+    // the same container after a restart: a new container id, the same pod and container name
+    ev('2026-11-21T10:01:00.000Z', 'v1', podCaller('b'.repeat(64), 'app', { pid: 41 })),
+    ev('2026-11-21T10:02:00.000Z', 'v2', podCaller('c'.repeat(64), 'sidecar', { pid: 42 })),
+    // only the UID known (no /var/log/pods)
+    ev('2026-11-21T10:03:00.000Z', 'v1', {
+      resolved: 'full',
+      pid: 50,
+      exe: '/app',
+      user: 'root',
+      uid: 0,
+      pod: { uid: '0f8c6b3c9e1d4a5b6c7d8e9f0a1b2c3d', hostNetwork: true, source: 'cgroup' },
+    }),
+    ev('2026-11-21T10:04:00.000Z', 'v2', aws),
+  ];
+
+  it('one row per namespace, pod and container name, whatever the container id', () => {
+    const rows = summarizeCallers(POD_EVENTS);
+    expect(rows.map((r) => [r.key, r.v1, r.v2, r.pids])).toEqual([
+      ['/usr/bin/python3.11|1000|pod:team-a/web-7c9d8b/app', 2, 0, 2],
+      ['/app|root|pod:0f8c6b3c9e1d4a5b6c7d8e9f0a1b2c3d', 1, 0, 1],
+      // ties: the most recently seen first
+      ['/usr/bin/python3.11|root|', 0, 1, 1],
+      ['/usr/bin/python3.11|1000|pod:team-a/web-7c9d8b/sidecar', 0, 1, 1],
+    ]);
+    expect(rows[0]?.pod).toMatchObject({ namespace: 'team-a', name: 'web-7c9d8b', container: 'app' });
+  });
+
+  it('the table names the pod (a POD column only when there are pods); CSV has its fields', () => {
+    const text = renderCallers(summarizeCallers(POD_EVENTS), { events: 5, window: 'x' });
+    const lines = text.split('\n');
+    expect(lines.find((l) => l.includes('LAST SEEN'))).toMatch(/USER\s+POD\s+CONTAINER/);
+    expect(lines.find((l) => l.includes('(app)'))).toContain('team-a/web-7c9d8b (app)');
+    expect(text).toContain('pod 0f8c6b3c9e1d4a5b6c7d8e9f0a1b2c3d [hostNetwork]');
+    expect(renderCallers(summarizeCallers(EVENTS), { events: 8, window: 'x' })).not.toContain('POD');
+    const csv = renderCallersCsv(summarizeCallers(POD_EVENTS)).split('\n');
+    expect(csv[0]).toContain('pod_namespace,pod,pod_container,host_network,container');
+    expect(csv[1]).toContain(',team-a,web-7c9d8b,app,false,');
+    // imdsguard events --format csv: one row per event, the pod's fields beside the container id
+    const events = renderEvents(POD_EVENTS.slice(0, 1), 'csv', '').split('\n');
+    expect(events[0]).toContain('pod_namespace,pod,pod_container,container');
+    expect(events[1]).toContain(`,team-a,web-7c9d8b,app,${'a'.repeat(64)}`);
   });
 });
 

@@ -110,6 +110,32 @@ describe('buildHostReport', () => {
     expect(all).not.toContain('cmdline');
   });
 
+  it('names the pod of Kubernetes callers (a Pod column only when there are pods)', async () => {
+    const pod = makeEvent({
+      time: at(2000),
+      request: { path: '/latest/meta-data/instance-id', version: 'v1' },
+      caller: {
+        resolved: 'full',
+        pid: 11,
+        exe: '/app/agent',
+        user: 'root',
+        uid: 0,
+        pod: {
+          namespace: 'monitoring',
+          name: 'node-agent-x2k9p',
+          container: 'agent',
+          hostNetwork: true,
+          source: 'cgroup',
+        },
+      },
+    });
+    const html = renderHostHtml(await buildHostReport([pod, v2(1000)], { nowMs: NOW, generatedAt: at(0) }));
+    expect(html).toContain('<th data-key="pod">Pod</th>');
+    expect(html).toContain('data-testid="v1-caller-pod">monitoring/node-agent-x2k9p (agent) [hostNetwork]<');
+    const plain = renderHostHtml(await buildHostReport([v2(1000)], { nowMs: NOW, generatedAt: at(0) }));
+    expect(plain).not.toContain('data-key="pod"');
+  });
+
   it('renders an empty store as a page that says so', async () => {
     const doc = await buildHostReport([], { nowMs: NOW, sinceMs: NOW - HOUR, generatedAt: at(0) });
     expect(doc.totals.events).toBe(0);

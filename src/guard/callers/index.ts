@@ -11,6 +11,7 @@ export {
   type CallerSummary,
   identityKey,
   OVERFLOW_KEY,
+  podLabel,
   type SummarizeOptions,
   summarizeCallers,
   v1Callers,

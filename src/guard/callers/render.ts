@@ -1,4 +1,4 @@
-import type { CallerSummary } from './summarize.js';
+import { type CallerSummary, podLabel } from './summarize.js';
 
 /**
  * PURE text rendering of caller summaries: a table, IMDSv1 callers first and marked, and a verdict
@@ -25,6 +25,7 @@ const COLUMNS = [
   'LAST SEEN',
   'EXE',
   'USER',
+  'POD',
   'CONTAINER',
   'LAST PATH',
 ] as const;
@@ -42,7 +43,10 @@ export function renderCallers(summaries: readonly CallerSummary[], o: RenderOpti
     return `${lines.join('\n')}\n`;
   }
 
-  const rows = summaries.map((s) => [
+  // The POD column only where attribution named pods (a Kubernetes node).
+  const pods = summaries.some((s) => s.pod !== undefined);
+  const columns = COLUMNS.filter((c) => pods || c !== 'POD');
+  const all = summaries.map((s) => [
     s.v1 > 0 ? '!' : '',
     String(s.v1),
     String(s.v2),
@@ -51,6 +55,7 @@ export function renderCallers(summaries: readonly CallerSummary[], o: RenderOpti
     s.lastSeen.replace(/\.\d+Z$/, 'Z'),
     cut(s.exe ?? (s.key === '(other callers)' ? '(other callers)' : '(unattributed)')),
     cut(s.user ?? '-'),
+    cut(s.pod ? podLabel(s.pod) : '-'),
     cut(
       s.container
         ? `${s.container.runtime}:${s.container.id.slice(0, 12)}`
@@ -60,11 +65,13 @@ export function renderCallers(summaries: readonly CallerSummary[], o: RenderOpti
     ),
     cut(s.lastPath),
   ]);
-  const widths = COLUMNS.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const podAt = COLUMNS.indexOf('POD');
+  const rows = pods ? all : all.map((r) => r.filter((_, i) => i !== podAt));
+  const widths = columns.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
   const fmt = (cells: readonly string[]) =>
     cells
       .map((c, i) =>
-        NUMERIC.has(COLUMNS[i] as string) ? c.padStart(widths[i] as number) : c.padEnd(widths[i] as number),
+        NUMERIC.has(columns[i] as string) ? c.padStart(widths[i] as number) : c.padEnd(widths[i] as number),
       )
       .join('  ')
       .trimEnd();
@@ -84,7 +91,7 @@ export function renderCallers(summaries: readonly CallerSummary[], o: RenderOpti
     }
   }
   lines.push('');
-  lines.push(fmt(COLUMNS));
+  lines.push(fmt(columns));
   rows.forEach((r, i) => {
     const line = fmt(r);
     lines.push(o.color && (summaries[i]?.v1 ?? 0) > 0 ? `\x1b[1;31m${line}\x1b[0m` : line);

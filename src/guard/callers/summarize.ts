@@ -1,14 +1,15 @@
-import type { ContainerRef } from '../attribution/types.js';
+import type { ContainerRef, PodRef } from '../attribution/types.js';
 import type { GuardEvent } from '../events/types.js';
 
 /**
- * PURE aggregation of guard events into one row per process identity (exe, user, container): the
+ * PURE aggregation of guard events into one row per process identity (exe, user, and the Kubernetes
+ * pod and container, else the container): the
  * answer to "what breaks if we enforce IMDSv2 on this host". No I/O, no clock: the caller passes the
  * events and, if it wants a window, the cut-off.
  */
 
 export interface CallerSummary {
-  /** Stable identity key: exe | user | container id. */
+  /** Stable identity key: exe | user | pod:NAMESPACE/NAME/CONTAINER, or the container id. */
   key: string;
   /** Executable path; undefined when attribution did not find the process. */
   exe?: string;
@@ -16,6 +17,11 @@ export interface CallerSummary {
   user?: string;
   uid?: number;
   container?: ContainerRef;
+  /**
+   * The Kubernetes pod (namespace, name, container name, hostNetwork; see attribution.md). Calls of a
+   * pod's container are one row whichever replica of its container made them.
+   */
+  pod?: PodRef;
   /** 'other' when the calls came from another network namespace. */
   netns?: 'host' | 'other';
   /** Tokenless (IMDSv1) requests. */
@@ -78,7 +84,7 @@ export class CallerAggregator {
     const c = e.caller;
     const exe = c?.exe;
     const user = c?.user ?? (c?.uid !== undefined ? String(c.uid) : undefined);
-    let key = identityKey(exe, user, c?.container?.id);
+    let key = identityKey(exe, user, c?.container?.id, c?.pod);
     let acc = this.#byKey.get(key);
     if (!acc && this.#byKey.size >= this.#max) {
       key = OVERFLOW_KEY;
@@ -107,6 +113,7 @@ export class CallerAggregator {
         if (user !== undefined) acc.user = user;
         if (c?.uid !== undefined) acc.uid = c.uid;
         if (c?.container) acc.container = { ...c.container };
+        if (c?.pod) acc.pod = { ...c.pod };
       }
       this.#byKey.set(key, acc);
     }
@@ -163,8 +170,29 @@ export function identityKey(
   exe: string | undefined,
   user: string | undefined,
   container: string | undefined,
+  pod?: PodRef,
 ): string {
-  return `${exe ?? '?'}|${user ?? '?'}|${container ?? ''}`;
+  return `${exe ?? '?'}|${user ?? '?'}|${podKey(pod) ?? container ?? ''}`;
+}
+
+/**
+ * A pod's part of the identity: namespace/name/container when the pod is named (so the row outlives
+ * a restart of the container, whose id changes), else its UID; undefined for no pod.
+ */
+function podKey(pod: PodRef | undefined): string | undefined {
+  if (pod === undefined) return undefined;
+  if (pod.namespace !== undefined && pod.name !== undefined)
+    return `pod:${pod.namespace}/${pod.name}/${pod.container ?? ''}`;
+  return pod.uid !== undefined ? `pod:${pod.uid}` : undefined;
+}
+
+/** A pod for a person: NAMESPACE/NAME (CONTAINER), else its UID; hostNetwork marked. */
+export function podLabel(pod: PodRef): string {
+  const who =
+    pod.namespace !== undefined && pod.name !== undefined
+      ? `${pod.namespace}/${pod.name}${pod.container !== undefined ? ` (${pod.container})` : ''}`
+      : `pod ${pod.uid ?? '?'}`;
+  return pod.hostNetwork ? `${who} [hostNetwork]` : who;
 }
 
 function compareCallers(a: CallerSummary, b: CallerSummary): number {

@@ -2,7 +2,7 @@
  * The host report (imdsguard report) as one self-contained HTML page, from a HostReportDocument
  * (host-data.ts), which is also embedded in the page as JSON.
  */
-import type { CallerSummary } from '../../guard/callers/summarize.js';
+import { type CallerSummary, podLabel } from '../../guard/callers/summarize.js';
 import { timeColumns } from './charts.js';
 import { esc, fmtInt, fmtSecond, fmtTime } from './escape.js';
 import type { HostReportDocument } from './host-data.js';
@@ -27,13 +27,14 @@ function who(c: CallerSummary): string {
 function callersTable(id: string, rows: readonly CallerSummary[], testid: string, empty: string): string {
   if (rows.length === 0) return `<p class="empty" data-testid="${esc(testid)}-empty">${esc(empty)}</p>`;
   const containers = rows.some((c) => c.container !== undefined);
+  const pods = rows.some((c) => c.pod !== undefined);
   const body = rows
     .map(
       (c) =>
-        `<tr data-testid="${esc(testid)}-row"><td class="mono">${esc(who(c))}</td><td class="nowrap">${esc(c.user ?? '')}</td>${containers ? `<td class="mono">${esc(c.container ? `${c.container.runtime}:${c.container.id.slice(0, 12)}` : '')}</td>` : ''}<td class="num" data-testid="${esc(testid)}-v1">${fmtInt(c.v1)}</td><td class="num">${fmtInt(c.v2)}</td><td class="num">${fmtInt(c.token)}</td><td class="num">${fmtInt(c.denied)}</td><td class="num" data-testid="${esc(testid)}-total">${fmtInt(c.total)}</td><td class="nowrap" data-v="${esc(c.lastSeen)}">${esc(fmtSecond(c.lastSeen))}</td><td class="mono path">${pathHtml(c.lastPath)}</td></tr>`,
+        `<tr data-testid="${esc(testid)}-row"><td class="mono">${esc(who(c))}</td><td class="nowrap">${esc(c.user ?? '')}</td>${pods ? `<td class="mono" data-testid="${esc(testid)}-pod">${esc(c.pod ? podLabel(c.pod) : '')}</td>` : ''}${containers ? `<td class="mono">${esc(c.container ? `${c.container.runtime}:${c.container.id.slice(0, 12)}` : '')}</td>` : ''}<td class="num" data-testid="${esc(testid)}-v1">${fmtInt(c.v1)}</td><td class="num">${fmtInt(c.v2)}</td><td class="num">${fmtInt(c.token)}</td><td class="num">${fmtInt(c.denied)}</td><td class="num" data-testid="${esc(testid)}-total">${fmtInt(c.total)}</td><td class="nowrap" data-v="${esc(c.lastSeen)}">${esc(fmtSecond(c.lastSeen))}</td><td class="mono path">${pathHtml(c.lastPath)}</td></tr>`,
     )
     .join('');
-  return `<div class="tablewrap"><table id="${esc(id)}" data-sortable><thead><tr><th data-key="exe">Executable</th><th data-key="user">User</th>${containers ? '<th data-key="container">Container</th>' : ''}<th class="num" data-key="v1" data-type="num">IMDSv1</th><th class="num" data-key="v2" data-type="num">IMDSv2</th><th class="num" data-key="token" data-type="num">Token PUTs</th><th class="num" data-key="denied" data-type="num">Denied</th><th class="num" data-key="total" data-type="num">Total</th><th data-key="last">Last seen</th><th data-key="path">Last path</th></tr></thead><tbody>${body}</tbody></table></div>`;
+  return `<div class="tablewrap"><table id="${esc(id)}" data-sortable><thead><tr><th data-key="exe">Executable</th><th data-key="user">User</th>${pods ? '<th data-key="pod">Pod</th>' : ''}${containers ? '<th data-key="container">Container</th>' : ''}<th class="num" data-key="v1" data-type="num">IMDSv1</th><th class="num" data-key="v2" data-type="num">IMDSv2</th><th class="num" data-key="token" data-type="num">Token PUTs</th><th class="num" data-key="denied" data-type="num">Denied</th><th class="num" data-key="total" data-type="num">Total</th><th data-key="last">Last seen</th><th data-key="path">Last path</th></tr></thead><tbody>${body}</tbody></table></div>`;
 }
 
 export function renderHostHtml(doc: HostReportDocument): string {
@@ -59,7 +60,7 @@ export function renderHostHtml(doc: HostReportDocument): string {
       tone: 'good',
       sub: `plus ${fmtInt(t.token)} token PUTs`,
     }),
-    card('Callers', fmtInt(t.callers), 'host-callers', { sub: 'distinct exe, user, container' }),
+    card('Callers', fmtInt(t.callers), 'host-callers', { sub: 'distinct exe, user, pod, container' }),
     card('IMDSv1 callers', fmtInt(t.v1Callers), 'host-v1-callers', {
       tone: t.v1Callers > 0 ? 'bad' : 'good',
       sub: 'break when IMDSv2 is required',

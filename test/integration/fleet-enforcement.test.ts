@@ -12,6 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ChangeDocument } from '../../src/report/changes.js';
 import { runInProcess } from '../support/cli.js';
 import { mixedUsageFleet, onlyKinds } from '../support/fake-aws/cloudwatch.js';
+import { attachDeclarativePolicy } from '../support/fake-aws/declarative.js';
 import {
   addInstance,
   emptyAccount,
@@ -304,5 +305,53 @@ describe('readiness to enforce', () => {
     expect(notes).toContain('readiness to enforce: would-break');
     expect(notes).toContain('web-asg');
     expect(aws.calls.count({ action: 'ModifyInstanceMetadataDefaults' })).toBe(0);
+  });
+});
+
+describe('the declarative policy of fleet guardrails, attached (issue 19 item 5)', () => {
+  it('every region it covers reads enforced and managed by the policy, with its message; changes there are blocked before any call', async () => {
+    aws = await startFakeAws({ fleet: twoRegions() });
+    const printed = await runInProcess([
+      'fleet',
+      'guardrails',
+      '--policy',
+      'declarative',
+      '--exception-message',
+      POLICY_MESSAGE,
+    ]);
+    expect(printed.code, printed.stderr).toBe(0);
+    attachDeclarativePolicy(aws.fleet, [A], printed.stdout);
+    const d = await cli(['defaults']);
+    expect(d.code, d.stderr).toBe(0);
+    for (const rec of d.json.defaults as Array<Record<string, unknown>>) {
+      expect(rec).toMatchObject({
+        httpTokens: 'required',
+        httpPutResponseHopLimit: 2,
+        httpEndpoint: 'enabled',
+        instanceMetadataTags: null,
+        httpTokensEnforced: 'enabled',
+        managedBy: 'declarative-policy',
+        managedExceptionMessage: POLICY_MESSAGE,
+      });
+    }
+    const set = await cli(['defaults', '--no-enforce', '--yes']);
+    expect(set.code).toBe(1);
+    expect(set.stderr).toContain('2 change(s) blocked (2 managed-by-policy)');
+    expect(aws.calls.count({ action: 'ModifyInstanceMetadataDefaults' })).toBe(0);
+    // Instances still on optional cannot be relaxed or rolled back to it there either.
+    const hop = await cli(['hop-limit', '3', '--yes']);
+    expect((hop.json as ChangeDocument).counts).toMatchObject({ change: 0, blocked: 4 });
+    expect((hop.json as ChangeDocument).items[0]?.blocked?.detail).toContain('declarative policy');
+  });
+
+  it('a malformed policy is refused as AWS refuses it, and nothing is attached', async () => {
+    aws = await startFakeAws({ fleet: twoRegions() });
+    const bad = JSON.stringify({
+      ec2_attributes: { instance_metadata_defaults: { http_tokens: { '@@assign': 'no-preference' } } },
+    });
+    expect(() => attachDeclarativePolicy((aws as FakeAws).fleet, [A], bad)).toThrow(
+      /does not meet the requirements/,
+    );
+    expect(region('us-east-1').defaults.managedBy).toBeUndefined();
   });
 });

@@ -185,6 +185,41 @@ describe('unknown is shown as unknown', () => {
     expect(testid(clean, 'regression-account-defaults')).toBe('0');
   });
 
+  it("each region's defaults, enforcement and who manages them (issue 19 item 4); unread regions say so", () => {
+    const inv = partlyRead();
+    const eu = inv.scans[1] as RegionScan;
+    inv.scans[1] = {
+      ...eu,
+      defaults: { ...(eu.defaults as NonNullable<RegionScan['defaults']>), httpTokensEnforced: 'enabled' },
+      defaultsManagement: { managedBy: 'declarative-policy', exceptionMessage: 'IMDSv2 only <see go/imds>' },
+    };
+    const doc = report(inv);
+    const row = (account: string, region: string) =>
+      doc.regionDefaults.find((r) => r.accountId === account && r.region === region);
+    expect(row(A, 'eu-west-1')).toEqual({
+      accountId: A,
+      region: 'eu-west-1',
+      read: true,
+      httpTokens: 'required',
+      httpTokensEnforced: 'enabled',
+      managedBy: 'declarative-policy',
+      exceptionMessage: 'IMDSv2 only <see go/imds>',
+    });
+    expect(row(A, 'us-east-1')).toMatchObject({ read: false, managedBy: null, httpTokensEnforced: null });
+    expect(row(B, 'eu-west-1')).toMatchObject({ read: false });
+    const html = renderFleetHtml(doc);
+    const section = html.slice(
+      html.indexOf('id="region-defaults"'),
+      html.indexOf('</section>', html.indexOf('id="region-defaults"')),
+    );
+    expect(section).toContain(
+      '<td>enforced</td><td>declarative-policy</td><td>IMDSv2 only &lt;see go/imds&gt;</td>',
+    );
+    expect(section.match(/not read/g)?.length).toBe(9); // three unread regions x three columns
+    const text = renderDiscover(discoverDocument(inv, summarize(inv), [], tinyRunStats()), 'table');
+    expect(text).toMatch(/eu-west-1 .*required .*yes .*declarative-policy/);
+  });
+
   it('an account whose scans all failed shows "not read", not 0 instances at 0%', () => {
     const doc = report(partlyRead());
     const b = doc.byAccount.find((a) => a.accountId === B);

@@ -1,7 +1,11 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { GUARD_MODES } from '../guard/events/types.js';
-import { DEFAULT_ALLOWED_USER_AGENTS, DEFAULT_AUTH_HEADER } from '../guard/policy/defaults.js';
+import {
+  DEFAULT_ALLOWED_USER_AGENTS,
+  DEFAULT_AUTH_HEADER,
+  DEFAULT_FORWARDING_HEADERS,
+} from '../guard/policy/defaults.js';
 import { FLAVOR_SPECS, FLAVORS } from '../imds/flavors.js';
 import { IMDS_VERSIONS } from '../imds/version.js';
 import { parseListen } from '../net/listen.js';
@@ -148,8 +152,13 @@ export const ruleSchema = z
 
 export const limitsSchema = z
   .object({
-    /** Largest request head (request line plus headers), bytes: bigger gets 431. */
+    /**
+     * Largest request head, bytes: the request line, every header line with its CRLF, and the final
+     * CRLF. Bigger gets 431.
+     */
     maxHeaderBytes: z.number().int().min(1024).max(65536).default(8192),
+    /** Most header lines in a request (IMDS clients send fewer than 15): more gets 431. */
+    maxHeaderCount: z.number().int().min(8).max(256).default(32),
     /** Largest request body, bytes (IMDS requests have none): bigger gets 413. */
     maxBodyBytes: z.number().int().min(0).max(1_048_576).default(1024),
     /** Time allowed to receive the request head, ms (slowloris): 408 after it. */
@@ -158,8 +167,13 @@ export const limitsSchema = z
     requestTimeoutMs: z.number().int().min(100).max(300_000).default(30_000),
     /** Idle time before a client keep-alive connection is closed, ms. */
     keepAliveTimeoutMs: z.number().int().min(100).max(300_000).default(5_000),
-    /** Upstream connect and idle timeout, ms: 504 after it. */
+    /**
+     * Deadline of the whole upstream exchange (connecting, the answer's head and its whole body), and
+     * the longest wait for a free upstream connection, ms: 504 (503 for the wait) after it.
+     */
     upstreamTimeoutMs: z.number().int().min(10).max(120_000).default(5_000),
+    /** Largest answer read from the metadata service, bytes (user-data is at most 16 KiB): bigger gets 502. */
+    maxResponseBytes: z.number().int().min(16_384).max(16_777_216).default(262_144),
     /** Concurrent upstream connections. */
     maxUpstreamConnections: z.number().int().min(1).max(4096).default(64),
     /** Requests waiting for an upstream connection: beyond it, 503. */
@@ -251,6 +265,11 @@ export const guardConfigSchema = z
     allowExe: z.array(absolutePath).default([]),
     /** Users (names or uids) allowed without token. */
     allowUser: z.array(userRef).default([]),
+    /**
+     * Headers that mark a proxied request (SSRF through a proxy): a request carrying one is refused
+     * (rule forwarding-header). Replaces the default list; "_" matches "-".
+     */
+    forwardingHeaders: z.array(headerName).default([...DEFAULT_FORWARDING_HEADERS]),
     /** Extra Host header values accepted (besides the metadata addresses and the guard's own). */
     allowHosts: z.array(z.string().min(1)).default([]),
     /** Deny tokenless requests unless the caller is allowed (allowExe, allowUser, the secret). */

@@ -7,9 +7,10 @@ import { EventIds } from './events/build.js';
 import type { EventRecorder, GuardMode } from './events/types.js';
 import { compilePolicy } from './policy/compile.js';
 import { CallerLookup } from './proxy/caller-lookup.js';
+import { Connections } from './proxy/connections.js';
 import type { GuardState, ProxyContext } from './proxy/context.js';
 import { Forwarder } from './proxy/forward.js';
-import { createRequestHandler } from './proxy/handler.js';
+import { createRequestHandlers } from './proxy/handler.js';
 import { UpstreamLimiter } from './proxy/limiter.js';
 import { LocalAddresses } from './proxy/local-addresses.js';
 import { applyLimits, bindAll, createProxyServer } from './proxy/server.js';
@@ -110,6 +111,7 @@ export function createGuard(options: GuardOptions): Guard {
   const ctx: ProxyContext = {
     state: () => state,
     callers: new CallerLookup(resolver),
+    connections: new Connections(),
     localAddresses: new LocalAddresses(),
     forwarder: new Forwarder(limiter),
     recorders: [redaction.recorder(options.recorders ?? [], log)],
@@ -120,7 +122,7 @@ export function createGuard(options: GuardOptions): Guard {
     counters,
   };
   const handlers = {
-    onRequest: createRequestHandler(ctx),
+    ...createRequestHandlers(ctx),
     onClientError: createClientErrorHandler(ctx),
     onConnect: createSpecialHandler(ctx, 'connect'),
     onUpgrade: createSpecialHandler(ctx, 'upgrade'),

@@ -1,4 +1,4 @@
-import { FLAVOR_SPECS, type Flavor, type FlavorSpec, FORWARDING_HEADERS } from './flavors.js';
+import { FLAVOR_SPECS, type Flavor, type FlavorSpec } from './flavors.js';
 import { normalizeTarget, type TargetForm } from './path.js';
 import type { ImdsVersion } from './version.js';
 
@@ -6,21 +6,23 @@ import type { ImdsVersion } from './version.js';
  * Request classification: what kind of metadata request this is (IMDSv1, IMDSv2, token request) for
  * a flavour, with the facts the policy needs. Pure: no I/O, no clock.
  *
- * version: 'token' is the token PUT; 'v2' is a request carrying the flavour's SSRF-proof credential
- * (a session token for aws/alibaba, the required header for gcp/azure/oci); 'v1' is a request without
- * it; 'unknown' when the target cannot be parsed.
+ * Every fact comes from the raw header list, exactly as it arrived and as it will be forwarded
+ * (node's `rawHeaders`), never from node's folded `headers` object: a repeated header, a second
+ * casing of a name, or a header past some count is seen here as it is on the wire.
+ *
+ * version: 'token' is the token PUT; 'v2' a request carrying the flavour's SSRF-proof credential
+ * (a non-blank session token for aws/alibaba, the required header for gcp/azure/oci); 'v1' one
+ * without it; 'unknown' when the target cannot be parsed.
  */
-
-/** Header values as node:http gives them (lower-case names). */
-export type HeaderMap = Readonly<Record<string, string | string[] | undefined>>;
 
 export interface RequestInput {
   method: string;
   /** The raw request-target (req.url). */
   target: string;
-  headers: HeaderMap;
-  /** Raw header name/value pairs (req.rawHeaders), used to count duplicates. */
-  rawHeaders?: readonly string[];
+  /** "1.1", "1.0" (req.httpVersion); default "1.1". */
+  httpVersion?: string;
+  /** Raw header name/value pairs (req.rawHeaders): the list the policy judges and the proxy forwards. */
+  rawHeaders: readonly string[];
   /** The guard's side of the connection: its own address is a valid Host. */
   local?: { address: string; port: number };
   /** Whether the client's address is one of this host's (same network namespace), from the socket. */
@@ -29,6 +31,7 @@ export interface RequestInput {
 
 export interface ClassifiedRequest {
   method: string;
+  httpVersion: string;
   form: TargetForm;
   /** Decoded normalized path (no query); '' when the target is malformed. */
   path: string;
@@ -43,16 +46,23 @@ export interface ClassifiedRequest {
   version: ImdsVersion;
   flavor: Flavor;
   spec: FlavorSpec;
+  /** Header names, lower-case, in order, every copy. */
+  names: readonly string[];
+  /** How many header lines the request has. */
+  headerCount: number;
+  /**
+   * Size of the request head in bytes: the request line, each header as name, ": ", value and CRLF,
+   * and the final CRLF (whitespace beyond one space after the colon is not seen: node drops it).
+   */
+  headBytes: number;
+  /** Lower-case names that appear more than once (in any casing). */
+  duplicates: readonly string[];
   userAgent?: string;
-  /** The Host header; undefined when missing. */
+  /** The (first) Host header; undefined when missing. */
   host?: string;
-  /** Number of Host headers (more than one is refused). */
-  hostCount: number;
-  /** Forwarding headers present (x-forwarded-for, forwarded, x-forwarded-host). */
-  forwardingHeaders: string[];
   /** On the flavour's token path. */
   tokenPath: boolean;
-  /** A token header is present (its value is never kept). */
+  /** A token header with a non-blank value is present (its value is never kept here). */
   hasToken: boolean;
   /** The token PUT's TTL header value, as sent (not a secret). */
   ttl?: string;
@@ -62,27 +72,26 @@ export interface ClassifiedRequest {
   metadataFlavorAmazon: boolean;
   /** The value of the guard's secret header, if sent. Compared in constant time; never recorded. */
   authValue?: string;
-  /** Set when the framing headers are ambiguous (CL with TE, duplicate CL, odd TE). */
+  /** Set when the framing headers are ambiguous (CL with TE, odd TE). */
   smuggling?: string;
+  /** The request announces a body (Content-Length other than 0, or Transfer-Encoding). */
+  hasBody: boolean;
+  /** The Content-Length value, when sent. */
+  contentLength?: string;
   local?: { address: string; port: number };
   /** 'host' when the client's address is one of this host's, 'other' when not (from the socket). */
   clientNetns?: 'host' | 'other';
 }
 
-function first(v: string | string[] | undefined): string | undefined {
-  return Array.isArray(v) ? v[0] : v;
-}
-
-/** Counts framing headers in rawHeaders; returns why the framing is ambiguous, or undefined. */
-export function framingProblem(rawHeaders: readonly string[] | undefined): string | undefined {
-  if (!rawHeaders) return undefined;
+/** Returns why the framing headers are ambiguous, or undefined. Duplicates are judged elsewhere. */
+export function framingProblem(rawHeaders: readonly string[]): string | undefined {
   let cl = 0;
   let te = 0;
   let teValue = '';
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i] as string;
-    if (name.length === 14 && name.toLowerCase() === 'content-length') cl++;
-    else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+    const name = (rawHeaders[i] as string).toLowerCase();
+    if (name === 'content-length') cl++;
+    else if (name === 'transfer-encoding') {
       te++;
       teValue = (rawHeaders[i + 1] ?? '').trim().toLowerCase();
     }
@@ -96,28 +105,46 @@ export function framingProblem(rawHeaders: readonly string[] | undefined): strin
 
 export function classifyRequest(input: RequestInput, flavor: Flavor, authHeader: string): ClassifiedRequest {
   const spec = FLAVOR_SPECS[flavor];
-  const h = input.headers;
+  const raw = input.rawHeaders;
   const method = input.method.toUpperCase();
+  const httpVersion = input.httpVersion ?? '1.1';
   const norm = normalizeTarget(input.target);
-  const forwardingHeaders: string[] = [];
-  for (const name of FORWARDING_HEADERS) if (h[name] !== undefined) forwardingHeaders.push(name);
-  const hostRaw = h['host'];
-  const hostCount = hostRaw === undefined ? 0 : Array.isArray(hostRaw) ? hostRaw.length : 1;
+  const names: string[] = [];
+  const first = new Map<string, string>();
+  const seen = new Set<string>();
+  const duplicates: string[] = [];
+  // request line: METHOD SP target SP HTTP/x.y CRLF, then the final CRLF
+  let headBytes = input.method.length + input.target.length + httpVersion.length + 9 + 2;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    const value = raw[i + 1] ?? '';
+    headBytes += name.length + value.length + 4;
+    names.push(name);
+    if (seen.has(name)) {
+      if (!duplicates.includes(name)) duplicates.push(name);
+    } else {
+      seen.add(name);
+      first.set(name, value);
+    }
+  }
   const token = spec.token;
   const path = norm.ok ? norm.path : '';
   const tokenPath = token !== undefined && path === token.path;
-  const hasToken = token !== undefined && h[token.tokenHeader] !== undefined;
+  const tokenValue = token === undefined ? undefined : first.get(token.tokenHeader);
+  const hasToken = tokenValue !== undefined && tokenValue.trim() !== '';
   const req = spec.requiredHeader;
   const requiredHeader =
-    req !== undefined && (first(h[req.name]) ?? '').trim().toLowerCase() === req.value.toLowerCase();
+    req !== undefined && (first.get(req.name) ?? '').trim().toLowerCase() === req.value.toLowerCase();
   let version: ImdsVersion;
   if (!norm.ok || method === 'CONNECT') version = 'unknown';
   else if (tokenPath && method === 'PUT') version = 'token';
   else if (token !== undefined) version = hasToken ? 'v2' : 'v1';
   else if (req !== undefined) version = requiredHeader ? 'v2' : 'v1';
   else version = 'v1';
+  const cl = first.get('content-length');
   const out: ClassifiedRequest = {
     method,
+    httpVersion,
     form: norm.form,
     path,
     forwardPath: norm.ok ? norm.forwardPath : '',
@@ -125,28 +152,40 @@ export function classifyRequest(input: RequestInput, flavor: Flavor, authHeader:
     version,
     flavor,
     spec,
-    hostCount,
-    forwardingHeaders,
+    names,
+    headerCount: names.length,
+    headBytes,
+    duplicates,
     tokenPath,
     hasToken,
     requiredHeader,
-    metadataFlavorAmazon: (first(h['metadata-flavor']) ?? '').trim().toLowerCase() === 'amazon',
+    metadataFlavorAmazon: (first.get('metadata-flavor') ?? '').trim().toLowerCase() === 'amazon',
+    hasBody: (cl !== undefined && cl.trim() !== '0') || seen.has('transfer-encoding'),
   };
+  if (cl !== undefined) out.contentLength = cl;
   if (!norm.ok) out.pathError = norm.reason;
   if (norm.ok && norm.authority !== undefined) out.authority = norm.authority;
-  const ua = first(h['user-agent']);
+  const ua = first.get('user-agent');
   if (ua !== undefined) out.userAgent = ua;
-  const host = first(hostRaw);
+  const host = first.get('host');
   if (host !== undefined) out.host = host;
   if (token !== undefined) {
-    const ttl = first(h[token.ttlHeader]);
+    const ttl = first.get(token.ttlHeader);
     if (ttl !== undefined) out.ttl = ttl;
   }
-  const auth = first(h[authHeader]);
+  const auth = first.get(authHeader);
   if (auth !== undefined) out.authValue = auth;
-  const smuggling = framingProblem(input.rawHeaders);
+  const smuggling = framingProblem(raw);
   if (smuggling !== undefined) out.smuggling = smuggling;
   if (input.local) out.local = input.local;
   if (input.clientNetns) out.clientNetns = input.clientNetns;
   return out;
+}
+
+/** The value of the first header named `name` (lower-case) in a raw list, or undefined. */
+export function rawHeader(raw: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    if ((raw[i] as string).toLowerCase() === name) return raw[i + 1] as string;
+  }
+  return undefined;
 }

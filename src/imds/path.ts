@@ -59,7 +59,8 @@ function decodeOnce(s: string): string | undefined {
  * - literal backslashes are separators too;
  * - empty segments (`//`) and `.` are removed, `..` removes the previous segment (never above root);
  * - a trailing slash is kept (listings end in `/`);
- * - control characters (raw or decoded), NUL, `#` and malformed escapes make the target malformed.
+ * - control characters (raw or decoded), NUL, `#`, malformed escapes and a `%` left after decoding
+ *   (double encoding) make the target malformed.
  */
 export function normalizeTarget(target: string): NormalizedTarget {
   if (target === '*') return { ok: false, form: 'asterisk', reason: 'asterisk-form request target' };
@@ -93,6 +94,11 @@ export function normalizeTarget(target: string): NormalizedTarget {
   }
   if (/[\x00-\x1f\x7f]/.test(decoded)) {
     return { ok: false, form, reason: 'the path decodes to a control character' };
+  }
+  // No metadata path contains "%": one that is still encoded after one decoding could be read
+  // differently by a decoder that decodes twice (%252e%252e is ".." to it).
+  if (decoded.includes('%')) {
+    return { ok: false, form, reason: 'the path is still percent-encoded after one decoding' };
   }
   const parts = decoded.replace(/\\/g, '/').split('/');
   const segments: string[] = [];

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GuardUnderTest } from '../support/guard-under-test.js';
-import { expectForwarded } from '../support/guard-verdicts.js';
+import { expectForwarded, expectRefused } from '../support/guard-verdicts.js';
 import {
   headerLines,
   METADATA_HOST,
@@ -13,7 +13,7 @@ import type { Header } from '../support/raw-http.js';
 
 /**
  * What is forwarded is what was sent (IMDS.md: "forward token headers untouched; strip only the
- * guard's own secret header"): names keep their casing and order, duplicates stay duplicates, values
+ * guard's own secret header"): names keep their casing and order, a repeated name is refused, values
  * keep their bytes, and nothing is added but Host and Connection: close.
  */
 
@@ -48,13 +48,6 @@ describe('the header list reaches the upstream as the client sent it', () => {
       ],
     ],
     [
-      'the same ordinary header twice',
-      [
-        ['Accept', 'text/plain'],
-        ['Accept', 'application/json'],
-      ],
-    ],
-    [
       'values with inner tabs and spaces, and an empty one',
       [
         ['X-A', 'a\tb  c'],
@@ -85,6 +78,14 @@ describe('the header list reaches the upstream as the client sent it', () => {
     const x = await g.exchange(raw);
     expectForwarded(x, { clientHeaders: headerLines(raw) });
     expect(x.responses[0]?.status).toBe(200);
+  });
+
+  it('the same ordinary header twice is refused (the upstream could read either copy), nothing upstream', async () => {
+    const raw = v2Get('/latest/meta-data/instance-id', TOKEN, [
+      ['Accept', 'text/plain'],
+      ['Accept', 'application/json'],
+    ]);
+    expectRefused(await g.exchange(raw), { status: 400, rule: 'duplicate-header' });
   });
 
   it("a client's Content-Length: 0 on a token PUT is forwarded as sent", async () => {

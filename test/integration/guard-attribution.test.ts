@@ -1,4 +1,3 @@
-import { Agent, request } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createEmulator, type Emulator } from '../../src/emulator/index.js';
 import type { Caller, ConnectionInfo, ProcessResolver } from '../../src/guard/attribution/types.js';
@@ -16,23 +15,6 @@ class FakeResolver implements ProcessResolver {
     return typeof this.caller === 'function' ? this.caller() : this.caller;
   }
   async close(): Promise<void> {}
-}
-
-/** A GET on a keep-alive agent (one socket): the connection's next request reuses it. */
-function keepAlive(agent: Agent, url: string, path: string): Promise<{ status: number }> {
-  const u = new URL(url);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host: u.hostname, port: Number(u.port), path, agent, headers: { 'user-agent': 'curl/8' } },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
-      },
-    );
-    req.on('error', reject);
-    req.setTimeout(5000, () => req.destroy(new Error('client timeout')));
-    req.end();
-  });
 }
 
 const TTL = { 'x-aws-ec2-metadata-token-ttl-seconds': '21600' };
@@ -166,7 +148,7 @@ describe('caller rules through the guard', () => {
     expect(r2.seen).toHaveLength(0);
   });
 
-  it('holds a tokenless (v1) response until the caller is known, but never an IMDSv2 one (attribution.holdV1)', async () => {
+  it('holds a tokenless (v1) request until the caller is known; an IMDSv2 one goes upstream at once (attribution.holdV1)', async () => {
     const r = new FakeResolver();
     let release: (() => void) | undefined;
     let resolvedAt = 0;
@@ -178,14 +160,16 @@ describe('caller rules through the guard', () => {
         };
       });
     const { url, recorder } = await start({ attribution: { timeoutMs: 5_000 } }, r);
-    // v1 (allowed by its User-Agent): the answer waits for the lookup
+    // v1 (allowed by its User-Agent): the request waits for the lookup before it goes upstream
+    const before = emulator.requests.length;
     const v1 = send(url, 'GET', '/latest/meta-data/instance-id', { 'user-agent': 'aws-cli/2.9.19' }).then(
       (res) => ({ res, at: performance.now() }),
     );
-    // Release the lookup only once the upstream has answered: a guard that did not hold the
-    // response would have sent it by then.
-    const served = () => emulator.requests.some((q) => q.path === '/latest/meta-data/instance-id');
-    await waitFor(() => release !== undefined && served(), 5000, 'the lookup and the upstream answer');
+    // The request waits for the lookup before it goes upstream: nothing reaches the upstream until
+    // the lookup is released.
+    await waitFor(() => release !== undefined, 5000, 'the lookup');
+    await new Promise((t) => setTimeout(t, 50));
+    expect(emulator.requests.length).toBe(before);
     (release as unknown as () => void)();
     const { res: v1Res, at: v1At } = await v1;
     expect(v1Res.status).toBe(200);
@@ -193,16 +177,19 @@ describe('caller rules through the guard', () => {
     expect(v1At).toBeGreaterThanOrEqual(resolvedAt);
     expect((await recorder.waitFor(1))[0]?.caller?.exe).toBe('/opt/app/bin/agent');
 
-    // IMDSv2: answered while the lookup is still pending
+    // IMDSv2: forwarded while the lookup is still pending; the answer (which closes the connection)
+    // waits for the lookup, at most attribution.timeoutMs, so that the event can name the caller
     release = undefined;
-    const v2Res = await send(url, 'GET', '/latest/meta-data/', { 'x-aws-ec2-metadata-token': 'x' });
-    expect(v2Res.status).not.toBe(0);
+    const sent = emulator.requests.length;
+    const v2 = send(url, 'GET', '/latest/meta-data/', { 'x-aws-ec2-metadata-token': 'x' });
+    await waitFor(() => emulator.requests.length > sent, 5000, 'the upstream request');
     expect(release).toBeDefined();
     (release as unknown as () => void)();
+    expect((await v2).status).not.toBe(0);
     expect((await recorder.waitFor(2))[1]?.caller?.exe).toBe('/opt/app/bin/agent');
   });
 
-  it('answers v1 without waiting when holdV1 is off', async () => {
+  it('sends v1 upstream without waiting when holdV1 is off', async () => {
     const r = new FakeResolver();
     let release: (() => void) | undefined;
     r.caller = () =>
@@ -210,13 +197,15 @@ describe('caller rules through the guard', () => {
         release = () => resolve(app);
       });
     const { url, recorder } = await start({ attribution: { timeoutMs: 5_000, holdV1: false } }, r);
-    const res = await send(url, 'GET', '/latest/meta-data/instance-id', { 'user-agent': 'aws-cli/2.9.19' });
-    expect(res.status).toBe(200);
+    const sent = emulator.requests.length;
+    const res = send(url, 'GET', '/latest/meta-data/instance-id', { 'user-agent': 'aws-cli/2.9.19' });
+    await waitFor(() => emulator.requests.length > sent, 5000, 'the upstream request');
     expect(release).toBeDefined();
     (release as unknown as () => void)();
+    expect((await res).status).toBe(200);
     expect((await recorder.waitFor(1))[0]?.caller?.exe).toBe('/opt/app/bin/agent');
   });
-  it('a lookup that missed the deadline names the caller in the event, and answers the next request on the connection', async () => {
+  it('a lookup that missed the deadline names the caller in the event (marked late)', async () => {
     const r = new FakeResolver();
     let release: (() => void) | undefined;
     r.caller = () =>
@@ -224,26 +213,18 @@ describe('caller rules through the guard', () => {
         release = () => resolve(app);
       });
     const { url, recorder } = await start({ allowUser: ['app'], attribution: { timeoutMs: 50 } }, r);
-    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-    try {
-      // Decided without the caller: refused (fail closed), the lookup still running.
-      expect((await keepAlive(agent, url, '/latest/meta-data/')).status).toBe(403);
-      expect(release).toBeDefined();
-      (release as unknown as () => void)();
-      const [first] = await recorder.waitFor(1);
-      expect(first).toMatchObject({ rule: 'attribution-required', decision: 'deny' });
-      expect(first?.reason).toContain('timed out after 50 ms');
-      expect(first?.caller).toMatchObject({ resolved: 'full', user: 'app', pid: 42, late: true });
-      expect(typeof first?.attributionMs).toBe('number');
-      // The connection's next request gets the lookup's answer: allowed, and not looked up again.
-      expect((await keepAlive(agent, url, '/latest/meta-data/')).status).toBe(200);
-      const second = (await recorder.waitFor(2))[1];
-      expect(second).toMatchObject({ rule: 'allowed-caller', caller: { user: 'app' } });
-      expect(second?.caller?.late).toBeUndefined();
-      expect(r.seen).toHaveLength(1);
-    } finally {
-      agent.destroy();
-    }
+    // Decided without the caller: refused (fail closed), the lookup still running. The refusal
+    // closes the connection, as every answer of the service does.
+    const res = await send(url, 'GET', '/latest/meta-data/', { 'user-agent': 'curl/8' });
+    expect(res.status).toBe(403);
+    expect(res.headers.connection).toBe('close');
+    expect(release).toBeDefined();
+    (release as unknown as () => void)();
+    const [first] = await recorder.waitFor(1);
+    expect(first).toMatchObject({ rule: 'attribution-required', decision: 'deny' });
+    expect(first?.reason).toContain('timed out after 50 ms');
+    expect(first?.caller).toMatchObject({ resolved: 'full', user: 'app', pid: 42, late: true });
+    expect(typeof first?.attributionMs).toBe('number');
   });
 
   it('an event waits for a late lookup at most attribution.eventWaitMs (0: not at all)', async () => {

@@ -518,8 +518,15 @@ describe('life cycle', () => {
     expect((err as Error).message).toContain('already in use');
   });
 
-  it('reload swaps the policy atomically and keeps connections; a bad reload keeps the old one', async () => {
-    const { g, url, recorder } = await startGuard({ upstream: echoUrl });
+  it('reload swaps the policy atomically; a bad reload keeps the old one', async () => {
+    // every answer closes the client's connection, as IMDS does: each request is a new connection
+    const keep = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('ok');
+    });
+    await new Promise<void>((r) => keep.listen(0, '127.0.0.1', r));
+    const keepUrl = `http://127.0.0.1:${(keep.address() as AddressInfo).port}`;
+    const { g, url, recorder } = await startGuard({ upstream: keepUrl, mode: 'monitor' });
     const { Agent } = await import('node:http');
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const u = new URL(url);
@@ -536,10 +543,9 @@ describe('life cycle', () => {
               agent,
             },
             (res) => {
+              const port = res.socket?.localPort ?? -1;
               res.resume();
-              res.on('end', () =>
-                resolve({ status: res.statusCode ?? 0, port: res.socket?.localPort ?? -1 }),
-              );
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, port }));
             },
           );
           r.on('error', reject);
@@ -547,17 +553,21 @@ describe('life cycle', () => {
         });
       });
     const a = await get();
-    expect(a.status).toBe(401);
-    g.reload(guardConfig({ upstream: echoUrl, mode: 'monitor' }));
+    expect(a.status).toBe(200);
+    g.reload(guardConfig({ upstream: keepUrl, mode: 'enforce' }));
     const b = await get();
-    expect(b.status).toBe(200);
-    expect(b.port).toBe(a.port);
+    // judged by the new policy: a tokenless curl is refused in enforce
+    expect(b.status).toBe(401);
     expect(() =>
-      g.reload(guardConfig({ upstream: echoUrl, rules: [{ exe: '/x', action: 'deny' }] })),
+      g.reload(guardConfig({ upstream: keepUrl, rules: [{ exe: '/x', action: 'deny' }] })),
     ).toThrow(/resolver/);
-    expect(g.mode).toBe('monitor');
+    expect(g.mode).toBe('enforce');
     agent.destroy();
-    expect((await recorder.waitFor(2)).map((e) => e.mode)).toEqual(['enforce', 'monitor']);
+    expect((await recorder.waitFor(2)).map((e) => [e.mode, e.action])).toEqual([
+      ['monitor', 'flagged'],
+      ['enforce', 'refused'],
+    ]);
+    await new Promise<void>((r) => keep.close(() => r()));
   });
 
   it('two guards in one process share nothing: each has its own event sequence', async () => {

@@ -58,7 +58,6 @@ export function rejudge(
     {
       method: req.method,
       target: req.target,
-      headers: nodeHeaders(req.headers),
       rawHeaders: req.headers.flat(),
       local,
       clientNetns: 'host',

@@ -49,10 +49,17 @@ describe('normalizeTarget', () => {
     expect(r.changed).toBe(true);
   });
 
-  it('decodes only once: a double-encoded dot stays a literal and is re-encoded', () => {
-    const r = ok('/latest/meta-data/iam/%252e%252e/x');
-    expect(r.path).toBe('/latest/meta-data/iam/%2e%2e/x');
-    expect(r.forwardPath).toBe('/latest/meta-data/iam/%252e%252e/x');
+  it('decodes only once, and refuses a path still encoded after it (double encoding)', () => {
+    for (const t of [
+      '/latest/meta-data/iam/%252e%252e/x',
+      '/latest/meta-data/iam/info/%252e%252e%252fsecurity-credentials/',
+      '/latest/meta-data/iam/info/%25%32%65%25%32%65/security-credentials/',
+      '/latest/meta-data/%25',
+    ]) {
+      const r = normalizeTarget(t);
+      expect(r.ok, t).toBe(false);
+      if (!r.ok) expect(r.reason).toContain('still percent-encoded');
+    }
   });
 
   it('re-encodes characters that would change meaning upstream', () => {

@@ -50,7 +50,7 @@ describe('Decision.by says which step decided', () => {
     const h = { host: '169.254.169.254', ...headers };
     const raw = Object.entries(h).flat();
     return classifyRequest(
-      { method, target, headers: h, rawHeaders: raw, local: { address: '127.0.0.1', port: 16925 } },
+      { method, target, rawHeaders: raw, local: { address: '127.0.0.1', port: 16925 } },
       'aws',
       'x-meta-auth',
     );

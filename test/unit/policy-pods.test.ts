@@ -3,7 +3,8 @@ import { parseConfig } from '../../src/config/index.js';
 import { isImdsguardError } from '../../src/errors.js';
 import type { Caller, PodRef } from '../../src/guard/attribution/types.js';
 import { compilePolicy } from '../../src/guard/policy/index.js';
-import { classifyRequest, type HeaderMap } from '../../src/imds/classify.js';
+import { classifyRequest } from '../../src/imds/classify.js';
+import { type HeaderMap, rawHeaderList } from '../support/header-list.js';
 
 /**
  * Kubernetes pods in the policy (issue 18.3): by default a pod gets the instance's hop-limit-1
@@ -21,7 +22,13 @@ function policy(guard: Record<string, unknown> = {}) {
 
 function req(method: string, target: string, headers: HeaderMap = {}, clientNetns?: 'host' | 'other') {
   return classifyRequest(
-    { method, target, headers: { host: '169.254.169.254', ...headers }, local: LOCAL, clientNetns },
+    {
+      method,
+      target,
+      rawHeaders: rawHeaderList({ host: '169.254.169.254', ...headers }),
+      local: LOCAL,
+      clientNetns,
+    },
     'aws',
     'x-meta-auth',
   );

@@ -2,8 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
 import type { Caller } from '../../src/guard/attribution/types.js';
 import { compilePolicy } from '../../src/guard/policy/index.js';
-import { classifyRequest, type HeaderMap } from '../../src/imds/classify.js';
+import { classifyRequest } from '../../src/imds/classify.js';
 import type { Flavor } from '../../src/imds/flavors.js';
+import { type HeaderMap, rawHeaderList } from '../support/header-list.js';
 
 function policy(guard: Record<string, unknown> = {}, attribution = true) {
   const cfg = parseConfig({ guard });
@@ -20,9 +21,12 @@ function req(
   flavor: Flavor = 'aws',
   rawHeaders?: string[],
 ) {
-  const h: Record<string, string | string[] | undefined> = { host: '169.254.169.254', ...headers };
-  for (const k of Object.keys(h)) if (h[k] === undefined) delete h[k];
-  return classifyRequest({ method, target, headers: h, local: LOCAL, rawHeaders }, flavor, 'x-meta-auth');
+  const h: HeaderMap = { host: '169.254.169.254', ...headers };
+  return classifyRequest(
+    { method, target, rawHeaders: rawHeaders ?? rawHeaderList(h), local: LOCAL },
+    flavor,
+    'x-meta-auth',
+  );
 }
 
 const tokenPut = (extra: HeaderMap = {}) =>
@@ -101,7 +105,11 @@ describe('default policy (aws, enforce), no process resolver', () => {
       rule: 'host',
       decision: 'deny',
     });
-    expect(p.decide(req('GET', '/', { ...TOKEN, host: ['169.254.169.254', 'evil'] })).rule).toBe('host');
+    expect(p.decide(req('GET', '/', { ...TOKEN, host: ['169.254.169.254', 'evil'] }))).toMatchObject({
+      rule: 'duplicate-header',
+      status: 400,
+      everyMode: true,
+    });
   });
 
   it('refuses other methods, and PUT outside the token path', () => {
@@ -343,7 +351,7 @@ describe('token requests and the socket-derived namespace', () => {
       {
         method: 'PUT',
         target: '/latest/api/token',
-        headers: { host: '169.254.169.254', 'x-aws-ec2-metadata-token-ttl-seconds': '60' },
+        rawHeaders: ['host', '169.254.169.254', 'x-aws-ec2-metadata-token-ttl-seconds', '60'],
         local: LOCAL,
         clientNetns: ns,
       },

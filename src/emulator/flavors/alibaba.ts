@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { SERVER_HEADERS } from '../../imds/errors.js';
 import { FLAVOR_SPECS } from '../../imds/flavors.js';
 import type { CredentialSet } from '../credentials.js';
 import { isoSeconds } from '../credentials.js';
@@ -90,7 +91,7 @@ export function createAlibabaHandler(tokens: TokenIssuer) {
     refuseForwardedWithToken: false,
     versions: ['latest'],
     refuseVersionedTokenPut: false,
-    serverHeaders: { server: 'Tengine' },
+    serverHeaders: SERVER_HEADERS.alibaba,
     root: (state) => {
       const i = state.instance;
       const root: Record<string, TreeDir | string> = {

@@ -1,6 +1,6 @@
 import { createHash, createHmac } from 'node:crypto';
+import { flavorError, SERVER_HEADERS } from '../../imds/errors.js';
 import { AWS_TOKEN, type TokenScheme } from '../../imds/flavors.js';
-import { awsErrorPage } from '../../imds/responses.js';
 import { awsCredentialsDocument, isoSeconds } from '../credentials.js';
 import type { InstanceModel } from '../instance.js';
 import type { TokenIssuer } from '../tokens.js';
@@ -49,11 +49,8 @@ export const AWS_VERSIONS = [
 ] as const;
 
 export function awsError(status: number, extra: Record<string, string> = {}): EmuResponse {
-  return {
-    status,
-    headers: { 'content-type': 'text/html', ...extra },
-    body: awsErrorPage(status),
-  };
+  const e = flavorError('aws', status);
+  return { status, headers: { ...e.headers, ...extra }, body: e.body };
 }
 
 function text(body: string, extra: Record<string, string> = {}): EmuResponse {
@@ -202,7 +199,7 @@ export interface AwsHandlerOptions {
   /** Answer 403 to a token PUT under a dated version instead of /latest (AWS does). */
   refuseVersionedTokenPut: boolean;
   /** Extra response headers on every response (Server: EC2ws, ...). */
-  serverHeaders: Record<string, string>;
+  serverHeaders: Readonly<Record<string, string>>;
   /** Builds the tree served under /VERSION/. Called once; leaves may be dynamic. */
   root: (state: EmulatorState) => TreeDir;
 }
@@ -291,7 +288,7 @@ export function createAwsHandler(tokens: TokenIssuer) {
     refuseForwardedWithToken: true,
     versions: AWS_VERSIONS,
     refuseVersionedTokenPut: true,
-    serverHeaders: { server: 'EC2ws', 'accept-ranges': 'none' },
+    serverHeaders: SERVER_HEADERS.aws,
     root: (state) => {
       const i = state.instance;
       const root: Record<string, TreeDir | string> = {

@@ -1,3 +1,4 @@
+import { SERVER_HEADERS } from '../../imds/errors.js';
 import type { InstanceModel } from '../instance.js';
 import { type EmulatorState, type EmuRequest, type EmuResponse, hasHeader, header } from '../types.js';
 import { fakeJwt, json, stableHex } from './common.js';
@@ -44,7 +45,6 @@ export const AZURE_API_VERSIONS = [
 ] as const;
 const VERSIONS = new Set<string>(AZURE_API_VERSIONS);
 const NEWEST = AZURE_API_VERSIONS.slice(-3).reverse();
-const SERVER = { server: 'Microsoft-IIS/10.0' };
 
 function uuid(i: InstanceModel, label: string): string {
   const h = stableHex(i, label, 32);
@@ -96,7 +96,7 @@ function badRequest(error: string, extra: Record<string, unknown> = {}): EmuResp
 export function createAzureHandler() {
   return (req: EmuRequest, state: EmulatorState): EmuResponse => {
     const res = handle(req, state);
-    res.headers = { ...SERVER, ...res.headers };
+    res.headers = { ...SERVER_HEADERS.azure, ...res.headers };
     return res;
   };
 

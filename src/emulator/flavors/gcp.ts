@@ -1,3 +1,4 @@
+import { gcpErrorPage, SERVER_HEADERS } from '../../imds/errors.js';
 import type { InstanceModel } from '../instance.js';
 import { isDir, listing, resolve, splitPath, type TreeDir } from '../tree.js';
 import { type EmulatorState, type EmuRequest, type EmuResponse, hasHeader, header } from '../types.js';
@@ -9,13 +10,6 @@ import { fakeJwt, kebabToCamel, numericId, randomToken } from './common.js';
  * instance/service-accounts/SA/token, identity tokens under .../identity?audience=.
  */
 
-const SERVER_HEADERS = {
-  'metadata-flavor': 'Google',
-  server: 'Metadata Server for VM',
-  'x-frame-options': 'SAMEORIGIN',
-  'x-xss-protection': '0',
-};
-
 function textRes(status: number, body: string): EmuResponse {
   return { status, headers: { 'content-type': 'application/text' }, body };
 }
@@ -24,7 +18,7 @@ function htmlRes(status: number, message: string): EmuResponse {
   return {
     status,
     headers: { 'content-type': 'text/html; charset=UTF-8' },
-    body: `<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error ${status}</title>\n  <p><b>${status}.</b> <ins>That's an error.</ins>\n  <p>${message}  <ins>That's all we know.</ins>\n`,
+    body: gcpErrorPage(status, message),
   };
 }
 
@@ -128,7 +122,7 @@ export function createGcpHandler() {
 
   return (req: EmuRequest, state: EmulatorState): EmuResponse => {
     const res = handle(req, state);
-    res.headers = { ...SERVER_HEADERS, ...res.headers };
+    res.headers = { ...SERVER_HEADERS.gcp, ...res.headers };
     return res;
   };
 

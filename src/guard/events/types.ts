@@ -44,7 +44,11 @@ export interface GuardEvent {
   };
   /** Status code the guard sent to the client. */
   status: number;
-  upstream?: { status?: number; latencyMs?: number; error?: 'unreachable' | 'timeout' | 'reset' };
+  upstream?: {
+    status?: number;
+    latencyMs?: number;
+    error?: 'unreachable' | 'timeout' | 'reset' | 'truncated' | 'too-large';
+  };
   caller?: Caller;
   /** Whether this event should raise an alert (deny, flag, trap, or a configured path rule). */
   alert: boolean;

@@ -1,5 +1,4 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { isIP } from 'node:net';
 import type { GuardConfig } from '../../config/schema.js';
 import { ImdsguardError } from '../../errors.js';
 import type { ClassifiedRequest } from '../../imds/classify.js';
@@ -7,6 +6,7 @@ import { FLAVOR_SPECS } from '../../imds/flavors.js';
 import type { Caller } from '../attribution/types.js';
 import { type CallerMatch, exeMatch, netnsOf, type Tri, UNKNOWN, userMatch } from './caller-match.js';
 import { describePod } from './pod-match.js';
+import { compileProtocolChecks, type SecretState } from './protocol.js';
 import { compileRule } from './rules.js';
 import type { DecidedBy, Decision, Policy } from './types.js';
 
@@ -16,7 +16,8 @@ import type { DecidedBy, Decision, Policy } from './types.js';
  * touches no file, socket, clock or environment.
  *
  * Order of evaluation (first that decides wins):
- *  1. protocol: malformed path, absolute-form, CONNECT, ambiguous framing, forwarding headers, Host,
+ *  1. protocol (protocol.ts): CONNECT, a malformed target, the HTTP version, absolute-form, too many
+ *     headers or too large a head, a repeated header, ambiguous framing, forwarding headers, Host,
  *     method, a wrong secret, a token PUT without a valid TTL;
  *  2. configured rules (guard.rules), in order;
  *  3. token requests from containers / other network namespaces (guard.containerTokens), and from
@@ -32,56 +33,14 @@ const NEEDS_CALLER = Symbol('needs-caller');
 const PROBE = Symbol('probe');
 type CallerArg = Caller | undefined | typeof PROBE;
 
-/** AWS-like statuses for refusals by rule. */
+/** IMDS-like statuses of the default refusals (steps 3-5). */
 const STATUS = {
-  'malformed-path': 400,
-  'absolute-form': 400,
-  connect: 405,
-  smuggling: 400,
-  'forwarding-header': 403,
-  host: 403,
-  method: 405,
-  'auth-header': 403,
-  'token-ttl': 400,
   'container-token': 403,
   'attribution-required': 403,
   'require-v2': 401,
   'default-deny-v1': 401,
   'pod-v1': 401,
 } as const;
-
-/** The refusals of step 1 (protocol checks), as opposed to the defaults of steps 3-5. */
-const PROTOCOL_RULES: ReadonlySet<string> = new Set([
-  'malformed-path',
-  'absolute-form',
-  'connect',
-  'smuggling',
-  'forwarding-header',
-  'host',
-  'method',
-  'auth-header',
-  'token-ttl',
-]);
-
-/** Requests that cannot be forwarded or answered safely: refused in every mode. */
-const EVERY_MODE_RULES: ReadonlySet<string> = new Set(['connect', 'smuggling', 'malformed-path']);
-
-function hostKey(host: string): string {
-  let h = host.trim().toLowerCase();
-  // strip a trailing dot of the name part (host. or host.:80)
-  h = h.replace(/\.(?=(:\d+)?$)/, '');
-  return h;
-}
-
-function authorityOf(address: string, port: number): string[] {
-  const a = address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
-  const host = isIP(a) === 6 ? `[${a}]` : a;
-  return port === 80 ? [host, `${host}:80`] : [`${host}:${port}`];
-}
-
-function isLoopback(address: string): boolean {
-  return address === '::1' || address.startsWith('127.') || address.startsWith('::ffff:127.');
-}
 
 export interface CompileOptions {
   /**
@@ -123,13 +82,8 @@ export function compilePolicy(config: GuardConfig, options: CompileOptions = {})
     config.authSecret === undefined ? undefined : createHash('sha256').update(config.authSecret).digest();
   const authHeaderLabel = config.authHeader;
   const uaPrefixes = [...config.allowUserAgents];
-  const hosts = new Set<string>();
-  for (const a of spec.addresses) for (const k of authorityOf(a, 80)) hosts.add(k);
-  for (const n of spec.hostnames) {
-    hosts.add(n);
-    hosts.add(`${n}:80`);
-  }
-  for (const h of config.allowHosts) hosts.add(hostKey(h));
+  const protocol = compileProtocolChecks(config);
+  const allowFlavorHeader = config.allowMetadataFlavorAmazon && spec.flavor === 'aws';
   const token = spec.token;
   const required = spec.requiredHeader;
   const noScheme = token === undefined && required === undefined;
@@ -140,8 +94,8 @@ export function compilePolicy(config: GuardConfig, options: CompileOptions = {})
     reason,
     status: STATUS[rule],
     alert: true,
-    by: PROTOCOL_RULES.has(rule) ? 'protocol' : 'default',
-    everyMode: EVERY_MODE_RULES.has(rule),
+    by: 'default',
+    everyMode: false,
   });
   const allow = (rule: string, reason: string, alert = false, by: DecidedBy = 'default'): Decision => ({
     decision: 'allow',
@@ -153,22 +107,10 @@ export function compilePolicy(config: GuardConfig, options: CompileOptions = {})
     everyMode: false,
   });
 
-  function secretState(r: ClassifiedRequest): 'absent' | 'valid' | 'invalid' {
+  function secretState(r: ClassifiedRequest): SecretState {
     if (r.authValue === undefined || secretDigest === undefined) return 'absent';
     const d = createHash('sha256').update(r.authValue).digest();
     return timingSafeEqual(d, secretDigest) ? 'valid' : 'invalid';
-  }
-
-  function hostAllowed(r: ClassifiedRequest): boolean {
-    const key = hostKey(r.host as string);
-    if (hosts.has(key)) return true;
-    if (r.local) {
-      for (const k of authorityOf(r.local.address, r.local.port)) if (k === key) return true;
-      if (isLoopback(r.local.address)) {
-        if (key === `localhost:${r.local.port}` || (r.local.port === 80 && key === 'localhost')) return true;
-      }
-    }
-    return false;
   }
 
   function callerTri(
@@ -197,48 +139,9 @@ export function compilePolicy(config: GuardConfig, options: CompileOptions = {})
 
   function evaluate(r: ClassifiedRequest, caller: CallerArg): Decision | typeof NEEDS_CALLER {
     // 1. protocol
-    if (r.form === 'authority' || r.method === 'CONNECT')
-      return deny('connect', 'CONNECT requests are refused');
-    if (r.pathError !== undefined) return deny('malformed-path', `malformed request target: ${r.pathError}`);
-    if (r.form === 'absolute')
-      return deny(
-        'absolute-form',
-        'absolute-form request target (the client treats the guard as a forward proxy)',
-      );
-    if (r.smuggling !== undefined) return deny('smuggling', `ambiguous message framing: ${r.smuggling}`);
-    if (r.forwardingHeaders.length > 0) {
-      return deny(
-        'forwarding-header',
-        `request carries ${r.forwardingHeaders.join(', ')}: proxied requests (SSRF through a proxy) are refused`,
-      );
-    }
-    if (r.hostCount !== 1) {
-      return deny(
-        'host',
-        r.hostCount === 0 ? 'request has no Host header' : 'request has more than one Host header',
-      );
-    }
-    if (!hostAllowed(r)) {
-      return deny(
-        'host',
-        `Host "${String(r.host).slice(0, 100)}" is not a metadata address (DNS rebinding?)`,
-      );
-    }
-    const m = r.method;
-    if (m === 'PUT') {
-      if (!r.tokenPath) return deny('method', `PUT is only allowed on the token path`);
-    } else if (m !== 'GET' && m !== 'HEAD') {
-      return deny('method', `method ${m.slice(0, 20)} is not allowed (GET, HEAD, or PUT on the token path)`);
-    }
     const secret = secretState(r);
-    if (secret === 'invalid') return deny('auth-header', `wrong value in the ${authHeaderLabel} header`);
-    if (r.version === 'token' && token !== undefined) {
-      const ttl = r.ttl;
-      if (ttl === undefined) return deny('token-ttl', `token request without ${token.ttlHeader}`);
-      if (!/^\d{1,6}$/.test(ttl.trim()) || Number(ttl) < token.minTtl || Number(ttl) > token.maxTtl) {
-        return deny('token-ttl', `token TTL must be an integer ${token.minTtl}..${token.maxTtl}`);
-      }
-    }
+    const refused = protocol(r, secret);
+    if (refused !== undefined) return refused;
     // 2. configured rules
     for (const rule of rules) {
       let match = true;
@@ -368,7 +271,7 @@ export function compilePolicy(config: GuardConfig, options: CompileOptions = {})
           return allow('ua-allowlist', `tokenless request from an allowed User-Agent (${p})`);
       }
     }
-    if (r.metadataFlavorAmazon && spec.flavor === 'aws') {
+    if (allowFlavorHeader && r.metadataFlavorAmazon) {
       return allow('metadata-flavor', 'tokenless request with Metadata-Flavor: Amazon');
     }
     if (allowed === NEEDS_CALLER) return NEEDS_CALLER;

@@ -19,3 +19,22 @@ export const DEFAULT_ALLOWED_USER_AGENTS: readonly string[] = [
 
 /** The guard's own secret header (metatrapd's name). */
 export const DEFAULT_AUTH_HEADER = 'x-meta-auth';
+
+/**
+ * Headers that say a proxy, load balancer or CDN relayed the request (SSRF through a proxy): a request
+ * carrying any of them is refused. The first three are what the metadata services themselves refuse;
+ * the others are what nginx, HAProxy, Envoy or a CDN add. Names also match with "_" for "-".
+ */
+export const DEFAULT_FORWARDING_HEADERS: readonly string[] = [
+  'x-forwarded-for',
+  'forwarded',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-forwarded-port',
+  'x-original-forwarded-for',
+  'via',
+  'x-real-ip',
+  'true-client-ip',
+  'x-client-ip',
+  'cf-connecting-ip',
+];

@@ -4,6 +4,7 @@ import type { EventRecorder } from '../events/types.js';
 import type { Policy } from '../policy/types.js';
 import type { Trap } from '../trap/index.js';
 import type { CallerLookup } from './caller-lookup.js';
+import type { Connections } from './connections.js';
 import type { Forwarder } from './forward.js';
 import type { LocalAddresses } from './local-addresses.js';
 
@@ -20,6 +21,8 @@ export interface GuardState {
 export interface ProxyContext {
   state(): GuardState;
   callers: CallerLookup;
+  /** Client connections: pipelined requests served one at a time, in order. */
+  connections: Connections;
   /** This host's addresses: a client at one of them shares the guard's network namespace. */
   localAddresses: LocalAddresses;
   forwarder: Forwarder;

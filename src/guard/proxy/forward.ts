@@ -18,7 +18,10 @@ import type { UpstreamLimiter } from './limiter.js';
  * Forwarding: the I/O of an allowed (or flagged) request. One upstream connection per request
  * (the metadata service closes every connection), bounded by the guard's limiter; the request is
  * sent with exactly the headers the policy judged, minus hop-by-hop headers, the guard's secret
- * header and Host (rewritten); the answer streams back with its own headers.
+ * header and Host (rewritten). The answer is read whole (bounded by limits.maxResponseBytes; metadata
+ * answers are small) within one deadline for the whole exchange (limits.upstreamTimeoutMs), then sent
+ * with the upstream's own headers: a stalled, trickling or truncated upstream gets the client an
+ * IMDS-shaped 504 or 502, never a hang, a reset or half an answer.
  */
 
 /** Request headers never forwarded (hop-by-hop, RFC 9110 7.6.1). Connection-listed names are not honoured. */
@@ -44,37 +47,52 @@ export interface ForwardRequest {
   extraHeaders: readonly string[];
 }
 
+/** The metadata service's whole answer, read within the deadline. */
+export interface UpstreamAnswer {
+  status: number;
+  statusMessage: string;
+  /** Headers for the client (raw pairs): the service's own, minus hop-by-hop ones. */
+  headers: string[];
+  body: Buffer;
+}
+
 export interface ForwardListener {
   /** What happened upstream: its status and latency, or the error. Called once, or not at all. */
   upstream(outcome: UpstreamOutcome): void;
-  /**
-   * The request could not be served (no upstream slot, upstream down or slow): answer `status`.
-   * `close`: close the client connection after the answer whatever the request was.
-   */
-  fail(status: number, what: string, close?: boolean): void;
+  /** The service answered in full: the listener sends it to the client. */
+  answer(a: UpstreamAnswer): void;
+  /** The request could not be served (no upstream slot, upstream down or slow): answer `status`. */
+  fail(status: number, what: string): void;
   /** The request cannot be forwarded at all (a header node will not send, a body over the limit). */
   refuse(decision: Decision): void;
 }
 
-/** The headers sent upstream: the judged raw list minus hop-by-hop, the secret and Host; Host set. */
+/**
+ * The headers sent upstream: the judged raw list, in its order and casing, minus hop-by-hop headers,
+ * the guard's secret and Expect; Host keeps its place with a metadata host name or the upstream's address;
+ * `Connection: close` last. The policy refused every repeated name, so each name is one line.
+ */
 export function upstreamHeaders(cls: ClassifiedRequest, raw: readonly string[], config: GuardConfig) {
   const headers: OutgoingHttpHeaders = {};
   const spec = FLAVOR_SPECS[config.flavor];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || lower === config.authHeader || lower === 'host') continue;
-    const value = raw[i + 1] as string;
-    const prev = headers[name];
-    headers[name] =
-      prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [String(prev), value];
+    // Expect: 100-continue was answered by node on the client's side (other expectations are refused)
+    if (HOP_BY_HOP.has(lower) || lower === config.authHeader || lower === 'expect') continue;
+    if (lower === 'host') {
+      // Keep a metadata host name (the service may look at it); otherwise name the upstream.
+      const host = cls.host?.toLowerCase();
+      headers[name] =
+        host !== undefined && spec.hostnames.some((h) => host === h || host.startsWith(`${h}:`))
+          ? (cls.host as string)
+          : config.upstream.authority;
+      continue;
+    }
+    headers[name] = raw[i + 1] as string;
   }
-  // Keep a metadata host name (the service may look at it); otherwise name the upstream.
-  const host = cls.host?.toLowerCase();
-  headers['Host'] =
-    host !== undefined && spec.hostnames.some((h) => host === h || host.startsWith(`${h}:`))
-      ? (cls.host as string)
-      : config.upstream.authority;
+  // HTTP/1.1 needs a Host (a request without one is only forwarded in monitor mode)
+  if (cls.host === undefined) headers['Host'] = config.upstream.authority;
   headers['Connection'] = 'close';
   return headers;
 }
@@ -121,14 +139,9 @@ export class Forwarder {
       release();
       return;
     }
-    let reported = false;
-    const report = (u: UpstreamOutcome) => {
-      if (!reported) {
-        reported = true;
-        on.upstream(u);
-      }
-    };
+    let settled = false;
     const tu = performance.now();
+    const latency = () => Math.round((performance.now() - tu) * 1000) / 1000;
     let upReq: ReturnType<typeof httpRequest>;
     try {
       upReq = httpRequest({
@@ -139,7 +152,6 @@ export class Forwarder {
         headers: upstreamHeaders(cls, req.rawHeaders, config),
         agent: this.#agent,
         setHost: false,
-        timeout: limits.upstreamTimeoutMs,
       });
     } catch (err) {
       // node refuses to send a header it considers invalid: refuse the request, stay up
@@ -153,64 +165,95 @@ export class Forwarder {
       );
       return;
     }
-    let timedOut = false;
-    upReq.on('timeout', () => {
-      timedOut = true;
-      report({ error: 'timeout', latencyMs: Math.round(performance.now() - tu) });
-      upReq.destroy(new Error('upstream timeout'));
-    });
-    upReq.on('error', (err: NodeJS.ErrnoException) => {
+    /** Ends the exchange without an answer from upstream: report, fail the client, stop everything. */
+    const abort = (outcome: UpstreamOutcome, status: number, what: string): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(deadline);
+      on.upstream(outcome);
+      upReq.destroy();
       release();
-      report({
-        error: err.code === 'ECONNRESET' ? 'reset' : 'unreachable',
-        latencyMs: Math.round(performance.now() - tu),
-      });
-      if (res.headersSent) {
-        res.destroy();
-        return;
-      }
-      if (timedOut) {
-        on.fail(504, `the metadata service did not answer within ${limits.upstreamTimeoutMs} ms`);
-      } else {
-        on.fail(502, `the metadata service is unreachable (${err.code ?? 'error'})`);
-      }
-    });
+      on.fail(status, what);
+    };
+    // One deadline for the whole exchange: connecting, the answer's head and its whole body. An
+    // upstream that stalls after its head, or trickles, gets the client a 504, never a hang.
+    const deadline = setTimeout(
+      () =>
+        abort(
+          { error: 'timeout', latencyMs: latency() },
+          504,
+          `the metadata service did not answer in full within ${limits.upstreamTimeoutMs} ms`,
+        ),
+      limits.upstreamTimeoutMs,
+    );
+    upReq.on('error', (err: NodeJS.ErrnoException) =>
+      abort(
+        { error: err.code === 'ECONNRESET' ? 'reset' : 'unreachable', latencyMs: latency() },
+        502,
+        `the metadata service is unreachable (${err.code ?? 'error'})`,
+      ),
+    );
     upReq.on('response', (upRes) => {
-      const status = upRes.statusCode ?? 502;
-      report({ status, latencyMs: Math.round((performance.now() - tu) * 1000) / 1000 });
-      const out: string[] = [];
-      const rh = upRes.rawHeaders;
-      for (let i = 0; i < rh.length; i += 2) {
-        const lower = (rh[i] as string).toLowerCase();
-        if (HOP_BY_HOP.has(lower)) continue;
-        out.push(rh[i] as string, rh[i + 1] as string);
-      }
-      out.push(...f.extraHeaders);
-      try {
-        res.writeHead(status, upRes.statusMessage, out);
-      } catch {
-        // an upstream header node will not repeat: fail this request, not the guard
-        upRes.destroy();
-        on.fail(502, 'the metadata service sent an invalid response header', true);
-        return;
-      }
-      upRes.on('error', () => res.destroy());
-      upRes.on('end', release);
-      upRes.on('close', release);
-      upRes.pipe(res);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      upRes.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > limits.maxResponseBytes) {
+          abort(
+            { status: upRes.statusCode, error: 'too-large', latencyMs: latency() },
+            502,
+            `the metadata service's answer is larger than ${limits.maxResponseBytes} bytes`,
+          );
+          return;
+        }
+        chunks.push(c);
+      });
+      upRes.on('error', () => undefined);
+      upRes.on('close', () => {
+        if (settled) return;
+        if (!upRes.complete) {
+          abort(
+            { status: upRes.statusCode, error: 'truncated', latencyMs: latency() },
+            502,
+            'the metadata service closed the connection in the middle of its answer',
+          );
+          return;
+        }
+        settled = true;
+        clearTimeout(deadline);
+        release();
+        const status = upRes.statusCode ?? 502;
+        on.upstream({ status, latencyMs: latency() });
+        const body = Buffer.concat(chunks);
+        on.answer({
+          status,
+          statusMessage: upRes.statusMessage ?? '',
+          headers: answerHeaders(upRes.rawHeaders, body.length, f.extraHeaders),
+          body,
+        });
+      });
     });
     res.once('close', () => {
-      if (!upReq.destroyed && !res.writableFinished) upReq.destroy();
-      release();
+      if (!settled) {
+        settled = true;
+        clearTimeout(deadline);
+        upReq.destroy();
+        release();
+      }
     });
     if (!f.hasBody) {
+      // node would add Content-Length: 0 (or chunked framing) to a bodiless PUT: send the head as judged
+      if (cls.contentLength === undefined) upReq.removeHeader('content-length');
+      upReq.removeHeader('transfer-encoding');
       upReq.end();
       return;
     }
     let bodyBytes = 0;
     req.on('data', (chunk: Buffer) => {
       bodyBytes += chunk.length;
-      if (bodyBytes > limits.maxBodyBytes) {
+      if (bodyBytes > limits.maxBodyBytes && !settled) {
+        settled = true;
+        clearTimeout(deadline);
         req.unpipe(upReq);
         upReq.destroy();
         release();
@@ -221,4 +264,40 @@ export class Forwarder {
     });
     req.pipe(upReq);
   }
+}
+
+/** Response headers never passed on (hop-by-hop); Connection passes when it says close. */
+const ANSWER_HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/**
+ * The upstream's answer headers as it sent them (order, casing, its Date and Server), minus
+ * hop-by-hop ones. `Connection: close` passes, so the client's connection closes as the service's
+ * did; a body that came chunked gets its Content-Length (the guard read it whole).
+ */
+export function answerHeaders(
+  raw: readonly string[],
+  bodyLength: number,
+  extra: readonly string[],
+): string[] {
+  const out: string[] = [];
+  let length = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    const lower = name.toLowerCase();
+    if (ANSWER_HOP_BY_HOP.has(lower)) continue;
+    if (lower === 'connection' && value.trim().toLowerCase() !== 'close') continue;
+    if (lower === 'content-length') length = true;
+    out.push(name, value);
+  }
+  if (!length) out.push('Content-Length', String(bodyLength));
+  out.push(...extra);
+  return out;
 }

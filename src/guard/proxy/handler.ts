@@ -1,25 +1,26 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { writeImdsAnswer } from '../../imds/answer.js';
-import { classifyRequest } from '../../imds/classify.js';
+import { type ImdsAnswer, writeImdsAnswer } from '../../imds/answer.js';
+import { type ClassifiedRequest, classifyRequest } from '../../imds/classify.js';
+import { imdsRefusal } from '../../imds/errors.js';
 import type { Caller } from '../attribution/types.js';
 import { buildEvent, emitEvent, type RequestRecord } from '../events/build.js';
 import type { Action, GuardEvent } from '../events/types.js';
 import { applyMode, protocolDeny } from '../policy/mode.js';
 import type { Decision } from '../policy/types.js';
 import type { GuardState, ProxyContext } from './context.js';
-import { errorAnswer } from './responses.js';
+import type { UpstreamAnswer } from './forward.js';
 
 /**
  * The request path of the guard, orchestration only: classify -> find the caller (when a rule needs
- * it) -> decide -> apply the mode -> forward, refuse or trap -> one event when the response closes.
+ * it) -> decide -> apply the mode -> forward, refuse or trap -> one event when the request is over.
  * The policy decides (policy/), forward.ts does the upstream I/O, caller-lookup.ts the attribution,
- * events/build.ts the event.
+ * connections.ts keeps pipelined requests in order, events/build.ts builds the event.
  */
 
 export type { GuardState } from './context.js';
 
-/** What is known about a request while it is served; becomes its event when the response closes. */
+/** What is known about a request while it is served; becomes its event when the request is over. */
 interface Pending {
   t0: number;
   decision: Decision | undefined;
@@ -40,26 +41,51 @@ function headerView(raw: readonly string[]): Record<string, string> {
   return out;
 }
 
-const CLIENT_GONE = protocolDeny('client-gone', 'the client closed the connection before a decision', 499);
+/** Status of an event whose request got no answer: the client or the connection went first. */
+export const NO_ANSWER = 499;
 
-/** Creates the 'request' handler of the guard's HTTP servers. */
-export function createRequestHandler(ctx: ProxyContext) {
-  return function onRequest(req: IncomingMessage, res: ServerResponse): void {
+const CLIENT_GONE = protocolDeny(
+  'client-gone',
+  'the client closed the connection before a decision',
+  NO_ANSWER,
+);
+const NOT_SERVED_REASON = 'not served: pipelined after an answer that closed the connection';
+
+export interface RequestHandlers {
+  /** node's 'request' event. */
+  onRequest(req: IncomingMessage, res: ServerResponse): void;
+  /** node's 'checkExpectation' event: an Expect other than 100-continue (refused, 417). */
+  onExpectation(req: IncomingMessage, res: ServerResponse): void;
+}
+
+/** Creates the request handlers of the guard's HTTP servers. */
+export function createRequestHandlers(ctx: ProxyContext): RequestHandlers {
+  const guarded = (req: IncomingMessage, res: ServerResponse, forced?: Decision): void => {
     try {
-      handle(ctx, req, res);
+      handle(ctx, req, res, forced);
     } catch (err) {
       // a bug must cost one request, never the guard
       ctx.log(`guard: internal error on a request: ${(err as Error)?.message ?? String(err)}`);
-      if (!res.headersSent) {
-        const a = errorAnswer(ctx.state().config.flavor, 500);
-        res.writeHead(500, { ...a.headers, connection: 'close' });
-        res.end(a.body);
-      } else res.destroy();
+      if (!res.headersSent) writeImdsAnswer(res, imdsRefusal(ctx.state().config.flavor, 500));
+      else res.destroy();
     }
+  };
+  return {
+    onRequest: (req, res) => guarded(req, res),
+    onExpectation: (req, res) =>
+      guarded(
+        req,
+        res,
+        protocolDeny(
+          'expect',
+          `Expect: ${String(req.headers.expect ?? '').slice(0, 40)} is not supported`,
+          417,
+        ),
+      ),
   };
 }
 
-function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): void {
+function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, forced?: Decision): void {
   const t0 = performance.now();
   const start = ctx.now();
   const state: GuardState = ctx.state();
@@ -71,7 +97,7 @@ function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): v
     {
       method: req.method ?? '',
       target: req.url ?? '',
-      headers: req.headers,
+      httpVersion: req.httpVersion,
       rawHeaders: req.rawHeaders,
       local: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
       clientNetns: ctx.localAddresses.has(socket.remoteAddress ?? '') ? 'host' : 'other',
@@ -81,17 +107,17 @@ function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): v
   );
   const p: Pending = { t0, decision: undefined, action: 'forwarded', alert: false };
   let eventCaller: Promise<void> | undefined;
+  let over = false;
 
-  res.once('close', () => {
+  /** The request is over: its one event (after the event-only attribution, bounded). */
+  const finish = (status: number): void => {
+    if (over) return;
+    over = true;
     ctx.counters.inFlight--;
     // The client may leave while attribution is still pending, before any decision exists.
     if (p.decision === undefined) {
       p.decision = CLIENT_GONE;
       p.action = 'error';
-    }
-    const status = res.headersSent ? res.statusCode : 499;
-    if (!res.writableFinished && p.action === 'forwarded' && p.upstream === undefined) {
-      p.upstream = { error: 'reset' };
     }
     const record = (): void => emitEvent(ctx.recorders, buildEvent(recordOf(status)), ctx.log);
     const late = p.caller !== undefined && ctx.callers.isPlaceholder(p.caller);
@@ -108,6 +134,16 @@ function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): v
       record();
     };
     (eventCaller ?? Promise.resolve()).then(lateCaller).then(done, done);
+  };
+
+  ctx.connections.enter(socket, serve, () => {
+    // Pipelined behind an answer that closed the connection (as the service closes it after every
+    // answer): judged and recorded on its own, never served, never forwarded.
+    const d = forced ?? policy.decide(cls);
+    p.decision = { ...d, reason: `${d.reason}; ${NOT_SERVED_REASON}` };
+    p.action = d.decision === 'deny' ? 'refused' : 'error';
+    p.alert = true;
+    finish(NO_ANSWER);
   });
 
   /** The lookup's own answer in place of a timed-out placeholder, marked late; see CallerLookup. */
@@ -147,29 +183,46 @@ function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): v
     return r;
   }
 
-  const attribute = (forPolicy: boolean): Promise<void> => {
-    const ta = performance.now();
-    return ctx.callers.lookup(socket, config.attribution.timeoutMs, forPolicy).then((caller) => {
-      p.caller = caller;
-      p.attributionMs = Math.round((performance.now() - ta) * 1000) / 1000;
+  function serve(): void {
+    res.once('close', () => {
+      if (!res.writableFinished && p.action === 'forwarded' && p.upstream === undefined) {
+        p.upstream = { error: 'reset' };
+      }
+      finish(res.headersSent ? res.statusCode : NO_ANSWER);
+      // node ends the socket after an answer that closes the connection (its shouldKeepAlive is
+      // not updated for a Connection: close the answer itself set)
+      ctx.connections.leave(socket, !socket.writableEnded && !socket.destroyed);
     });
-  };
-  if (state.attribution && policy.needsCaller(cls)) {
-    // a rule depends on the caller: the decision waits (bounded by attribution.timeoutMs)
-    attribute(true).then(proceed, proceed);
-  } else if (state.attribution && config.attribution.forEvents) {
-    const attributed = attribute(false);
-    if (config.attribution.holdV1 && cls.version === 'v1') {
-      // A tokenless caller is what `imdsguard callers` must name before IMDSv2 is enforced, and
-      // short-lived ones (curl, scripts) exit before a lookup that runs beside the request can
-      // read their socket: hold the response until the caller is known (bounded by timeoutMs).
-      attributed.then(proceed, proceed);
+    if (forced !== undefined) {
+      // decided before classification mattered (an unsupported Expect): refused in every mode
+      p.decision = forced;
+      refuse(forced);
+      return;
+    }
+    const attribute = (forPolicy: boolean): Promise<void> => {
+      const ta = performance.now();
+      return ctx.callers.lookup(socket, config.attribution.timeoutMs, forPolicy).then((caller) => {
+        p.caller = caller;
+        p.attributionMs = Math.round((performance.now() - ta) * 1000) / 1000;
+      });
+    };
+    if (state.attribution && policy.needsCaller(cls)) {
+      // a rule depends on the caller: the decision waits (bounded by attribution.timeoutMs)
+      attribute(true).then(proceed, proceed);
+    } else if (state.attribution && config.attribution.forEvents) {
+      const attributed = attribute(false);
+      if (config.attribution.holdV1 && cls.version === 'v1') {
+        // A tokenless caller is what `imdsguard callers` must name before IMDSv2 is enforced, and
+        // short-lived ones (curl, scripts) exit before a lookup that runs beside the request can
+        // read their socket: hold the response until the caller is known (bounded by timeoutMs).
+        attributed.then(proceed, proceed);
+      } else {
+        eventCaller = attributed;
+        proceed();
+      }
     } else {
-      eventCaller = attributed;
       proceed();
     }
-  } else {
-    proceed();
   }
 
   function proceed(): void {
@@ -179,28 +232,32 @@ function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): v
       res.destroy();
       return;
     }
-    p.decision = policy.decide(cls, state.attribution ? p.caller : undefined);
+    const decision = policy.decide(cls, state.attribution ? p.caller : undefined);
+    p.decision = decision;
     // Protocol limits apply in every mode: bodies are bounded before anything is forwarded.
-    const cl = req.headers['content-length'];
-    const hasBody = (cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined;
+    const cl = cls.contentLength;
     if (cl !== undefined && Number(cl) > config.limits.maxBodyBytes) {
-      refuse(
-        protocolDeny(
-          'body-too-large',
-          `request body of ${cl} bytes exceeds ${config.limits.maxBodyBytes}`,
-          413,
+      ctx.connections.closing(socket);
+      answerLater(() =>
+        refuse(
+          protocolDeny(
+            'body-too-large',
+            `request body of ${cl.slice(0, 20)} bytes exceeds ${config.limits.maxBodyBytes}`,
+            413,
+          ),
         ),
-        true,
       );
       return;
     }
-    const outcome = applyMode(p.decision, config.mode);
+    const outcome = applyMode(decision, config.mode);
     switch (outcome.action) {
       case 'trapped':
-        trap();
+        ctx.connections.closing(socket);
+        answerLater(trap);
         return;
       case 'refused':
-        refuse(p.decision, hasBody || p.decision.by === 'protocol');
+        ctx.connections.closing(socket);
+        answerLater(() => refuse(decision));
         return;
       default:
         p.action = outcome.action;
@@ -211,24 +268,57 @@ function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): v
             res,
             cls,
             config,
-            hasBody,
+            hasBody: cls.hasBody,
             extraHeaders:
-              config.revealRule && outcome.action === 'flagged' ? ['x-imdsguard-rule', p.decision.rule] : [],
+              config.revealRule && outcome.action === 'flagged' ? ['x-imdsguard-rule', decision.rule] : [],
           },
           {
             upstream: (u) => {
               p.upstream = u;
             },
-            fail: (status, what, close) => fail(status, what, close === true || hasBody),
-            refuse: (d) => refuse(d, true),
+            answer: (a) => answerLater(() => deliver(a)),
+            fail,
+            refuse,
           },
         );
     }
   }
 
+  /**
+   * Every answer closes the connection (as the service's do), and a client exits as soon as it has
+   * its answer: when attribution for the event is still running, answer once it is done (bounded by
+   * attribution.timeoutMs), so that the socket is still there to name the caller. The lookup started
+   * when the request arrived, so this costs nothing when it is faster than the upstream.
+   */
+  function answerLater(answer: () => void): void {
+    if (eventCaller === undefined) {
+      answer();
+      return;
+    }
+    const go = () => {
+      if (res.destroyed || socket.destroyed) res.destroy();
+      else answer();
+    };
+    eventCaller.then(go, go);
+  }
+
+  /** Sends the service's answer to the client. */
+  function deliver(a: UpstreamAnswer): void {
+    if (res.headersSent || res.destroyed) return;
+    try {
+      res.writeHead(a.status, a.statusMessage, a.headers);
+    } catch {
+      // an upstream header node will not repeat: fail this request, not the guard
+      fail(502, 'the metadata service sent an invalid response header');
+      return;
+    }
+    res.end(a.body);
+  }
+
   function trap(): void {
     p.action = 'trapped';
     p.alert = true;
+    ctx.connections.closing(socket);
     const q = cls.forwardPath.indexOf('?');
     const query = new URLSearchParams(q === -1 ? '' : cls.forwardPath.slice(q + 1));
     writeImdsAnswer(
@@ -237,27 +327,38 @@ function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): v
     );
   }
 
-  function refuse(decision: Decision, closeConnection: boolean): void {
+  function refuse(decision: Decision): void {
     p.decision = decision;
     p.action = 'refused';
     p.alert = true;
-    const a = errorAnswer(config.flavor, decision.status);
-    if (config.revealRule) res.setHeader('x-imdsguard-rule', decision.rule);
-    if (closeConnection) res.setHeader('connection', 'close');
-    res.writeHead(a.status, a.headers);
-    res.end(cls.method === 'HEAD' ? undefined : a.body);
+    send(refusal(cls, decision.status, config.flavor, config.revealRule ? decision.rule : undefined));
   }
 
   /** The request was allowed (or flagged) but could not be served: keep the verdict, say what failed. */
-  function fail(status: number, what: string, closeConnection: boolean): void {
+  function fail(status: number, what: string): void {
     if (res.headersSent || res.destroyed) return;
     const d = p.decision as Decision;
     p.action = 'error';
     p.alert = true;
     p.decision = { ...d, reason: `${d.reason}; not served: ${what}` };
-    const a = errorAnswer(config.flavor, status);
-    if (closeConnection) res.setHeader('connection', 'close');
-    res.writeHead(a.status, a.headers);
-    res.end(cls.method === 'HEAD' ? undefined : a.body);
+    send(refusal(cls, status, config.flavor));
   }
+
+  function send(a: ImdsAnswer): void {
+    if (res.headersSent || res.destroyed) return;
+    ctx.connections.closing(socket);
+    writeImdsAnswer(res, a);
+  }
+}
+
+/** The flavour's own error answer, with the rule in a header when guard.revealRule is on. */
+function refusal(
+  cls: ClassifiedRequest,
+  status: number,
+  flavor: GuardState['config']['flavor'],
+  rule?: string,
+): ImdsAnswer {
+  const a = imdsRefusal(flavor, status, { tokenPath: cls.tokenPath });
+  if (rule !== undefined) a.headers['x-imdsguard-rule'] = rule;
+  return a;
 }

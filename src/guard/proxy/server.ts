@@ -11,6 +11,8 @@ import { bindServer, formatListen, type ListenAddress, listenFailureReason } fro
 
 export interface ProxyHandlers {
   onRequest(req: IncomingMessage, res: ServerResponse): void;
+  /** An Expect other than 100-continue (node would answer 417 on its own, without an event). */
+  onExpectation(req: IncomingMessage, res: ServerResponse): void;
   onClientError(err: NodeJS.ErrnoException, socket: Socket): void;
   onConnect(req: IncomingMessage, socket: Socket): void;
   onUpgrade(req: IncomingMessage, socket: Socket): void;
@@ -26,14 +28,25 @@ export function applyLimits(server: Server, l: LimitsConfig): void {
   server.keepAliveTimeout = l.keepAliveTimeoutMs;
   server.maxConnections = l.maxClientConnections;
   server.maxRequestsPerSocket = MAX_REQUESTS_PER_SOCKET;
+  // No count of node's own: past its count node truncates the header list on some versions and
+  // refuses on others. The guard counts the raw list itself (limits.maxHeaderCount, 431); the list
+  // stays bounded by maxHeaderSize.
+  server.maxHeadersCount = 0;
 }
 
 export function createProxyServer(limits: LimitsConfig, h: ProxyHandlers): Server {
   const server = createServer(
     {
+      // Node counts only the target, names and values against this; the guard counts the whole head
+      // (request line, separators, CRLFs) against the same bound, so node's check never fires first
+      // for a head the guard would accept.
       maxHeaderSize: limits.maxHeaderBytes,
+      // A missing Host is the policy's to refuse (rule host), with an event; node would answer 400
+      // on its own.
       requireHostHeader: false,
+      // How often node looks for heads and requests past headersTimeout/requestTimeout (slowloris).
       connectionsCheckingInterval: 500,
+      // The policy reads the raw list, never node's folded `headers`; a repeated name is refused.
       joinDuplicateHeaders: false,
       requestTimeout: limits.requestTimeoutMs,
       headersTimeout: limits.headersTimeoutMs,
@@ -41,7 +54,11 @@ export function createProxyServer(limits: LimitsConfig, h: ProxyHandlers): Serve
     h.onRequest,
   );
   applyLimits(server, limits);
+  server.on('checkExpectation', h.onExpectation);
   server.on('clientError', h.onClientError);
+  // httpAllowHalfOpen stays false (node's default): a client that sends FIN before its answer is
+  // taken as gone (its request ends with a 499 event, its work stops), not as half-closed. Real
+  // clients keep their side open until the answer; a client that half-closes gets no answer.
   server.on('connect', h.onConnect);
   server.on('upgrade', h.onUpgrade);
   return server;

@@ -1,12 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { type ClassifiedRequest, classifyRequest } from '../../imds/classify.js';
+import { imdsRefusal, rawImdsAnswer } from '../../imds/errors.js';
 import { buildEvent, emitEvent } from '../events/build.js';
 import type { GuardEvent } from '../events/types.js';
 import { protocolDeny } from '../policy/mode.js';
 import type { Decision } from '../policy/types.js';
 import type { ProxyContext } from './context.js';
-import { rawErrorResponse } from './responses.js';
+import { NO_ANSWER } from './handler.js';
 
 /**
  * Refusals on the socket, outside the request handler: what the HTTP parser refused (garbage,
@@ -64,14 +65,24 @@ export function createClientErrorHandler(ctx: ProxyContext) {
     } else if (code === 'HPE_UNEXPECTED_CONTENT_LENGTH' || code === 'HPE_INVALID_TRANSFER_ENCODING') {
       d = protocolDeny('smuggling', `ambiguous message framing (${code})`, 400);
     }
-    const event = socketRefusal(ctx, socket, d, { method: '-', path: '-' });
-    try {
-      socket.end(rawErrorResponse(state.config.flavor, d.status));
-    } catch {
-      socket.destroy();
-    }
-    socket.destroySoon?.();
-    emitEvent(ctx.recorders, event, ctx.log);
+    // An answer still owed to an earlier request on this connection goes first; nothing after it
+    // is served (the parser has given up on this connection).
+    const handled = ctx.connections.afterCurrent(socket, () => {
+      let written = false;
+      if (socket.writable) {
+        try {
+          socket.end(rawImdsAnswer(imdsRefusal(state.config.flavor, d.status)));
+          written = true;
+        } catch {
+          socket.destroy();
+        }
+      }
+      socket.destroySoon?.();
+      const event = socketRefusal(ctx, socket, d, { method: '-', path: '-' });
+      if (!written) event.status = NO_ANSWER;
+      emitEvent(ctx.recorders, event, ctx.log);
+    });
+    if (!handled) socket.destroy();
   };
 }
 
@@ -84,7 +95,12 @@ export function createSpecialHandler(ctx: ProxyContext, kind: 'connect' | 'upgra
         ? protocolDeny('connect', 'CONNECT requests are refused', 405)
         : protocolDeny('upgrade', 'protocol upgrades are refused', 400);
     const cls = classifyRequest(
-      { method: req.method ?? '', target: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders },
+      {
+        method: req.method ?? '',
+        target: req.url ?? '',
+        httpVersion: req.httpVersion,
+        rawHeaders: req.rawHeaders,
+      },
       state.config.flavor,
       state.config.authHeader,
     );
@@ -94,7 +110,7 @@ export function createSpecialHandler(ctx: ProxyContext, kind: 'connect' | 'upgra
       cls: { ...cls, version: 'unknown' },
     });
     socket.on('error', () => {});
-    socket.end(rawErrorResponse(state.config.flavor, d.status));
+    socket.end(rawImdsAnswer(imdsRefusal(state.config.flavor, d.status)));
     emitEvent(ctx.recorders, event, ctx.log);
   };
 }

@@ -39,7 +39,8 @@ const PY = '/usr/bin/python3';
 const enabled = canUseNetns();
 
 const AS_CLIENT = ['--reuid', CLIENT_UID, '--regid', CLIENT_UID, '--clear-groups'];
-const CLIENT_ENV = {
+/** A client's environment: no AWS configuration or credentials files, so only IMDS can answer. */
+export const CLIENT_ENV = {
   PATH: '/usr/bin:/bin',
   HOME: '/tmp',
   AWS_CONFIG_FILE: '/dev/null',

@@ -19,6 +19,14 @@ export const HOST_TESTS_ENABLED = canUseNetns() && existsSync(MAIN);
 export const GUARD_PORT = 16925;
 /** The emulator's admin endpoint (GET /requests lists what IMDS was asked), inside the host's namespace. */
 export const EMULATOR_ADMIN_PORT = 1339;
+/** setpriv arguments that run the guard as `nobody` with the unit's two ambient capabilities. */
+export const AS_GUARD = [
+  '--reuid=65534',
+  '--regid=65534',
+  '--clear-groups',
+  '--inh-caps=+dac_read_search,+sys_ptrace',
+  '--ambient-caps=+dac_read_search,+sys_ptrace',
+] as const;
 /** The guard reads MODE, PORT and other aliases from its environment: give it a clean one. */
 export const CLEAN_ENV = { PATH: process.env['PATH'] ?? '/usr/bin:/bin' };
 const TTL = 'X-aws-ec2-metadata-token-ttl-seconds: 60';
@@ -155,11 +163,7 @@ export async function createHost(label: string, guardYaml = ''): Promise<Host> {
       const g = ns.spawn(
         'setpriv',
         [
-          '--reuid=65534',
-          '--regid=65534',
-          '--clear-groups',
-          '--inh-caps=+dac_read_search,+sys_ptrace',
-          '--ambient-caps=+dac_read_search,+sys_ptrace',
+          ...AS_GUARD,
           process.execPath,
           MAIN,
           'guard',

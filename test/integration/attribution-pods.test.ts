@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createProcResolver } from '../../src/guard/attribution/index.js';
-import { connectionInfo } from '../../src/guard/attribution/types.js';
+import { type Caller, connectionInfo } from '../../src/guard/attribution/types.js';
 
 /**
  * Pod identity for real processes: a client moved into cgroups named as the kubelet names them
@@ -146,13 +146,19 @@ async function clientIn(cgroupDir: string): Promise<{ child: ChildProcess; socke
   return { child, socket: await accepted };
 }
 
-function resolver() {
-  return createProcResolver({
+/** The caller of the guard side of a connection, by a fresh resolver over the real /proc. */
+async function resolve(socket: Socket): Promise<Caller> {
+  const r = createProcResolver({
     podsRoot: join(dir, 'pods'),
     containerLogsRoot: join(dir, 'containers'),
     budgetMs: 10_000,
     refreshIntervalMs: 0,
   });
+  try {
+    return await r.resolve(connectionInfo(socket));
+  } finally {
+    await r.close();
+  }
 }
 
 const wantPod = {
@@ -172,19 +178,13 @@ describe('pod identity of real processes in kubelet-named cgroups', () => {
       const path = `${PARENT}/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${UID.replace(/-/g, '_')}.slice/cri-containerd-${APP}.scope`;
       const { child, socket } = await clientIn(cgroup(v2, path));
       expect(readFileSync(`/proc/${child.pid}/cgroup`, 'utf8')).toContain(`0::/${path}`);
-      const r = resolver();
-      try {
-        const caller = await r.resolve(connectionInfo(socket));
-        expect(caller).toMatchObject({
-          resolved: 'full',
-          pid: child.pid,
-          netns: 'host',
-          container: { id: APP, runtime: 'containerd', podUid: UID },
-          pod: wantPod,
-        });
-      } finally {
-        await r.close();
-      }
+      expect(await resolve(socket)).toMatchObject({
+        resolved: 'full',
+        pid: child.pid,
+        netns: 'host',
+        container: { id: APP, runtime: 'containerd', podUid: UID },
+        pod: wantPod,
+      });
     },
     TEST_TIMEOUT_MS,
   );
@@ -196,18 +196,12 @@ describe('pod identity of real processes in kubelet-named cgroups', () => {
       const path = `${PARENT}/kubepods/besteffort/pod${UID}/${APP}`;
       const { child, socket } = await clientIn(cgroup(v1.path, path));
       expect(readFileSync(`/proc/${child.pid}/cgroup`, 'utf8')).toContain(`:${v1.hierarchy}:/${path}`);
-      const r = resolver();
-      try {
-        const caller = await r.resolve(connectionInfo(socket));
-        expect(caller).toMatchObject({
-          resolved: 'full',
-          pid: child.pid,
-          container: { id: APP, runtime: 'kubernetes', podUid: UID },
-          pod: wantPod,
-        });
-      } finally {
-        await r.close();
-      }
+      expect(await resolve(socket)).toMatchObject({
+        resolved: 'full',
+        pid: child.pid,
+        container: { id: APP, runtime: 'kubernetes', podUid: UID },
+        pod: wantPod,
+      });
     },
     TEST_TIMEOUT_MS,
   );
@@ -218,15 +212,10 @@ describe('pod identity of real processes in kubelet-named cgroups', () => {
       const { child, socket } = await clientIn(
         cgroup(mounts.v2 as string, `${PARENT}/system.slice/app.service`),
       );
-      const r = resolver();
-      try {
-        const caller = await r.resolve(connectionInfo(socket));
-        expect(caller).toMatchObject({ resolved: 'full', pid: child.pid });
-        expect(caller.pod).toBeUndefined();
-        expect(caller.container).toBeUndefined();
-      } finally {
-        await r.close();
-      }
+      const caller = await resolve(socket);
+      expect(caller).toMatchObject({ resolved: 'full', pid: child.pid });
+      expect(caller.pod).toBeUndefined();
+      expect(caller.container).toBeUndefined();
     },
     TEST_TIMEOUT_MS,
   );

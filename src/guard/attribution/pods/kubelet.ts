@@ -24,40 +24,109 @@ export interface KubeletPodsOptions {
   now: () => number;
 }
 
-interface Listing<T> {
-  at: number;
-  /** The read failed (the directory is missing: not a node, or not mounted). */
-  missing: boolean;
-  value: T;
-}
-
 export interface KubeletPod extends PodName {
   /** The directory under podsRoot. */
   dir: string;
 }
 
-export class KubeletPods {
-  readonly #podsRoot: string;
-  readonly #containersRoot: string;
+/**
+ * One directory's names, parsed into a bounded map and cached: read again when older than RELIST_MS,
+ * or on a miss when older than RELIST_ON_MISS_MS; concurrent reads share one readdir.
+ */
+class DirListing<T> {
+  readonly #root: string;
   readonly #io: ProcIo;
   readonly #now: () => number;
-  #pods: Listing<Map<string, KubeletPod>> | undefined;
-  #containers: Listing<Map<string, ContainerLogName>> | undefined;
-  #podsReading: Promise<void> | undefined;
-  #containersReading: Promise<void> | undefined;
+  readonly #parse: (name: string) => [key: string, value: T] | undefined;
+  readonly #max: number;
+  #at = Number.NEGATIVE_INFINITY;
+  #value = new Map<string, T>();
+  /** The last read failed (the directory is missing: not a node, or not mounted). */
+  missing = true;
+  #reading: Promise<void> | undefined;
+
+  constructor(
+    root: string,
+    io: ProcIo,
+    now: () => number,
+    parse: (name: string) => [string, T] | undefined,
+    max: number,
+  ) {
+    this.#root = root;
+    this.#io = io;
+    this.#now = now;
+    this.#parse = parse;
+    this.#max = max;
+  }
+
+  /** The listing; `miss`: the caller did not find what it wants in the cached one. */
+  async get(miss: boolean): Promise<Map<string, T>> {
+    const age = this.#now() - this.#at;
+    if (age > RELIST_MS || (miss && age > RELIST_ON_MISS_MS)) {
+      this.#reading ??= this.#io
+        .readdir(this.#root)
+        .then(
+          (names) => {
+            const m = new Map<string, T>();
+            for (const name of names) {
+              if (m.size >= this.#max) break;
+              const kv = this.#parse(name);
+              if (kv) m.set(kv[0], kv[1]);
+            }
+            this.#value = m;
+            this.missing = false;
+          },
+          () => {
+            this.#value = new Map();
+            this.missing = true;
+          },
+        )
+        .finally(() => {
+          this.#at = this.#now();
+          this.#reading = undefined;
+        });
+      await this.#reading;
+    }
+    return this.#value;
+  }
+}
+
+export class KubeletPods {
+  readonly #podsRoot: string;
+  readonly #io: ProcIo;
+  /** Pods by UID. */
+  readonly #pods: DirListing<KubeletPod>;
+  /** Containers by id. */
+  readonly #containers: DirListing<ContainerLogName>;
 
   constructor(o: KubeletPodsOptions) {
     this.#podsRoot = (o.podsRoot ?? '/var/log/pods').replace(/\/+$/, '');
-    this.#containersRoot = (o.containerLogsRoot ?? '/var/log/containers').replace(/\/+$/, '');
     this.#io = o.io;
-    this.#now = o.now;
+    this.#pods = new DirListing(
+      this.#podsRoot,
+      o.io,
+      o.now,
+      (dir) => {
+        const p = parsePodDirName(dir);
+        return p ? [p.uid, { ...p, dir }] : undefined;
+      },
+      MAX_PODS,
+    );
+    this.#containers = new DirListing(
+      (o.containerLogsRoot ?? '/var/log/containers').replace(/\/+$/, ''),
+      o.io,
+      o.now,
+      (file) => {
+        const c = parseContainerLogName(file);
+        return c ? [c.id, c] : undefined;
+      },
+      MAX_CONTAINERS,
+    );
   }
 
   /** The pod with this UID, from its log directory; undefined when the kubelet has none. */
   async pod(uid: string): Promise<KubeletPod | undefined> {
-    const have = (await this.#podListing(false)).get(uid);
-    if (have !== undefined) return have;
-    return (await this.#podListing(true)).get(uid);
+    return (await this.#pods.get(false)).get(uid) ?? (await this.#pods.get(true)).get(uid);
   }
 
   /** The pod with this namespace and name (one directory only: a name reused meanwhile is ambiguous). */
@@ -66,7 +135,7 @@ export class KubeletPods {
       const hits = [...pods.values()].filter((p) => p.namespace === namespace && p.name === name);
       return hits.length === 1 ? hits[0] : undefined;
     };
-    return find(await this.#podListing(false)) ?? find(await this.#podListing(true));
+    return find(await this.#pods.get(false)) ?? find(await this.#pods.get(true));
   }
 
   /**
@@ -79,74 +148,14 @@ export class KubeletPods {
       const c = m.get(id);
       return c !== undefined && c.namespace === pod.namespace && c.pod === pod.name ? c.container : undefined;
     };
-    const first = await this.#containerListing(false);
-    const hit = byId(first.value) ?? byId((await this.#containerListing(true)).value);
+    const hit = byId(await this.#containers.get(false)) ?? byId(await this.#containers.get(true));
     if (hit !== undefined) return hit;
-    if (!this.#containers?.missing) return undefined;
+    if (!this.#containers.missing) return undefined;
     try {
       const dirs = await this.#io.readdir(`${this.#podsRoot}/${pod.dir}`);
       return dirs.length === 1 ? dirs[0] : undefined;
     } catch {
       return undefined;
     }
-  }
-
-  async #podListing(miss: boolean): Promise<Map<string, KubeletPod>> {
-    if (this.#stale(this.#pods, miss)) {
-      this.#podsReading ??= this.#io
-        .readdir(this.#podsRoot)
-        .then(
-          (names) => {
-            const m = new Map<string, KubeletPod>();
-            for (const dir of names) {
-              if (m.size >= MAX_PODS) break;
-              const p = parsePodDirName(dir);
-              if (p) m.set(p.uid, { ...p, dir });
-            }
-            this.#pods = { at: this.#now(), missing: false, value: m };
-          },
-          () => {
-            this.#pods = { at: this.#now(), missing: true, value: new Map() };
-          },
-        )
-        .finally(() => {
-          this.#podsReading = undefined;
-        });
-      await this.#podsReading;
-    }
-    return this.#pods?.value ?? new Map();
-  }
-
-  async #containerListing(miss: boolean): Promise<Listing<Map<string, ContainerLogName>>> {
-    if (this.#stale(this.#containers, miss)) {
-      this.#containersReading ??= this.#io
-        .readdir(this.#containersRoot)
-        .then(
-          (names) => {
-            const m = new Map<string, ContainerLogName>();
-            for (const file of names) {
-              if (m.size >= MAX_CONTAINERS) break;
-              const c = parseContainerLogName(file);
-              if (c) m.set(c.id, c);
-            }
-            this.#containers = { at: this.#now(), missing: false, value: m };
-          },
-          () => {
-            this.#containers = { at: this.#now(), missing: true, value: new Map() };
-          },
-        )
-        .finally(() => {
-          this.#containersReading = undefined;
-        });
-      await this.#containersReading;
-    }
-    return this.#containers ?? { at: 0, missing: true, value: new Map() };
-  }
-
-  /** Whether a listing must be read (again): never read, older than RELIST_MS, or a miss past RELIST_ON_MISS_MS. */
-  #stale(l: Listing<unknown> | undefined, miss: boolean): boolean {
-    if (l === undefined) return true;
-    const age = this.#now() - l.at;
-    return age > RELIST_MS || (miss && age > RELIST_ON_MISS_MS);
   }
 }

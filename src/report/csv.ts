@@ -13,13 +13,18 @@ export function escapeCsvCell(value: string, formulaGuard = true): string {
   return v;
 }
 
+/**
+ * The header row and one row per item. `header: false` gives the rows alone, to append to a CSV whose
+ * header was already written (a streamed document).
+ */
 export function renderCsv<T>(
   rows: readonly T[],
   columns: readonly Column<T>[],
-  options: { formulaGuard?: boolean } = {},
+  options: { formulaGuard?: boolean; header?: boolean } = {},
 ): string {
   const guard = options.formulaGuard ?? true;
-  const lines = [columns.map((c) => escapeCsvCell(c.header, false)).join(',')];
+  const lines =
+    options.header === false ? [] : [columns.map((c) => escapeCsvCell(c.header, false)).join(',')];
   for (const r of rows) {
     lines.push(
       columns
@@ -30,5 +35,5 @@ export function renderCsv<T>(
         .join(','),
     );
   }
-  return `${lines.join('\n')}\n`;
+  return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
 }

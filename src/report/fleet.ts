@@ -7,7 +7,6 @@ import {
   allowsImdsV1,
   type InstanceRecord,
   type Inventory,
-  instanceKey,
   type RegionScan,
   type ScanFailure,
 } from '../fleet/inventory/model.js';
@@ -16,11 +15,11 @@ import type { RoleGroup } from '../fleet/posture/roles.js';
 import type { PostureCounts, PostureSummary } from '../fleet/posture/summary.js';
 import type { Column } from './columns.js';
 import { renderCsv } from './csv.js';
+import { renderDiscoverStreamed } from './discover-stream.js';
+import { FLEET_SCHEMA_VERSION } from './fleet-records.js';
 import { renderJson, renderNdjson } from './json.js';
 import type { OutputFormat } from './output.js';
 import { renderTable } from './table.js';
-
-export const FLEET_SCHEMA_VERSION = 1 as const;
 
 /** Rows of findings a table shows before pointing to --format json/csv. */
 export const TABLE_FINDINGS_LIMIT = 25;
@@ -66,42 +65,6 @@ export function discoverDocument(
     instances: inv.instances,
     stats,
   };
-}
-
-/** One CSV row per instance: these columns, in this order. */
-export function instanceColumns(findingsByInstance: Map<string, string[]>): Column<InstanceRecord>[] {
-  return [
-    { header: 'account_id', value: (i) => i.accountId },
-    { header: 'region', value: (i) => i.region },
-    { header: 'instance_id', value: (i) => i.instanceId },
-    { header: 'name', value: (i) => i.tags['Name'] ?? '' },
-    { header: 'state', value: (i) => i.state },
-    { header: 'instance_type', value: (i) => i.instanceType },
-    { header: 'launch_time', value: (i) => i.launchTime },
-    { header: 'http_tokens', value: (i) => i.metadataOptions.httpTokens },
-    { header: 'http_endpoint', value: (i) => i.metadataOptions.httpEndpoint },
-    { header: 'hop_limit', value: (i) => i.metadataOptions.httpPutResponseHopLimit },
-    { header: 'http_protocol_ipv6', value: (i) => i.metadataOptions.httpProtocolIpv6 },
-    { header: 'instance_metadata_tags', value: (i) => i.metadataOptions.instanceMetadataTags },
-    { header: 'metadata_state', value: (i) => i.metadataOptions.state },
-    { header: 'imdsv1_allowed', value: (i) => allowsImdsV1(i.metadataOptions) },
-    { header: 'instance_profile_arn', value: (i) => i.instanceProfileArn },
-    { header: 'role_names', value: (i) => i.roleNames?.join(';') },
-    { header: 'image_id', value: (i) => i.imageId },
-    { header: 'image_imds_support', value: (i) => i.imageImdsSupport },
-    { header: 'launch_template_id', value: (i) => i.launchTemplate?.launchTemplateId },
-    { header: 'launch_template_name', value: (i) => i.launchTemplate?.launchTemplateName },
-    { header: 'launch_template_version', value: (i) => i.launchTemplate?.version },
-    { header: 'auto_scaling_group', value: (i) => i.autoScalingGroupName },
-    { header: 'findings', value: (i) => (findingsByInstance.get(instanceKey(i)) ?? []).join(';') },
-    {
-      header: 'tags',
-      value: (i) =>
-        Object.entries(i.tags)
-          .map(([k, v]) => `${k}=${v}`)
-          .join(';'),
-    },
-  ];
 }
 
 function countColumns<T extends PostureCounts>(): Column<T>[] {
@@ -229,44 +192,14 @@ function discoverTable(doc: DiscoverDocument): string {
   return parts.join('');
 }
 
-export function findingsByInstance(findings: readonly Finding[]): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const f of findings) {
-    if (f.resourceType !== 'instance') continue;
-    const k = `${f.accountId}/${f.region}/${f.resourceId}`;
-    const list = out.get(k) ?? [];
-    list.push(f.id);
-    out.set(k, list);
-  }
-  return out;
-}
-
 export function renderDiscover(doc: DiscoverDocument, format: OutputFormat): string {
   switch (format) {
     case 'json':
       return renderJson(doc);
     case 'csv':
-      return renderCsv(doc.instances, instanceColumns(findingsByInstance(doc.findings)));
-    case 'ndjson': {
-      const records: unknown[] = [
-        {
-          type: 'meta',
-          schemaVersion: doc.schemaVersion,
-          kind: doc.kind,
-          generatedAt: doc.generatedAt,
-          regions: doc.regions,
-          accounts: doc.accounts,
-          findingCounts: doc.findingCounts,
-          stats: doc.stats,
-        },
-        { type: 'summary', ...doc.summary.overall },
-      ];
-      for (const s of doc.scans) records.push({ type: 'scan', ...s });
-      for (const i of doc.instances) records.push({ type: 'instance', ...i });
-      for (const f of doc.findings) records.push({ type: 'finding', ...f });
-      for (const f of doc.failures) records.push({ type: 'failure', ...f });
-      return renderNdjson(records);
-    }
+    case 'ndjson':
+      // The same records, in the same order, as a streamed discover writes them.
+      return renderDiscoverStreamed(doc, format);
     default:
       return discoverTable(doc);
   }

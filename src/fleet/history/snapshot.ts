@@ -51,14 +51,17 @@ export interface SnapshotInput {
   source: string;
   failures: number;
   summary: PostureSummary;
-  findings: readonly Pick<Finding, 'severity'>[];
+  /** The findings, or their counts per severity (a streamed scan keeps only those). */
+  findings: readonly Pick<Finding, 'severity'>[] | Readonly<Record<Severity, number>>;
   readiness?: ReadinessCounts | null | undefined;
 }
 
 /** The snapshot of one scan. */
 export function makeSnapshot(input: SnapshotInput): FleetSnapshot {
   const findings: Record<Severity, number> = { high: 0, medium: 0, low: 0, info: 0 };
-  for (const f of input.findings) findings[f.severity] += 1;
+  if (Array.isArray(input.findings)) {
+    for (const f of input.findings as readonly Pick<Finding, 'severity'>[]) findings[f.severity] += 1;
+  } else Object.assign(findings, input.findings);
   return {
     schemaVersion: SNAPSHOT_SCHEMA_VERSION,
     time: input.time,

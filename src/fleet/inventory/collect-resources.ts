@@ -5,6 +5,7 @@
  */
 import {
   DescribeImagesCommand,
+  type DescribeInstancesCommandOutput,
   type EC2Client,
   GetInstanceMetadataDefaultsCommand,
   paginateDescribeInstances,
@@ -40,28 +41,71 @@ export const COLLECT_DEFAULTS = {
   imagesPerCall: 200,
   /** Launch templates whose extra versions are described at once, per region. */
   templateConcurrency: 4,
+  /**
+   * Streaming (fleet discover --format ndjson|csv): DescribeInstances pages being fetched, parsed and
+   * handed on at once, across all scans. A page of 1,000 instances takes about 30 MB while the SDK
+   * parses it: this bounds the memory of a streamed run, whatever the fleet and the concurrency.
+   */
+  streamPagesInFlight: 2,
 } as const;
 
+/** At most `n` holders at once: acquire() resolves with the function that releases the slot. */
+export function slots(n: number): () => Promise<() => void> {
+  let free = n;
+  const waiting: Array<() => void> = [];
+  const release = () => {
+    const next = waiting.shift();
+    if (next) next();
+    else free += 1;
+  };
+  return async () => {
+    if (free > 0) free -= 1;
+    else await new Promise<void>((go) => waiting.push(go));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      release();
+    };
+  };
+}
+
+/**
+ * Every instance, page by page: `onPage` sees each page before the next is asked for (it may wait).
+ * `keep: false` returns none (a streamed scan: onPage had them all). `gate`: a slot is held from the
+ * request of a page until onPage is done with it.
+ */
 export async function collectInstances(
   ec2: EC2Client,
   accountId: string,
   region: string,
   pageSize: number,
-  onPage: (records: InstanceRecord[]) => void,
+  onPage: (records: InstanceRecord[]) => void | Promise<void>,
+  opts: { keep?: boolean; gate?: () => Promise<() => void> } = {},
 ): Promise<InstanceRecord[]> {
   const out: InstanceRecord[] = [];
-  try {
-    for await (const page of paginateDescribeInstances({ client: ec2, pageSize }, {})) {
+  const pages = paginateDescribeInstances({ client: ec2, pageSize }, {})[Symbol.asyncIterator]();
+  for (;;) {
+    const release = opts.gate ? await opts.gate() : () => {};
+    try {
+      let next: IteratorResult<DescribeInstancesCommandOutput>;
+      try {
+        next = await pages.next();
+      } catch (err) {
+        throw wrapAwsError(err, { operation: 'ec2:DescribeInstances', accountId, region });
+      }
+      if (next.done) break;
       const records: InstanceRecord[] = [];
-      for (const res of page.Reservations ?? []) {
+      for (const res of next.value.Reservations ?? []) {
         // Every instance of every reservation: a reservation may hold many.
         for (const inst of res.Instances ?? []) records.push(toInstanceRecord(inst, accountId, region));
       }
-      for (const r of records) out.push(r);
-      onPage(records);
+      if (opts.keep !== false) for (const r of records) out.push(r);
+      // Outside the AWS error wrapping: what onPage throws is its own error, not the call's.
+      await onPage(records);
+    } finally {
+      release();
     }
-  } catch (err) {
-    throw wrapAwsError(err, { operation: 'ec2:DescribeInstances', accountId, region });
   }
   return out;
 }
@@ -147,7 +191,7 @@ export async function collectExtraVersions(
   accountId: string,
   region: string,
   templates: LaunchTemplateRecord[],
-  instances: InstanceRecord[],
+  instances: ReadonlyArray<Pick<InstanceRecord, 'launchTemplate'>>,
   groups: AutoScalingGroupRecord[],
 ): Promise<void> {
   const wanted = new Map<string, Set<number>>();

@@ -75,17 +75,24 @@ export class RoleResolver {
     }
   }
 
-  /** Waits for every lookup, sets roleNames on the instances, and returns one failure per account. */
-  async finish(instances: readonly InstanceRecord[]): Promise<RoleLookupFailure[]> {
-    const resolved = new Map<string, string[] | null>();
-    for (const [accountId, acc] of this.accounts) {
-      for (const [name, p] of acc.results) resolved.set(`${accountId}|${name}`, await p);
-    }
+  /** Waits for the lookups of these instances' profiles (requested before) and sets their roleNames. */
+  async assign(instances: readonly InstanceRecord[]): Promise<void> {
     for (const i of instances) {
       if (!i.instanceProfileName) continue;
-      const roles = resolved.get(`${i.accountId}|${i.instanceProfileName}`);
+      const roles = await this.accounts.get(i.accountId)?.results.get(i.instanceProfileName);
       i.roleNames = roles ? [...roles] : null;
     }
+  }
+
+  /** Waits for every lookup and returns one failure per account. */
+  async failures(): Promise<RoleLookupFailure[]> {
+    for (const acc of this.accounts.values()) await Promise.all(acc.results.values());
     return [...this.accounts.values()].flatMap((a) => (a.failure ? [a.failure] : []));
+  }
+
+  /** Waits for every lookup, sets roleNames on the instances, and returns one failure per account. */
+  async finish(instances: readonly InstanceRecord[]): Promise<RoleLookupFailure[]> {
+    await this.assign(instances);
+    return this.failures();
   }
 }

@@ -360,12 +360,19 @@ function defaultsFindings(scan: RegionScan, out: Finding[]): void {
   );
 }
 
-function imageFindings(scan: RegionScan, instances: InstanceRecord[], out: Finding[]): void {
-  const users = new Map<string, number>();
+/** Live instances per AMI id, of instances in one account and region (added to `into`). */
+export function countImageUsers(
+  instances: readonly InstanceRecord[],
+  into: Map<string, number> = new Map(),
+): Map<string, number> {
   for (const i of instances) {
-    if (!isLive(i) || !i.imageId || i.accountId !== scan.accountId || i.region !== scan.region) continue;
-    users.set(i.imageId, (users.get(i.imageId) ?? 0) + 1);
+    if (!isLive(i) || !i.imageId) continue;
+    into.set(i.imageId, (into.get(i.imageId) ?? 0) + 1);
   }
+  return into;
+}
+
+function imageFindings(scan: RegionScan, users: ReadonlyMap<string, number>, out: Finding[]): void {
   for (const img of scan.images) {
     const n = users.get(img.imageId) ?? 0;
     if (n === 0 || img.imdsSupport === 'v2.0') continue;
@@ -385,28 +392,7 @@ function imageFindings(scan: RegionScan, instances: InstanceRecord[], out: Findi
 
 const SEVERITY_RANK: Record<Severity, number> = { high: 0, medium: 1, low: 2, info: 3 };
 
-/** Every finding of the inventory, sorted by severity, then account, region, id and resource. */
-export function findFindings(inv: Pick<Inventory, 'instances' | 'scans'>): Finding[] {
-  const out: Finding[] = [];
-  for (const i of inv.instances) instanceFindings(i, out);
-  const byScan = new Map<string, InstanceRecord[]>();
-  for (const i of inv.instances) {
-    const k = `${i.accountId}/${i.region}`;
-    let list = byScan.get(k);
-    if (!list) {
-      list = [];
-      byScan.set(k, list);
-    }
-    list.push(i);
-  }
-  for (const scan of inv.scans) {
-    if (scan.status === 'failed') continue;
-    for (const t of scan.launchTemplates) templateFindings(t, scan, out);
-    groupFindings(scan, out);
-    configFindings(scan, out);
-    defaultsFindings(scan, out);
-    imageFindings(scan, byScan.get(`${scan.accountId}/${scan.region}`) ?? [], out);
-  }
+function sortFindings(out: Finding[]): Finding[] {
   return out.sort(
     (a, b) =>
       SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] ||
@@ -415,6 +401,47 @@ export function findFindings(inv: Pick<Inventory, 'instances' | 'scans'>): Findi
       compareStrings(a.id, b.id) ||
       compareStrings(a.resourceId, b.resourceId),
   );
+}
+
+/** The findings of these instances alone, sorted as findFindings sorts. */
+export function findInstanceFindings(instances: readonly InstanceRecord[]): Finding[] {
+  const out: Finding[] = [];
+  for (const i of instances) instanceFindings(i, out);
+  return sortFindings(out);
+}
+
+/**
+ * The findings of one account and region scan besides its instances' (templates, groups, launch
+ * configurations, defaults, AMIs in use), given the live instances per AMI of that scan.
+ */
+export function findScanFindings(scan: RegionScan, imageUsers: ReadonlyMap<string, number>): Finding[] {
+  const out: Finding[] = [];
+  if (scan.status === 'failed') return out;
+  for (const t of scan.launchTemplates) templateFindings(t, scan, out);
+  groupFindings(scan, out);
+  configFindings(scan, out);
+  defaultsFindings(scan, out);
+  imageFindings(scan, imageUsers, out);
+  return sortFindings(out);
+}
+
+/** Every finding of the inventory, sorted by severity, then account, region, id and resource. */
+export function findFindings(inv: Pick<Inventory, 'instances' | 'scans'>): Finding[] {
+  const out: Finding[] = findInstanceFindings(inv.instances);
+  const users = new Map<string, Map<string, number>>();
+  for (const i of inv.instances) {
+    const k = `${i.accountId}/${i.region}`;
+    let m = users.get(k);
+    if (!m) {
+      m = new Map();
+      users.set(k, m);
+    }
+    countImageUsers([i], m);
+  }
+  for (const scan of inv.scans) {
+    out.push(...findScanFindings(scan, users.get(`${scan.accountId}/${scan.region}`) ?? new Map()));
+  }
+  return sortFindings(out);
 }
 
 /** Counts per severity. */

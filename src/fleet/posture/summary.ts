@@ -77,6 +77,24 @@ function add(c: PostureCounts, i: InstanceRecord): void {
   if (m.instanceMetadataTags === 'enabled') c.tagsInMetadata += 1;
 }
 
+const SUMMED = [
+  'instances',
+  'tokensRequired',
+  'tokensOptional',
+  'endpointDisabled',
+  'pending',
+  'withInstanceProfile',
+  'imdsV1WithProfile',
+  'ipv6Enabled',
+  'tagsInMetadata',
+] as const satisfies readonly (keyof PostureCounts)[];
+
+/** Adds the counts of `from` to `into` (percentages are computed by finish). */
+function merge(into: PostureCounts, from: PostureCounts): void {
+  for (const k of SUMMED) into[k] += from[k];
+  for (const h of ['1', '2', '>2'] as const) into.hopLimit[h] += from.hopLimit[h];
+}
+
 function finish<T extends PostureCounts>(c: T): T {
   c.percent = {
     tokensRequired: pct(c.tokensRequired, c.instances),
@@ -86,47 +104,86 @@ function finish<T extends PostureCounts>(c: T): T {
   return c;
 }
 
-export function summarize(inv: Pick<Inventory, 'instances' | 'scans'>): PostureSummary {
-  const overall = emptyCounts();
-  const byAccount = new Map<string, PostureCounts & { accountId: string }>();
-  const byRegion = new Map<string, PostureCounts & { region: string }>();
-  const byAR = new Map<string, PostureCounts & { accountId: string; region: string }>();
-  // Every scanned account and region gets a row, even with no instances.
-  for (const s of inv.scans) {
-    if (!byAccount.has(s.accountId)) byAccount.set(s.accountId, { accountId: s.accountId, ...emptyCounts() });
-    if (!byRegion.has(s.region)) byRegion.set(s.region, { region: s.region, ...emptyCounts() });
-    const k = `${s.accountId}/${s.region}`;
-    if (!byAR.has(k)) byAR.set(k, { accountId: s.accountId, region: s.region, ...emptyCounts() });
+/**
+ * The posture counts, built one scan and one instance at a time (a streamed discover never holds the
+ * whole fleet); summarize() is the same over a whole inventory.
+ */
+export class PostureTally {
+  private readonly overall = emptyCounts();
+  private readonly byAccount = new Map<string, PostureCounts & { accountId: string }>();
+  private readonly byRegion = new Map<string, PostureCounts & { region: string }>();
+  private readonly byAR = new Map<string, PostureCounts & { accountId: string; region: string }>();
+
+  /** Every scanned account and region gets a row, even with no instances. */
+  addScan(s: { accountId: string; region: string }): void {
+    this.rows(s.accountId, s.region);
   }
-  for (const i of inv.instances) {
-    if (!isLive(i)) continue;
-    add(overall, i);
-    let a = byAccount.get(i.accountId);
-    if (!a) {
-      a = { accountId: i.accountId, ...emptyCounts() };
-      byAccount.set(i.accountId, a);
-    }
+
+  /**
+   * Counts of one account and region kept apart until commit(), so that the instances of a scan that
+   * fails part-way are never counted (as summarize() never sees them).
+   */
+  stage(accountId: string, region: string): { add(i: InstanceRecord): void; commit(): void } {
+    const staged = emptyCounts();
+    return {
+      add: (i) => {
+        if (isLive(i)) add(staged, i);
+      },
+      commit: () => {
+        const { a, r, ar } = this.rows(accountId, region);
+        for (const c of [this.overall, a, r, ar]) merge(c, staged);
+      },
+    };
+  }
+
+  /** Counts a live instance (terminated and shutting-down ones are left out). */
+  addInstance(i: InstanceRecord): void {
+    if (!isLive(i)) return;
+    add(this.overall, i);
+    const { a, r, ar } = this.rows(i.accountId, i.region);
     add(a, i);
-    let r = byRegion.get(i.region);
-    if (!r) {
-      r = { region: i.region, ...emptyCounts() };
-      byRegion.set(i.region, r);
-    }
     add(r, i);
-    const k = `${i.accountId}/${i.region}`;
-    let ar = byAR.get(k);
-    if (!ar) {
-      ar = { accountId: i.accountId, region: i.region, ...emptyCounts() };
-      byAR.set(k, ar);
-    }
     add(ar, i);
   }
-  return {
-    overall: finish(overall),
-    byAccount: [...byAccount.values()].map(finish).sort((x, y) => compareStrings(x.accountId, y.accountId)),
-    byRegion: [...byRegion.values()].map(finish).sort((x, y) => compareStrings(x.region, y.region)),
-    byAccountRegion: [...byAR.values()]
-      .map(finish)
-      .sort((x, y) => compareStrings(x.accountId, y.accountId) || compareStrings(x.region, y.region)),
-  };
+
+  private rows(accountId: string, region: string) {
+    let a = this.byAccount.get(accountId);
+    if (!a) {
+      a = { accountId, ...emptyCounts() };
+      this.byAccount.set(accountId, a);
+    }
+    let r = this.byRegion.get(region);
+    if (!r) {
+      r = { region, ...emptyCounts() };
+      this.byRegion.set(region, r);
+    }
+    const k = `${accountId}/${region}`;
+    let ar = this.byAR.get(k);
+    if (!ar) {
+      ar = { accountId, region, ...emptyCounts() };
+      this.byAR.set(k, ar);
+    }
+    return { a, r, ar };
+  }
+
+  summary(): PostureSummary {
+    const copy = <T extends PostureCounts>(c: T): T => finish({ ...c, hopLimit: { ...c.hopLimit } });
+    return {
+      overall: copy(this.overall),
+      byAccount: [...this.byAccount.values()]
+        .map(copy)
+        .sort((x, y) => compareStrings(x.accountId, y.accountId)),
+      byRegion: [...this.byRegion.values()].map(copy).sort((x, y) => compareStrings(x.region, y.region)),
+      byAccountRegion: [...this.byAR.values()]
+        .map(copy)
+        .sort((x, y) => compareStrings(x.accountId, y.accountId) || compareStrings(x.region, y.region)),
+    };
+  }
+}
+
+export function summarize(inv: Pick<Inventory, 'instances' | 'scans'>): PostureSummary {
+  const tally = new PostureTally();
+  for (const s of inv.scans) tally.addScan(s);
+  for (const i of inv.instances) tally.addInstance(i);
+  return tally.summary();
 }

@@ -26,20 +26,25 @@ export const INSTANCES_ONLY: ScanInclude = {
 /** What an instance change needs: the instances (their roles are not read). */
 export const INSTANCE_CHANGE: ScanInclude = { ...INSTANCES_ONLY, roles: false };
 
+/** What to scan, and (for a streamed report) where each page of instances and each completed scan go. */
+export type ScanOptions = Pick<FleetRunOptions, 'concurrency'> & {
+  include?: ScanInclude;
+  onInstances?: CollectOptions['onInstances'];
+  onScan?: CollectOptions['onScan'];
+};
+
 /**
  * collectInventory over the session's targets with a progress line on io.output, cleared when the
  * scan settles. Rejects with IMDSGUARD_E_INTERRUPTED when io.signal aborts.
  */
-export function collectWithProgress(
-  session: FleetSession,
-  io: RunIo,
-  opts: Pick<FleetRunOptions, 'concurrency'> & { include?: ScanInclude },
-): Promise<Inventory> {
+export function collectWithProgress(session: FleetSession, io: RunIo, opts: ScanOptions): Promise<Inventory> {
   const progress = createProgress(io.output);
   const scan = collectInventory(session.factory, session.targets, {
     concurrency: opts.concurrency,
     include: opts.include,
     onProgress: (p) => progress.update(p),
+    onInstances: opts.onInstances,
+    onScan: opts.onScan,
   });
   return unlessStopped(scan, io.signal, 'the scan finished').finally(() => progress.done());
 }
@@ -54,11 +59,7 @@ export function throwIfAllAuth(inv: Pick<Inventory, 'scans' | 'failures'>): void
 }
 
 /** A scan for a report: partial failures are part of the result; all-credentials failure throws. */
-export async function scanFleet(
-  session: FleetSession,
-  io: RunIo,
-  opts: Pick<FleetRunOptions, 'concurrency'> & { include?: ScanInclude },
-): Promise<Inventory> {
+export async function scanFleet(session: FleetSession, io: RunIo, opts: ScanOptions): Promise<Inventory> {
   const inv = await collectWithProgress(session, io, opts);
   throwIfAllAuth(inv);
   return inv;

@@ -1,7 +1,11 @@
 /** `fleet discover`: the IMDS settings of every instance, template, group, AMI and account default. */
 import { SEVERITIES, type Severity } from '../../../fleet/posture/findings.js';
 import { runDiscover } from '../../../fleet/run/discover.js';
-import { findingsByInstance, instanceColumns, renderDiscover } from '../../../report/fleet.js';
+import { runDiscoverStream } from '../../../fleet/run/discover-stream.js';
+import { discoverStream } from '../../../report/discover-stream.js';
+import { renderDiscover } from '../../../report/fleet.js';
+import { findingsByInstance, instanceColumns } from '../../../report/fleet-records.js';
+import { openStreamedOutput } from '../../../report/output.js';
 import { renderDiscoverWithUsage } from '../../../report/usage.js';
 import { readOutputOptions } from '../../common-options.js';
 import type { CommandSpec } from '../../context.js';
@@ -34,6 +38,10 @@ export const discoverCommand: CommandSpec = {
       'imdsguard fleet discover --org --role OrganizationAccountAccessRole --regions us-east-1,eu-west-1 --format csv',
       'every account of the organization, one CSV row per instance',
     ],
+    [
+      'imdsguard fleet discover --all-regions --format ndjson --output fleet.ndjson',
+      'a large fleet: records are written as each region completes, memory stays bounded',
+    ],
   ],
   configure(cmd, ctx) {
     addScanOptions(cmd);
@@ -55,6 +63,23 @@ export const discoverCommand: CommandSpec = {
       const usage = raw['usage'] === true ? readUsageOptions(raw, ctx) : null;
       const history = readHistoryOption(raw, ctx);
       const format = outputFormat(out, ctx);
+      const failsOn = (counts: Record<Severity, number>) =>
+        failOn !== 'none' &&
+        SEVERITIES.some((s) => counts[s] > 0 && SEVERITY_ORDER[s] <= SEVERITY_ORDER[failOn]);
+      if ((format === 'ndjson' || format === 'csv') && usage === null) {
+        // Streamed: written as each account and region scan completes, never held whole.
+        const output = openStreamedOutput(ctx.stdout, out.output, ctx.cwd);
+        const r = await runDiscoverStream(
+          { fleet, history },
+          discoverStream(format, output.write),
+          runIo(ctx),
+          ctx.env,
+        );
+        await output.close();
+        printStats(ctx, raw['verbose'] === true, r.stats);
+        if (r.failed || failsOn(r.findingCounts)) ctx.exitCode = 1;
+        return;
+      }
       const r = await runDiscover({ fleet, usage, history }, runIo(ctx), ctx.env);
       const text =
         r.usage === null
@@ -64,10 +89,7 @@ export const discoverCommand: CommandSpec = {
             ]);
       await writeDocument(ctx, out, text);
       printStats(ctx, raw['verbose'] === true, r.stats);
-      if (r.failed) ctx.exitCode = 1;
-      if (failOn !== 'none' && r.findings.some((f) => SEVERITY_ORDER[f.severity] <= SEVERITY_ORDER[failOn])) {
-        ctx.exitCode = 1;
-      }
+      if (r.failed || failsOn(r.document.findingCounts)) ctx.exitCode = 1;
     });
   },
 };

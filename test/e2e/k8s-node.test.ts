@@ -23,6 +23,7 @@ import {
   type PodSpec,
   podSpec,
   runInCgroup,
+  startSandbox,
   TestCgroups,
   writeKubeletLogs,
 } from '../support/k8s-node.js';
@@ -87,6 +88,7 @@ describe.skipIf(!ENABLED)('a Kubernetes node in network namespaces (hop limit 1,
   };
   let root = '';
   const procs: Record<string, string> = {};
+  const sandboxes: ChildProcess[] = [];
   let podA: Pod;
   let podB: Pod;
 
@@ -218,6 +220,7 @@ describe.skipIf(!ENABLED)('a Kubernetes node in network namespaces (hop limit 1,
       procs[`${p.name}/${p.container}`] = cgroups.make(p.cgroup);
     }
     procs['node'] = cgroups.make('system.slice/node-agent.service');
+    sandboxes.push(startSandbox(allowed, cgroups, podA.ns), startSandbox(refused, cgroups, podB.ns));
     writeFileSync(
       join(work, 'guard.yaml'),
       [
@@ -251,6 +254,7 @@ describe.skipIf(!ENABLED)('a Kubernetes node in network namespaces (hop limit 1,
       guard.kill('SIGKILL');
       await gone;
     }
+    for (const s of sandboxes) s.kill('SIGKILL');
     for (const p of pods) p.ns.destroy();
     node?.destroy();
     imds?.destroy();

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   accessSync,
@@ -209,4 +209,18 @@ export function runInCgroup(
     cwd: opts.cwd,
   });
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+/**
+ * A pod's sandbox ("pause") process: long-lived, in the pod's network namespace and in the pod's own
+ * sandbox cgroup, as on a real node, where every pod's network namespace holds one for its whole life.
+ */
+export function startSandbox(pod: PodSpec, cgroups: TestCgroups, netns: Netns): ChildProcess {
+  const sandbox = randomBytes(32).toString('hex');
+  const procsFile = cgroups.make(pod.cgroup.replace(/[^/]+$/, `cri-containerd-${sandbox}.scope`));
+  return spawn(
+    'sh',
+    ['-c', 'echo $$ > "$0" && exec "$@"', procsFile, 'ip', 'netns', 'exec', netns.name, 'sleep', 'infinity'],
+    { stdio: 'ignore' },
+  );
 }

@@ -75,3 +75,29 @@ describe('an allowed executable is the one the kernel runs', () => {
     for (const e of forwarded) expect(e.caller?.exe, JSON.stringify(g.log.events)).toBe('/usr/bin/curl');
   });
 });
+
+// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+
+import { describeExchange } from '../support/guard-under-test.js';
+import { METADATA_HOST, request } from '../support/imds-requests.js';
+
+describe('ADV-21: allowMetadataFlavorAmazon: false turns the header allow path off', () => {
+  let off: GuardUnderTest;
+  beforeAll(async () => {
+    off = await GuardUnderTest.start({ guard: { allowMetadataFlavorAmazon: false } });
+  }, 30_000);
+  afterAll(() => off?.close());
+  it.each(['Amazon', 'amazon', ' Amazon '])(
+    'a tokenless read with Metadata-Flavor: %s is refused',
+    async (value) => {
+      const x = await off.exchange(
+        request('GET', '/latest/meta-data/iam/security-credentials/', [
+          ['Host', METADATA_HOST],
+          ['Metadata-Flavor', value],
+        ]),
+      );
+      expect(x.upstreamBytes, describeExchange(x)).toBe(0);
+      expect(x.events[0]?.decision).toBe('deny');
+    },
+  );
+});

@@ -146,3 +146,59 @@ describe('monitor: a repeated single-valued header is never recorded as allowed'
     expect(x.events[0]?.decision).toBe('deny');
   });
 });
+
+// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+
+import { TOKEN_HEADER_NAME } from '../support/imds-requests.js';
+
+const TOKEN = 'AQAEAJ7pmcUWq7yKjCZsgHgtGGl5jRxxCTG4hUEpypp5ebfT4dcNBw==';
+
+/** ADV-3 (Host) and ADV-4 (the token): node keeps one Host in req.headers, and forwards both tokens. */
+const openCases: DupCase[] = [
+  ...(
+    [
+      [METADATA_HOST, METADATA_HOST],
+      [METADATA_HOST, 'attacker.example'],
+      ['attacker.example', METADATA_HOST],
+      [METADATA_HOST, `${METADATA_HOST}:80`],
+      [METADATA_HOST, ''],
+    ] as const
+  ).map(
+    (values): DupCase => ({
+      header: 'Host',
+      values: [...values],
+      build: GET,
+      base: [[TOKEN_HEADER_NAME, TOKEN]],
+    }),
+  ),
+  ...(
+    [
+      [TOKEN, TOKEN],
+      [TOKEN, ''],
+      ['', TOKEN],
+      [TOKEN, 'AQAEAOtherTokenValue0000000000000000000000000000000000=='],
+    ] as const
+  ).map(
+    (values): DupCase => ({
+      header: TOKEN_HEADER_NAME,
+      values: [...values],
+      build: GET,
+      base: [['Host', METADATA_HOST]],
+    }),
+  ),
+];
+
+describe('ADV-3/ADV-4 enforce: a repeated Host or token header is refused, nothing reaches the upstream', () => {
+  it.each(variants(openCases))('%s', async (_name, raw) => {
+    const x = await g.exchange(raw);
+    expectRefused(x, { status: [400, 403] });
+  });
+});
+
+describe('ADV-3/ADV-4 monitor: a repeated Host or token header is never recorded as allowed', () => {
+  it.each(variants(openCases).filter((_, i) => i % 3 === 0))('%s', async (_name, raw) => {
+    const x = await monitor.exchange(raw);
+    expect(x.events.length, JSON.stringify(x.events)).toBe(1);
+    expect(x.events[0]?.decision).toBe('deny');
+  });
+});

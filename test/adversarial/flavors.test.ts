@@ -202,3 +202,19 @@ describe('alibaba: the IMDSv2-like token scheme', () => {
     expectRefused(x, { status: 400 });
   });
 });
+
+// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+
+describe('ADV-16: the required header in two casings reaches the upstream as sent, or is refused', () => {
+  it.each(withRequired.map((c) => [c.flavor, c] as const))('%s', async (_f, c) => {
+    const [name, value] = c.required as Header;
+    const raw = request('GET', c.path, [
+      ['Host', c.host],
+      [name, value],
+      [name.toLowerCase(), value],
+    ]);
+    const x = await guards.get(c.flavor)!.exchange(raw);
+    if (x.upstreamBytes === 0) expectRefused(x, { status: [400, 401, 403] });
+    else expectForwarded(x, { clientHeaders: headerLines(raw) });
+  });
+});

@@ -253,3 +253,9 @@ describe('the decision was made on exactly the bytes that were forwarded', () =>
     );
   }, 180_000);
 });
+
+// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+
+// ADV-16 (and ADV-3/ADV-4): names repeated, in the same or another casing
+for (const pool of ['host', 'token', 'ttl', 'framing', 'plain']) REPEATABLE_NOW.add(pool);
+NAMES['plain']?.push('accept', 'user-agent', 'x-pad');

@@ -151,3 +151,26 @@ describe('the head size bound counts the whole head', () => {
     expectForwarded(x, { clientHeaders: headerLines(raw), target: '/latest/meta-data/instance-id' });
   });
 });
+
+// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+
+describe('ADV-1: a request with more headers than IMDS clients send gets 431 and is recorded', () => {
+  it.each([64, 100, 300, 997])('%i padding headers on an otherwise valid token PUT', async (n) => {
+    const x = await wide.exchange(tokenPut(padding(n, 'X-Pad-', 'x')));
+    expectRefused(x, { status: 431 });
+  });
+
+  it.each([64, 100, 300])('%i padding headers on an allowed IMDSv1 GET', async (n) => {
+    const x = await wide.exchange(v1Get('/latest/meta-data/', padding(n, 'X-Pad-', 'x')));
+    expectRefused(x, { status: 431 });
+  });
+});
+
+describe('ADV-2: the head size bound counts the whole head', () => {
+  it('600 headers of 17 bytes (10 KB head, 7.8 KB of names and values) against the 8 KB bound', async () => {
+    const x = await g.exchange(
+      tokenPut(padding(600, 'X-Pad-1', 'abcd').map(([, v], i) => [`X-Pad-${100 + (i % 900)}`, v] as const)),
+    );
+    expectRefused(x, { status: 431 });
+  });
+});

@@ -99,3 +99,68 @@ describe('the header list reaches the upstream as the client sent it', () => {
     expect(x.upstream[0]?.headers).toContainEqual(['Content-Length', '0']);
   });
 });
+
+// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+
+import { describeExchange } from '../support/guard-under-test.js';
+
+describe('ADV-16 and ADV-9: every copy of a name in its casing, and nothing added', () => {
+  it.each([
+    [
+      'Accept / accept',
+      [
+        ['Accept', 'text/plain'],
+        ['accept', 'application/json'],
+      ],
+    ],
+    [
+      'X-Custom / x-custom / X-CUSTOM',
+      [
+        ['X-Custom', '1'],
+        ['x-custom', '2'],
+        ['X-CUSTOM', '3'],
+      ],
+    ],
+    [
+      'User-Agent / user-agent',
+      [
+        ['User-Agent', 'aws-sdk-go/1.44'],
+        ['user-agent', 'curl/8'],
+      ],
+    ],
+  ] as Array<[string, Header[]]>)(
+    'one name in several casings: every copy, in place (%s)',
+    async (_n, extra) => {
+      const raw = v2Get('/latest/meta-data/instance-id', TOKEN, [
+        ['X-First', '0'],
+        ...extra,
+        ['X-Last', '9'],
+      ]);
+      const x = await g.exchange(raw);
+      const why = describeExchange(x);
+      if (x.upstream.length === 0) {
+        // refusing a repeated name is also honest; forwarding a different list is not
+        expect(x.events[0]?.decision, why).toBe('deny');
+        return;
+      }
+      const up = x.upstream[0]!;
+      const mine = up.headers.filter(([k]) => !/^(host|connection)$/i.test(k));
+      expect(mine, why).toEqual(headerLines(raw).filter(([k]) => !/^host$/i.test(k)));
+    },
+  );
+
+  it('a bodiless token PUT reaches the upstream without a Content-Length the client did not send', async () => {
+    const raw = request('PUT', '/latest/api/token', [
+      ['Host', METADATA_HOST],
+      TTL_HEADER,
+      ['User-Agent', 'aws-sdk-js/3'],
+    ]);
+    const x = await g.exchange(raw);
+    const up = x.upstream[0];
+    expect(
+      up?.headers.map(([k]) => k.toLowerCase()),
+      describeExchange(x),
+    ).not.toContain('content-length');
+    expect(up?.headers.map(([k]) => k.toLowerCase())).not.toContain('transfer-encoding');
+  });
+});

@@ -213,3 +213,19 @@ describe('forwarding headers', () => {
       expect(lower, describeExchange(x)).not.toContain(n.toLowerCase());
   });
 });
+
+// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+
+describe('ADV-10: the other proxy headers are refused as forwarding headers', () => {
+  it.each(caseList(PROXY))('enforce refuses %s, and nothing reaches the upstream', async (_n, build) => {
+    const x = await g.exchange(build());
+    expectRefused(x, { status: 403 });
+  });
+
+  it.each(PROXY)('monitor forwards %s as sent, and flags it', async (name) => {
+    const raw = tokenPut([[name, values[name] ?? '198.51.100.7']]);
+    const x = await monitor.exchange(raw);
+    expectForwarded(x, { clientHeaders: headerLines(raw), decision: 'deny', action: 'flagged' });
+    expect(x.events[0]?.alert).toBe(true);
+  });
+});

@@ -111,3 +111,77 @@ describe('the trap answers like IMDS', () => {
     }
   });
 });
+
+// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+
+describe('ADV-11: the guard refuses with exactly the answer IMDS would give', () => {
+  const cases: Array<[string, string]> = [
+    [
+      'a tokenless read (401)',
+      request('GET', '/latest/meta-data/iam/security-credentials/', [['Host', METADATA_HOST]]),
+    ],
+    ['a token PUT with X-Forwarded-For (403)', tokenPut([['X-Forwarded-For', '9.9.9.9']])],
+    [
+      'a token GET with X-Forwarded-For (403)',
+      v2Get('/latest/meta-data/', 'AQAEAtoken==', [['X-Forwarded-For', '9.9.9.9']]),
+    ],
+    ['a token PUT without TTL (400)', request('PUT', '/latest/api/token', [['Host', METADATA_HOST]])],
+    [
+      'a token PUT with TTL 0 (400)',
+      request('PUT', '/latest/api/token', [
+        ['Host', METADATA_HOST],
+        [TTL_HEADER[0], '0'],
+      ]),
+    ],
+    [
+      'a PUT on a data path (405)',
+      request('PUT', '/latest/meta-data/', [['Host', METADATA_HOST], TTL_HEADER]),
+    ],
+    [
+      'a POST (405)',
+      request('POST', '/latest/meta-data/', [
+        ['Host', METADATA_HOST],
+        ['Content-Length', '0'],
+      ]),
+    ],
+  ];
+  it.each(cases)('%s', async (_n, raw) => {
+    const x = await enforce.exchange(raw);
+    const why = describeExchange(x);
+    expect(x.upstreamBytes, why).toBe(0);
+    const want = await emulator(raw);
+    const got = x.responses[0]!;
+    expectSameShape(
+      got,
+      want,
+      `${why}\nIMDS: ${want.head.toString('latin1')}\nguard: ${got.head.toString('latin1')}`,
+    );
+    expect(got.body.toString('latin1')).toBe(want.body.toString('latin1'));
+  });
+
+  it('a forwarded answer keeps the upstream shape too (Connection: close, no Keep-Alive)', async () => {
+    const raw = tokenPut();
+    const x = await enforce.exchange(raw);
+    const got = x.responses[0]!;
+    const want = await emulator(raw);
+    expectSameShape(
+      got,
+      want,
+      `${describeExchange(x)}\nIMDS: ${want.head.toString('latin1')}\nguard: ${got.head.toString('latin1')}`,
+    );
+  });
+
+  it('parser-level refusals (a 431, a malformed request) carry the same headers as IMDS errors', async () => {
+    const ref = await emulator(request('GET', '/latest/meta-data/', [['Host', METADATA_HOST]]));
+    for (const raw of [tokenPut([['X-Big', 'b'.repeat(20_000)]]), 'GARBAGE\r\n\r\n']) {
+      const x = await enforce.exchange(raw);
+      const got = x.responses[0]!;
+      const why = `${describeExchange(x)}\nguard: ${got.head.toString('latin1')}`;
+      expect(
+        got.headers.map(([k]) => k).filter((k) => k !== 'Allow'),
+        why,
+      ).toEqual(ref.headers.map(([k]) => k));
+      expect(headerValue(got.headers, 'connection'), why).toBe('close');
+    }
+  });
+});

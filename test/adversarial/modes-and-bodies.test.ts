@@ -176,3 +176,38 @@ describe('a chunked body over the bound is refused before any byte of it reaches
     expectRefused(x, { status: 413 });
   });
 });
+
+// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+
+describe('ADV-20: an unsupported Transfer-Encoding gets one answer and one event', () => {
+  const raw = request(
+    'PUT',
+    '/latest/api/token',
+    [['Host', METADATA_HOST], TTL_HEADER, ['Transfer-Encoding', 'identity']],
+    '',
+  );
+  it('in monitor mode', async () => {
+    expectRefused(await monitor.exchange(raw), { status: 400 });
+  });
+  it('in enforce mode', async () => {
+    expectRefused(await enforce.exchange(raw), { status: 400 });
+  });
+});
+
+describe('ADV-17: a request pipelined behind a trap answer (Connection: close) leaves nothing in flight', () => {
+  let own: GuardUnderTest;
+  beforeAll(async () => {
+    own = await GuardUnderTest.start({ guard: { mode: 'trap' } });
+  }, 30_000);
+  afterAll(() => own?.close());
+  it('a token PUT, then two reads, on one connection', async () => {
+    const x = await own.exchange(
+      tokenPut() + v1Get('/latest/meta-data/') + v2Get('/latest/meta-data/', 'x'),
+      { responses: 3 },
+    );
+    const why = describeExchange(x);
+    expect(x.upstreamBytes, why).toBe(0);
+    expect(own.guard.stats().inFlight, why).toBe(0);
+    expect(x.events.length, why).toBe(own.guard.stats().requests);
+  });
+});

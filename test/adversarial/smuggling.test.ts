@@ -295,3 +295,72 @@ describe('pipelining: each request is judged on its own, and a refused one never
     await pipeline(v1Get('/latest/meta-data/instance-id'), TOKENLESS);
   });
 });
+
+// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+
+describe('ADV-3: a pipelined request with two Host headers is refused', () => {
+  it('an allowed GET, then a GET with two Host headers', async () => {
+    await pipeline(
+      v2Get('/latest/meta-data/', TOKEN),
+      request('GET', '/latest/meta-data/', [
+        ['Host', METADATA_HOST],
+        ['Host', 'attacker.example'],
+        ['X-aws-ec2-metadata-token', TOKEN],
+      ]),
+    );
+  });
+});
+
+describe('ADV-5: a parse error after a pipelined request does not jump ahead of its answer', () => {
+  it('Content-Length 0, then bytes that are no request', async () => {
+    await expectNoSmuggledRequest('Content-Length: 0');
+  });
+  it('after Connection: close, a pipelined request is not served', async () => {
+    const x = await g.exchange(
+      v2Get('/latest/meta-data/', TOKEN, [['Connection', 'close']]) +
+        v2Get('/latest/meta-data/ami-id', TOKEN),
+      {
+        responses: 2,
+      },
+    );
+    const why = describeExchange(x);
+    expect(x.upstream.length, why).toBe(1);
+    expect(x.responses.length, why).toBe(1);
+  });
+  it('after an HTTP/1.0 request without keep-alive, a pipelined request is not served', async () => {
+    const x = await g.exchange(
+      `GET /latest/meta-data/ HTTP/1.0\r\nHost: ${METADATA_HOST}\r\nX-aws-ec2-metadata-token: ${TOKEN}\r\n\r\n${SMUGGLED}`,
+      { responses: 2 },
+    );
+    const why = describeExchange(x);
+    expect(x.upstream.length, why).toBe(1);
+    expect(x.responses.length, why).toBe(1);
+  });
+});
+
+describe('ADV-17: a request pipelined after a refusal that closes the connection leaves nothing in flight', () => {
+  // its own guard: a leaked in-flight request would hold every later case's idle wait
+  let own: GuardUnderTest;
+  beforeAll(async () => {
+    own = await GuardUnderTest.start({ upstream: { emulator: { settings: { tokens: 'required' } } } });
+  }, 30_000);
+  afterAll(() => own?.close());
+
+  it('an allowed GET, then a token PUT with Forwarded, then a tokenless read', async () => {
+    const x = await own.exchange(
+      v2Get('/latest/meta-data/', 'AQAEAnot-issued==') + tokenPut([['Forwarded', 'for=9.9.9.9']]) + TOKENLESS,
+      {
+        responses: 3,
+      },
+    );
+    const why = describeExchange(x);
+    expect(x.upstream.length, why).toBe(1);
+    expect(
+      x.upstream[0]?.headers.map(([k]) => k.toLowerCase()),
+      why,
+    ).not.toContain('forwarded');
+    // every request node handed to the guard has its event, the dropped one included
+    expect(own.guard.stats().inFlight, why).toBe(0);
+    expect(x.events.length, why).toBe(own.guard.stats().requests);
+  });
+});

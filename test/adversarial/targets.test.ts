@@ -384,3 +384,26 @@ describe('request-target forms, methods, CONNECT and upgrades are refused in fro
     expect(x.responses[0]?.body.length).toBe(0);
   });
 });
+
+// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+
+import { parseResponses } from '../support/raw-http.js';
+
+describe('ADV-8: a path still percent-encoded after one decoding never reaches the upstream', () => {
+  it.each([
+    '/latest/meta-data/iam/info/%252e%252e/security-credentials/',
+    '/latest/meta-data/iam/info/%252e%252e%252fsecurity-credentials/',
+    '/latest/meta-data/iam/info/%25%32%65%25%32%65/security-credentials/',
+  ])('GET %s with a valid token', async (target) => {
+    await expectRuleMetOrPathHarmless(target);
+  });
+});
+
+describe('ADV-6: Expect other than 100-continue is answered by the guard, with an event', () => {
+  it('Expect: 200-ok', async () => {
+    const x = await g.exchange(
+      `PUT /latest/api/token HTTP/1.1\r\nHost: ${METADATA_HOST}\r\n${TTL_HEADER[0]}: 21600\r\nExpect: 200-ok\r\n\r\n`,
+    );
+    expectRefused(x, { status: [400, 417] });
+  });
+});

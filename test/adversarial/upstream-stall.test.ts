@@ -87,3 +87,58 @@ describe('a stalled or broken upstream gives the client an IMDS-like error withi
     expect(y.responses[0]?.body.toString()).toBe('TOKN');
   }, 20_000);
 });
+
+// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+
+import type { Socket } from 'node:net';
+
+/** Writes `parts` one after another, `everyMs` apart, until the socket closes (a bounded number). */
+function drip(socket: Socket, parts: string[], everyMs: number): void {
+  let i = 0;
+  const t = setInterval(() => {
+    if (socket.destroyed || i >= parts.length) {
+      clearInterval(t);
+      return;
+    }
+    socket.write(parts[i++] as string);
+  }, everyMs);
+  socket.on('close', () => clearInterval(t));
+}
+
+const HEAD_100 =
+  'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\nConnection: close\r\n\r\n';
+
+describe('ADV-13: an upstream that stalls or truncates after its head gives 504 or 502, not a reset or a trickle', () => {
+  const open: Array<[string, Responder, number]> = [
+    ['sends the head, then nothing', (s) => void s.write(HEAD_100), 504],
+    ['sends the head and part of the body, then nothing', (s) => void s.write(`${HEAD_100}i-0123`), 504],
+    [
+      'trickles the body one byte at a time, forever',
+      (s) => {
+        s.write(HEAD_100);
+        drip(
+          s,
+          Array.from({ length: 150 }, () => 'x'),
+          100,
+        );
+      },
+      504,
+    ],
+    ['trickles the status line one byte at a time', (s) => drip(s, HEAD_100.split(''), 100), 504],
+    [
+      'sends a chunked head and one chunk, then nothing',
+      (s) => {
+        s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n');
+      },
+      504,
+    ],
+    ['closes in the middle of the body', (s) => void s.end(`${HEAD_100}i-0123`), 502],
+  ];
+  it.each(open)(
+    'upstream %s',
+    async (_name, respond, status) => {
+      await expectIMDSLikeError(respond, status);
+    },
+    20_000,
+  );
+});

@@ -78,6 +78,11 @@ export const ERROR_CODES = {
     exit: 2,
     summary: 'A host evidence file (--host-evidence) cannot be read, parsed, or names no instance.',
   },
+  IMDSGUARD_E_LOGS_QUERY: {
+    exit: 1,
+    summary:
+      'A CloudWatch Logs Insights query of host evidence failed, was cancelled, timed out, or found no query slot.',
+  },
   IMDSGUARD_E_INTERRUPTED: {
     exit: 1,
     summary: 'The command was stopped (SIGINT or SIGTERM) before it finished.',

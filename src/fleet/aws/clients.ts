@@ -12,6 +12,7 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { AutoScalingClient } from '@aws-sdk/client-auto-scaling';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { OrganizationsClient } from '@aws-sdk/client-organizations';
@@ -75,7 +76,7 @@ interface CachedCreds {
   pending?: Promise<AwsCredentialIdentity>;
 }
 
-type ServiceName = 'ec2' | 'autoscaling' | 'cloudwatch' | 'sts' | 'organizations' | 'iam';
+type ServiceName = 'ec2' | 'autoscaling' | 'cloudwatch' | 'logs' | 'sts' | 'organizations' | 'iam';
 
 export class AwsClientFactory {
   readonly counter: ApiCallCounter;
@@ -165,6 +166,16 @@ export class AwsClientFactory {
       target.accountId,
       region,
       () => new CloudWatchClient(this.commonConfig(region, this.credentialsFor(target))),
+    );
+  }
+
+  /** CloudWatch Logs (Logs Insights queries of the guards' caller summary, issue 20). */
+  logs(target: AccountTarget, region: string): CloudWatchLogsClient {
+    return this.cached(
+      'logs',
+      target.accountId,
+      region,
+      () => new CloudWatchLogsClient(this.commonConfig(region, this.credentialsFor(target))),
     );
   }
 

@@ -9,6 +9,7 @@
  *   IAM          awsquery XML, Version=2010-05-08             (iam.ts: GetInstanceProfile)
  *   Organizations AWS JSON 1.1, X-Amz-Target AWSOrganizationsV20161128.*  (organizations.ts)
  *   CloudWatch   AWS JSON 1.0, X-Amz-Target GraniteServiceVersion20100801.* (cloudwatch.ts: a stub for issue 9)
+ *   CloudWatch Logs AWS JSON 1.1, X-Amz-Target Logs_20140328.* (logs.ts: the guard's sink, Logs Insights)
  *
  * The account a request acts in comes from the access key id in the SigV4 Authorization header:
  * AssumeRole hands out ASIA<12-digit account><4 hex>; any other key is the caller's own account
@@ -37,6 +38,7 @@ import { expiredErrorFor, Faults } from './faults.js';
 import { type GenerateFleetOptions, generateFleet } from './generate.js';
 import { handleIam, IAM_NS } from './iam.js';
 import { RateLimits } from './limits.js';
+import { FakeLogs, type FakeLogsOptions, LOGS_TARGET } from './logs.js';
 import type { FakeFleet } from './model.js';
 import { handleOrganizations, ORGANIZATIONS_TARGET } from './organizations.js';
 import { handleSts, STS_NS } from './sts.js';
@@ -47,6 +49,7 @@ export { FakeAwsError } from './context.js';
 export { Faults } from './faults.js';
 export { type GenerateFleetOptions, generateFleet, prng } from './generate.js';
 export { EC2_DEFAULT_LIMITS, RateLimits } from './limits.js';
+export { FakeLogs, type FakeLogsOptions, LOGS_MAX_LIMIT } from './logs.js';
 export * from './model.js';
 
 /** Credentials for tests: any values work; this key id maps to the fleet's management account. */
@@ -85,6 +88,8 @@ export interface FakeAwsOptions {
   maxBodyBytes?: number;
   /** Artificial latency added to every response, ms (default 0). */
   latencyMs?: number;
+  /** CloudWatch Logs: the concurrent Logs Insights query limit and how long queries run (logs.ts). */
+  logs?: FakeLogsOptions;
 }
 
 export interface FakeAws {
@@ -97,6 +102,8 @@ export interface FakeAws {
   limits: RateLimits;
   /** AssumeRole sessions issued, by access key id. */
   sessions: Map<string, FakeSession>;
+  /** CloudWatch Logs: log groups per account and region, and Logs Insights queries. */
+  logs: FakeLogs;
   /** The server's clock (options.clock). */
   now(): number;
   close(): Promise<void>;
@@ -134,6 +141,7 @@ export async function startFakeAws(options: FakeAwsOptions = {}): Promise<FakeAw
   const publishDelayMs = options.publishDelayMs ?? 0;
   const maxBody = options.maxBodyBytes ?? 1024 * 1024;
   const latency = options.latencyMs ?? 0;
+  const logs = new FakeLogs(options.logs);
 
   function accountFor(accessKeyId: string): string {
     const m = /^ASIA(\d{12})/.exec(accessKeyId);
@@ -162,7 +170,9 @@ export async function startFakeAws(options: FakeAwsOptions = {}): Promise<FakeAw
           ? 'organizations'
           : prefix === CLOUDWATCH_TARGET
             ? 'cloudwatch'
-            : prefix;
+            : prefix === LOGS_TARGET
+              ? 'logs'
+              : prefix;
       action = op;
       try {
         json = body.length > 0 ? (JSON.parse(body) as Record<string, unknown>) : {};
@@ -236,6 +246,7 @@ export async function startFakeAws(options: FakeAwsOptions = {}): Promise<FakeAw
       else if (service === 'iam') result = handleIam(ctx);
       else if (service === 'organizations') result = handleOrganizations(ctx);
       else if (service === 'cloudwatch') result = handleCloudWatch(ctx);
+      else if (service === 'logs') result = logs.handle(ctx);
       else throw new FakeAwsError('UnknownService', `fake-aws does not speak ${service}`, 400);
     } catch (err) {
       error =
@@ -255,9 +266,9 @@ export async function startFakeAws(options: FakeAwsOptions = {}): Promise<FakeAw
     const headers: Record<string, string> = { 'x-amzn-requestid': requestId };
     let out: string;
     if (error) {
-      if (service === 'organizations' || service === 'cloudwatch') {
+      if (service === 'organizations' || service === 'cloudwatch' || service === 'logs') {
         headers['content-type'] =
-          service === 'organizations' ? 'application/x-amz-json-1.1' : 'application/x-amz-json-1.0';
+          service === 'cloudwatch' ? 'application/x-amz-json-1.0' : 'application/x-amz-json-1.1';
         headers['x-amzn-errortype'] = error.code;
         if (service === 'cloudwatch') headers['x-amzn-query-error'] = `${error.code};Sender`;
         out = JSON.stringify({ __type: error.code, message: error.message });
@@ -299,6 +310,7 @@ export async function startFakeAws(options: FakeAwsOptions = {}): Promise<FakeAw
     faults,
     limits,
     sessions,
+    logs,
     now: clock,
     close: () =>
       new Promise<void>((resolve) => {

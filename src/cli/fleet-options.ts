@@ -20,6 +20,7 @@ import { historyPathFor } from '../fleet/run/history.js';
 import type { SelectionOptions } from '../fleet/run/instances.js';
 import { FLEET_RUN_DEFAULTS, type FleetRunOptions } from '../fleet/run/session.js';
 import type { UsageOptions } from '../fleet/run/usage.js';
+import { isLogsSpec, LOGS_QUERY_DEFAULTS, parseLogsSpec } from '../fleet/usage/logs-query.js';
 import { USAGE_DEFAULTS } from '../fleet/usage/window.js';
 import { OUTPUT_FORMATS, type OutputFormat } from '../report/output.js';
 import { addOutputOptions, type OutputArgs, type OutputSpec, readOutputOptions } from './common-options.js';
@@ -242,10 +243,16 @@ export function addUsageOptions(cmd: Command, withHostEvidence = true): Command 
       (v) => parseIntInRange(v, 1, 100_800, '--max-datapoints'),
     );
   if (withHostEvidence) {
-    cmd.option(
-      '--host-evidence <path...>',
-      '`imdsguard callers --json` files collected from hosts, or directories of *.json (see docs/usage.md)',
-    );
+    cmd
+      .option(
+        '--host-evidence <source...>',
+        "which process makes the IMDSv1 calls: cloudwatch-logs:LOG_GROUP (the guards' caller summary, queried with Logs Insights in every account and region; or cloudwatch-logs:arn:aws:logs:REGION:ACCOUNT:log-group:NAME for one central group), or `imdsguard callers --json` files or directories of *.json (see docs/usage.md)",
+      )
+      .option(
+        '--logs-query-limit <n>',
+        `rows per Logs Insights query, 1..${LOGS_QUERY_DEFAULTS.limit}; results that fill it are split by instance and time (default: ${LOGS_QUERY_DEFAULTS.limit})`,
+        (v) => parseIntInRange(v, 1, LOGS_QUERY_DEFAULTS.limit, '--logs-query-limit'),
+      );
   }
   return cmd;
 }
@@ -253,11 +260,14 @@ export function addUsageOptions(cmd: Command, withHostEvidence = true): Command 
 export function readUsageOptions(raw: Record<string, unknown>, ctx: CliContext): UsageOptions {
   const he = raw['hostEvidence'];
   const paths = Array.isArray(he) ? (he as string[]) : typeof he === 'string' ? [he] : [];
+  // A cloudwatch-logs: source is checked now, before any AWS call (exit 2 when malformed).
+  for (const p of paths) if (isLogsSpec(p)) parseLogsSpec(p);
   return {
     days: (raw['days'] as number | undefined) ?? USAGE_DEFAULTS.days,
     mode: (raw['metrics'] as 'auto' | 'both' | undefined) ?? 'auto',
     maxDatapoints: raw['maxDatapoints'] as number | undefined,
-    hostEvidence: paths.map((p) => resolve(ctx.cwd, p)),
+    hostEvidence: paths.map((p) => (isLogsSpec(p) ? p : resolve(ctx.cwd, p))),
+    logsQueryLimit: raw['logsQueryLimit'] as number | undefined,
   };
 }
 

@@ -26,13 +26,14 @@ export const instanceUsageSchema = z.strictObject({
         exe: nullableString,
         user: nullableString,
         container: nullableString,
+        pod: nullableString.describe('Kubernetes namespace/name, from the guard caller summary'),
         v1Calls: z.number(),
         v2Calls: z.number(),
         lastSeen: iso.nullable(),
       }),
     )
     .nullable()
-    .describe('null: no --host-evidence file for this instance'),
+    .describe('null: no host evidence (file or guard record) for this instance'),
 });
 
 /** `fleet discover --usage`: the usage window, counts and CloudWatch failures. */

@@ -7,6 +7,7 @@ import type { ScanFailure } from '../fleet/inventory/model.js';
 import type { InstanceReadiness, Readiness, ReadinessCounts } from '../fleet/posture/readiness.js';
 import type { RegionUsageStats, UsageFailure } from '../fleet/usage/collect.js';
 import { describeCaller, type HostCaller } from '../fleet/usage/host-evidence.js';
+import type { LogsQueryStats } from '../fleet/usage/logs-insights.js';
 import type { UsageMode } from '../fleet/usage/queries.js';
 import type { UsageWindow } from '../fleet/usage/window.js';
 import type { Column } from './columns.js';
@@ -23,6 +24,24 @@ export interface UsageRow extends InstanceReadiness {
   hostV1Callers: HostCaller[] | null;
 }
 
+/** `--host-evidence cloudwatch-logs:...`: what was queried, what it cost, what it found. */
+export interface UsageHostEvidence {
+  source: string;
+  /** per-account: the group in every account and region; central: one group. */
+  layout: 'per-account' | 'central';
+  /** Per account and region queried: queries, splits, bytes scanned, status. */
+  queries: LogsQueryStats[];
+  totals: {
+    queries: number;
+    /** What Logs Insights charges by. */
+    bytesScanned: number;
+    instancesWithRecords: number;
+    notReadyWithCallers: number;
+    /** Not-ready or broken instances with no guard record: guard not installed or not shipping. */
+    notReadyWithoutRecords: number;
+  };
+}
+
 export interface UsageDocument {
   schemaVersion: typeof USAGE_SCHEMA_VERSION;
   kind: 'imdsguard.fleet.usage';
@@ -37,9 +56,13 @@ export interface UsageDocument {
   counts: ReadinessCounts;
   instances: UsageRow[];
   regionStats: RegionUsageStats[];
-  /** Inventory failures (DescribeInstances) and CloudWatch failures, per account and region. */
+  /** Present with `--host-evidence cloudwatch-logs:...`. */
+  hostEvidence?: UsageHostEvidence;
+  /** Inventory failures (DescribeInstances), CloudWatch failures and Logs Insights failures, per account and region. */
   failures: Array<
-    (ScanFailure & { source: 'inventory' }) | (UsageFailure & { source: 'cloudwatch'; stage: 'metrics' })
+    | (ScanFailure & { source: 'inventory' })
+    | (UsageFailure & { source: 'cloudwatch'; stage: 'metrics' })
+    | (UsageFailure & { source: 'cloudwatch-logs'; stage: 'host-evidence' })
   >;
   stats: RunStats;
 }

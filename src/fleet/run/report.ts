@@ -14,11 +14,12 @@ import { INVENTORY_SCHEMA_VERSION, type Inventory } from '../inventory/model.js'
 import { findFindings } from '../posture/findings.js';
 import { type KeyedReadiness, READINESS, type Readiness } from '../posture/readiness.js';
 import { summarize } from '../posture/summary.js';
+import { type HostEvidenceReport, hostEvidenceReport } from '../usage/host-join.js';
 import { recordSnapshot } from './history.js';
 import type { RunIo } from './io.js';
 import { scanFleet } from './scan.js';
 import { type Env, type FleetRunOptions, withSession } from './session.js';
-import { measureReadiness, type UsageOptions } from './usage.js';
+import { logsFailures, logsSection, measureReadiness, type UsageOptions } from './usage.js';
 
 /** Largest --input / --usage-input file read, bytes. */
 export const MAX_INPUT_BYTES = 512 * 1024 * 1024;
@@ -152,6 +153,7 @@ export interface ReportResult {
 
 interface Scanned {
   inventory: Inventory;
+  hostEvidence?: HostEvidenceReport | null;
   readiness: KeyedReadiness[] | undefined;
   window: { days: number; start: string; end: string } | null;
   failed: boolean;
@@ -172,10 +174,24 @@ function scanForReport(opts: ReportOptions, io: RunIo, env: Env): Promise<Scanne
       );
       out.readiness = m.rows;
       out.window = { days: m.window.days, start: m.window.start, end: m.window.end };
-      for (const f of m.evidence.failures) {
+      const failures = [...m.evidence.failures, ...logsFailures(m)];
+      for (const f of failures) {
         io.output.write(`imdsguard: CloudWatch ${f.accountId} ${f.region}: ${f.message} [${f.code}]\n`);
       }
-      if (m.evidence.failures.length > 0) out.failed = true;
+      if (failures.length > 0) out.failed = true;
+      const sources = opts.usage.hostEvidence ?? [];
+      if (sources.length > 0) {
+        const logs = m.logs;
+        out.hostEvidence = hostEvidenceReport(
+          m.rows,
+          logs ? logsSection(logs, m.rows).source : sources.join(' '),
+          {
+            used: logs !== null,
+            failureFor: (r) => logs?.failureFor(r)?.error?.message,
+            bytesScanned: logs ? logs.queries.reduce((n, q) => n + q.bytesScanned, 0) : 0,
+          },
+        );
+      }
     }
     out.stats = session.stats();
     return out;
@@ -207,6 +223,7 @@ export async function runReport(opts: ReportOptions, io: RunIo, env: Env): Promi
     findings,
     readiness: scanned.readiness ?? null,
     usageWindow: scanned.window,
+    hostEvidence: scanned.hostEvidence ?? null,
     history: opts.history !== undefined ? readHistory(opts.history) : [],
     source: opts.input === undefined ? 'discovery' : 'input',
     now: new Date().toISOString(),

@@ -6,13 +6,17 @@
  *   runUsage(options, io, env)                       -> the `fleet usage` document
  */
 
+import { ImdsguardError } from '../../errors.js';
 import { createProgress } from '../../io/progress.js';
-import type { DiscoverUsageSection, UsageDocument, UsageRow } from '../../report/usage.js';
+import type { DiscoverUsageSection, UsageDocument, UsageHostEvidence, UsageRow } from '../../report/usage.js';
 import { sortUsageRows, USAGE_SCHEMA_VERSION } from '../../report/usage.js';
 import type { InstanceRecord, Inventory, ScanFailure } from '../inventory/model.js';
 import { assessFleet, countReadiness } from '../posture/readiness.js';
 import { collectUsage, type UsageEvidence } from '../usage/collect.js';
-import { indexHostEvidence, loadHostEvidence } from '../usage/host-evidence.js';
+import { type HostCaller, indexHostEvidence, loadHostEvidence } from '../usage/host-evidence.js';
+import { hostSentence, hostStatus } from '../usage/host-join.js';
+import { collectLogsEvidence, type LogsEvidence } from '../usage/logs-evidence.js';
+import { isLogsSpec, parseLogsSpec } from '../usage/logs-query.js';
 import type { UsageMode } from '../usage/queries.js';
 import { USAGE_DEFAULTS, type UsageWindow, usageWindow } from '../usage/window.js';
 import { printFailures, type RunIo } from './io.js';
@@ -27,8 +31,13 @@ export interface UsageOptions {
   mode: UsageMode;
   /** GetMetricData MaxDatapoints per response; undefined: the API maximum. */
   maxDatapoints?: number | undefined;
-  /** Absolute paths of `imdsguard callers --json` files or directories of them. */
+  /**
+   * Absolute paths of `imdsguard callers --json` files or directories of them, and at most one
+   * `cloudwatch-logs:GROUP` (or `cloudwatch-logs:arn:...`): the guards' caller summary records.
+   */
   hostEvidence?: readonly string[] | undefined;
+  /** Rows per Logs Insights query (1..10,000; tests make it small to exercise the splits). */
+  logsQueryLimit?: number | undefined;
   /** Clock (tests): epoch ms. */
   now?: (() => number) | undefined;
 }
@@ -39,6 +48,8 @@ export interface Measured {
   window: UsageWindow;
   evidence: UsageEvidence;
   rows: UsageRow[];
+  /** The CloudWatch Logs host evidence, when `cloudwatch-logs:` was given. */
+  logs: LogsEvidence | null;
 }
 
 /**
@@ -52,10 +63,19 @@ export async function measureReadiness(
   io: RunIo,
 ): Promise<Measured> {
   const window = usageWindow((opts.now ?? Date.now)(), opts.days);
-  const host =
-    opts.hostEvidence && opts.hostEvidence.length > 0
-      ? indexHostEvidence(await loadHostEvidence(opts.hostEvidence, '/'))
-      : null;
+  const sources = opts.hostEvidence ?? [];
+  const files = sources.filter((p) => !isLogsSpec(p));
+  const specs = sources.filter(isLogsSpec).map(parseLogsSpec);
+  if (specs.length > 1) {
+    throw new ImdsguardError(
+      'IMDSGUARD_E_HOST_EVIDENCE',
+      'give at most one cloudwatch-logs: host evidence source',
+      {
+        hint: 'a central log group holds every account; otherwise one group name is read in every account and region',
+      },
+    );
+  }
+  const host = files.length > 0 ? indexHostEvidence(await loadHostEvidence(files, '/')) : null;
   const progress = createProgress(io.output, 'regions');
   const evidence = await collectUsage(session.factory, session.targets.accounts, instances, {
     window,
@@ -65,18 +85,34 @@ export async function measureReadiness(
     onProgress: (p) => progress.update({ ...p, instances: instances.length }),
   });
   progress.done();
-  const rows: UsageRow[] = assessFleet(instances, evidence.series, window).map((r) => ({
-    ...r,
-    hostV1Callers: host ? (host(r)?.v1Callers ?? null) : null,
-  }));
-  // Name the host process in the detail of an instance that is not ready or broken.
-  for (const r of rows) {
-    const top = r.hostV1Callers?.[0];
-    if (top && (r.readiness === 'not-ready' || r.readiness === 'broken')) {
-      r.detail += `; on the host: ${top.exe ?? '(unattributed)'}${top.user !== null ? ` as ${top.user}` : ''} (${top.v1Calls} v1 call(s))`;
-    }
+  const spec = specs[0];
+  let logs: LogsEvidence | null = null;
+  if (spec) {
+    const lp = createProgress(io.output, 'log queries');
+    logs = await collectLogsEvidence(session.factory, session.targets, instances, spec, window, {
+      concurrency: opts.concurrency,
+      signal: io.signal,
+      ...(opts.logsQueryLimit !== undefined ? { limit: opts.logsQueryLimit } : {}),
+      onProgress: (p) => lp.update({ ...p, instances: instances.length }),
+    });
+    lp.done();
   }
-  return { window, evidence, rows: sortUsageRows(rows) };
+  const rows: UsageRow[] = assessFleet(instances, evidence.series, window).map((r) => {
+    const fromFiles = host ? (host(r)?.v1Callers ?? null) : null;
+    const fromLogs = logs?.byInstance.get(`${r.accountId}|${r.region}|${r.instanceId}`)?.v1Callers ?? null;
+    const callers: HostCaller[] | null =
+      fromFiles === null && fromLogs === null ? null : [...(fromFiles ?? []), ...(fromLogs ?? [])];
+    return { ...r, hostV1Callers: callers };
+  });
+  // Name the host processes (or say why there are none) of an instance that is not ready or broken.
+  for (const r of rows) {
+    if (r.readiness !== 'not-ready' && r.readiness !== 'broken') continue;
+    const failure = logs?.failureFor(r)?.error?.message;
+    const status = hostStatus(r.hostV1Callers, { used: logs !== null, failure });
+    const sentence = hostSentence(status, r.hostV1Callers, failure);
+    if (sentence !== null) r.detail += `; ${sentence}`;
+  }
+  return { window, evidence, rows: sortUsageRows(rows), logs };
 }
 
 export type UsageFailures = UsageDocument['failures'];
@@ -87,6 +123,59 @@ export function usageFailures(inv: Pick<Inventory, 'failures'>, evidence: UsageE
     ...inv.failures.map((f: ScanFailure) => ({ ...f, source: 'inventory' as const })),
     ...evidence.failures.map((f) => ({ ...f, source: 'cloudwatch' as const, stage: 'metrics' as const })),
   ];
+}
+
+/** Failed Logs Insights queries, as usage failures (the run exits 1). */
+export function logsFailures(m: Pick<Measured, 'logs' | 'rows'>): UsageFailures {
+  if (!m.logs) return [];
+  const spec = m.logs.spec;
+  return m.logs.queries
+    .filter((q) => q.status === 'failed')
+    .map((q) => ({
+      accountId: q.accountId,
+      region: q.region,
+      code: q.error?.code ?? 'IMDSGUARD_E_LOGS_QUERY',
+      awsCode: q.error?.awsCode ?? null,
+      message: `host evidence (${q.group}): ${q.error?.message ?? 'the query failed'}`,
+      hint: null,
+      instances: m.rows.filter(
+        (r) => spec.kind === 'central' || (r.accountId === q.accountId && r.region === q.region),
+      ).length,
+      source: 'cloudwatch-logs' as const,
+      stage: 'host-evidence' as const,
+    }));
+}
+
+/** The `hostEvidence` section of the usage document: what was queried, what it cost, what it found. */
+export function logsSection(logs: LogsEvidence, rows: readonly UsageRow[]): UsageHostEvidence {
+  const blocked = rows.filter((r) => r.readiness === 'not-ready' || r.readiness === 'broken');
+  const key = (r: UsageRow) => `${r.accountId}|${r.region}|${r.instanceId}`;
+  return {
+    source: `cloudwatch-logs:${logs.spec.kind === 'central' ? `arn:${logs.spec.partition}:logs:${logs.spec.region}:${logs.spec.accountId}:log-group:${logs.spec.group}` : logs.spec.group}`,
+    layout: logs.spec.kind,
+    queries: logs.queries,
+    totals: {
+      queries: logs.queries.reduce((n, q) => n + q.queries, 0),
+      bytesScanned: logs.queries.reduce((n, q) => n + q.bytesScanned, 0),
+      instancesWithRecords: rows.filter((r) => logs.byInstance.has(key(r))).length,
+      notReadyWithCallers: blocked.filter((r) => (r.hostV1Callers?.length ?? 0) > 0).length,
+      notReadyWithoutRecords: blocked.filter((r) => !logs.byInstance.has(key(r)) && !logs.failureFor(r))
+        .length,
+    },
+  };
+}
+
+function printLogsSummary(h: UsageHostEvidence, io: RunIo): void {
+  const mb = (h.totals.bytesScanned / 1e6).toFixed(h.totals.bytesScanned < 1e6 ? 3 : 1);
+  io.output.write(
+    `imdsguard: host evidence from ${h.source}: ${h.totals.queries} Logs Insights quer${h.totals.queries === 1 ? 'y' : 'ies'} in ${h.queries.length} account/region(s), ${mb} MB scanned; ` +
+      `${h.totals.notReadyWithCallers} not-ready instance(s) with named IMDSv1 callers, ${h.totals.notReadyWithoutRecords} without guard records\n`,
+  );
+  for (const q of h.queries.filter((x) => x.truncated)) {
+    io.output.write(
+      `imdsguard: warning: ${q.accountId} ${q.region}: some caller rows may be missing (one instance's callers fill the query limit even over ${60} s)\n`,
+    );
+  }
 }
 
 /** Prints usage failures; true when there were any (the run exits 1). */
@@ -151,7 +240,7 @@ export async function runUsage(
       io,
     );
     const rows = rejectedOnly ? m.rows.filter((r) => r.readiness === 'broken') : m.rows;
-    const failures = usageFailures(inv, m.evidence);
+    const failures = [...usageFailures(inv, m.evidence), ...logsFailures(m)];
     const document: UsageDocument = {
       schemaVersion: USAGE_SCHEMA_VERSION,
       kind: 'imdsguard.fleet.usage',
@@ -166,9 +255,11 @@ export async function runUsage(
       ),
       instances: rows,
       regionStats: m.evidence.regions,
+      ...(m.logs ? { hostEvidence: logsSection(m.logs, m.rows) } : {}),
       failures,
       stats: session.stats(),
     };
+    if (document.hostEvidence) printLogsSummary(document.hostEvidence, io);
     const failed = reportUsageFailures(failures, io);
     return { document, failed, stats: session.stats() };
   } finally {

@@ -37,6 +37,8 @@ export interface HostCaller {
   exe: string | null;
   user: string | null;
   container: string | null;
+  /** Kubernetes pod `namespace/name` (from the guard's caller summary); null when unknown. */
+  pod: string | null;
   v1Calls: number;
   v2Calls: number;
   /** ISO 8601 or null */
@@ -84,6 +86,7 @@ function toCaller(raw: unknown): HostCaller | null {
     exe: text(r['exe'] ?? r['executable'] ?? proc?.['exe']),
     user: text(r['user'] ?? r['username'] ?? r['uid']),
     container: text(container?.['id'] ?? r['containerId']),
+    pod: null,
     v1Calls: count(r['v1'], r['v1Calls'], r['imdsv1']),
     v2Calls: count(r['v2'], r['v2Calls'], r['imdsv2']),
     lastSeen: lastSeen !== null && Number.isFinite(Date.parse(lastSeen)) ? lastSeen : null,

@@ -14,6 +14,7 @@ import {
   readinessOfInventory,
 } from '../../fleet/posture/readiness.js';
 import type { PostureCounts, PostureSummary } from '../../fleet/posture/summary.js';
+import type { HostEvidenceReport } from '../../fleet/usage/host-join.js';
 import { usageWindow } from '../../fleet/usage/window.js';
 
 export const FLEET_REPORT_SCHEMA_VERSION = 1 as const;
@@ -167,6 +168,8 @@ export interface FleetReportDocument {
   regionDefaults: RegionDefaultsRow[];
   trend: TrendPoint[];
   failures: ScanFailure[];
+  /** Host evidence (--usage --host-evidence): each not-ready instance's IMDSv1 callers; null: not read. */
+  hostEvidence: HostEvidenceReport | null;
 }
 
 export interface RegionDefaultsRow {
@@ -220,6 +223,8 @@ export interface FleetReportInput {
   readiness: Iterable<KeyedReadiness> | null;
   usageWindow?: { days: number; start: string; end: string } | null | undefined;
   history: readonly FleetSnapshot[];
+  /** Host evidence joined to readiness (--host-evidence); null or absent: not read. */
+  hostEvidence?: HostEvidenceReport | null | undefined;
   source: 'discovery' | 'input';
   /** ISO 8601 (the caller's clock). */
   now: string;
@@ -408,5 +413,6 @@ export function buildFleetReport(input: FleetReportInput): FleetReportDocument {
       source: input.source === 'discovery' ? 'fleet report' : 'saved scan (--input)',
     }),
     failures: inventory.failures,
+    hostEvidence: input.hostEvidence ?? null,
   };
 }

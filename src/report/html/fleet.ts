@@ -3,10 +3,12 @@
  * FleetReportDocument (fleet-data.ts), which is also embedded in the page as JSON and is what
  * `fleet report --format json` prints.
  */
+
 import type { Readiness } from '../../fleet/posture/readiness.js';
 import { type BarRow, lineChart, stackedBars } from './charts.js';
 import { esc, fmtInt, fmtPct, fmtSecond, fmtTime, slug } from './escape.js';
 import type { FleetReportDocument, SliceCounts } from './fleet-data.js';
+import { hostCallersSection } from './host-callers.js';
 import { COLORS, card, legend, renderPage } from './page.js';
 
 /** Best to worst, the order of the bar, the legend and the table. */
@@ -311,6 +313,7 @@ export function renderFleetHtml(doc: FleetReportDocument): string {
       overview(doc),
       enforcement(doc),
       readiness(doc),
+      hostCallersSection(doc.hostEvidence),
       regression(doc),
       regionDefaultsSection(doc),
       trend(doc),

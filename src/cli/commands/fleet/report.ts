@@ -37,6 +37,10 @@ export const reportCommand: CommandSpec = {
       'the whole organization, with readiness from 30 days of CloudWatch evidence',
     ],
     [
+      'imdsguard fleet report --org --role Audit --usage --host-evidence cloudwatch-logs:/imdsguard/callers --output report.html',
+      "readiness with the IMDSv1 process behind every not-ready instance, from the guards' CloudWatch Logs",
+    ],
+    [
       'imdsguard fleet report --input fleet.json --format json',
       'the report of a saved `fleet discover --format json`, as JSON (the same numbers as the HTML)',
     ],
@@ -44,7 +48,7 @@ export const reportCommand: CommandSpec = {
   configure(cmd, ctx) {
     addScanOptions(cmd, OUTPUT);
     addHistoryOptions(cmd);
-    addUsageOptions(cmd, false);
+    addUsageOptions(cmd);
     cmd
       .option('--input <file>', 'a saved `fleet discover --format json` to report on, instead of scanning')
       .option(
@@ -68,6 +72,12 @@ export const reportCommand: CommandSpec = {
       }
       if (usageInput !== undefined && usage !== null) {
         throw new ImdsguardError('IMDSGUARD_E_USAGE', '--usage and --usage-input exclude each other');
+      }
+      if (raw['hostEvidence'] !== undefined && usage === null) {
+        throw new ImdsguardError(
+          'IMDSGUARD_E_USAGE',
+          '--host-evidence joins host callers to measured readiness: add --usage',
+        );
       }
       const history = readHistoryOption(raw, ctx);
       const r = await runReport({ fleet, input, usageInput, usage, history }, runIo(ctx), ctx.env);

@@ -26,6 +26,10 @@ export const usageCommand: CommandSpec = {
       'enforced instances whose IMDSv1 calls are now refused, with the rollback command',
     ],
     [
+      'imdsguard fleet usage --org --role Audit --host-evidence cloudwatch-logs:/imdsguard/callers',
+      "name the process behind every not-ready instance, from the guards' caller summary in each account and region",
+    ],
+    [
       'imdsguard fleet usage --host-evidence ./callers/',
       'name the process still using IMDSv1 (files from `imdsguard callers --json` on each host)',
     ],

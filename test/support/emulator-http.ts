@@ -4,6 +4,13 @@ import { createEmulator, type Emulator, type EmulatorOptions } from '../../src/e
 const running: Emulator[] = [];
 
 /** Creates and starts an emulator; stopEmulators() (in afterEach) closes every one started. */
+/** The headers each flavour's own clients send (and the emulator requires). */
+export const GOOGLE = { 'metadata-flavor': 'Google' };
+export const AZURE = { metadata: 'true' };
+export const ORACLE = { authorization: 'Bearer Oracle' };
+export const ALI_TTL = 'x-aliyun-ecs-metadata-token-ttl-seconds';
+export const ALI_TOKEN = 'x-aliyun-ecs-metadata-token';
+
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   const e = createEmulator(options);
   running.push(e);

@@ -1,9 +1,39 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { capture, runInProcess } from '../support/cli.js';
+import { capture, type RunResult, runInProcess } from '../support/cli.js';
 import { waitFor } from '../support/wait.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures');
+
+/** Runs `imdsguard emulate ARGS --json` in-process until its listening line; stop() ends it. */
+async function emulate(args: string[]): Promise<{
+  listening: { urls: string[]; env: Record<string, string> } & Record<string, unknown>;
+  stop: (signal: string) => Promise<RunResult>;
+}> {
+  let end!: (s: string) => void;
+  const shutdown = new Promise<string>((resolve) => {
+    end = resolve;
+  });
+  const stdout = capture();
+  const pending = runInProcess(['emulate', '--listen', '127.0.0.1:0', '--json', ...args], {
+    shutdown,
+    stdout,
+  });
+  try {
+    await waitFor(() => stdout.text.includes('"listening"'), 10_000, 'the listening line');
+  } catch (err) {
+    end('test');
+    await pending;
+    throw err;
+  }
+  return {
+    listening: JSON.parse(stdout.text.split('\n')[0] as string),
+    stop: (signal) => {
+      end(signal);
+      return pending;
+    },
+  };
+}
 
 describe('emulate command (in-process)', () => {
   it('documents its options and examples in --help', async () => {
@@ -26,18 +56,8 @@ describe('emulate command (in-process)', () => {
   });
 
   it('starts, reports its address as JSON, and stops on shutdown', async () => {
-    let stop!: (s: string) => void;
-    const shutdown = new Promise<string>((resolve) => {
-      stop = resolve;
-    });
-    const stdout = capture();
-    const pending = runInProcess(['emulate', '--listen', '127.0.0.1:0', '--json', '--flavor', 'gcp'], {
-      shutdown,
-      stdout,
-    });
-    await waitFor(() => stdout.text.includes('"listening"'), 10_000, 'the listening line');
-    stop('test');
-    const r = await pending;
+    const e = await emulate(['--flavor', 'gcp']);
+    const r = await e.stop('test');
     expect(r.code).toBe(0);
     const [listening, stopped] = r.stdout
       .trim()
@@ -73,47 +93,26 @@ describe('emulate command (in-process)', () => {
     ],
     ['oci', 'OCI_METADATA_BASE_URL', (v: string) => `${v}/instance/id`, { Authorization: 'Bearer Oracle' }],
   ] as const)('%s prints %s, which leads its clients to the emulator', async (flavor, name, url, headers) => {
-    let stop!: (s: string) => void;
-    const shutdown = new Promise<string>((resolve) => {
-      stop = resolve;
-    });
-    const stdout = capture();
-    const pending = runInProcess(['emulate', '--listen', '127.0.0.1:0', '--json', '--flavor', flavor], {
-      shutdown,
-      stdout,
-    });
+    const e = await emulate(['--flavor', flavor]);
+    let r: RunResult;
     try {
-      await waitFor(() => stdout.text.includes('"listening"'), 10_000, 'the listening line');
-      const listening = JSON.parse(stdout.text.split('\n')[0] as string);
-      const value = listening.env[name] as string;
-      expect(value).toContain(new URL(listening.urls[0]).host);
+      const value = e.listening.env[name] as string;
+      expect(value).toContain(new URL(e.listening.urls[0] as string).host);
       const res = await fetch(url(value), { headers });
       expect(res.status).toBe(200);
       expect((await res.text()).length).toBeGreaterThan(0);
     } finally {
-      stop('test');
+      r = await e.stop('test');
     }
-    const r = await pending;
     expect(r.code).toBe(0);
     expect(r.stderr).toContain(`export ${name}=`);
   });
 
   it.each(['digitalocean', 'alibaba'])('%s names no variable and says what to fetch', async (flavor) => {
-    let stop!: (s: string) => void;
-    const shutdown = new Promise<string>((resolve) => {
-      stop = resolve;
-    });
-    const stdout = capture();
-    const pending = runInProcess(['emulate', '--listen', '127.0.0.1:0', '--json', '--flavor', flavor], {
-      shutdown,
-      stdout,
-    });
-    await waitFor(() => stdout.text.includes('"listening"'), 10_000, 'the listening line');
-    stop('test');
-    const r = await pending;
-    const listening = JSON.parse(r.stdout.split('\n')[0] as string);
-    expect(listening.env).toEqual({});
-    expect(r.stderr).toContain(`curl ${listening.urls[0]}/`);
+    const e = await emulate(['--flavor', flavor]);
+    const r = await e.stop('test');
+    expect(e.listening.env).toEqual({});
+    expect(r.stderr).toContain(`curl ${e.listening.urls[0]}/`);
     expect(r.stderr).not.toContain('export ');
   });
 

@@ -7,8 +7,9 @@ import type { InstanceModel } from '../instance.js';
 import type { TokenIssuer } from '../tokens.js';
 import type { TreeDir } from '../tree.js';
 import type { EmulatorState } from '../types.js';
-import { awsDynamicTree, createEc2StyleHandler } from './aws.js';
+import { createEc2StyleHandler, signature } from './aws.js';
 import { numericId, stableHex } from './common.js';
+import { alibabaPlacement, machineType } from './placement.js';
 
 /**
  * Alibaba Cloud ECS metadata (100.100.100.200 in the cloud; served here on whatever address the
@@ -33,19 +34,52 @@ function ramCredentials(set: CredentialSet): string {
   );
 }
 
+/** What the metadata tree and the identity document both say about the instance. */
+function alibabaFacts(i: InstanceModel) {
+  const placement = alibabaPlacement(i);
+  return {
+    'instance-id': `i-${stableHex(i, 'ali-instance', 20)}`,
+    'instance-type': machineType('alibaba', i),
+    'image-id': `aliyun_3_x64_20G_alibase_${numericId(i, 'ali-image', 8)}.vhd`,
+    'owner-account-id': numericId(i, 'ali-account', 16),
+    'region-id': placement.regionId,
+    'zone-id': placement.zoneId,
+    'serial-number': `${stableHex(i, 'ali-serial', 8)}-${stableHex(i, 'ali-serial2', 4)}`,
+  };
+}
+
+/** dynamic/instance-identity: Alibaba's own document (hyphenated keys) and its pkcs7 block. */
+function alibabaDynamicTree(i: InstanceModel): TreeDir {
+  const facts = alibabaFacts(i);
+  const document = JSON.stringify({
+    'account-id': facts['owner-account-id'],
+    'owner-account-id': facts['owner-account-id'],
+    'instance-id': facts['instance-id'],
+    'instance-type': facts['instance-type'],
+    'image-id': facts['image-id'],
+    mac: i.mac,
+    'private-ipv4': i.localIpv4,
+    'region-id': facts['region-id'],
+    'zone-id': facts['zone-id'],
+    'serial-number': facts['serial-number'],
+  });
+  return { 'instance-identity': { document, pkcs7: signature(document, 768) } };
+}
+
 function alibabaMetaData(i: InstanceModel, state: EmulatorState): TreeDir {
+  const facts = alibabaFacts(i);
   const vpcId = `vpc-${stableHex(i, 'ali-vpc', 20)}`;
   const vswitchId = `vsw-${stableHex(i, 'ali-vsw', 20)}`;
   const eniId = `eni-${stableHex(i, 'ali-eni', 20)}`;
   const tree: Record<string, TreeDir | string | (() => string)> = {
     'dns-conf': { nameservers: '100.100.2.136\n100.100.2.138' },
     hostname: i.hostname.split('.')[0] ?? i.hostname,
-    'image-id': `aliyun_3_x64_20G_alibase_${numericId(i, 'ali-image', 8)}.vhd`,
+    'image-id': facts['image-id'],
     instance: {
       'instance-name': i.tags.find((t) => t.key === 'Name')?.value ?? i.instanceId,
-      'instance-type': `ecs.${i.instanceType.replace('.', '-')}`,
+      'instance-type': facts['instance-type'],
     },
-    'instance-id': `i-${stableHex(i, 'ali-instance', 20)}`,
+    'instance-id': facts['instance-id'],
     mac: i.mac,
     network: {
       interfaces: {
@@ -64,15 +98,15 @@ function alibabaMetaData(i: InstanceModel, state: EmulatorState): TreeDir {
       },
     },
     'network-type': 'vpc',
-    'owner-account-id': numericId(i, 'ali-account', 16),
+    'owner-account-id': facts['owner-account-id'],
     'private-ipv4': i.localIpv4,
-    'region-id': i.region,
-    'serial-number': `${stableHex(i, 'ali-serial', 8)}-${stableHex(i, 'ali-serial2', 4)}`,
+    'region-id': facts['region-id'],
+    'serial-number': facts['serial-number'],
     'vpc-cidr-block': i.vpcCidr,
     'vpc-id': vpcId,
     'vswitch-cidr-block': i.subnetCidr,
     'vswitch-id': vswitchId,
-    'zone-id': i.availabilityZone,
+    'zone-id': facts['zone-id'],
   };
   if (i.publicIpv4 !== undefined) tree['eipv4'] = i.publicIpv4;
   const credentials = state.credentials;
@@ -95,7 +129,7 @@ export function createAlibabaHandler(tokens: TokenIssuer) {
     root: (state) => {
       const i = state.instance;
       const root: Record<string, TreeDir | string> = {
-        dynamic: awsDynamicTree(i),
+        dynamic: alibabaDynamicTree(i),
         'meta-data': alibabaMetaData(i, state),
       };
       if (i.userData !== null) root['user-data'] = i.userData;

@@ -87,7 +87,8 @@ export function identityDocument(i: InstanceModel): string {
 }
 
 /** A fake signature: base64 of an HMAC over the document (real ones are RSA/PKCS7, not verifiable here). */
-function signature(doc: string, bytes: number): string {
+/** A stable, signature-shaped base64 block for a document (not a real signature). */
+export function signature(doc: string, bytes: number): string {
   const h = createHmac('sha512', 'imdsguard-emulator').update(doc).digest();
   const out = Buffer.alloc(bytes);
   for (let i = 0; i < bytes; i++) out[i] = h[i % h.length] as number;

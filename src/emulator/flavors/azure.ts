@@ -2,6 +2,7 @@ import { SERVER_HEADERS } from '../../imds/errors.js';
 import type { InstanceModel } from '../instance.js';
 import { type EmulatorState, type EmuRequest, type EmuResponse, hasHeader, header } from '../types.js';
 import { fakeJwt, json, stableHex } from './common.js';
+import { azurePlacement, machineType } from './placement.js';
 
 /**
  * Azure IMDS: /metadata/instance, /metadata/identity/oauth2/token, /metadata/scheduledevents,
@@ -55,10 +56,11 @@ export function azureInstanceDocument(i: InstanceModel): Record<string, unknown>
   const subscriptionId = uuid(i, 'azure-subscription');
   const name = i.tags.find((t) => t.key === 'Name')?.value ?? i.instanceId;
   const [subnetAddress, subnetPrefix] = i.subnetCidr.split('/');
+  const placement = azurePlacement(i);
   return {
     compute: {
       azEnvironment: 'AzurePublicCloud',
-      location: i.region.replace(/-/g, ''),
+      location: placement.location,
       name,
       offer: 'debian-12',
       osType: 'Linux',
@@ -71,8 +73,8 @@ export function azureInstanceDocument(i: InstanceModel): Record<string, unknown>
       tagsList: i.tags.map((t) => ({ name: t.key, value: t.value })),
       userData: i.userData === null ? '' : Buffer.from(i.userData).toString('base64'),
       vmId: uuid(i, 'azure-vm'),
-      vmSize: `Standard_${i.instanceType.replace('.', '_')}`,
-      zone: i.availabilityZone.slice(-1) === 'a' ? '1' : i.availabilityZone.slice(-1) === 'b' ? '2' : '3',
+      vmSize: machineType('azure', i),
+      zone: placement.zone,
     },
     network: {
       interface: [

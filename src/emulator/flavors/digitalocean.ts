@@ -2,6 +2,7 @@ import type { InstanceModel } from '../instance.js';
 import { listing, resolve, type TreeDir } from '../tree.js';
 import type { EmulatorState, EmuRequest, EmuResponse } from '../types.js';
 import { json, numericId, plain } from './common.js';
+import { digitalOceanRegion } from './placement.js';
 
 /**
  * DigitalOcean droplet metadata: /metadata/v1/ (a path tree) and /metadata/v1.json (everything at
@@ -27,7 +28,7 @@ export function digitalOceanDocument(i: InstanceModel): Record<string, unknown> 
     vendor_data: '#cloud-config\n',
     public_keys: [],
     auth_key: '',
-    region: i.region.replace(/-/g, '').slice(0, 4),
+    region: digitalOceanRegion(i),
     interfaces: {
       private: [iface(i.localIpv4, 'private')],
       ...(i.publicIpv4 === undefined ? {} : { public: [iface(i.publicIpv4, 'public')] }),

@@ -3,6 +3,7 @@ import type { InstanceModel } from '../instance.js';
 import { isDir, listing, resolve, splitPath, type TreeDir } from '../tree.js';
 import { type EmulatorState, type EmuRequest, type EmuResponse, hasHeader, header } from '../types.js';
 import { fakeJwt, kebabToCamel, numericId, randomToken } from './common.js';
+import { gcpPlacement, machineType } from './placement.js';
 
 /**
  * GCP metadata server: /computeMetadata/v1/..., `Metadata-Flavor: Google` required (403 without),
@@ -64,7 +65,8 @@ class BadRequest extends Error {}
 
 function buildTree(i: InstanceModel, req: () => EmuRequest, nowMs: () => number): TreeDir {
   const project = gcpProject(i);
-  const zone = `projects/${project.number}/zones/${i.availabilityZone}`;
+  const placement = gcpPlacement(i);
+  const zone = `projects/${project.number}/zones/${placement.zone}`;
   const accounts: Record<string, TreeDir> = {};
   if (i.iam !== null) {
     const email = `${i.iam.role}@${project.id}.iam.gserviceaccount.com`;
@@ -83,10 +85,10 @@ function buildTree(i: InstanceModel, req: () => EmuRequest, nowMs: () => number)
       disks: {
         '0': { 'device-name': 'persistent-disk-0', index: '0', mode: 'READ_WRITE', type: 'PERSISTENT' },
       },
-      hostname: `${i.hostname.split('.')[0]}.${i.availabilityZone}.c.${project.id}.internal`,
+      hostname: `${i.hostname.split('.')[0]}.${placement.zone}.c.${project.id}.internal`,
       id: numericId(i, 'gcp-instance', 19),
-      image: `projects/debian-cloud/global/images/${i.amiId}`,
-      'machine-type': `projects/${project.number}/machineTypes/${i.instanceType.replace('.', '-')}`,
+      image: `projects/debian-cloud/global/images/debian-12-bookworm-v${i.launchTime.slice(0, 10).replace(/-/g, '')}`,
+      'machine-type': `projects/${project.number}/machineTypes/${machineType('gcp', i)}`,
       name: i.tags.find((t) => t.key === 'Name')?.value ?? i.instanceId,
       'network-interfaces': {
         '0': {

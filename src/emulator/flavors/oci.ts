@@ -2,6 +2,7 @@ import { FORWARDING_HEADERS } from '../../imds/flavors.js';
 import type { InstanceModel } from '../instance.js';
 import { type EmulatorState, type EmuRequest, type EmuResponse, header } from '../types.js';
 import { hasAnyHeader, json, plain, stableHex } from './common.js';
+import { ociPlacement } from './placement.js';
 
 /**
  * Oracle Cloud (OCI) IMDS: /opc/v2/ needs `Authorization: Bearer Oracle` (401 without). The
@@ -11,12 +12,13 @@ import { hasAnyHeader, json, plain, stableHex } from './common.js';
  */
 
 export function ociInstanceDocument(i: InstanceModel): Record<string, unknown> {
-  const region = i.region;
+  const placement = ociPlacement(i);
+  const region = placement.shortRegion;
   const freeformTags = Object.fromEntries(i.tags.map((t) => [t.key, t.value]));
   const metadata: Record<string, string> = {};
   if (i.userData !== null) metadata['user_data'] = Buffer.from(i.userData).toString('base64');
   return {
-    availabilityDomain: `Uocm:${i.availabilityZone.toUpperCase()}-AD-1`,
+    availabilityDomain: placement.availabilityDomain,
     faultDomain: 'FAULT-DOMAIN-1',
     compartmentId: `ocid1.compartment.oc1..aaaaaaaa${stableHex(i, 'oci-compartment', 52)}`,
     displayName: i.tags.find((t) => t.key === 'Name')?.value ?? i.instanceId,
@@ -25,8 +27,14 @@ export function ociInstanceDocument(i: InstanceModel): Record<string, unknown> {
     image: `ocid1.image.oc1.${region}.${stableHex(i, 'oci-image', 60)}`,
     metadata,
     region,
-    canonicalRegionName: region,
-    ociAdName: `${region}-ad-1`,
+    canonicalRegionName: placement.regionId,
+    regionInfo: {
+      realmKey: 'oc1',
+      realmDomainComponent: 'oraclecloud.com',
+      regionKey: placement.regionKey,
+      regionIdentifier: placement.regionId,
+    },
+    ociAdName: placement.adName,
     shape: 'VM.Standard.E4.Flex',
     state: 'Running',
     timeCreated: Date.parse(i.launchTime),
@@ -38,7 +46,7 @@ export function ociInstanceDocument(i: InstanceModel): Record<string, unknown> {
 function vnics(i: InstanceModel): unknown[] {
   return [
     {
-      vnicId: `ocid1.vnic.oc1.${i.region}.${stableHex(i, 'oci-vnic', 60)}`,
+      vnicId: `ocid1.vnic.oc1.${ociPlacement(i).shortRegion}.${stableHex(i, 'oci-vnic', 60)}`,
       privateIp: i.localIpv4,
       vlanTag: 0,
       macAddr: i.mac.toUpperCase(),

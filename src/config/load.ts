@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ImdsguardError } from '../errors.js';
 import { alertsFromLegacyEnv } from './alerts.js';
+import { problemText, unknownKeyText } from './messages.js';
 import { configSchema, type ImdsguardConfig } from './schema.js';
 
 /**
@@ -242,6 +243,7 @@ function originOf(path: string, origins: ReadonlyMap<string, string>): string | 
 
 function issueLines(
   issues: readonly z.core.$ZodIssue[],
+  raw: unknown,
   origins: ReadonlyMap<string, string>,
   fileLabel?: string,
 ): string[] {
@@ -250,17 +252,15 @@ function issueLines(
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) {
         const p = formatPath([...issue.path, key]);
-        lines.push(`${p}: unknown key${fileLabel ? ` (in ${fileLabel})` : ''}`);
+        lines.push(
+          `${p}: ${unknownKeyText(configSchema, issue.path, key)}${fileLabel ? ` (in ${fileLabel})` : ''}`,
+        );
       }
       continue;
     }
     const p = formatPath(issue.path);
     const origin = originOf(p, origins) ?? fileLabel;
-    let message = issue.message;
-    if (issue.code === 'invalid_value' && 'values' in issue) {
-      message = `must be one of ${(issue.values as unknown[]).map((v) => String(v)).join(', ')}`;
-    }
-    lines.push(`${p}: ${message}${origin ? ` (from ${origin})` : ''}`);
+    lines.push(`${p}: ${problemText(issue, raw)}${origin ? ` (from ${origin})` : ''}`);
   }
   return lines;
 }
@@ -281,7 +281,7 @@ export function parseConfig(
 ): ImdsguardConfig {
   const result = configSchema.safeParse(raw);
   if (!result.success) {
-    const lines = issueLines(result.error.issues, origins, fileLabel);
+    const lines = issueLines(result.error.issues, raw, origins, fileLabel);
     throw new ImdsguardError(
       'IMDSGUARD_E_CONFIG',
       lines.length === 1

@@ -185,7 +185,9 @@ describe('the guard as a daemon', () => {
       renameSync(file, `${file}.1`);
       writeFileSync(config, 'guard:\n  mode: sometimes\n');
       const outcome = await g.hup();
-      expect(outcome).toMatch(/^imdsguard: reload failed, keeping the running configuration: .*guard\.mode/);
+      expect(outcome).toMatch(
+        /^imdsguard: reload failed, keeping the running configuration: .*guard\.mode: must be one of enforce, monitor, trap.*\[IMDSGUARD_E_CONFIG\]/,
+      );
       await waitFor(() => g.stderr().includes(`events to ${file} (reopened)`), 20_000, 'the reopen');
       expect(await call(g.port, 2)).toBe(502);
       await waitFor(() => paths(file).length === 1, 20_000, 'the event in the new file');

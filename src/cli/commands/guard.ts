@@ -1,5 +1,5 @@
 import type { ConfigFlags } from '../../config/index.js';
-import { errorMessage } from '../../errors.js';
+import { errorMessage, isImdsguardError } from '../../errors.js';
 import { GUARD_MODES } from '../../guard/events/types.js';
 import { FLAVORS } from '../../imds/flavors.js';
 import type { CommandSpec } from '../context.js';
@@ -107,7 +107,8 @@ export const guardCommand: CommandSpec = {
             log(`configuration reloaded (mode ${next.guard.mode}), events to ${wired.eventsTarget}${later}`);
             for (const p of problems) log(`reload: ${p}`);
           } catch (err) {
-            log(`reload failed, keeping the running configuration: ${errorMessage(err)}`);
+            const code = isImdsguardError(err) ? err.code : 'IMDSGUARD_E_INTERNAL';
+            log(`reload failed, keeping the running configuration: ${errorMessage(err)} [${code}]`);
             await wired.reopenEvents().then(
               () => log(`events to ${wired.eventsTarget} (reopened)`),
               (e: unknown) => log(`events: reopening ${wired.eventsTarget} failed: ${errorMessage(e)}`),

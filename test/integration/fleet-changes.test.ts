@@ -407,6 +407,100 @@ describe('fleet harden / disable / hop-limit against fake-aws', () => {
   }, 30_000);
 });
 
+describe('fleet relax / enable against fake-aws (issue 19 item 11)', () => {
+  it('relax allows IMDSv1 on the selection only, keeps every other field and a disabled endpoint; enable turns endpoints back on keeping HttpTokens; both roll back exactly', async () => {
+    let hardened!: FakeInstance;
+    let other!: FakeInstance;
+    let off!: FakeInstance;
+    let offRequired!: FakeInstance;
+    let already!: FakeInstance;
+    aws = await startFakeAws({
+      fleet: handFleet((r) => {
+        hardened = instance(
+          { httpTokens: 'required', httpPutResponseHopLimit: 2, instanceMetadataTags: 'enabled' },
+          { tags: { Name: 'a', app: 'legacy' } },
+        );
+        other = instance({ httpTokens: 'required' }, { tags: { Name: 'b', app: 'new' } });
+        off = instance(
+          { httpTokens: 'required', httpEndpoint: 'disabled', httpPutResponseHopLimit: 3 },
+          {
+            tags: { Name: 'c', app: 'legacy' },
+          },
+        );
+        offRequired = instance({ httpTokens: 'required', httpEndpoint: 'disabled' }, { tags: { Name: 'd' } });
+        already = instance({ httpTokens: 'optional' }, { tags: { Name: 'e', app: 'legacy' } });
+        for (const i of [hardened, other, off, offRequired, already]) addInstance(r, ACCOUNT, i);
+      }),
+    });
+    const original = snapshot(aws);
+    const plan = await cli(['relax', '--tags', 'app=legacy']);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.doc?.kind).toBe('relax');
+    expect(plan.doc?.applied).toBe(false);
+    expect(aws.calls.count({ action: 'ModifyInstanceMetadataOptions' })).toBe(0);
+
+    const dry = await cli(['relax', '--tags', 'app=legacy', '--dry-run']);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(aws.calls.count({ action: 'ModifyInstanceMetadataOptions', errorCode: 'DryRunOperation' })).toBe(
+      1,
+    );
+    expect(snapshot(aws)).toEqual(original);
+
+    const r = await cli(['relax', '--tags', 'app=legacy', '--yes', '--journal', 'j.db']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(hardened.metadataOptions).toMatchObject({
+      httpTokens: 'optional',
+      httpEndpoint: 'enabled',
+      httpPutResponseHopLimit: 2,
+      httpProtocolIpv6: 'disabled',
+      instanceMetadataTags: 'enabled',
+    });
+    expect(other.metadataOptions.httpTokens).toBe('required');
+    expect(off.metadataOptions).toMatchObject({ httpTokens: 'required', httpEndpoint: 'disabled' });
+    const reason = (doc: typeof r.doc, id: string) =>
+      doc?.items.find((i) => i.resourceId === id)?.skip?.reason;
+    expect(reason(r.doc, off.instanceId)).toBe('endpoint-disabled');
+    expect(reason(r.doc, already.instanceId)).toBe('already-compliant');
+    // Outside the selection: not in the plan at all.
+    expect(r.doc?.items.some((i) => i.resourceId === other.instanceId)).toBe(false);
+    expect(r.doc?.items.find((i) => i.resourceId === hardened.instanceId)?.status).toBe('verified');
+
+    const e = await cli([
+      'enable',
+      '--instances',
+      `${off.instanceId},${offRequired.instanceId},${other.instanceId}`,
+      '--yes',
+      '--journal',
+      'j.db',
+    ]);
+    expect(e.code, e.stderr).toBe(0);
+    expect(e.doc?.kind).toBe('enable');
+    // The endpoint comes back with the options it had: tokens still required, hop limit kept.
+    expect(off.metadataOptions).toMatchObject({
+      httpTokens: 'required',
+      httpEndpoint: 'enabled',
+      httpPutResponseHopLimit: 3,
+    });
+    expect(offRequired.metadataOptions).toMatchObject({ httpTokens: 'required', httpEndpoint: 'enabled' });
+    expect(reason(e.doc, other.instanceId)).toBe('already-compliant');
+
+    // Both are journalled: rolled back (the most recent first), everything is exactly as before.
+    const r1 = await cli(['rollback', '--journal', 'j.db', '--yes']);
+    expect(r1.code, r1.stderr).toBe(0);
+    expect(r1.doc?.rollbackOf).toBe(e.doc?.changeSetId);
+    const r2 = await cli([
+      'rollback',
+      '--journal',
+      'j.db',
+      '--change-set',
+      String(r.doc?.changeSetId),
+      '--yes',
+    ]);
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(snapshot(aws)).toEqual(original);
+  });
+});
+
 describe('the SDK change API', () => {
   it('puts every field to keep on the wire, and wraps errors with account, region and instance', async () => {
     let target!: FakeInstance;

@@ -5,7 +5,16 @@
  */
 import type { AccountDefaultsRecord, LaunchMetadataOptions } from '../inventory/model.js';
 
-export const CHANGE_KINDS = ['harden', 'disable', 'hop-limit', 'templates', 'defaults', 'rollback'] as const;
+export const CHANGE_KINDS = [
+  'harden',
+  'disable',
+  'hop-limit',
+  'relax',
+  'enable',
+  'templates',
+  'defaults',
+  'rollback',
+] as const;
 export type ChangeKind = (typeof CHANGE_KINDS)[number];
 
 /** Why an item is in the plan but not changed. */

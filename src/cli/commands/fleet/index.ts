@@ -7,9 +7,11 @@ import { withExamples } from '../../context.js';
 import { defaultsCommand } from './defaults.js';
 import { disableCommand } from './disable.js';
 import { discoverCommand } from './discover.js';
+import { enableCommand } from './enable.js';
 import { guardrailsCommand } from './guardrails.js';
 import { hardenCommand } from './harden.js';
 import { hopLimitCommand } from './hop-limit.js';
+import { relaxCommand } from './relax.js';
 import { reportCommand } from './report.js';
 import { rolesCommand } from './roles.js';
 import { rollbackCommand } from './rollback.js';
@@ -24,6 +26,8 @@ export const FLEET_SUBCOMMANDS: readonly CommandSpec[] = [
   hardenCommand,
   disableCommand,
   hopLimitCommand,
+  relaxCommand,
+  enableCommand,
   rollbackCommand,
   templatesCommand,
   defaultsCommand,

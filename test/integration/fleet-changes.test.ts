@@ -499,6 +499,47 @@ describe('fleet relax / enable against fake-aws (issue 19 item 11)', () => {
     expect(r2.code, r2.stderr).toBe(0);
     expect(snapshot(aws)).toEqual(original);
   });
+
+  it('where AWS enforces IMDSv2, relax and an enable of an instance on optional are blocked with the reason and never sent', async () => {
+    let hardened!: FakeInstance;
+    let offOptional!: FakeInstance;
+    let offRequired!: FakeInstance;
+    aws = await startFakeAws({
+      fleet: handFleet((r) => {
+        hardened = instance({ httpTokens: 'required' });
+        offOptional = instance({ httpTokens: 'optional', httpEndpoint: 'disabled' });
+        offRequired = instance({ httpTokens: 'required', httpEndpoint: 'disabled' });
+        for (const i of [hardened, offOptional, offRequired]) addInstance(r, ACCOUNT, i);
+        r.defaults = { httpTokensEnforced: 'enabled' };
+      }),
+    });
+    const before = snapshot(aws);
+    const relax = await cli(['relax', '--instances', hardened.instanceId, '--yes', '--journal', 'j.db']);
+    expect(relax.code).toBe(1);
+    expect(relax.doc?.counts).toMatchObject({ change: 0, blocked: 1 });
+    expect(relax.doc?.items[0]?.blocked?.reason).toBe('tokens-enforced');
+    expect(relax.stderr).toContain('IMDSGUARD_E_CHANGE_BLOCKED');
+    expect(snapshot(aws)).toEqual(before);
+    expect(aws.calls.count({ action: 'ModifyInstanceMetadataOptions' })).toBe(0);
+
+    const enable = await cli([
+      'enable',
+      '--instances',
+      `${offOptional.instanceId},${offRequired.instanceId}`,
+      '--yes',
+      '--journal',
+      'j.db',
+    ]);
+    expect(enable.code).toBe(1);
+    const byId = new Map((enable.doc?.items ?? []).map((it) => [it.resourceId, it]));
+    expect(byId.get(offOptional.instanceId)?.blocked?.reason).toBe('tokens-enforced');
+    expect(byId.get(offRequired.instanceId)?.status).toBe('verified');
+    expect(offRequired.metadataOptions).toMatchObject({ httpTokens: 'required', httpEndpoint: 'enabled' });
+    expect(offOptional.metadataOptions.httpEndpoint).toBe('disabled');
+    expect(
+      aws.calls.count({ action: 'ModifyInstanceMetadataOptions', errorCode: 'UnsupportedOperation' }),
+    ).toBe(0);
+  });
 });
 
 describe('the SDK change API', () => {

@@ -3,12 +3,14 @@
  * presenter, and the --verbose API call table.
  */
 import type { ChangePresenter } from '../fleet/run/change.js';
+import { type InstancePlanner, runInstanceChange } from '../fleet/run/instances.js';
 import type { RunIo } from '../fleet/run/io.js';
 import { renderChange } from '../report/changes.js';
 import { type RunStats, renderApiCalls } from '../report/fleet.js';
 import { type OutputFormat, resolveFormat, writeOutput } from '../report/output.js';
 import type { OutputArgs } from './common-options.js';
-import type { CliContext } from './context.js';
+import type { CliContext, CommandSpec } from './context.js';
+import { addInstanceChangeOptions, readInstanceChangeOptions } from './fleet-options.js';
 
 /**
  * The use case's RunIo: notices on stderr, the context's confirmation, and a signal that aborts when
@@ -68,4 +70,25 @@ export function finishChange(
 ): void {
   printStats(ctx, verbose, outcome.stats);
   if (outcome.failed) ctx.exitCode = 1;
+}
+
+/**
+ * The whole `configure` of an instance change that has no arguments of its own (disable, relax,
+ * enable): the shared selection and change options, then runInstanceChange with `planner`.
+ */
+export function instanceChangeCommand(planner: InstancePlanner): CommandSpec['configure'] {
+  return (cmd, ctx) => {
+    addInstanceChangeOptions(cmd);
+    cmd.action(async (raw: Record<string, unknown>) => {
+      const args = readInstanceChangeOptions(raw, ctx);
+      const outcome = await runInstanceChange(
+        planner,
+        { ...args, onlyReady: null },
+        runIo(ctx),
+        ctx.env,
+        changePresenter(ctx, args.out),
+      );
+      finishChange(ctx, args.verbose, outcome);
+    });
+  };
 }

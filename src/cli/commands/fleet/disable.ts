@@ -1,9 +1,7 @@
 /** `fleet disable`: HttpEndpoint=disabled on selected instances, journalled. */
 import { planDisable } from '../../../fleet/plan/disable.js';
-import { runInstanceChange } from '../../../fleet/run/instances.js';
 import type { CommandSpec } from '../../context.js';
-import { addInstanceChangeOptions, readInstanceChangeOptions } from '../../fleet-options.js';
-import { changePresenter, finishChange, runIo } from '../../fleet-run.js';
+import { instanceChangeCommand } from '../../fleet-run.js';
 
 export const disableCommand: CommandSpec = {
   name: 'disable',
@@ -16,18 +14,5 @@ export const disableCommand: CommandSpec = {
       'disable IMDS on every instance tagged role=batch AND env=prod',
     ],
   ],
-  configure(cmd, ctx) {
-    addInstanceChangeOptions(cmd);
-    cmd.action(async (raw: Record<string, unknown>) => {
-      const args = readInstanceChangeOptions(raw, ctx);
-      const outcome = await runInstanceChange(
-        { plan: planDisable, args: { command: 'disable' } },
-        { ...args, onlyReady: null },
-        runIo(ctx),
-        ctx.env,
-        changePresenter(ctx, args.out),
-      );
-      finishChange(ctx, args.verbose, outcome);
-    });
-  },
+  configure: instanceChangeCommand({ plan: planDisable, args: { command: 'disable' } }),
 };

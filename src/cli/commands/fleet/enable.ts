@@ -3,10 +3,8 @@
  * journalled. Every other option is kept, HttpTokens included.
  */
 import { planEnable } from '../../../fleet/plan/enable.js';
-import { runInstanceChange } from '../../../fleet/run/instances.js';
 import type { CommandSpec } from '../../context.js';
-import { addInstanceChangeOptions, readInstanceChangeOptions } from '../../fleet-options.js';
-import { changePresenter, finishChange, runIo } from '../../fleet-run.js';
+import { instanceChangeCommand } from '../../fleet-run.js';
 
 export const enableCommand: CommandSpec = {
   name: 'enable',
@@ -23,18 +21,5 @@ export const enableCommand: CommandSpec = {
       'apply; fleet rollback --journal incident.db disables them again exactly',
     ],
   ],
-  configure(cmd, ctx) {
-    addInstanceChangeOptions(cmd);
-    cmd.action(async (raw: Record<string, unknown>) => {
-      const args = readInstanceChangeOptions(raw, ctx);
-      const outcome = await runInstanceChange(
-        { plan: planEnable, args: { command: 'enable' } },
-        { ...args, onlyReady: null },
-        runIo(ctx),
-        ctx.env,
-        changePresenter(ctx, args.out),
-      );
-      finishChange(ctx, args.verbose, outcome);
-    });
-  },
+  configure: instanceChangeCommand({ plan: planEnable, args: { command: 'enable' } }),
 };

@@ -4,10 +4,8 @@
  * restores exactly what was there instead.
  */
 import { planRelax } from '../../../fleet/plan/relax.js';
-import { runInstanceChange } from '../../../fleet/run/instances.js';
 import type { CommandSpec } from '../../context.js';
-import { addInstanceChangeOptions, readInstanceChangeOptions } from '../../fleet-options.js';
-import { changePresenter, finishChange, runIo } from '../../fleet-run.js';
+import { instanceChangeCommand } from '../../fleet-run.js';
 
 export const relaxCommand: CommandSpec = {
   name: 'relax',
@@ -31,18 +29,5 @@ export const relaxCommand: CommandSpec = {
       'when the journal of the hardening is at hand: the exact restore, preferred to relax',
     ],
   ],
-  configure(cmd, ctx) {
-    addInstanceChangeOptions(cmd);
-    cmd.action(async (raw: Record<string, unknown>) => {
-      const args = readInstanceChangeOptions(raw, ctx);
-      const outcome = await runInstanceChange(
-        { plan: planRelax, args: { command: 'relax' } },
-        { ...args, onlyReady: null },
-        runIo(ctx),
-        ctx.env,
-        changePresenter(ctx, args.out),
-      );
-      finishChange(ctx, args.verbose, outcome);
-    });
-  },
+  configure: instanceChangeCommand({ plan: planRelax, args: { command: 'relax' } }),
 };

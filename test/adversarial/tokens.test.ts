@@ -91,3 +91,52 @@ describe('tokens through a second, unrelated request line', () => {
     expect(x.events.filter((e) => e.action === 'forwarded').length).toBe(x.responses.length);
   }, 30_000);
 });
+
+// ---- findings fixed on main (see /work/notes/adversary-findings.md); the token ledger cases (ADV-15) are on branch adversary ----
+
+describe('ADV-15: a token header without a token is not IMDSv2', () => {
+  const empties: Array<[string, string]> = [
+    ['an empty', ''],
+    ['a spaces-only', '   '],
+    ['a tab-only', '\t'],
+  ];
+  it.each(empties)('%s token under requireV2 is refused before the upstream', async (_n, value) => {
+    const g = await start({ guard: { requireV2: true } });
+    const x = await g.exchange(
+      request('GET', CREDS, [
+        ['Host', METADATA_HOST],
+        [TOKEN_HEADER_NAME, value],
+      ]),
+    );
+    expectRefused(x, { status: 401 });
+  });
+
+  it.each(empties)(
+    '%s token from an unknown caller is a tokenless request (refused by default)',
+    async (_n, value) => {
+      const g = await start({});
+      const x = await g.exchange(
+        request('GET', CREDS, [
+          ['Host', METADATA_HOST],
+          [TOKEN_HEADER_NAME, value],
+        ]),
+      );
+      expectRefused(x, { status: 401 });
+      expect(x.events[0]?.request.version).toBe('v1');
+    },
+  );
+
+  it('an empty token does not escape a version: v1 rule', async () => {
+    const g = await start({
+      guard: { rules: [{ name: 'no-v1-creds', path: CREDS, version: ['v1'], action: 'deny' }] },
+    });
+    const x = await g.exchange(
+      request('GET', CREDS, [
+        ['Host', METADATA_HOST],
+        ['User-Agent', 'aws-cli/2'],
+        [TOKEN_HEADER_NAME, ''],
+      ]),
+    );
+    expectRefused(x, { status: 403, rule: 'no-v1-creds' });
+  });
+});

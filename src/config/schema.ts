@@ -6,12 +6,14 @@ import {
   DEFAULT_AUTH_HEADER,
   DEFAULT_FORWARDING_HEADERS,
 } from '../guard/policy/defaults.js';
+import { UNKNOWN_TOKEN_ACTIONS } from '../guard/tokens/verdict.js';
 import { FLAVOR_SPECS, FLAVORS } from '../imds/flavors.js';
 import { IMDS_VERSIONS } from '../imds/version.js';
 import { parseListen } from '../net/listen.js';
 import { adminConfigSchema } from './admin.js';
 import { alertsConfigSchema } from './alerts.js';
 import { eventsConfigSchema } from './events.js';
+import { tokenLedgerSchema } from './tokens.js';
 
 /**
  * The configuration schema: one object with the sections guard, events, alerts and admin. Unknown
@@ -281,6 +283,14 @@ export const guardConfigSchema = z
     attribution: attributionSchema.prefault({}),
     limits: limitsSchema.prefault({}),
     trap: trapSchema.prefault({}),
+    /**
+     * What a token this guard never issued gets (the token ledger): allow, flag (forwarded with an
+     * alert) or deny (401 in enforce mode, flagged in monitor mode).
+     */
+    unknownToken: z.enum(UNKNOWN_TOKEN_ACTIONS).default('flag'),
+    /** The guard's state directory (the token ledger); unset: the ledger is in memory only. */
+    stateDir: absolutePath.optional(),
+    tokenLedger: tokenLedgerSchema.prefault({}),
     /** Add an `X-Imdsguard-Rule` header to refusals (off: refusals look exactly like IMDS errors). */
     revealRule: z.boolean().default(false),
   })

@@ -71,8 +71,14 @@ function run(
 
 function httpCall(url: string, step: HttpStep, token?: string): Promise<{ status: number; body: string }> {
   const u = new URL(url);
-  const headers: Record<string, string> = { ...step.headers };
-  if (token !== undefined) headers['x-aws-ec2-metadata-token'] = token;
+  const named: Record<string, string> = { ...step.headers };
+  const t = token ?? step.token;
+  if (t !== undefined) named['x-aws-ec2-metadata-token'] = t;
+  // raw pairs: padding lines first (node sends an array of headers as it is, with no Host of its own)
+  if (!Object.keys(named).some((k) => k.toLowerCase() === 'host')) named['host'] = u.host;
+  const headers: string[] = [];
+  for (let i = 0; i < (step.padding ?? 0); i++) headers.push('TE', 'x');
+  for (const [k, v] of Object.entries(named)) headers.push(k, v);
   return new Promise((resolve, reject) => {
     const req = httpRequest(
       { host: u.hostname, port: Number(u.port), method: step.method, path: step.path, headers, agent: false },
@@ -113,6 +119,11 @@ print(json.dumps({"ok": bool(c.get("access_key")) and bool(c.get("secret_key")),
 sys.exit(0 if c.get("access_key") else 1)
 `;
 
+function expectedText(s: Scenario): string {
+  const e = s.expected;
+  return `${e.decision} (${e.rules.join(' + ')}) ${e.status}${e.token ? `, token ${e.token} (alert)` : ''}`;
+}
+
 function summarize(
   s: Scenario,
   events: GuardEvent[],
@@ -129,11 +140,12 @@ function summarize(
     events.length > 0 &&
     decision === exp.decision &&
     rules.every((r) => exp.rules.includes(r)) &&
-    status === exp.status;
+    status === exp.status &&
+    (exp.token === undefined || events.every((e) => e.token?.status === exp.token && e.alert));
   const v: Verdict = {
     id: s.id,
     title: s.title,
-    expected: `${exp.decision} (${exp.rules.join(' + ')}) ${exp.status}`,
+    expected: expectedText(s),
     decision,
     rule: rules.join(' + ') || '-',
     status,
@@ -283,7 +295,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
         verdicts.push({
           id: s.id,
           title: s.title,
-          expected: `${s.expected.decision} (${s.expected.rules.join(' + ')}) ${s.expected.status}`,
+          expected: expectedText(s),
           decision: '-',
           rule: '-',
           status: null,

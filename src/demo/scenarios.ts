@@ -8,6 +8,8 @@ export interface Expectation {
   /** The deciding rule (for multi-request clients: every request's rule is one of these). */
   rules: readonly string[];
   status: number;
+  /** What the token ledger says of the token (token.status of the events), when it matters. */
+  token?: 'issued-here' | 'unknown' | 'expired' | 'other-caller';
 }
 
 export type ScenarioKind = 'sdk-v3' | 'botocore' | 'curl' | 'http';
@@ -18,6 +20,10 @@ export interface HttpStep {
   headers: Record<string, string>;
   /** Ask the guard for a token first and send it in the token header. */
   withToken?: boolean;
+  /** Send this token (one the guard never issued) in the token header. */
+  token?: string;
+  /** Padding header lines (`TE: x`) sent before the headers (the header-padding attack). */
+  padding?: number;
 }
 
 export interface Scenario {
@@ -95,5 +101,31 @@ export const SCENARIOS: readonly Scenario[] = [
       headers: { 'user-agent': 'aws-cli/2.15.0' },
     },
     why: 'the path is normalized as the upstream sees it before rules match',
+  },
+  {
+    id: 'header-padding',
+    title: 'header padding hides X-Forwarded-For',
+    kind: 'http',
+    expected: { decision: 'deny', rules: ['header-count', 'header-overflow'], status: 431 },
+    step: {
+      method: 'PUT',
+      path: '/latest/api/token',
+      headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '21600', 'x-forwarded-for': '203.0.113.7' },
+      padding: 1020,
+    },
+    why: 'the policy judges every header line it would forward; more than a few dozen get 431',
+  },
+  {
+    id: 'bogus-token',
+    title: 'a token the guard never issued',
+    kind: 'http',
+    expected: { decision: 'allow', rules: ['imdsv2'], status: 401, token: 'unknown' },
+    step: {
+      method: 'GET',
+      path: '/latest/meta-data/iam/security-credentials/',
+      headers: {},
+      token: 'AQAEAGuessedTokenNeverIssuedThroughThisGuard00000000000==',
+    },
+    why: 'the token ledger flags it (token unknown, an alert; guard.unknownToken: flag); the service refuses it (401)',
   },
 ];

@@ -15,7 +15,7 @@ import { UpstreamLimiter } from './proxy/limiter.js';
 import { LocalAddresses } from './proxy/local-addresses.js';
 import { applyLimits, bindAll, createProxyServer } from './proxy/server.js';
 import { createClientErrorHandler, createSpecialHandler } from './proxy/socket-refusals.js';
-import { DEFAULT_MAX_ENTRIES } from './tokens/ledger.js';
+import { TokenGuard } from './tokens/guard.js';
 import { memoryLedger, type OpenLedger } from './tokens/persist.js';
 import { GuardRedaction } from './tokens/redact-event.js';
 import { createTrap } from './trap/index.js';
@@ -95,7 +95,7 @@ function buildState(
 export function createGuard(options: GuardOptions): Guard {
   const resolver = options.resolver ?? noAttribution;
   const now = options.now ?? Date.now;
-  const ledger = options.tokenLedger ?? memoryLedger(DEFAULT_MAX_ENTRIES);
+  const ledger = options.tokenLedger ?? memoryLedger(options.config.tokenLedger.maxEntries);
   const redaction = new GuardRedaction(ledger, options.config.authSecret, options.config.authHeader);
   // nothing the guard writes holds its secret or a token it issued (issue 15 item 4)
   const rawLog = options.log ?? (() => {});
@@ -115,6 +115,7 @@ export function createGuard(options: GuardOptions): Guard {
     localAddresses: new LocalAddresses(),
     forwarder: new Forwarder(limiter),
     recorders: [redaction.recorder(options.recorders ?? [], log)],
+    tokens: new TokenGuard(ledger),
     ids: new EventIds(),
     hostname: options.hostname,
     now,

@@ -21,6 +21,7 @@ import { createGuard, type Guard } from './index.js';
 import { GuardMetrics, type MetricsSources } from './metrics/guard-metrics.js';
 import { planReload } from './reload.js';
 import { SqliteEventStore, StoreRecorder } from './store/index.js';
+import { openTokenLedger } from './tokens/persist.js';
 
 /**
  * The one composition root of the guard: config -> policy (inside createGuard), the JSON-lines
@@ -350,8 +351,15 @@ export async function wireGuard(options: WireOptions): Promise<WiredGuard> {
     throw err;
   }
   recorders.push(...outputs.recorders, ...(options.extraRecorders ?? []));
+  // the token ledger, kept in guard.stateDir across restarts (a bad file is a warning, never a failure)
+  const ledger = await openTokenLedger({
+    ...(config.guard.stateDir !== undefined ? { stateDir: config.guard.stateDir } : {}),
+    maxEntries: config.guard.tokenLedger.maxEntries,
+    log,
+  });
   try {
     guard = createGuard({
+      tokenLedger: ledger,
       config: config.guard,
       resolver,
       recorders,
@@ -363,6 +371,7 @@ export async function wireGuard(options: WireOptions): Promise<WiredGuard> {
     await outputs.close();
     await Promise.all(recorders.map((r) => r.close()));
     await attribution.close();
+    await ledger.close();
     throw err;
   }
   const g = guard;
@@ -393,6 +402,7 @@ export async function wireGuard(options: WireOptions): Promise<WiredGuard> {
     close() {
       closing ??= (async () => {
         await g.close();
+        await ledger.close();
         // the guard's recorders first (they flush), then the outputs (store, alerts, admin)
         await Promise.allSettled(
           recorders.filter((r) => !outputs.recorders.includes(r)).map((r) => r.close()),

@@ -21,11 +21,12 @@ export function configFile(opts: InstallOptions): string {
     '# on the command line. Defaults: enforce mode, IMDSv2 allowed for local callers, IMDSv1 refused',
     '# unless a caller rule allows it. Install never overwrites this file once it exists.',
   ];
+  // the token ledger survives restarts there (SDKs cache tokens for up to 6 hours)
+  lines.push('guard:', `  stateDir: ${PATHS.stateDir}`);
   if (opts.bridges.length > 0) {
     lines.push(
-      '# --containers: token requests from containers are refused unless allowed; to let them through:',
-      '# guard:',
-      '#   containerTokens: allow',
+      '  # --containers: token requests from containers are refused unless allowed; to let them through:',
+      '  # containerTokens: allow',
     );
   }
   lines.push('events:', `  db: ${PATHS.stateDir}/events.db`);

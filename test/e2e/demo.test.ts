@@ -58,6 +58,19 @@ describe('imdsguard demo', () => {
     expect(byId['ssrf-xff']).toMatchObject({ ok: true, rule: 'forwarding-header', status: 403 });
     expect(byId['dns-rebinding']).toMatchObject({ ok: true, rule: 'host', status: 403 });
     expect(byId['encoded-path']).toMatchObject({ ok: true, rule: 'credentials-need-v2', status: 403 });
+    // issue 15: 1,020 padding lines before X-Forwarded-For get 431; a token the guard never issued is flagged
+    expect(byId['header-padding']).toMatchObject({
+      ok: true,
+      decision: 'deny',
+      rule: 'header-count',
+      status: 431,
+    });
+    expect(byId['bogus-token']).toMatchObject({
+      ok: true,
+      decision: 'allow',
+      rule: 'imdsv2',
+      status: 401,
+    });
     if (existsSync('/usr/bin/python3') && !byId['botocore']?.skipped) {
       expect(byId['botocore']).toMatchObject({ ok: true, decision: 'allow' });
     }

@@ -213,7 +213,8 @@ describe('the default policy refuses', () => {
 
 describe('monitor mode', () => {
   it('forwards what enforce would refuse, flags it and alerts', async () => {
-    const { url, recorder } = await startGuard({ mode: 'monitor', upstream: echoUrl });
+    // unknownToken allow: the token below is not one this guard issued (that alone would alert)
+    const { url, recorder } = await startGuard({ mode: 'monitor', upstream: echoUrl, unknownToken: 'allow' });
     const r = await send(url, 'GET', '/latest/meta-data/', {
       'user-agent': 'curl/8',
       'x-forwarded-for': '1.2.3.4',

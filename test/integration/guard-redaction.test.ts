@@ -8,11 +8,12 @@ import { parseConfig } from '../../src/config/index.js';
 import { createEmulator, type Emulator } from '../../src/emulator/index.js';
 import type { GuardEvent } from '../../src/guard/events/types.js';
 import { type WiredGuard, wireGuard } from '../../src/guard/wire.js';
+import { leaks as leaksOf } from '../support/leaks.js';
 import { waitFor } from '../support/wait.js';
 
 /**
  * Redaction by value (issue 15 item 4) with real processes and real attribution: the guard's secret
- * on command lines in several syntaxes (curl -H, a multi-line python3 -c
+ * and a token it issued, on command lines in several syntaxes (curl -H, a multi-line python3 -c
  * with a dict, PowerShell and Ruby hashes, Go, env-style assignments, a bare value, a neutral
  * variable name), never reach anything the guard writes: the JSON-lines file, stdout, the SQLite
  * store, the alert sink, its log lines. Checked as "no 12-character piece of either, anywhere".
@@ -36,24 +37,17 @@ let stdout = '';
 let files: Array<[string, string]> = [];
 
 function leaks(text: string): string[] {
-  const out: string[] = [];
-  for (const [label, v] of [['secret', SECRET]] as const) {
-    for (let i = 0; i + 12 <= v.length; i++)
-      if (text.includes(v.slice(i, i + 12))) {
-        out.push(`${label}@${i}`);
-        break;
-      }
-  }
-  return out;
+  return leaksOf(text, { secret: SECRET, token: token });
 }
 
 /** One python3 program holding the values in several languages' syntax; it sends both headers. */
 const python = () => `import urllib.request
-# PowerShell: Invoke-RestMethod -Headers @{"${SECRET_HEADER}"="${SECRET}"}
-# Ruby: h = {:"${SECRET_HEADER}" => '${SECRET}'}
-# Go: req.Header.Set("${SECRET_HEADER}", "${SECRET}")
-# shell: GP="${SECRET}"
+# PowerShell: Invoke-RestMethod -Headers @{"${TOKEN_HEADER}" = "${token}"; "${SECRET_HEADER}"="${SECRET}"}
+# Ruby: h = {"${TOKEN_HEADER}" => "${token}", :"${SECRET_HEADER}" => '${SECRET}'}
+# Go: req.Header.Set("${TOKEN_HEADER}", "${token}")
+# shell: IMDS_T=${token} GP="${SECRET}"
 h = {
+    "${TOKEN_HEADER}": "${token}",
     "${SECRET_HEADER}": "${SECRET}",
 }
 r = urllib.request.urlopen(urllib.request.Request("${url}/latest/meta-data/", headers=h), timeout=10)
@@ -71,6 +65,7 @@ beforeAll(async () => {
       authHeader: SECRET_HEADER.toLowerCase(),
       authSecret: SECRET,
       // every request alerts: the alert sink sees every caller
+      unknownToken: 'flag',
       attribution: { timeoutMs: 2000 },
       rules: [{ action: 'allow', path: '/*', alert: true, name: 'all-alert' }],
     },
@@ -122,14 +117,27 @@ beforeAll(async () => {
       CURL,
       ['-sS', '-o', '/dev/null', `-H${SECRET_HEADER}:${SECRET}`, `${url}/latest/meta-data/?case=curl-joined`],
     ],
+    [
+      CURL,
+      [
+        '-sS',
+        '-o',
+        '/dev/null',
+        '-H',
+        `${TOKEN_HEADER}: ${token}`,
+        `${url}/latest/meta-data/`,
+        '--url-query',
+        `v=${token}`,
+      ],
+    ],
     [PYTHON, ['-c', python()]],
     [
       process.execPath,
       [
         '-e',
-        `fetch(process.argv[1] + '/latest/meta-data/', { headers: { '${SECRET_HEADER}': process.argv[2] } }).then((r) => console.log(r.status))`,
+        `fetch(process.argv[1] + '/latest/meta-data/', { headers: { '${TOKEN_HEADER}': process.argv[2] } }).then((r) => console.log(r.status))`,
         url,
-        SECRET,
+        token,
         `--pass=${SECRET}`,
       ],
     ],
@@ -146,12 +154,12 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe('the secret is never written', () => {
+describe('the secret and the tokens the guard issued are never written', () => {
   it('each client was attributed with its command line (the case means something)', () => {
     const exes = events.map((e) => e.caller?.exe ?? '');
     expect(exes).toEqual(expect.arrayContaining([CURL, process.execPath]));
     expect(exes.some((x) => x.startsWith(PYTHON))).toBe(true);
-    expect(events.filter((e) => (e.caller?.cmdline?.length ?? 0) > 1).length).toBeGreaterThanOrEqual(4);
+    expect(events.filter((e) => (e.caller?.cmdline?.length ?? 0) > 1).length).toBeGreaterThanOrEqual(5);
   });
 
   it('no event holds a piece of either', () => {
@@ -173,6 +181,6 @@ describe('the secret is never written', () => {
     const code = py?.caller?.cmdline?.[2] ?? '';
     expect(code).toContain('import urllib.request');
     expect(code).toContain('[redacted]');
-    expect(code).toContain(`@{"${SECRET_HEADER}"="[redacted]"}`);
+    expect(code).toContain(`@{"${TOKEN_HEADER}" = "[redacted]"; "${SECRET_HEADER}"="[redacted]"}`);
   });
 });

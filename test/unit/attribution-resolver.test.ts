@@ -91,6 +91,8 @@ describe('createProcResolver over a fake /proc', () => {
       uid: 1000,
       user: 'alice',
       netns: 'host',
+      // /proc/PID/stat field 22: with the pid, it names this process (the token ledger's holder)
+      startTime: '100',
       parents: [
         { pid: 200, exe: '/usr/bin/bash' },
         { pid: 1, exe: '/usr/lib/systemd/systemd' },

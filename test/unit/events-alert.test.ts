@@ -33,6 +33,17 @@ describe('toAlert', () => {
     expect(a.text.length).toBeLessThanOrEqual(1000);
   });
 
+  it('a token used by another caller than its holder is a warning, though forwarded', () => {
+    const e = makeEvent({
+      decision: 'allow',
+      action: 'forwarded',
+      rule: 'token-other-caller',
+      token: { status: 'other-caller', why: 'pid 9 used a token issued to pid 8' },
+    });
+    expect(toAlert(e).severity).toBe('warning');
+    expect(toAlert({ ...e, token: { status: 'issued-here' } }).severity).toBe('info');
+  });
+
   it('names windows for people', () => {
     expect(humanWindow(300_000)).toBe('5 minutes');
     expect(humanWindow(60_000)).toBe('1 minute');

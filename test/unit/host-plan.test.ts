@@ -368,6 +368,7 @@ describe('config file', () => {
     for (const o of [install(), install({ bridges: ['docker0'], ipv6: true, port: 65535 })]) {
       const cfg = parseConfig(parseYaml(configFile(o)));
       expect(cfg.events.db).toBe('/var/lib/imdsguard/events.db');
+      expect(cfg.guard.stateDir).toBe('/var/lib/imdsguard');
       expect(cfg.admin.listen).toBe(o.port === 65535 ? undefined : '127.0.0.1:16926');
     }
   });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { tokenHasher, tokenKeys } from '../../src/guard/tokens/keyed-hash.js';
 import { TokenLedger } from '../../src/guard/tokens/ledger.js';
 import { MAX_CMDLINE_CHARS, REDACTED, Redactor } from '../../src/guard/tokens/redact.js';
+import { leaks as leaksOf } from '../support/leaks.js';
 
 const SECRET = 'Gu4rdP4ss-7e1c9a5b3d8f0e2a';
 const TOKEN = 'AQAEAKz9pJ3_Lr4qHsN0bT7vWcXyZ1dE2fG3hI4jK5lM6nO7pQ8rS9tU0v==';
@@ -33,18 +34,7 @@ const byValueOnly = new Redactor({
 
 /** The secret, the token, or any 12-character piece of either. */
 function leaks(text: string): string[] {
-  const out: string[] = [];
-  for (const [label, v] of [
-    ['secret', SECRET],
-    ['token', TOKEN],
-  ] as const) {
-    for (let i = 0; i + 12 <= v.length; i++)
-      if (text.includes(v.slice(i, i + 12))) {
-        out.push(`${label}@${i}`);
-        break;
-      }
-  }
-  return out;
+  return leaksOf(text, { secret: SECRET, token: TOKEN });
 }
 
 const ARGV_CASES: Array<[string, string[]]> = [

@@ -59,9 +59,11 @@ function clip(s: string, max = MAX_FIELD): string {
   return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
 }
 
-export function severityOf(event: Pick<GuardEvent, 'mode' | 'decision' | 'action'>): Severity {
+export function severityOf(event: Pick<GuardEvent, 'mode' | 'decision' | 'action' | 'token'>): Severity {
   if (event.mode === 'trap' || event.action === 'trapped') return 'critical';
   if (event.decision === 'deny' || event.action === 'error') return 'warning';
+  // a token used by another caller than the one it was issued to: token theft inside the host
+  if (event.token?.status === 'other-caller') return 'warning';
   return 'info';
 }
 

@@ -81,13 +81,14 @@ export class ProcessDescriber {
     const freshExe = seen && ctx.now() - seen.at <= JUST_READ_MS ? seen.link : undefined;
     const freshStatus = this.#table.statusJustRead.get(pid);
     this.#table.statusJustRead.delete(pid);
-    const [exeR, cmdR, statusR, cgroupR, nsR, selfNs] = await Promise.allSettled([
+    const [exeR, cmdR, statusR, cgroupR, nsR, selfNs, statR] = await Promise.allSettled([
       freshExe !== undefined ? Promise.resolve(freshExe) : io.readlink(`${base}/exe`),
       io.readOnce(`${base}/cmdline`, s.maxCmdlineBytes),
       freshStatus !== undefined ? Promise.resolve(freshStatus) : io.readOnce(`${base}/status`, 16_384),
       io.readOnce(`${base}/cgroup`, 16_384),
       io.readlink(`${base}/ns/net`),
       this.#table.selfNs(),
+      io.readOnce(`${base}/stat`, 4096),
     ]);
     const caller: Caller = { resolved: 'partial', pid };
     const errors: string[] = [];
@@ -107,6 +108,10 @@ export class ProcessDescriber {
         maxArgs: s.maxCmdlineArgs,
         maxArgLength: s.maxCmdlineArgLength,
       });
+    }
+    if (statR.status === 'fulfilled') {
+      const st = parseStat(statR.value.toString('latin1'));
+      if (st) caller.startTime = st.startTime;
     }
     let ppid: number | undefined;
     if (statusR.status === 'fulfilled') {

@@ -69,6 +69,11 @@ export interface Caller {
   resolved: 'full' | 'partial' | 'none';
   pid?: number;
   exe?: string;
+  /**
+   * When the process started: clock ticks after boot (/proc/PID/stat field 22). With the pid it names
+   * one process (a pid is reused; this pair is not): the token ledger tells a holder from a successor.
+   */
+  startTime?: string;
   /** True when the executable was deleted or replaced after the process started (an upgrade, or a dropper). */
   exeDeleted?: boolean;
   /** argv, bounded in count and length; never environment variables. */

@@ -2,6 +2,7 @@ import { randomInt } from 'node:crypto';
 import type { ClassifiedRequest } from '../../imds/classify.js';
 import type { Caller } from '../attribution/types.js';
 import type { Decision } from '../policy/types.js';
+import type { EventToken } from '../tokens/guard.js';
 import type { Action, EventRecorder, GuardEvent, GuardMode } from './types.js';
 
 /**
@@ -46,6 +47,7 @@ export interface RequestRecord {
   alert: boolean;
   upstream?: GuardEvent['upstream'];
   caller?: Caller;
+  token?: EventToken;
   attributionMs?: number;
   durationMs?: number;
 }
@@ -84,6 +86,7 @@ export function buildEvent(r: RequestRecord): GuardEvent {
         ? { ...r.caller, netns: cls.clientNetns }
         : r.caller;
   }
+  if (r.token) e.token = r.token;
   if (r.attributionMs !== undefined) e.attributionMs = r.attributionMs;
   return e;
 }

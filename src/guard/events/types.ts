@@ -1,5 +1,6 @@
 import type { ImdsVersion } from '../../imds/version.js';
 import type { Caller } from '../attribution/types.js';
+import type { EventToken } from '../tokens/guard.js';
 
 /**
  * The guard's event: one per request. docs/events.md documents every field.
@@ -50,6 +51,11 @@ export interface GuardEvent {
     error?: 'unreachable' | 'timeout' | 'reset' | 'truncated' | 'too-large';
   };
   caller?: Caller;
+  /**
+   * The token the request carried (or its answer issued): issued-here, unknown, expired or
+   * other-caller, from the token ledger (never the token itself).
+   */
+  token?: EventToken;
   /** Whether this event should raise an alert (deny, flag, trap, or a configured path rule). */
   alert: boolean;
   /** Total time in the guard, milliseconds. */

@@ -2,6 +2,7 @@ import type { GuardConfig } from '../../config/schema.js';
 import type { EventIds } from '../events/build.js';
 import type { EventRecorder } from '../events/types.js';
 import type { Policy } from '../policy/types.js';
+import type { TokenGuard } from '../tokens/guard.js';
 import type { Trap } from '../trap/index.js';
 import type { CallerLookup } from './caller-lookup.js';
 import type { Connections } from './connections.js';
@@ -27,6 +28,8 @@ export interface ProxyContext {
   localAddresses: LocalAddresses;
   forwarder: Forwarder;
   recorders: readonly EventRecorder[];
+  /** The token ledger: what a request's token is, what an answer issued. */
+  tokens: TokenGuard;
   ids: EventIds;
   hostname: string;
   now: () => number;

@@ -8,6 +8,8 @@ import { buildEvent, emitEvent, type RequestRecord } from '../events/build.js';
 import type { Action, GuardEvent } from '../events/types.js';
 import { applyMode, protocolDeny } from '../policy/mode.js';
 import type { Decision } from '../policy/types.js';
+import type { IssuedToken, SeenToken } from '../tokens/guard.js';
+import { otherCallerDecision, tokenDecision } from '../tokens/verdict.js';
 import type { GuardState, ProxyContext } from './context.js';
 import type { UpstreamAnswer } from './forward.js';
 
@@ -29,6 +31,9 @@ interface Pending {
   caller?: Caller;
   attributionMs?: number;
   upstream?: GuardEvent['upstream'];
+  /** The token the request carried (hashed), and the one its answer issued. */
+  token?: SeenToken;
+  issued?: IssuedToken;
 }
 
 /** Lower-case header names to their first value, from the raw list the policy judged. */
@@ -39,6 +44,12 @@ function headerView(raw: readonly string[]): Record<string, string> {
     if (out[name] === undefined) out[name] = raw[i + 1] as string;
   }
   return out;
+}
+
+/** A header's value in raw pairs (name, value, ...), by lower-case name. */
+function headerOf(raw: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() === name) return raw[i + 1];
+  return undefined;
 }
 
 /** Status of an event whose request got no answer: the client or the connection went first. */
@@ -106,6 +117,11 @@ function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, fo
     config.authHeader,
   );
   const p: Pending = { t0, decision: undefined, action: 'forwarded', alert: false };
+  const tokenScheme = cls.spec.token;
+  if (cls.version === 'v2' && tokenScheme !== undefined) {
+    const seen = ctx.tokens.seen(headerView(req.rawHeaders)[tokenScheme.tokenHeader], start);
+    if (seen) p.token = seen;
+  }
   let eventCaller: Promise<void> | undefined;
   let over = false;
 
@@ -119,7 +135,10 @@ function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, fo
       p.decision = CLIENT_GONE;
       p.action = 'error';
     }
-    const record = (): void => emitEvent(ctx.recorders, buildEvent(recordOf(status)), ctx.log);
+    const record = (): void => {
+      settleToken();
+      emitEvent(ctx.recorders, buildEvent(recordOf(status)), ctx.log);
+    };
     const late = p.caller !== undefined && ctx.callers.isPlaceholder(p.caller);
     if (eventCaller === undefined && !late) {
       record();
@@ -161,6 +180,16 @@ function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, fo
     p.attributionMs = final.ms;
   }
 
+  /** The token's verdict with the final caller: another caller than its holder raises an alert. */
+  let token: GuardEvent['token'];
+  function settleToken(): void {
+    token = ctx.tokens.settle(p.token, p.issued, p.caller, start);
+    if (token?.status === 'other-caller' && p.decision !== undefined && p.decision.decision === 'allow') {
+      p.decision = otherCallerDecision(p.decision, token.why ?? 'another process');
+      p.alert = true;
+    }
+  }
+
   function recordOf(status: number): RequestRecord {
     const r: RequestRecord = {
       id: ctx.ids.next(start),
@@ -179,6 +208,7 @@ function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, fo
     };
     if (p.upstream) r.upstream = p.upstream;
     if (p.caller) r.caller = p.caller;
+    if (token) r.token = token;
     if (p.attributionMs !== undefined) r.attributionMs = p.attributionMs;
     return r;
   }
@@ -232,7 +262,11 @@ function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, fo
       res.destroy();
       return;
     }
-    const decision = policy.decide(cls, state.attribution ? p.caller : undefined);
+    const policyDecision = policy.decide(cls, state.attribution ? p.caller : undefined);
+    // a token this guard never issued: guard.unknownToken (allow, flag or deny)
+    const decision = p.token
+      ? tokenDecision(policyDecision, p.token.status, config.unknownToken)
+      : policyDecision;
     p.decision = decision;
     // Protocol limits apply in every mode: bodies are bounded before anything is forwarded.
     const cl = cls.contentLength;
@@ -313,6 +347,16 @@ function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, fo
       return;
     }
     res.end(a.body);
+    if (cls.version === 'token' && a.status === 200 && tokenScheme !== undefined) {
+      // the token the service issued goes into the ledger (by keyed hash), with its holder
+      p.issued = ctx.tokens.issued(
+        a.body,
+        headerOf(a.headers, tokenScheme.ttlHeader),
+        cls.ttl,
+        p.caller,
+        ctx.now(),
+      );
+    }
   }
 
   function trap(): void {

@@ -45,8 +45,7 @@ export function holderOf(caller: Caller | undefined): TokenHolder | undefined {
   if (!caller) return undefined;
   const h: TokenHolder = {};
   if (caller.pid !== undefined) h.pid = caller.pid;
-  const start = (caller as { startTime?: unknown }).startTime;
-  if (typeof start === 'string') h.startTime = start;
+  if (caller.startTime !== undefined) h.startTime = caller.startTime;
   if (caller.exe !== undefined) h.exe = caller.exe;
   if (caller.uid !== undefined) h.uid = caller.uid;
   if (caller.container) h.container = caller.container.id;

@@ -132,12 +132,13 @@ describe('the guard as a daemon', () => {
       expect(await g.stop()).toBe(0);
       const rotated = paths(`${file}.1`);
       const current = paths(file);
-      // Every request once, in order within each file; the new file has everything sent after the reload.
+      // Every request once, across the two files; nothing sent after the reload went to the rotated
+      // file. (An event is written when it is complete: one whose caller lookup finished late may
+      // follow a later request's, so the order within a file is not the request order.)
       expect([...rotated, ...current].sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i));
       expect(current.length).toBeGreaterThan(0);
       expect(Math.min(...current)).toBeLessThanOrEqual(afterHup);
-      expect(rotated).toEqual([...rotated].sort((a, b) => a - b));
-      expect(current).toEqual([...current].sort((a, b) => a - b));
+      expect(rotated.filter((p) => p >= afterHup)).toEqual([]);
     } finally {
       await g.stop();
     }

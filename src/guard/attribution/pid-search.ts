@@ -242,8 +242,9 @@ export class PidSearch {
    * Looks for the socket's owner among the newest pids: from the last pid the kernel handed out
    * (/proc/sys/kernel/ns_last_pid) downwards, wrapping at pid_max. A process (not a thread) that is
    * new to the resolver, or appeared within the fresh window, and whose uids include the socket's
-   * uid, is scanned. Stops at NEW_PID_PROBES numbers, at a run of NEW_PID_GAP numbers that are
-   * unused or belong to older processes, or at the deadline; the listing of /proc takes over.
+   * uid, is scanned. Stops at NEW_PID_PROBES numbers, at a run of NEW_PID_GAP numbers that belong
+   * to older processes or cannot be read (unused numbers are skipped), or at the deadline; the
+   * listing of /proc takes over.
    */
   async #scanNewPids(
     inode: number,
@@ -285,8 +286,12 @@ export class PidSearch {
           const raw = await ctx.io.readOnce(`${ctx.root}/${pid}/status`, 16_384);
           status = parseStatus(raw.toString('latin1'));
           table.statusJustRead.set(pid, raw);
-        } catch {
-          older++;
+        } catch (err) {
+          // A number no process holds now was handed out after the caller's (the walk goes
+          // downwards) to a process that has already exited: on a busy host most of the newest
+          // numbers are such. It says nothing about age, so it does not end the walk
+          // (NEW_PID_PROBES bounds it); a process that cannot be read does.
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') older++;
           continue;
         }
         // A thread's number: its process has its own (a busy process's threads do not end the search).

@@ -124,6 +124,9 @@ function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, fo
   }
   let eventCaller: Promise<void> | undefined;
   let over = false;
+  // The token's verdict (settleToken). Declared before anything that can finish the request: a
+  // request dropped on entry (pipelined behind a closing answer) is finished synchronously.
+  let token: GuardEvent['token'];
 
   /** The request is over: its one event (after the event-only attribution, bounded). */
   const finish = (status: number): void => {
@@ -181,7 +184,6 @@ function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, fo
   }
 
   /** The token's verdict with the final caller: another caller than its holder raises an alert. */
-  let token: GuardEvent['token'];
   function settleToken(): void {
     token = ctx.tokens.settle(p.token, p.issued, p.caller, start);
     if (token?.status === 'other-caller' && p.decision !== undefined && p.decision.decision === 'allow') {

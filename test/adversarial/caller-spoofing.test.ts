@@ -76,7 +76,7 @@ describe('an allowed executable is the one the kernel runs', () => {
   });
 });
 
-// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+// ---- findings the adversarial review reported, each fixed ----
 
 import { describeExchange } from '../support/guard-under-test.js';
 import { METADATA_HOST, request } from '../support/imds-requests.js';

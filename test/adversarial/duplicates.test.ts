@@ -147,7 +147,7 @@ describe('monitor: a repeated single-valued header is never recorded as allowed'
   });
 });
 
-// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+// ---- findings the adversarial review reported, each fixed ----
 
 import { TOKEN_HEADER_NAME } from '../support/imds-requests.js';
 

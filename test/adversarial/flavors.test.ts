@@ -203,7 +203,7 @@ describe('alibaba: the IMDSv2-like token scheme', () => {
   });
 });
 
-// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+// ---- findings the adversarial review reported, each fixed ----
 
 describe('ADV-16: the required header in two casings reaches the upstream as sent, or is refused', () => {
   it.each(withRequired.map((c) => [c.flavor, c] as const))('%s', async (_f, c) => {

@@ -66,8 +66,8 @@ const VALUES: Record<string, string[]> = {
 };
 
 /**
- * Which pools the generator draws from, and which may repeat a name (in any casing). None repeats on
- * main while ADV-16 is open (/work/notes/adversary-findings.md): a name repeated in two casings.
+ * Which pools the generator draws from, and which may repeat a name (in any casing). None repeats: a
+ * repeated name (in any casing) is refused, which duplicates.test.ts covers.
  */
 const POOLS = ['host', 'token', 'ttl', 'forwarding', 'plain', 'hop', 'framing', 'proxy'] as const;
 const REPEATABLE_NOW = new Set<string>();
@@ -254,7 +254,7 @@ describe('the decision was made on exactly the bytes that were forwarded', () =>
   }, 180_000);
 });
 
-// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+// ---- findings the adversarial review reported, each fixed ----
 
 // ADV-16 (and ADV-3/ADV-4): names repeated, in the same or another casing
 for (const pool of ['host', 'token', 'ttl', 'framing', 'plain']) REPEATABLE_NOW.add(pool);

@@ -152,7 +152,7 @@ describe('the head size bound counts the whole head', () => {
   });
 });
 
-// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+// ---- findings the adversarial review reported, each fixed ----
 
 describe('ADV-1: a request with more headers than IMDS clients send gets 431 and is recorded', () => {
   it.each([64, 100, 300, 997])('%i padding headers on an otherwise valid token PUT', async (n) => {

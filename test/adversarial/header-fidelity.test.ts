@@ -100,7 +100,7 @@ describe('the header list reaches the upstream as the client sent it', () => {
   });
 });
 
-// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+// ---- findings the adversarial review reported, each fixed ----
 
 import { describeExchange } from '../support/guard-under-test.js';
 

@@ -214,7 +214,7 @@ describe('forwarding headers', () => {
   });
 });
 
-// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+// ---- findings the adversarial review reported, each fixed ----
 
 describe('ADV-10: the other proxy headers are refused as forwarding headers', () => {
   it.each(caseList(PROXY))('enforce refuses %s, and nothing reaches the upstream', async (_n, build) => {

@@ -112,7 +112,7 @@ describe('the trap answers like IMDS', () => {
   });
 });
 
-// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+// ---- findings the adversarial review reported, each fixed ----
 
 describe('ADV-11: the guard refuses with exactly the answer IMDS would give', () => {
   const cases: Array<[string, string]> = [

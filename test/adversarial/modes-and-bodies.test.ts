@@ -177,7 +177,7 @@ describe('a chunked body over the bound is refused before any byte of it reaches
   });
 });
 
-// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+// ---- findings the adversarial review reported, each fixed ----
 
 describe('ADV-20: an unsupported Transfer-Encoding gets one answer and one event', () => {
   const raw = request(

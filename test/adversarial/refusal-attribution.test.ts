@@ -5,8 +5,7 @@ import type { GuardEvent } from '../../src/guard/events/types.js';
 import { GuardUnderTest } from '../support/guard-under-test.js';
 
 /**
- * ADV-18 (fixed; see /work/notes/adversary-findings.md): the requests the
- * guard refuses are the ones whose caller matters most (an SSRF through a proxy, a rebinding Host),
+ * The requests the guard refuses are the ones whose caller matters most (an SSRF through a proxy, a rebinding Host),
  * so a refusal must not close the connection before attribution has read the caller. A live process
  * sends a token-bearing request with X-Forwarded-For; the event must name it.
  */

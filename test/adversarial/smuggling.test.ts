@@ -296,7 +296,7 @@ describe('pipelining: each request is judged on its own, and a refused one never
   });
 });
 
-// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+// ---- findings the adversarial review reported, each fixed ----
 
 describe('ADV-3: a pipelined request with two Host headers is refused', () => {
   it('an allowed GET, then a GET with two Host headers', async () => {

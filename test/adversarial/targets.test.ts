@@ -385,10 +385,6 @@ describe('request-target forms, methods, CONNECT and upgrades are refused in fro
   });
 });
 
-// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
-
-import { parseResponses } from '../support/raw-http.js';
-
 describe('ADV-8: a path still percent-encoded after one decoding never reaches the upstream', () => {
   it.each([
     '/latest/meta-data/iam/info/%252e%252e/security-credentials/',

@@ -92,7 +92,7 @@ describe('tokens through a second, unrelated request line', () => {
   }, 30_000);
 });
 
-// ---- findings fixed on main (see /work/notes/adversary-findings.md); the token ledger cases (ADV-15) are on branch adversary ----
+// ---- findings the adversarial review reported, each fixed ----
 
 describe('ADV-15: a token header without a token is not IMDSv2', () => {
   const empties: Array<[string, string]> = [

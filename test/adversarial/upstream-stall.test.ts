@@ -88,7 +88,7 @@ describe('a stalled or broken upstream gives the client an IMDS-like error withi
   }, 20_000);
 });
 
-// ---- findings fixed on main (see /work/notes/adversary-findings.md) ----
+// ---- findings the adversarial review reported, each fixed ----
 
 import type { Socket } from 'node:net';
 

@@ -92,7 +92,7 @@ export function expectForwarded(x: Exchange, want: ForwardExpectation): ParsedRe
   let upHeaders = comparable(up.headers, secret);
   const clientFraming = want.clientHeaders.some(([k]) => /^(content-length|transfer-encoding)$/i.test(k));
   if (!clientFraming) {
-    // Tolerated for now (ADV-9 in /work/notes/adversary-findings.md): node's client adds
+    // Tolerated: node's client adds
     // `Content-Length: 0` to a bodiless PUT; the dedicated case in header-fidelity.test.ts holds the line.
     upHeaders = upHeaders.filter(([k, v]) => !(k.toLowerCase() === 'content-length' && v === '0'));
   }

@@ -46,8 +46,7 @@ export interface ContainerRef {
 }
 
 /**
- * The Kubernetes pod of a caller (fields as decided in /work/notes/attribution-pod-fields.md; named by
- * attribution from the process's cgroup, the kubelet's /var/log/pods, or the CNI's address records).
+ * The Kubernetes pod of a caller (named by attribution from the process's cgroup, the kubelet's /var/log/pods, or the CNI's address records).
  */
 export interface PodRef {
   /** The pod's namespace. */

@@ -13,7 +13,7 @@ export interface BucketSpec {
 
 /**
  * EC2's defaults for the actions imdsguard uses (EC2 API reference, "Request throttling": token buckets
- * per account and Region; /work/shared/IMDS.md: ModifyInstanceMetadataOptions burst 100, refill 5/s;
+ * per account and Region; DESIGN notes on IMDS: ModifyInstanceMetadataOptions burst 100, refill 5/s;
  * DescribeInstances 100, 20/s; ModifyInstanceMetadataDefaults about 2, refilling 2/s).
  */
 export const EC2_DEFAULT_LIMITS: Record<string, BucketSpec> = {

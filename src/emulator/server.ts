@@ -1,6 +1,7 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import { ImdsguardError } from '../errors.js';
+import { http } from '../net/http.js';
 import { bindServer, formatListen, type ListenAddress, listenFailureReason } from '../net/listen.js';
 
 /**
@@ -27,7 +28,7 @@ export const SERVER_LIMITS = {
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 export function createBoundedServer(handler: RequestHandler): Server {
-  const server = createServer(
+  const server = http.createServer(
     {
       maxHeaderSize: SERVER_LIMITS.maxHeaderBytes,
       headersTimeout: SERVER_LIMITS.headersTimeoutMs,

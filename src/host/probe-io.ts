@@ -1,4 +1,4 @@
-import { request } from 'node:http';
+import { http } from '../net/http.js';
 
 /**
  * Small HTTP client for health probes and doctor's IMDS checks (node:http, loopback or link-local
@@ -27,7 +27,7 @@ export interface ProbeRequest {
 export function probe(req: ProbeRequest): Promise<ProbeResponse> {
   return new Promise((resolve, reject) => {
     const url = new URL(req.url);
-    const r = request(
+    const r = http.request(
       {
         host: url.hostname.replace(/^\[|\]$/g, ''),
         port: url.port === '' ? 80 : Number(url.port),

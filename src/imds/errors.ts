@@ -1,4 +1,5 @@
-import { STATUS_CODES } from 'node:http';
+import { http } from '../net/http.js';
+
 import { canonicalHeaderName, type ImdsAnswer } from './answer.js';
 import type { Flavor } from './flavors.js';
 import { awsErrorPage, statusTitle } from './responses.js';
@@ -100,7 +101,7 @@ export function imdsRefusal(flavor: Flavor, status: number, opts: ErrorOptions =
  */
 export function rawImdsAnswer(a: ImdsAnswer, now: Date = new Date()): string {
   const body = Buffer.from(a.body, 'utf8');
-  let head = `HTTP/1.1 ${a.status} ${STATUS_CODES[a.status] ?? statusTitle(a.status)}\r\n`;
+  let head = `HTTP/1.1 ${a.status} ${http.STATUS_CODES[a.status] ?? statusTitle(a.status)}\r\n`;
   for (const [k, v] of Object.entries(a.headers)) head += `${canonicalHeaderName(k)}: ${v}\r\n`;
   head += `Content-Length: ${body.length}\r\nConnection: close\r\nDate: ${now.toUTCString()}\r\n\r\n`;
   return head + a.body;

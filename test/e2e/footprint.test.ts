@@ -28,10 +28,15 @@ function traced(args: string[], untilLine?: RegExp): Promise<Traced> {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
+  let stopped = false;
   return new Promise((resolve, reject) => {
     child.stderr.on('data', (d: Buffer) => {
       stderr += d.toString();
-      if (untilLine?.test(stderr)) child.kill('SIGTERM');
+      // One SIGTERM: a second one, while the guard shuts down, would end it before its exit hooks run.
+      if (!stopped && untilLine?.test(stderr)) {
+        stopped = true;
+        child.kill('SIGTERM');
+      }
     });
     child.once('error', reject);
     child.once('exit', (code) => {
@@ -59,6 +64,9 @@ describe('what the binary loads', () => {
     expect(t.modules.some((m) => m.endsWith('/guard/wire.js'))).toBe(true);
     expect(heavy(t.modules)).toEqual([]);
     expect(commandModules(t.modules)).toEqual(['guard.js']);
+    // Node's own HTTPS, HTTP/2 and compression stacks: an ESM import of node:http pulls them all in.
+    expect(t.modules.some((m) => m === 'node-internal:http')).toBe(true);
+    expect(t.modules.filter((m) => /^node-internal:(tls|http2|zlib|https)$/.test(m))).toEqual([]);
   }, 60_000);
 
   it('loads SQLite once the configuration asks for an event store (--db)', async () => {

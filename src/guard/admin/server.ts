@@ -1,6 +1,7 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { isIP } from 'node:net';
 import { ImdsguardError } from '../../errors.js';
+import { http } from '../../net/http.js';
 import { bindServer, isLoopbackHost } from '../../net/listen.js';
 import { CONTENT_TYPE } from '../metrics/registry.js';
 
@@ -40,7 +41,7 @@ export function assertLoopback(host: string, path = 'admin.listen'): void {
 
 export async function startAdminServer(opts: AdminServerOptions): Promise<AdminServer> {
   assertLoopback(opts.host);
-  const server: Server = createServer((req, res) => {
+  const server: Server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');

@@ -1,4 +1,5 @@
-import { request } from 'node:http';
+import { http } from '../../net/http.js';
+
 import type { InstanceIdentity } from './interval.js';
 
 /**
@@ -28,7 +29,7 @@ function call(
   headers: Record<string, string>,
 ): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(
+    const req = http.request(
       {
         host: opts.upstream.host,
         port: opts.upstream.port,

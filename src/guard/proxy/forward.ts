@@ -1,14 +1,9 @@
-import {
-  Agent,
-  request as httpRequest,
-  type IncomingMessage,
-  type OutgoingHttpHeaders,
-  type ServerResponse,
-} from 'node:http';
+import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { GuardConfig } from '../../config/schema.js';
 import type { ClassifiedRequest } from '../../imds/classify.js';
 import { FLAVOR_SPECS } from '../../imds/flavors.js';
+import { http } from '../../net/http.js';
 import type { GuardEvent } from '../events/types.js';
 import { protocolDeny } from '../policy/mode.js';
 import type { Decision } from '../policy/types.js';
@@ -102,7 +97,7 @@ export class Forwarder {
    * This guard's agent for every upstream request. The metadata service closes every connection, so
    * there is nothing to keep alive; concurrency is bounded by the limiter, not by the agent.
    */
-  readonly #agent = new Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
+  readonly #agent = new http.Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
   readonly #limiter: UpstreamLimiter;
 
   constructor(limiter: UpstreamLimiter) {
@@ -142,9 +137,9 @@ export class Forwarder {
     let settled = false;
     const tu = performance.now();
     const latency = () => Math.round((performance.now() - tu) * 1000) / 1000;
-    let upReq: ReturnType<typeof httpRequest>;
+    let upReq: ClientRequest;
     try {
-      upReq = httpRequest({
+      upReq = http.request({
         host: config.upstream.host,
         port: config.upstream.port,
         method: cls.method,

@@ -1,7 +1,8 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { isIP, type Socket } from 'node:net';
 import type { LimitsConfig } from '../../config/schema.js';
 import { ImdsguardError } from '../../errors.js';
+import { http } from '../../net/http.js';
 import { bindServer, formatListen, type ListenAddress, listenFailureReason } from '../../net/listen.js';
 
 /**
@@ -35,7 +36,7 @@ export function applyLimits(server: Server, l: LimitsConfig): void {
 }
 
 export function createProxyServer(limits: LimitsConfig, h: ProxyHandlers): Server {
-  const server = createServer(
+  const server = http.createServer(
     {
       // Node counts only the target, names and values against this; the guard counts the whole head
       // (request line, separators, CRLFs) against the same bound, so node's check never fires first

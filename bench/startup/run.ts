@@ -13,8 +13,9 @@
  * - idle RSS (VmRSS of the guard process, its attribution worker thread included) once it has been
  *   listening for --settle ms, beside bare Node's (`node -e` with a timer) after the same time.
  * - N idle keep-alive connections (default 1,000): each sends one IMDSv2 GET and keeps its
- *   connection open; the guard's RSS after --settle ms, minus its idle RSS. With attribution on and
- *   off.
+ *   connection open (the stand-in answers keep-alive here: IMDS's `Connection: close` would end each
+ *   one; the run fails if any closed); the guard's RSS after --settle ms, minus its idle RSS. With
+ *   attribution on and off.
  *
  * Subjects: the CLI as npm installs it (`node dist/cli/main.js`), and the release executable when
  * it exists (release/imdsguard-linux-<arch>, `npm run release`) or is named with --exe.
@@ -179,11 +180,16 @@ function median(xs: number[]): number {
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
-/** A metadata-service stand-in: 200 with a small body and `Connection: close`, as IMDS answers. */
-async function upstream(): Promise<{ server: Server; port: number }> {
+/**
+ * A metadata-service stand-in: 200 with a small body and `Connection: close`, as IMDS answers. The
+ * guard passes `Connection: close` on to its client, so a client connection ends with its answer;
+ * with `keepAlive` the stand-in answers `Connection: keep-alive` instead (it still closes the guard's
+ * upstream connection, which asked for close), and the client's connection stays open and idle.
+ */
+async function upstream(keepAlive = false): Promise<{ server: Server; port: number }> {
   const server = createHttpServer((req, res) => {
     req.resume();
-    res.writeHead(200, { 'content-type': 'text/plain', connection: 'close' });
+    res.writeHead(200, { 'content-type': 'text/plain', connection: keepAlive ? 'keep-alive' : 'close' });
     res.end('i-0123456789abcdef0');
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -301,6 +307,9 @@ async function connectionsDelta(
     }
     await sleep(SETTLE_MS);
     const loaded = rssMb(g.child.pid as number);
+    // What is measured is connections held open: none may have been closed in between.
+    const open = sockets.filter((s) => !s.destroyed && s.readyState === 'open').length;
+    if (open !== CONNECTIONS) throw new Error(`only ${open} of ${CONNECTIONS} connections stayed open`);
     return { idle, loaded };
   } finally {
     for (const s of sockets) {
@@ -399,11 +408,13 @@ async function main(): Promise<void> {
 
   const conn = new Map<string, { idle: number; loaded: number }>();
   if (CONNECTIONS > 0) {
+    const keepAlive = await upstream(true);
     for (const s of SUBJECTS) {
       for (const attribution of [true, false]) {
-        conn.set(`${s.name} ${attribution}`, await connectionsDelta(s, up.port, attribution));
+        conn.set(`${s.name} ${attribution}`, await connectionsDelta(s, keepAlive.port, attribution));
       }
     }
+    await new Promise((r) => keepAlive.server.close(r));
   }
   await new Promise((r) => up.server.close(r));
 

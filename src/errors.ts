@@ -87,7 +87,6 @@ export const ERROR_CODES = {
     exit: 1,
     summary: 'The command was stopped (SIGINT or SIGTERM) before it finished.',
   },
-  IMDSGUARD_E_NOT_IMPLEMENTED: { exit: 1, summary: 'The command exists but is not implemented yet.' },
   IMDSGUARD_E_INTERNAL: { exit: 1, summary: 'An unexpected internal error (a bug): please report it.' },
 } as const satisfies Record<string, { exit: 1 | 2; summary: string }>;
 

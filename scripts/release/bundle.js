@@ -3,7 +3,7 @@
  * TypeScript sources into one CommonJS script (Node's single-executable applications run one
  * CommonJS script). Also the notices of every third-party package the bundles contain.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { build } from 'esbuild';
 
@@ -106,8 +106,4 @@ export function thirdPartyNotices(root, metafile) {
     '',
     ...unique.flatMap((s) => [`==== ${s.id} (${s.licence})`, '', s.text, '']),
   ].join('\n');
-}
-
-export function writeNotices(root, metafile, file) {
-  writeFileSync(file, `${thirdPartyNotices(root, metafile)}\n`);
 }

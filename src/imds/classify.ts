@@ -181,11 +181,3 @@ export function classifyRequest(input: RequestInput, flavor: Flavor, authHeader:
   if (input.clientNetns) out.clientNetns = input.clientNetns;
   return out;
 }
-
-/** The value of the first header named `name` (lower-case) in a raw list, or undefined. */
-export function rawHeader(raw: readonly string[], name: string): string | undefined {
-  for (let i = 0; i < raw.length; i += 2) {
-    if ((raw[i] as string).toLowerCase() === name) return raw[i + 1] as string;
-  }
-  return undefined;
-}

@@ -97,7 +97,3 @@ export const FLAVOR_SPECS: Readonly<Record<Flavor, FlavorSpec>> = {
     },
   },
 };
-
-export function isFlavor(value: string): value is Flavor {
-  return (FLAVORS as readonly string[]).includes(value);
-}

@@ -68,11 +68,6 @@ export function awsErrorCode(err: unknown): string | null {
   return null;
 }
 
-export function isAuthError(err: unknown): boolean {
-  const code = awsErrorCode(err);
-  return code !== null && AUTH_CODES.has(code);
-}
-
 export function isThrottleError(err: unknown): boolean {
   const code = awsErrorCode(err);
   return code !== null && THROTTLE_CODES.has(code);

@@ -179,10 +179,6 @@ export function matchesTarget(current: MetadataValues, target: MetadataValues): 
   return METADATA_FIELDS.every((f) => target[f] === null || current[f] === target[f]);
 }
 
-export function sameValues(a: MetadataValues, b: MetadataValues): boolean {
-  return METADATA_FIELDS.every((f) => a[f] === b[f]);
-}
-
 /** Copies the five settable fields (drops `state` from an instance's options). */
 export function metadataValues(m: MetadataValues): MetadataValues {
   return {

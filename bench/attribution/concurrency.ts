@@ -10,7 +10,7 @@ import { workerBudgetMs } from '../../src/guard/wire.js';
 import { pct } from './stats.js';
 
 /**
- * The concurrency series (issue 16.3): P live processes (50) open N new connections to the guard at
+ * The concurrency series: P live processes (50) open N new connections to the guard at
  * once (N = 1, 10, 100, 1,000), one IMDSv1 GET on each, and keep them open until every answer is in.
  * The guard is createGuard in monitor mode in front of the emulator, with the resolver as wire.ts
  * builds it (a worker thread, the inline tier when sock_diag is there, the default timeoutMs and

@@ -5,7 +5,7 @@ import { concurrencySeries, concurrencyTable } from './concurrency.js';
 import { type SocketSeries, socketSeries, socketTable } from './sockets.js';
 
 /**
- * bench/attribution series (issue 16.3), each beside its baseline from the same run:
+ * bench/attribution series, each beside its baseline from the same run:
  *
  * - concurrency: N new connections at once from 50 live processes through a guard (concurrency.ts);
  *   baseline: the same burst with attribution off;

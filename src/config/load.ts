@@ -326,7 +326,7 @@ export function loadConfigWithOrigins(sources: ConfigSources): {
   const env = envLayer(sources.env);
   const fl = flagsLayer(flags);
   let merged = merge(fileData, env.data);
-  // --alert adds webhooks to those already configured (issue: alerts).
+  // --alert adds webhooks to those already configured.
   const fileWebhooks = (fileData['alerts'] as Plain | undefined)?.['webhooks'];
   merged = merge(merged, fl.data);
   if (flags.alert?.length && Array.isArray(fileWebhooks)) {

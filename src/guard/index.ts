@@ -97,7 +97,7 @@ export function createGuard(options: GuardOptions): Guard {
   const now = options.now ?? Date.now;
   const ledger = options.tokenLedger ?? memoryLedger(options.config.tokenLedger.maxEntries);
   const redaction = new GuardRedaction(ledger, options.config.authSecret, options.config.authHeader);
-  // nothing the guard writes holds its secret or a token it issued (issue 15 item 4)
+  // nothing the guard writes holds its secret or a token it issued
   const rawLog = options.log ?? (() => {});
   const log = (m: string) => rawLog(redaction.text(m));
   let state = buildState(options.config, resolver, options.hostname, now);

@@ -103,7 +103,7 @@ function createAttribution(config: ImdsguardConfig, override?: ProcessResolver):
   if (!config.guard.attribution.enabled) {
     return { resolver: noAttribution, description: 'off', stats: () => undefined, close: async () => {} };
   }
-  // ---- process attribution (issue 4) ----
+  // ---- process attribution ----
   // The resolver's own budget (workerBudgetMs) ends a little before the guard's timeout, or goes on
   // for the event when events wait for late lookups.
   // On its own thread: a busy guard's event loop would otherwise stretch every lookup's /proc reads;
@@ -244,7 +244,7 @@ export async function createEventOutputs(
       closers.push(() => p.close());
     }
 
-    // The caller summary (issue 20): only when a sink takes its records.
+    // The caller summary: only when a sink takes its records.
     let callerShipper: CallerShipper | undefined;
     if (pipeline?.takes('callers')) {
       const p = pipeline;

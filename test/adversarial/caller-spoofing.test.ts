@@ -81,7 +81,7 @@ describe('an allowed executable is the one the kernel runs', () => {
 import { describeExchange } from '../support/guard-under-test.js';
 import { METADATA_HOST, request } from '../support/imds-requests.js';
 
-describe('ADV-21: allowMetadataFlavorAmazon: false turns the header allow path off', () => {
+describe('allowMetadataFlavorAmazon: false turns the header allow path off', () => {
   let off: GuardUnderTest;
   beforeAll(async () => {
     off = await GuardUnderTest.start({ guard: { allowMetadataFlavorAmazon: false } });

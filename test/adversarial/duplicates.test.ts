@@ -5,7 +5,7 @@ import { METADATA_HOST, request, TTL_HEADER } from '../support/imds-requests.js'
 import type { Header } from '../support/raw-http.js';
 
 /**
- * A header that must appear once, sent twice (issue 15 item 3): Host, the token, the TTL, the guard's
+ * A header that must appear once, sent twice: Host, the token, the TTL, the guard's
  * secret, Content-Length and Transfer-Encoding, in different casings and positions. The policy reads
  * one copy and the upstream may read the other, so every such request is refused, in enforce and
  * monitor alike (monitor at least flags it), and nothing reaches the upstream in enforce.
@@ -153,7 +153,7 @@ import { TOKEN_HEADER_NAME } from '../support/imds-requests.js';
 
 const TOKEN = 'AQAEAJ7pmcUWq7yKjCZsgHgtGGl5jRxxCTG4hUEpypp5ebfT4dcNBw==';
 
-/** ADV-3 (Host) and ADV-4 (the token): node keeps one Host in req.headers, and forwards both tokens. */
+/** A repeated Host or token header: node keeps one Host in req.headers, and forwards both tokens. */
 const openCases: DupCase[] = [
   ...(
     [
@@ -188,14 +188,14 @@ const openCases: DupCase[] = [
   ),
 ];
 
-describe('ADV-3/ADV-4 enforce: a repeated Host or token header is refused, nothing reaches the upstream', () => {
+describe('enforce: a repeated Host or token header is refused, nothing reaches the upstream', () => {
   it.each(variants(openCases))('%s', async (_name, raw) => {
     const x = await g.exchange(raw);
     expectRefused(x, { status: [400, 403] });
   });
 });
 
-describe('ADV-3/ADV-4 monitor: a repeated Host or token header is never recorded as allowed', () => {
+describe('monitor: a repeated Host or token header is never recorded as allowed', () => {
   it.each(variants(openCases).filter((_, i) => i % 3 === 0))('%s', async (_name, raw) => {
     const x = await monitor.exchange(raw);
     expect(x.events.length, JSON.stringify(x.events)).toBe(1);

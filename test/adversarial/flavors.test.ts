@@ -205,7 +205,7 @@ describe('alibaba: the IMDSv2-like token scheme', () => {
 
 // ---- findings the adversarial review reported, each fixed ----
 
-describe('ADV-16: the required header in two casings reaches the upstream as sent, or is refused', () => {
+describe('the required header in two casings reaches the upstream as sent, or is refused', () => {
   it.each(withRequired.map((c) => [c.flavor, c] as const))('%s', async (_f, c) => {
     const [name, value] = c.required as Header;
     const raw = request('GET', c.path, [

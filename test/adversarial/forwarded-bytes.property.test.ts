@@ -8,7 +8,7 @@ import type { Header } from '../support/raw-http.js';
 import { rejudge } from '../support/rejudge.js';
 
 /**
- * The invariant behind issue 15, checked on generated requests: the decision was made on exactly the
+ * The guard's central invariant, checked on generated requests: the decision was made on exactly the
  * bytes that were forwarded. In black-box form, for every generated request line and header list:
  * - a request the guard refused sent nothing upstream;
  * - whatever reached the upstream, judged again by the guard's own pure policy on the bytes the
@@ -256,6 +256,6 @@ describe('the decision was made on exactly the bytes that were forwarded', () =>
 
 // ---- findings the adversarial review reported, each fixed ----
 
-// ADV-16 (and ADV-3/ADV-4): names repeated, in the same or another casing
+// Names repeated, in the same or another casing
 for (const pool of ['host', 'token', 'ttl', 'framing', 'plain']) REPEATABLE_NOW.add(pool);
 NAMES['plain']?.push('accept', 'user-agent', 'x-pad');

@@ -4,7 +4,7 @@ import { METADATA_HOST, request } from '../support/imds-requests.js';
 import type { Header } from '../support/raw-http.js';
 
 /**
- * IMDSv1 reads allowed on a header alone (issue 15 item 6; DESIGN.md default policy 3: "A header is
+ * IMDSv1 reads allowed on a header alone (DESIGN.md default policy 3: "A header is
  * spoofable, so a credentials or user-data read allowed on a header alone raises an alert by
  * default"). Every spelling of the sensitive paths counts, and what is not sensitive stays quiet.
  */

@@ -104,7 +104,7 @@ describe('the header list reaches the upstream as the client sent it', () => {
 
 import { describeExchange } from '../support/guard-under-test.js';
 
-describe('ADV-16 and ADV-9: every copy of a name in its casing, and nothing added', () => {
+describe('every copy of a name in its casing, and nothing added', () => {
   it.each([
     [
       'Accept / accept',

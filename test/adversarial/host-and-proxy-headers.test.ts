@@ -14,7 +14,7 @@ import type { Header } from '../support/raw-http.js';
 
 /**
  * The forms of Host (DNS rebinding, IP spellings, userinfo, ports, absence under HTTP/1.1 and 1.0)
- * and every header a proxy, a load balancer or a CDN in an SSRF path adds (issue 15 item 8).
+ * and every header a proxy, a load balancer or a CDN in an SSRF path adds.
  */
 
 let g: GuardUnderTest;
@@ -136,7 +136,7 @@ describe('Host', () => {
 
 /** The headers a proxy in an SSRF path adds that the guard has always refused (DESIGN.md policy 1). */
 const FORWARDING = ['X-Forwarded-For', 'Forwarded', 'X-Forwarded-Host'];
-/** The ones nginx, HAProxy or a CDN add besides (issue 15 item 8). */
+/** The ones nginx, HAProxy or a CDN add besides. */
 const PROXY = [
   'X-Forwarded-Proto',
   'X-Forwarded-Port',
@@ -216,7 +216,7 @@ describe('forwarding headers', () => {
 
 // ---- findings the adversarial review reported, each fixed ----
 
-describe('ADV-10: the other proxy headers are refused as forwarding headers', () => {
+describe('the other proxy headers are refused as forwarding headers', () => {
   it.each(caseList(PROXY))('enforce refuses %s, and nothing reaches the upstream', async (_n, build) => {
     const x = await g.exchange(build());
     expectRefused(x, { status: 403 });

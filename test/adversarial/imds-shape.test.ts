@@ -10,7 +10,7 @@ import {
 } from '../support/raw-http.js';
 
 /**
- * An attacker probes before stealing (issue 15 item 9): the guard's refusals and the trap's answers
+ * An attacker probes before stealing: the guard's refusals and the trap's answers
  * must look like the metadata service's own, byte for byte in structure: the status line, header
  * names with their casing and order, Connection: close, Accept-Ranges: none, no Keep-Alive, the same
  * body, and tokens in standard base64. The reference is the project's emulator, asked the same bytes.
@@ -114,7 +114,7 @@ describe('the trap answers like IMDS', () => {
 
 // ---- findings the adversarial review reported, each fixed ----
 
-describe('ADV-11: the guard refuses with exactly the answer IMDS would give', () => {
+describe('the guard refuses with exactly the answer IMDS would give', () => {
   const cases: Array<[string, string]> = [
     [
       'a tokenless read (401)',

@@ -5,7 +5,7 @@ import { tokenPut } from '../support/imds-requests.js';
 import { parseResponses, RawConnection } from '../support/raw-http.js';
 
 /**
- * Remote callers through a public listener (issue 15 item 5): in enforce and monitor modes the proxy
+ * Remote callers through a public listener: in enforce and monitor modes the proxy
  * listens on loopback unless an explicit, documented option says otherwise; trap mode may listen
  * anywhere (a remote canary). No traffic is sent to a non-loopback address: a refused listener is
  * judged by start() failing and nothing being bound.

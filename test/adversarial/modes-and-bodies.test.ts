@@ -179,7 +179,7 @@ describe('a chunked body over the bound is refused before any byte of it reaches
 
 // ---- findings the adversarial review reported, each fixed ----
 
-describe('ADV-20: an unsupported Transfer-Encoding gets one answer and one event', () => {
+describe('an unsupported Transfer-Encoding gets one answer and one event', () => {
   const raw = request(
     'PUT',
     '/latest/api/token',
@@ -194,7 +194,7 @@ describe('ADV-20: an unsupported Transfer-Encoding gets one answer and one event
   });
 });
 
-describe('ADV-17: a request pipelined behind a trap answer (Connection: close) leaves nothing in flight', () => {
+describe('a request pipelined behind a trap answer (Connection: close) leaves nothing in flight', () => {
   let own: GuardUnderTest;
   beforeAll(async () => {
     own = await GuardUnderTest.start({ guard: { mode: 'trap' } });

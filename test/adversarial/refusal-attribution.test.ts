@@ -48,7 +48,7 @@ async function callFrom(
   return { pid: child.pid ?? -1, event: g.log.events[before] };
 }
 
-describe('ADV-18: a refused request names its caller', () => {
+describe('a refused request names its caller', () => {
   it.each([
     [
       'a token GET with X-Forwarded-For',

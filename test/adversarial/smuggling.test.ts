@@ -13,7 +13,7 @@ import {
 import type { Header } from '../support/raw-http.js';
 
 /**
- * Request smuggling (issue 15 "Prove it"): Content-Length and Transfer-Encoding in every
+ * Request smuggling: Content-Length and Transfer-Encoding in every
  * combination and disguise, and pipelines whose later request must be judged on its own. The
  * verdict is what the upstream received, parsed strictly: a smuggled request shows up there as a
  * second request, or as a request the guard never judged.
@@ -298,7 +298,7 @@ describe('pipelining: each request is judged on its own, and a refused one never
 
 // ---- findings the adversarial review reported, each fixed ----
 
-describe('ADV-3: a pipelined request with two Host headers is refused', () => {
+describe('a pipelined request with two Host headers is refused', () => {
   it('an allowed GET, then a GET with two Host headers', async () => {
     await pipeline(
       v2Get('/latest/meta-data/', TOKEN),
@@ -311,7 +311,7 @@ describe('ADV-3: a pipelined request with two Host headers is refused', () => {
   });
 });
 
-describe('ADV-5: a parse error after a pipelined request does not jump ahead of its answer', () => {
+describe('a parse error after a pipelined request does not jump ahead of its answer', () => {
   it('Content-Length 0, then bytes that are no request', async () => {
     await expectNoSmuggledRequest('Content-Length: 0');
   });
@@ -338,7 +338,7 @@ describe('ADV-5: a parse error after a pipelined request does not jump ahead of 
   });
 });
 
-describe('ADV-17: a request pipelined after a refusal that closes the connection leaves nothing in flight', () => {
+describe('a request pipelined after a refusal that closes the connection leaves nothing in flight', () => {
   // its own guard: a leaked in-flight request would hold every later case's idle wait
   let own: GuardUnderTest;
   beforeAll(async () => {

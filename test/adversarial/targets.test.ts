@@ -385,7 +385,7 @@ describe('request-target forms, methods, CONNECT and upgrades are refused in fro
   });
 });
 
-describe('ADV-8: a path still percent-encoded after one decoding never reaches the upstream', () => {
+describe('a path still percent-encoded after one decoding never reaches the upstream', () => {
   it.each([
     '/latest/meta-data/iam/info/%252e%252e/security-credentials/',
     '/latest/meta-data/iam/info/%252e%252e%252fsecurity-credentials/',
@@ -395,7 +395,7 @@ describe('ADV-8: a path still percent-encoded after one decoding never reaches t
   });
 });
 
-describe('ADV-6: Expect other than 100-continue is answered by the guard, with an event', () => {
+describe('Expect other than 100-continue is answered by the guard, with an event', () => {
   it('Expect: 200-ok', async () => {
     const x = await g.exchange(
       `PUT /latest/api/token HTTP/1.1\r\nHost: ${METADATA_HOST}\r\n${TTL_HEADER[0]}: 21600\r\nExpect: 200-ok\r\n\r\n`,

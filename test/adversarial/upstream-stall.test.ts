@@ -5,7 +5,7 @@ import { headerValue } from '../support/raw-http.js';
 import type { Responder } from '../support/recording-upstream.js';
 
 /**
- * Upstreams that stall or misbehave (issue 15 item 10): the guard bounds the whole upstream
+ * Upstreams that stall or misbehave: the guard bounds the whole upstream
  * exchange, head and body, and answers the client with an IMDS-like 504 (or 502) instead of a reset
  * or an endless trickle. The deadline is set small here; nothing waits on a clock to order events.
  */
@@ -108,7 +108,7 @@ function drip(socket: Socket, parts: string[], everyMs: number): void {
 const HEAD_100 =
   'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\nConnection: close\r\n\r\n';
 
-describe('ADV-13: an upstream that stalls or truncates after its head gives 504 or 502, not a reset or a trickle', () => {
+describe('an upstream that stalls or truncates after its head gives 504 or 502, not a reset or a trickle', () => {
   const open: Array<[string, Responder, number]> = [
     ['sends the head, then nothing', (s) => void s.write(HEAD_100), 504],
     ['sends the head and part of the body, then nothing', (s) => void s.write(`${HEAD_100}i-0123`), 504],

@@ -58,7 +58,7 @@ describe('imdsguard demo', () => {
     expect(byId['ssrf-xff']).toMatchObject({ ok: true, rule: 'forwarding-header', status: 403 });
     expect(byId['dns-rebinding']).toMatchObject({ ok: true, rule: 'host', status: 403 });
     expect(byId['encoded-path']).toMatchObject({ ok: true, rule: 'credentials-need-v2', status: 403 });
-    // issue 15: 1,020 padding lines before X-Forwarded-For get 431; a token the guard never issued is flagged
+    // 1,020 padding lines before X-Forwarded-For get 431; a token the guard never issued is flagged
     expect(byId['header-padding']).toMatchObject({
       ok: true,
       decision: 'deny',

@@ -11,7 +11,7 @@ import { mixedUsageFleet, onlyKinds } from '../support/fake-aws/cloudwatch.js';
 import { type FakeAws, startFakeAws } from '../support/fake-aws/index.js';
 
 /**
- * Issue 20 end to end: 52 instances over 2 accounts and 2 regions; 50 of them run a real guard (the
+ * Host evidence end to end: 52 instances over 2 accounts and 2 regions; 50 of them run a real guard (the
  * CLI binary, monitor mode, attribution on) in front of their own emulator (its identity document
  * names the instance), with the CloudWatch Logs sink pointed at fake-aws in the instance's account
  * and region. Three real processes call each guard: curl, python3 and bash. On the instances

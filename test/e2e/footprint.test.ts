@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { CLI_MAIN, requireBuild } from '../support/bin.js';
 
 /**
- * What the real binary loads (issue 16, "start fast, load little"): every module it resolves is
+ * What the real binary loads (start fast, load little): every module it resolves is
  * recorded by a --import hook (test/support/module-trace.mjs). The guard loads neither the AWS SDK,
  * the reports nor SQLite unless its configuration asks for them; --help and --version load no
  * command module. bench/startup measures what this saves.

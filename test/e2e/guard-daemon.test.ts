@@ -9,7 +9,7 @@ import { CLI_MAIN, requireBuild } from '../support/bin.js';
 import { waitFor } from '../support/wait.js';
 
 /**
- * The guard as a daemon (issue 16.6), the real binary: SIGHUP reopens the events file the way
+ * The guard as a daemon, the real binary: SIGHUP reopens the events file the way
  * logrotate's postrotate expects, a reload applies a changed events.file or names what needs a
  * restart, and the start-up line says where each setting came from.
  */

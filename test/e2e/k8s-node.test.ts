@@ -30,7 +30,7 @@ import {
 import { createNetns, type Netns } from '../support/netns.js';
 
 /**
- * A Kubernetes node without a cluster (issue 18 item 5). Network namespaces: "imds" holds
+ * A Kubernetes node without a cluster. Network namespaces: "imds" holds
  * 169.254.169.254 and the emulator (IMDSv2 required) and answers token PUTs with IP TTL 1, as an
  * instance with hop limit 1 does; "node" routes to it through a veth, forwards for its pods, runs the
  * guard as `nobody` with the unit's two ambient capabilities, and has `install --pod-interfaces eni+`

@@ -13,7 +13,7 @@ import { parseResponses, RawConnection } from '../support/raw-http.js';
 import { waitFor } from '../support/wait.js';
 
 /**
- * The guard's caller summary (issue 20 item 1), through the real wiring: a guard in front of the
+ * The guard's caller summary, through the real wiring: a guard in front of the
  * emulator, its CloudWatch Logs sink pointed at a fake CloudWatch Logs, a 1-second interval. The
  * records carry the identity read from the emulator's identity document with IMDSv2, land in one
  * log stream named after the instance, and never reach a sink that did not ask for them.

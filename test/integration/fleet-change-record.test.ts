@@ -1,5 +1,5 @@
 /**
- * What a change says about itself is true (issue 19 item 8), through the real CLI code and the real
+ * What a change says about itself is true, through the real CLI code and the real
  * SDK against fake-aws: the journal records the selection (ids, tags, the input file and its hash); a
  * rollback never suggests rolling back itself; a scan failure that stops a region stops the change
  * there, and one that does not is not said to.

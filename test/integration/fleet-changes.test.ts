@@ -407,7 +407,7 @@ describe('fleet harden / disable / hop-limit against fake-aws', () => {
   }, 30_000);
 });
 
-describe('fleet relax / enable against fake-aws (issue 19 item 11)', () => {
+describe('fleet relax / enable against fake-aws', () => {
   it('relax allows IMDSv1 on the selection only, keeps every other field and a disabled endpoint; enable turns endpoints back on keeping HttpTokens; both roll back exactly', async () => {
     let hardened!: FakeInstance;
     let other!: FakeInstance;

@@ -1,5 +1,5 @@
 /**
- * fleet discover --format ndjson|csv streams (issue 19 item 10): the real SDK against fake-aws. The
+ * fleet discover --format ndjson|csv streams: the real SDK against fake-aws. The
  * streamed records are exactly the whole document's, written page by page as the scans go (the next
  * page waits for the output), and nothing is written when every scan fails on credentials.
  */

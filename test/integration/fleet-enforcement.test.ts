@@ -1,5 +1,5 @@
 /**
- * Issue 19 item 4 through the real CLI code and the real AWS SDK against fake-aws: each region's
+ * Account-level IMDSv2 enforcement through the real CLI code and the real AWS SDK against fake-aws: each region's
  * effective state (defaults, HttpTokensEnforced, who manages them) in discover and defaults;
  * `fleet defaults --enforce` / `--no-enforce` with DryRun, the journal and exact rollback, refusing a
  * region a declarative policy manages before any call; enforcement-aware plans (blocked, never a
@@ -98,7 +98,7 @@ async function cli(args: string[], regions = 'us-east-1,eu-west-1') {
   return { ...r, json: r.stdout.trim().startsWith('{') ? JSON.parse(r.stdout) : null };
 }
 
-describe("each region's effective state (issue 19 item 4)", () => {
+describe("each region's effective state", () => {
   it('discover and defaults show the defaults, enforcement and who manages them', async () => {
     aws = await startFakeAws({ fleet: twoRegions() });
     region('us-east-1').defaults = {
@@ -308,7 +308,7 @@ describe('readiness to enforce', () => {
   });
 });
 
-describe('the declarative policy of fleet guardrails, attached (issue 19 item 5)', () => {
+describe('the declarative policy of fleet guardrails, attached', () => {
   it('every region it covers reads enforced and managed by the policy, with its message; changes there are blocked before any call', async () => {
     aws = await startFakeAws({ fleet: twoRegions() });
     const printed = await runInProcess([

@@ -1,5 +1,5 @@
 /**
- * fake-aws itself, through the real SDK: the write actions issue 8 builds on, validation, filters,
+ * fake-aws itself, through the real SDK: the write actions the fleet changes use, validation, filters,
  * rate limits and session expiry. Other fleet tests rely on these semantics.
  */
 import {

@@ -1,5 +1,5 @@
 /**
- * Issue 19 items 2 and 3, through the real CLI code and the real AWS SDK against fake-aws:
+ * Read-backs after a change and after an ambiguous failure, through the real CLI code and the real AWS SDK against fake-aws:
  *   - the read-back after a change gets the same retries and pacing as every other call: under
  *     throttling a harden and its rollback both verify, and a read that never succeeds is `unverified`
  *     (exit 1, its own sentence), never `mismatch`;
@@ -105,7 +105,7 @@ async function cli(args: string[]) {
 const readBack = (c: { params?: URLSearchParams | undefined }) =>
   c.params?.get('Filter.1.Name') === 'instance-id';
 
-describe('read-back after a change (issue 19 item 2)', () => {
+describe('read-back after a change', () => {
   it('under throttling the harden and its rollback verify, and every instance is exactly as before', async () => {
     aws = await startFakeAws({ fleet: fleetOf(12) });
     const original = snapshot(aws);
@@ -147,7 +147,7 @@ describe('read-back after a change (issue 19 item 2)', () => {
   });
 });
 
-describe('ambiguous failures are read back (issue 19 item 3)', () => {
+describe('ambiguous failures are read back', () => {
   it('a modify cut after AWS acted is applied, one cut before is not-applied; the rollback uses that record', async () => {
     aws = await startFakeAws({ fleet: fleetOf(6) });
     const original = snapshot(aws);
@@ -184,7 +184,7 @@ describe('ambiguous failures are read back (issue 19 item 3)', () => {
   });
 });
 
-describe('a failing DryRun fails the dry run (issue 19 item 9)', () => {
+describe('a failing DryRun fails the dry run', () => {
   it('UnauthorizedOperation on a DryRun call is dry-run-failed, exit 1; nothing changes', async () => {
     aws = await startFakeAws({ fleet: fleetOf(4) });
     const original = snapshot(aws);

@@ -1,5 +1,5 @@
 /**
- * Issue 19 item 6: an endpoint that does not support a call (an HTML 500, an answer that is not AWS
+ * An endpoint that does not support a call (an HTML 500, an answer that is not AWS
  * XML, InvalidAction) is classified once as unsupported, not retried, and said so, through the real
  * CLI code and the real SDK against fake-aws.
  */
@@ -47,7 +47,7 @@ async function discover(a: FakeAws, regions: string) {
   return { ...r, doc: JSON.parse(r.stdout) as { failures: Failure[]; instances: unknown[] } };
 }
 
-describe('calls an endpoint does not support (issue 19 item 6)', () => {
+describe('calls an endpoint does not support', () => {
   it('an HTML 500 to GetInstanceMetadataDefaults: one call for the whole run, no retry, said plainly', async () => {
     aws = await startFakeAws({ generate: { regions: ['us-east-1', 'eu-west-1'], instancesPerRegion: 5 } });
     aws.faults.raw({

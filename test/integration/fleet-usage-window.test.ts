@@ -1,5 +1,5 @@
 /**
- * Issue 19 item 1: readiness sees the most recent IMDSv1 calls. The usage window ends at now; the
+ * Readiness sees the most recent IMDSv1 calls. The usage window ends at now; the
  * minutes since the last whole period are read at 60 s and added. An instance with one IMDSv1 call 5
  * minutes ago is never ready, for any --days, at any time of day: checked at and around period
  * boundaries with a controlled clock (the fake's and the window's), through the real CloudWatch SDK.
@@ -114,7 +114,7 @@ async function measure(days: number) {
   };
 }
 
-/** Times of day around the 1 h, 6 h and 1 day boundaries, and the one the issue reported (22:14). */
+/** Times of day around the 1 h, 6 h and 1 day boundaries, and 22:14 (late in the day, inside a 6 h period). */
 const TIMES = [
   [0, 0, 0, 0],
   [0, 0, 0, 1],

@@ -12,7 +12,7 @@ import { leaks as leaksOf } from '../support/leaks.js';
 import { waitFor } from '../support/wait.js';
 
 /**
- * Redaction by value (issue 15 item 4) with real processes and real attribution: the guard's secret
+ * Redaction by value with real processes and real attribution: the guard's secret
  * and a token it issued, on command lines in several syntaxes (curl -H, a multi-line python3 -c
  * with a dict, PowerShell and Ruby hashes, Go, env-style assignments, a bare value, a neutral
  * variable name), never reach anything the guard writes: the JSON-lines file, stdout, the SQLite

@@ -12,7 +12,7 @@ import { type WiredGuard, wireGuard } from '../../src/guard/wire.js';
 import { waitFor } from '../support/wait.js';
 
 /**
- * The token ledger on the request path (issue 15 item 7), with a real guard (wireGuard, real
+ * The token ledger on the request path, with a real guard (wireGuard, real
  * attribution), the emulator as the upstream and real clients: curl in a shell script, the AWS SDK
  * for JavaScript v3, Debian's botocore. Every token-bearing event says issued-here, unknown,
  * expired or other-caller; an unknown token gets guard.unknownToken; a token used by another

@@ -12,7 +12,7 @@ import { FAKE_CREDENTIALS, type FakeAws, startFakeAws } from '../support/fake-aw
 import { waitFor } from '../support/wait.js';
 
 /**
- * The Logs Insights side of issue 20 against fake-aws's CloudWatch Logs, through the real SDK: the
+ * Logs Insights queries of the guards' caller summary records against fake-aws's CloudWatch Logs, through the real SDK: the
  * service's limits, each with a test: the per-query row limit (split by instance id prefix, then by
  * time), the concurrent-query limit, queries that fail, time out or are cancelled, StopQuery on
  * interrupt, a missing log group; and the bytes scanned.

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { describeOrigins, loadConfigWithOrigins, parseConfig } from '../../src/config/index.js';
 import { planReload } from '../../src/guard/reload.js';
 
-/** Issue 16.6: where each setting came from (the start-up line), and what a reload applies or names. */
+/** The daemon's configuration: where each setting came from (the start-up line), and what a reload applies or names. */
 
 describe('where each setting came from', () => {
   const dir = mkdtempSync(join(tmpdir(), 'imdsg-origins-'));

@@ -1,5 +1,5 @@
 /**
- * The streamed discover layout (issue 19 item 10): scans written whole even when they complete
+ * The streamed discover layout: scans written whole even when they complete
  * together, large scans in bounded pieces, the whole-document ndjson in the same layout, and a
  * streamed output that waits for its reader (stdout 'drain') and opens its file once.
  */

@@ -287,7 +287,7 @@ function cut(): Error {
   return Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
 }
 
-describe('applyPlan read-backs (issue 19 items 2 and 3)', () => {
+describe('applyPlan read-backs', () => {
   it('a throttled read-back gets the same retry rounds as the calls, then verifies', async () => {
     const { state, plan, id } = setup(4);
     let throttled = 3;

@@ -1,5 +1,5 @@
 /**
- * Account-level IMDSv2 enforcement (issue 19 item 4), the pure parts: launches judged against the
+ * Account-level IMDSv2 enforcement, the pure parts: launches judged against the
  * region's state (posture/launch.ts, findings), plans that mark what AWS would refuse as blocked
  * (plan/blocked.ts), and readiness to enforce (posture/enforcement.ts).
  */

@@ -124,7 +124,7 @@ describe('fleet guardrails (CLI)', () => {
   });
 });
 
-describe('the declarative policy (issue 19 item 5)', () => {
+describe('the declarative policy', () => {
   it('sets the four IMDS defaults, enforcement and the exception message, in the documented syntax', () => {
     const p = buildDeclarativePolicy();
     expect(ec2DeclarativePolicySchema.safeParse(p).error).toBeUndefined();

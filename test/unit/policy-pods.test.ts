@@ -7,7 +7,7 @@ import { classifyRequest } from '../../src/imds/classify.js';
 import { type HeaderMap, rawHeaderList } from '../support/header-list.js';
 
 /**
- * Kubernetes pods in the policy (issue 18.3): by default a pod gets the instance's hop-limit-1
+ * Kubernetes pods in the policy: by default a pod gets the instance's hop-limit-1
  * behaviour (a pod's token PUT is refused unless a rule allows the pod; a hostNetwork pod is on the
  * host, where hop limit 1 lets the token through) and no IMDSv1 unless a rule allows it. Rules match
  * namespace, pod (a glob), container (the name in the pod spec) and hostNetwork.

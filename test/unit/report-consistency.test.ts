@@ -185,7 +185,7 @@ describe('unknown is shown as unknown', () => {
     expect(testid(clean, 'regression-account-defaults')).toBe('0');
   });
 
-  it("each region's defaults, enforcement and who manages them (issue 19 item 4); unread regions say so", () => {
+  it("each region's defaults, enforcement and who manages them; unread regions say so", () => {
     const inv = partlyRead();
     const eu = inv.scans[1] as RegionScan;
     inv.scans[1] = {

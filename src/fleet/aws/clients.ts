@@ -169,7 +169,7 @@ export class AwsClientFactory {
     );
   }
 
-  /** CloudWatch Logs (Logs Insights queries of the guards' caller summary, issue 20). */
+  /** CloudWatch Logs (Logs Insights queries of the guards' caller summary). */
   logs(target: AccountTarget, region: string): CloudWatchLogsClient {
     return this.cached(
       'logs',

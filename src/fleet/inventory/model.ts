@@ -222,7 +222,7 @@ export interface Inventory {
   failures: ScanFailure[];
 }
 
-/** The key issues 8 and 9 join on. */
+/** The key that joins an instance's inventory record, its usage and its changes. */
 export function instanceKey(i: { accountId: string; region: string; instanceId: string }): string {
   return `${i.accountId}/${i.region}/${i.instanceId}`;
 }

@@ -1,6 +1,6 @@
 /**
  * PURE: what the host evidence says about one instance, as a status and a sentence for its detail,
- * and the executables that block enforcement across the fleet (issue 20: every not-ready instance
+ * and the executables that block enforcement across the fleet (every not-ready instance
  * names its IMDSv1 processes; an instance with IMDSv1 calls but no guard records says so).
  */
 import type { HostCaller } from './host-evidence.js';

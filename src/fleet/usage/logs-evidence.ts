@@ -1,5 +1,5 @@
 /**
- * Host evidence from CloudWatch Logs (issue 20): one Logs Insights query per account and region
+ * Host evidence from CloudWatch Logs: one Logs Insights query per account and region
  * that has instances (or one query of a central group), through the run's clients (the same
  * AssumeRole fan-out as every fleet command), joined per instance.
  *

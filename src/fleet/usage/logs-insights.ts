@@ -1,5 +1,5 @@
 /**
- * Logs Insights queries of the guards' caller summary records, per account and region (issue 20):
+ * Logs Insights queries of the guards' caller summary records, per account and region:
  * StartQuery, then GetQueryResults polled with backoff until the query completes. The service's
  * limits are handled here:
  *   - results that fill the row limit are re-queried narrower (by instance id prefix, then by halving

@@ -1,5 +1,5 @@
 /**
- * PURE: host evidence from the guards' caller summary records in CloudWatch Logs (issue 20). What
+ * PURE: host evidence from the guards' caller summary records in CloudWatch Logs. What
  * `--host-evidence cloudwatch-logs:...` names, the one Logs Insights query the tool sends (and its
  * narrower forms when the results do not fit), and how result rows become each instance's callers.
  * The records are documented in docs/events.md ("Caller summary records"); the I/O is in

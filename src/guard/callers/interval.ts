@@ -1,7 +1,7 @@
 import type { GuardEvent } from '../events/types.js';
 
 /**
- * PURE: the guard's caller summary (issue 20). Events are counted per caller (exe, user, container,
+ * PURE: the guard's caller summary. Events are counted per caller (exe, user, container,
  * pod) and IMDS version over one interval; at the interval's end records() turns the counts into one
  * small record each, the counts start again, and the guard ships the records through its CloudWatch
  * Logs sink, where `fleet usage --host-evidence cloudwatch-logs:GROUP` queries them with Logs

@@ -2,7 +2,7 @@ import { otherCallerReason, type TokenHolder } from './holder.js';
 import type { TokenKeys } from './keyed-hash.js';
 
 /**
- * The token ledger (issue 15 item 7): the tokens issued through the guard, by keyed hash, with their
+ * The token ledger: the tokens issued through the guard, by keyed hash, with their
  * expiry and the caller that asked for each. Pure: no clock (times come in), no file (the state file
  * is read and written by persist.ts), no crypto beyond the hashes handed in.
  *

@@ -1,7 +1,7 @@
 import { PREFIX_CHARS, scanFingerprints, type TokenHasher } from './keyed-hash.js';
 
 /**
- * Redaction by value (issue 15 item 4): the guard knows its secret and every token it issued (by the
+ * Redaction by value: the guard knows its secret and every token it issued (by the
  * keyed hash of each token's first PREFIX_CHARS characters), so it finds those values in any text it
  * is about to write, whatever the syntax around them: a curl -H, a multi-line python3 -c, a
  * PowerShell @{...}, a Ruby hash, shell assignments, a bare argument, JSON. A value cut short by an

@@ -1,5 +1,5 @@
 /**
- * The fleet report's host evidence section (issue 20): the executables that block IMDSv2
+ * The fleet report's host evidence section: the executables that block IMDSv2
  * enforcement, ranked by the number of instances they block, then each not-ready instance with its
  * IMDSv1 callers (or why none are named).
  */

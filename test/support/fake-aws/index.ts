@@ -8,7 +8,7 @@
  *   STS          awsquery XML, Version=2011-06-15             (sts.ts)
  *   IAM          awsquery XML, Version=2010-05-08             (iam.ts: GetInstanceProfile)
  *   Organizations AWS JSON 1.1, X-Amz-Target AWSOrganizationsV20161128.*  (organizations.ts)
- *   CloudWatch   AWS JSON 1.0, X-Amz-Target GraniteServiceVersion20100801.* (cloudwatch.ts: a stub for issue 9)
+ *   CloudWatch   AWS JSON 1.0, X-Amz-Target GraniteServiceVersion20100801.* (cloudwatch.ts: the usage metrics)
  *   CloudWatch Logs AWS JSON 1.1, X-Amz-Target Logs_20140328.* (logs.ts: the guard's sink, Logs Insights)
  *
  * The account a request acts in comes from the access key id in the SigV4 Authorization header:

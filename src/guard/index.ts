@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { GuardConfig } from '../config/schema.js';
-import { ImdsguardError } from '../errors.js';
+import { errorMessage, ImdsguardError } from '../errors.js';
 import { formatListen, type ListenAddress } from '../net/listen.js';
 import { noAttribution, type ProcessResolver } from './attribution/types.js';
 import { EventIds } from './events/build.js';
@@ -111,7 +111,9 @@ export function createGuard(options: GuardOptions): Guard {
   const ctx: ProxyContext = {
     state: () => state,
     callers: new CallerLookup(resolver),
-    connections: new Connections(),
+    connections: new Connections((err) =>
+      log(`guard: internal error recording a request that was never served: ${errorMessage(err)}`),
+    ),
     localAddresses: new LocalAddresses(),
     forwarder: new Forwarder(limiter),
     recorders: [redaction.recorder(options.recorders ?? [], log)],

@@ -12,9 +12,9 @@ import type { ProcessTable } from './process-table.js';
  * docs/attribution.md ("inode -> pid") explains each step.
  */
 
-/** Newest pid numbers tried, and the run of unused or older ones that ends the search. */
-const NEW_PID_PROBES = 64;
-const NEW_PID_GAP = 8;
+/** Newest pid numbers tried, and the run of older or unreadable ones that ends the search. */
+export const NEW_PID_PROBES = 64;
+export const NEW_PID_GAP = 8;
 /** Clock ticks a second in /proc/PID/stat (USER_HZ, 100 on every Linux architecture in use). */
 const USER_HZ = 100;
 /** Start times are rounded to ticks, and uptime to 10 ms: a process is "newer" only past this, ms. */

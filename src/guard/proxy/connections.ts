@@ -26,6 +26,15 @@ interface Conn {
 
 export class Connections {
   readonly #conns = new WeakMap<Socket, Conn>();
+  readonly #onDropError: (err: unknown) => void;
+
+  /**
+   * `onDropError` hears of a `drop` that threw: the other requests waiting on the connection are
+   * still dropped (each records its own event), so one failure loses no other request's event.
+   */
+  constructor(onDropError: (err: unknown) => void = () => {}) {
+    this.#onDropError = onDropError;
+  }
 
   #conn(socket: Socket): Conn {
     let c = this.#conns.get(socket);
@@ -99,7 +108,13 @@ export class Connections {
   }
 
   #drain(c: Conn): void {
-    for (const w of c.queue.splice(0)) w.drop();
+    for (const w of c.queue.splice(0)) {
+      try {
+        w.drop();
+      } catch (err) {
+        this.#onDropError(err);
+      }
+    }
     if (!c.busy) for (const f of c.after.splice(0)) f();
   }
 }

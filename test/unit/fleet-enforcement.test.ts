@@ -260,6 +260,77 @@ describe('markBlocked', () => {
 });
 
 describe('readiness to enforce', () => {
+  it('names each refused launch: a template version, a group launching from it, a launch configuration', () => {
+    const lc = {
+      accountId: A,
+      region: R,
+      name: 'lc-optional',
+      arn: null,
+      imageId: null,
+      instanceProfile: null,
+      metadataOptions: {
+        httpTokens: 'optional' as const,
+        httpEndpoint: 'enabled' as const,
+        httpPutResponseHopLimit: 1,
+      },
+    };
+    const group = (name: string, over: object) => ({
+      accountId: A,
+      region: R,
+      name,
+      arn: null,
+      launchTemplate: null,
+      mixedInstancesPolicy: false,
+      launchConfigurationName: null,
+      desiredCapacity: 1,
+      instanceIds: [],
+      ...over,
+    });
+    const s = scan({
+      launchTemplates: [template('lt-optional', 'optional'), template('lt-required', 'required')],
+      autoScalingGroups: [
+        group('asg-template', {
+          launchTemplate: { launchTemplateId: 'lt-optional', launchTemplateName: null, version: '$Default' },
+        }),
+        group('asg-required', {
+          launchTemplate: { launchTemplateId: 'lt-required', launchTemplateName: null, version: '1' },
+        }),
+        group('asg-config', { launchConfigurationName: 'lc-optional' }),
+      ],
+      launchConfigurations: [lc],
+    });
+    const [r] = enforcementReadiness({ instances: [], scans: [s] });
+    expect(r?.launches).toEqual([
+      {
+        kind: 'launch-template',
+        resourceId: 'lt-optional',
+        name: 'lt-optional-name',
+        detail:
+          'default version 1 asks for HttpTokens=optional (from launch settings): its launches are refused',
+      },
+      {
+        kind: 'auto-scaling-group',
+        resourceId: 'asg-template',
+        name: 'asg-template',
+        detail:
+          'launches from launch template lt-optional-name version 1 ($Default), which asks for HttpTokens=optional (from launch settings): it cannot scale out or replace instances',
+      },
+      {
+        kind: 'auto-scaling-group',
+        resourceId: 'asg-config',
+        name: 'asg-config',
+        detail:
+          'launches from launch configuration lc-optional, which asks for HttpTokens=optional (from launch settings): it cannot scale out or replace instances',
+      },
+      {
+        kind: 'launch-configuration',
+        resourceId: 'lc-optional',
+        name: 'lc-optional',
+        detail: 'asks for HttpTokens=optional (from launch settings): its launches are refused',
+      },
+    ]);
+  });
+
   it('says what would break: refused launches, instances on optional with IMDSv1 calls; ready when nothing', () => {
     const optionalCaller = instanceRecord({
       instanceId: 'i-0000000000000000c',

@@ -21,7 +21,7 @@ import {
   instanceKey,
   type RegionScan,
 } from '../inventory/model.js';
-import { groupLaunch, launchIn } from './launch.js';
+import { type GroupLaunch, groupLaunch, launchIn } from './launch.js';
 import { isLive } from './summary.js';
 
 /** A region's effective state. */
@@ -112,6 +112,15 @@ function refusedLaunches(scan: RegionScan): EnforcementBlocker[] {
   if (scan.defaults === null) return [];
   const asIf: RegionScan = { ...scan, defaults: { ...scan.defaults, httpTokensEnforced: 'enabled' } };
   const out: EnforcementBlocker[] = [];
+  /** A blocker for `who` when its launch is refused; `detail` gets what it asks for and where from. */
+  const ifRefused = (
+    who: Pick<EnforcementBlocker, 'kind' | 'resourceId' | 'name'>,
+    launch: Pick<GroupLaunch, 'options' | 'imageId'>,
+    detail: (asks: string) => string,
+  ) => {
+    const r = launchIn(asIf, launch.options, launch.imageId);
+    if (r.refused) out.push({ ...who, detail: detail(`HttpTokens=${r.tokens} (from ${r.source})`) });
+  };
   for (const t of scan.launchTemplates) {
     for (const v of t.versions) {
       const which =
@@ -121,40 +130,29 @@ function refusedLaunches(scan: RegionScan): EnforcementBlocker[] {
             ? 'latest'
             : null;
       if (!which) continue;
-      const r = launchIn(asIf, v.metadataOptions, v.imageId);
-      if (r.refused) {
-        out.push({
-          kind: 'launch-template',
-          resourceId: t.launchTemplateId,
-          name: t.launchTemplateName,
-          detail: `${which} version ${v.versionNumber} asks for HttpTokens=${r.tokens} (from ${r.source}): its launches are refused`,
-        });
-      }
+      ifRefused(
+        { kind: 'launch-template', resourceId: t.launchTemplateId, name: t.launchTemplateName },
+        { options: v.metadataOptions, imageId: v.imageId },
+        (asks) => `${which} version ${v.versionNumber} asks for ${asks}: its launches are refused`,
+      );
     }
   }
   for (const g of scan.autoScalingGroups) {
     const launch = groupLaunch(scan, g);
     if (!launch) continue;
-    const r = launchIn(asIf, launch.options, launch.imageId);
-    if (r.refused) {
-      out.push({
-        kind: 'auto-scaling-group',
-        resourceId: g.name,
-        name: g.name,
-        detail: `launches from ${launch.what}, which asks for HttpTokens=${r.tokens} (from ${r.source}): it cannot scale out or replace instances`,
-      });
-    }
+    ifRefused(
+      { kind: 'auto-scaling-group', resourceId: g.name, name: g.name },
+      launch,
+      (asks) =>
+        `launches from ${launch.what}, which asks for ${asks}: it cannot scale out or replace instances`,
+    );
   }
   for (const c of scan.launchConfigurations) {
-    const r = launchIn(asIf, c.metadataOptions, c.imageId);
-    if (r.refused) {
-      out.push({
-        kind: 'launch-configuration',
-        resourceId: c.name,
-        name: c.name,
-        detail: `asks for HttpTokens=${r.tokens} (from ${r.source}): its launches are refused`,
-      });
-    }
+    ifRefused(
+      { kind: 'launch-configuration', resourceId: c.name, name: c.name },
+      { options: c.metadataOptions, imageId: c.imageId },
+      (asks) => `asks for ${asks}: its launches are refused`,
+    );
   }
   return out;
 }

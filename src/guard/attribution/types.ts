@@ -63,6 +63,11 @@ export interface PodRef {
   source: 'cgroup' | 'netns' | 'address';
 }
 
+/** A pod's NAMESPACE/NAME, or undefined when either is not known (no pod, or only its UID). */
+export function podName(pod: PodRef | undefined): string | undefined {
+  return pod?.namespace !== undefined && pod.name !== undefined ? `${pod.namespace}/${pod.name}` : undefined;
+}
+
 export interface Caller {
   /** full: pid and exe known; partial: some facts (often only the uid); none: nothing known. */
   resolved: 'full' | 'partial' | 'none';

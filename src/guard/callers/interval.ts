@@ -1,3 +1,4 @@
+import { podName } from '../attribution/types.js';
 import type { GuardEvent } from '../events/types.js';
 
 /**
@@ -111,7 +112,7 @@ export class IntervalCallers {
     const exe = c?.exe ? clip(c.exe) : UNKNOWN;
     const user = clip(c?.user || (c?.uid !== undefined ? String(c.uid) : UNKNOWN), 64);
     const container = c?.container?.id ? clip(c.container.id, 64) : UNKNOWN;
-    const pod = c?.pod?.name ? clip(`${c.pod.namespace ?? ''}/${c.pod.name}`) : UNKNOWN;
+    const pod = clip(podName(c?.pod) ?? UNKNOWN);
     const key = `${version}\n${exe}\n${user}\n${container}\n${pod}`;
     let acc = this.#byKey.get(key);
     if (!acc && this.#byKey.size >= this.#max) {

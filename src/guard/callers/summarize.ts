@@ -1,4 +1,4 @@
-import type { ContainerRef, PodRef } from '../attribution/types.js';
+import { type ContainerRef, type PodRef, podName } from '../attribution/types.js';
 import type { GuardEvent } from '../events/types.js';
 
 /**
@@ -181,16 +181,17 @@ export function identityKey(
  */
 function podKey(pod: PodRef | undefined): string | undefined {
   if (pod === undefined) return undefined;
-  if (pod.namespace !== undefined && pod.name !== undefined)
-    return `pod:${pod.namespace}/${pod.name}/${pod.container ?? ''}`;
+  const name = podName(pod);
+  if (name !== undefined) return `pod:${name}/${pod.container ?? ''}`;
   return pod.uid !== undefined ? `pod:${pod.uid}` : undefined;
 }
 
 /** A pod for a person: NAMESPACE/NAME (CONTAINER), else its UID; hostNetwork marked. */
 export function podLabel(pod: PodRef): string {
+  const name = podName(pod);
   const who =
-    pod.namespace !== undefined && pod.name !== undefined
-      ? `${pod.namespace}/${pod.name}${pod.container !== undefined ? ` (${pod.container})` : ''}`
+    name !== undefined
+      ? `${name}${pod.container !== undefined ? ` (${pod.container})` : ''}`
       : `pod ${pod.uid ?? '?'}`;
   return pod.hostNetwork ? `${who} [hostNetwork]` : who;
 }

@@ -1,4 +1,4 @@
-import type { Caller } from '../attribution/types.js';
+import { type Caller, podName } from '../attribution/types.js';
 
 /**
  * Who a token was issued to, and whether a later caller is that holder. Pure: facts in, verdict out.
@@ -51,8 +51,7 @@ export function holderOf(caller: Caller | undefined): TokenHolder | undefined {
   if (caller.container) h.container = caller.container.id;
   const pod = caller.pod;
   if (pod) {
-    const name =
-      pod.namespace !== undefined && pod.name !== undefined ? `${pod.namespace}/${pod.name}` : pod.uid;
+    const name = podName(pod) ?? pod.uid;
     if (name !== undefined) h.pod = name;
   }
   if (caller.netns !== undefined) h.netns = caller.netns;

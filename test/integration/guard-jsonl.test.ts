@@ -6,32 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { isImdsguardError } from '../../src/errors.js';
 import { createJsonlRecorder } from '../../src/guard/events/jsonl.js';
 import type { GuardEvent } from '../../src/guard/events/types.js';
+import { numberedEvent as event } from '../support/guard-events.js';
 import { waitFor } from '../support/wait.js';
 
 /** The JSON-lines recorder: batched off the request path, bounded, never blocking, never throwing. */
-
-function event(i: number): GuardEvent {
-  return {
-    v: 1,
-    id: `id-${i}`,
-    time: new Date(0).toISOString(),
-    host: 'h',
-    mode: 'enforce',
-    decision: 'allow',
-    action: 'forwarded',
-    rule: 'imdsv2',
-    reason: 'r',
-    request: {
-      method: 'GET',
-      path: '/',
-      version: 'v2',
-      flavor: 'aws',
-      client: { address: '127.0.0.1', port: 1 },
-    },
-    status: 200,
-    alert: false,
-  };
-}
 
 describe('JSON-lines recorder', () => {
   it('appends one line per event to a file (mode 0640) and flushes on close', async () => {

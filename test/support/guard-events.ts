@@ -47,4 +47,28 @@ export function makeEvent(overrides: EventOverrides = {}): GuardEvent {
   };
 }
 
+/** A small forwarded event with the id `id-<i>`, for tests that count and order what was written. */
+export function numberedEvent(i: number): GuardEvent {
+  return {
+    v: 1,
+    id: `id-${i}`,
+    time: new Date(0).toISOString(),
+    host: 'h',
+    mode: 'enforce',
+    decision: 'allow',
+    action: 'forwarded',
+    rule: 'imdsv2',
+    reason: 'r',
+    request: {
+      method: 'GET',
+      path: '/',
+      version: 'v2',
+      flavor: 'aws',
+      client: { address: '127.0.0.1', port: 1 },
+    },
+    status: 200,
+    alert: false,
+  };
+}
+
 export { waitFor } from './wait.js';

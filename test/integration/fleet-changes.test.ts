@@ -16,22 +16,27 @@ import { AwsClientFactory } from '../../src/fleet/aws/clients.js';
 import type { MiddlewareClient } from '../../src/fleet/aws/counter.js';
 import { Journal } from '../../src/fleet/journal/store.js';
 import type { ChangeDocument } from '../../src/report/changes.js';
-import { capture, runInProcess } from '../support/cli.js';
+import { capture } from '../support/cli.js';
 import {
   addInstance,
   allInstances,
-  emptyAccount,
   FAKE_CREDENTIALS,
   type FakeAws,
   type FakeFleet,
   type FakeInstance,
-  type FakeMetadataOptions,
-  type FakeRegion,
   fakeCredentialsEnv,
   startFakeAws,
 } from '../support/fake-aws/index.js';
+import {
+  ACCOUNT,
+  fakeInstance,
+  fakeRegion,
+  fleetCli,
+  handFleet,
+  metadata,
+  metadataSnapshot,
+} from '../support/fake-fleet.js';
 
-const ACCOUNT = '111111111111';
 const REGION = 'us-east-1';
 const NEVER = new Promise<string>(() => {});
 
@@ -52,74 +57,15 @@ function env(): Record<string, string> {
   return fakeCredentialsEnv(REGION);
 }
 
-function options(o: Partial<FakeMetadataOptions> = {}): FakeMetadataOptions {
-  return {
-    state: 'applied',
-    httpTokens: 'optional',
-    httpEndpoint: 'enabled',
-    httpPutResponseHopLimit: 1,
-    httpProtocolIpv6: 'disabled',
-    instanceMetadataTags: 'disabled',
-    ...o,
-  };
-}
-
-let seq = 0;
-function instance(o: Partial<FakeMetadataOptions>, extra: Partial<FakeInstance> = {}): FakeInstance {
-  seq += 1;
-  const hex = seq.toString(16).padStart(17, '0');
-  return {
-    instanceId: `i-${hex}`,
-    reservationId: `r-${hex}`,
-    instanceType: 't3.micro',
-    imageId: 'ami-0123456789abcdef0',
-    state: 'running',
-    launchTime: new Date(Date.UTC(2025, 0, 1)),
-    tags: { Name: `host-${seq}` },
-    metadataOptions: options(o),
-    ...extra,
-  };
-}
-
-/** A one-account, one-region fleet built by hand. */
-function handFleet(build: (region: FakeRegion) => void): FakeFleet {
-  const account = emptyAccount(ACCOUNT, [REGION]);
-  build(account.regions.get(REGION) as FakeRegion);
-  return {
-    managementAccountId: ACCOUNT,
-    accounts: new Map([[ACCOUNT, account]]),
-    regionNames: [REGION],
-    nextId: 1,
-  };
-}
-
-function regionOf(a: FakeAws): FakeRegion {
-  return a.fleet.accounts.get(ACCOUNT)?.regions.get(REGION) as FakeRegion;
-}
-
-/** Every instance's metadata options (without the pending/applied state AWS moves by itself). */
-function snapshot(a: FakeAws): Record<string, Omit<FakeMetadataOptions, 'state'>> {
-  const out: Record<string, Omit<FakeMetadataOptions, 'state'>> = {};
-  for (const { instance: i } of allInstances(a.fleet)) {
-    const { state: _s, ...rest } = i.metadataOptions;
-    out[i.instanceId] = { ...rest };
-  }
-  return out;
-}
-
-async function cli(args: string[], opts: { shutdown?: Promise<string> } = {}) {
-  const r = await runInProcess(
-    ['fleet', ...args, '--endpoint-url', (aws as FakeAws).url, '--regions', REGION, '--format', 'json'],
-    { env: env(), cwd: dir, shutdown: opts.shutdown ?? NEVER },
-  );
-  return { ...r, doc: r.stdout.trim().startsWith('{') ? (JSON.parse(r.stdout) as ChangeDocument) : null };
+function cli(args: string[], opts: { shutdown?: Promise<string> } = {}) {
+  return fleetCli<ChangeDocument>(aws as FakeAws, [REGION], dir, args, opts);
 }
 
 /** A fleet of `n` instances with a mix of settings (no terminated ones unless asked). */
 function mixedFleet(n: number): FakeFleet {
-  return handFleet((r) => {
+  return handFleet([REGION], (r) => {
     for (let k = 0; k < n; k++) {
-      const i = instance({
+      const i = fakeInstance({
         httpTokens: k % 3 === 0 ? 'required' : 'optional',
         httpEndpoint: k % 7 === 0 ? 'disabled' : 'enabled',
         httpPutResponseHopLimit: 1 + (k % 4),
@@ -136,14 +82,14 @@ function mixedFleet(n: number): FakeFleet {
 describe('fleet harden / disable / hop-limit against fake-aws', () => {
   it('without --yes prints the plan, makes no change and says how to apply', async () => {
     aws = await startFakeAws({ fleet: mixedFleet(20) });
-    const before = snapshot(aws);
+    const before = metadataSnapshot(aws);
     const r = await cli(['harden']);
     expect(r.code).toBe(0);
     expect(r.stderr).toContain('--yes');
     expect(r.doc?.applied).toBe(false);
     expect(r.doc?.counts.change).toBeGreaterThan(0);
     expect(aws.calls.count({ action: 'ModifyInstanceMetadataOptions' })).toBe(0);
-    expect(snapshot(aws)).toEqual(before);
+    expect(metadataSnapshot(aws)).toEqual(before);
   });
 
   it('on a terminal, applies only after the interactive confirmation', async () => {
@@ -184,7 +130,7 @@ describe('fleet harden / disable / hop-limit against fake-aws', () => {
 
   it('--dry-run sends every call with DryRun and changes nothing', async () => {
     aws = await startFakeAws({ fleet: mixedFleet(40) });
-    const before = snapshot(aws);
+    const before = metadataSnapshot(aws);
     const r = await cli(['harden', '--dry-run', '--journal', 'j.db']);
     expect(r.code, r.stderr).toBe(0);
     const changes = r.doc?.counts.change ?? 0;
@@ -193,7 +139,7 @@ describe('fleet harden / disable / hop-limit against fake-aws', () => {
     expect(aws.calls.count({ action: 'ModifyInstanceMetadataOptions', errorCode: 'DryRunOperation' })).toBe(
       changes,
     );
-    expect(snapshot(aws)).toEqual(before);
+    expect(metadataSnapshot(aws)).toEqual(before);
     for (const { instance: i } of allInstances(aws.fleet)) expect(i.modifiedAt).toBeUndefined();
     expect(r.doc?.items.filter((i) => i.action === 'change').every((i) => i.status === 'dry-run-ok')).toBe(
       true,
@@ -214,16 +160,16 @@ describe('fleet harden / disable / hop-limit against fake-aws', () => {
     let gone!: FakeInstance;
     let excluded!: FakeInstance;
     aws = await startFakeAws({
-      fleet: handFleet((r) => {
-        keep = instance({
+      fleet: handFleet([REGION], (r) => {
+        keep = fakeInstance({
           httpPutResponseHopLimit: 3,
           httpProtocolIpv6: 'enabled',
           instanceMetadataTags: 'enabled',
         });
-        off = instance({ httpEndpoint: 'disabled', httpPutResponseHopLimit: 2 });
-        done = instance({ httpTokens: 'required', httpPutResponseHopLimit: 5 });
-        gone = instance({}, { state: 'terminated' });
-        excluded = instance({}, { tags: { Name: 'x', keep: 'v1' } });
+        off = fakeInstance({ httpEndpoint: 'disabled', httpPutResponseHopLimit: 2 });
+        done = fakeInstance({ httpTokens: 'required', httpPutResponseHopLimit: 5 });
+        gone = fakeInstance({}, { state: 'terminated' });
+        excluded = fakeInstance({}, { tags: { Name: 'x', keep: 'v1' } });
         for (const i of [keep, off, done, gone, excluded]) addInstance(r, ACCOUNT, i);
       }),
     });
@@ -254,7 +200,7 @@ describe('fleet harden / disable / hop-limit against fake-aws', () => {
   // In-process: six change runs over the fake fleet, several seconds on a loaded machine.
   it('harden, disable and hop-limit, each rolled back, leave every instance exactly as before', async () => {
     aws = await startFakeAws({ fleet: mixedFleet(120) });
-    const original = snapshot(aws);
+    const original = metadataSnapshot(aws);
     const full = () =>
       Object.fromEntries(
         [...allInstances((aws as FakeAws).fleet)].map((x) => [
@@ -269,7 +215,7 @@ describe('fleet harden / disable / hop-limit against fake-aws', () => {
     expect(d.code, d.stderr).toBe(0);
     const hl = await cli(['hop-limit', '2', '--yes', '--journal', 'j.db']);
     expect(hl.code, hl.stderr).toBe(0);
-    expect(snapshot(aws)).not.toEqual(original);
+    expect(metadataSnapshot(aws)).not.toEqual(original);
     for (const doc of [h.doc, d.doc, hl.doc]) {
       expect(doc?.result?.failures).toBe(0);
       expect(doc?.result?.counts.verified).toBe(doc?.counts.change);
@@ -296,7 +242,7 @@ describe('fleet harden / disable / hop-limit against fake-aws', () => {
       '--yes',
     ]);
     expect(r3.code, r3.stderr).toBe(0);
-    expect(snapshot(aws)).toEqual(original);
+    expect(metadataSnapshot(aws)).toEqual(original);
     // All six fields, state included, for running instances: every change read back and settled. A
     // stopped instance's change reads pending until it starts (EC2 API reference), so the stopped
     // instances disable touched still read pending.
@@ -347,9 +293,9 @@ describe('fleet harden / disable / hop-limit against fake-aws', () => {
 
   it('a throttling storm: everything applied, and the API token bucket is never exceeded', async () => {
     aws = await startFakeAws({
-      fleet: handFleet((r) => {
+      fleet: handFleet([REGION], (r) => {
         for (let k = 0; k < 130; k++)
-          addInstance(r, ACCOUNT, instance({ httpPutResponseHopLimit: 1 + (k % 3) }));
+          addInstance(r, ACCOUNT, fakeInstance({ httpPutResponseHopLimit: 1 + (k % 3) }));
       }),
     });
     aws.limits.enable();
@@ -365,8 +311,8 @@ describe('fleet harden / disable / hop-limit against fake-aws', () => {
 
   it('an apply stopped midway leaves a consistent journal, and a re-run finishes without repeating a change', async () => {
     aws = await startFakeAws({
-      fleet: handFleet((r) => {
-        for (let k = 0; k < 60; k++) addInstance(r, ACCOUNT, instance({}));
+      fleet: handFleet([REGION], (r) => {
+        for (let k = 0; k < 60; k++) addInstance(r, ACCOUNT, fakeInstance({}));
       }),
       latencyMs: 15,
     });
@@ -415,24 +361,27 @@ describe('fleet relax / enable against fake-aws', () => {
     let offRequired!: FakeInstance;
     let already!: FakeInstance;
     aws = await startFakeAws({
-      fleet: handFleet((r) => {
-        hardened = instance(
+      fleet: handFleet([REGION], (r) => {
+        hardened = fakeInstance(
           { httpTokens: 'required', httpPutResponseHopLimit: 2, instanceMetadataTags: 'enabled' },
           { tags: { Name: 'a', app: 'legacy' } },
         );
-        other = instance({ httpTokens: 'required' }, { tags: { Name: 'b', app: 'new' } });
-        off = instance(
+        other = fakeInstance({ httpTokens: 'required' }, { tags: { Name: 'b', app: 'new' } });
+        off = fakeInstance(
           { httpTokens: 'required', httpEndpoint: 'disabled', httpPutResponseHopLimit: 3 },
           {
             tags: { Name: 'c', app: 'legacy' },
           },
         );
-        offRequired = instance({ httpTokens: 'required', httpEndpoint: 'disabled' }, { tags: { Name: 'd' } });
-        already = instance({ httpTokens: 'optional' }, { tags: { Name: 'e', app: 'legacy' } });
+        offRequired = fakeInstance(
+          { httpTokens: 'required', httpEndpoint: 'disabled' },
+          { tags: { Name: 'd' } },
+        );
+        already = fakeInstance({ httpTokens: 'optional' }, { tags: { Name: 'e', app: 'legacy' } });
         for (const i of [hardened, other, off, offRequired, already]) addInstance(r, ACCOUNT, i);
       }),
     });
-    const original = snapshot(aws);
+    const original = metadataSnapshot(aws);
     const plan = await cli(['relax', '--tags', 'app=legacy']);
     expect(plan.code, plan.stderr).toBe(0);
     expect(plan.doc?.kind).toBe('relax');
@@ -444,7 +393,7 @@ describe('fleet relax / enable against fake-aws', () => {
     expect(aws.calls.count({ action: 'ModifyInstanceMetadataOptions', errorCode: 'DryRunOperation' })).toBe(
       1,
     );
-    expect(snapshot(aws)).toEqual(original);
+    expect(metadataSnapshot(aws)).toEqual(original);
 
     const r = await cli(['relax', '--tags', 'app=legacy', '--yes', '--journal', 'j.db']);
     expect(r.code, r.stderr).toBe(0);
@@ -497,7 +446,7 @@ describe('fleet relax / enable against fake-aws', () => {
       '--yes',
     ]);
     expect(r2.code, r2.stderr).toBe(0);
-    expect(snapshot(aws)).toEqual(original);
+    expect(metadataSnapshot(aws)).toEqual(original);
   });
 
   it('where AWS enforces IMDSv2, relax and an enable of an instance on optional are blocked with the reason and never sent', async () => {
@@ -505,21 +454,21 @@ describe('fleet relax / enable against fake-aws', () => {
     let offOptional!: FakeInstance;
     let offRequired!: FakeInstance;
     aws = await startFakeAws({
-      fleet: handFleet((r) => {
-        hardened = instance({ httpTokens: 'required' });
-        offOptional = instance({ httpTokens: 'optional', httpEndpoint: 'disabled' });
-        offRequired = instance({ httpTokens: 'required', httpEndpoint: 'disabled' });
+      fleet: handFleet([REGION], (r) => {
+        hardened = fakeInstance({ httpTokens: 'required' });
+        offOptional = fakeInstance({ httpTokens: 'optional', httpEndpoint: 'disabled' });
+        offRequired = fakeInstance({ httpTokens: 'required', httpEndpoint: 'disabled' });
         for (const i of [hardened, offOptional, offRequired]) addInstance(r, ACCOUNT, i);
         r.defaults = { httpTokensEnforced: 'enabled' };
       }),
     });
-    const before = snapshot(aws);
+    const before = metadataSnapshot(aws);
     const relax = await cli(['relax', '--instances', hardened.instanceId, '--yes', '--journal', 'j.db']);
     expect(relax.code).toBe(1);
     expect(relax.doc?.counts).toMatchObject({ change: 0, blocked: 1 });
     expect(relax.doc?.items[0]?.blocked?.reason).toBe('tokens-enforced');
     expect(relax.stderr).toContain('IMDSGUARD_E_CHANGE_BLOCKED');
-    expect(snapshot(aws)).toEqual(before);
+    expect(metadataSnapshot(aws)).toEqual(before);
     expect(aws.calls.count({ action: 'ModifyInstanceMetadataOptions' })).toBe(0);
 
     const enable = await cli([
@@ -546,8 +495,8 @@ describe('the SDK change API', () => {
   it('puts every field to keep on the wire, and wraps errors with account, region and instance', async () => {
     let target!: FakeInstance;
     aws = await startFakeAws({
-      fleet: handFleet((r) => {
-        target = instance({
+      fleet: handFleet([REGION], (r) => {
+        target = fakeInstance({
           httpEndpoint: 'disabled',
           httpPutResponseHopLimit: 4,
           instanceMetadataTags: 'enabled',
@@ -599,7 +548,7 @@ describe('the SDK change API', () => {
         .modifyInstanceMetadata(
           where,
           'i-0fffffffffffffff0',
-          { ...options(), state: undefined } as never,
+          { ...metadata(), state: undefined } as never,
           false,
         )
         .catch((e: unknown) => e);
@@ -616,7 +565,7 @@ describe('the SDK change API', () => {
 describe('fleet templates and fleet defaults against fake-aws', () => {
   it('templates --fix adds a tokens-required version inheriting everything, as default; rollback restores it', async () => {
     aws = await startFakeAws({
-      fleet: handFleet((r) => {
+      fleet: handFleet([REGION], (r) => {
         const created = new Date(Date.UTC(2025, 0, 1));
         r.launchTemplates.push(
           {
@@ -683,7 +632,7 @@ describe('fleet templates and fleet defaults against fake-aws', () => {
 
     const fix = await cli(['templates', '--fix', '--yes', '--journal', 'j.db']);
     expect(fix.code, fix.stderr).toBe(0);
-    const web = regionOf(aws).launchTemplates[0];
+    const web = fakeRegion(aws, REGION).launchTemplates[0];
     expect(web?.defaultVersion).toBe(2);
     const v2 = web?.versions.find((v) => v.versionNumber === 2);
     expect(v2?.data).toEqual({
@@ -692,18 +641,18 @@ describe('fleet templates and fleet defaults against fake-aws', () => {
       iamInstanceProfileArn: `arn:aws:iam::${ACCOUNT}:instance-profile/web`,
       metadataOptions: { httpTokens: 'required', httpPutResponseHopLimit: 2, httpProtocolIpv6: 'enabled' },
     });
-    expect(regionOf(aws).launchTemplates[1]?.versions).toHaveLength(1);
+    expect(fakeRegion(aws, REGION).launchTemplates[1]?.versions).toHaveLength(1);
     expect(fix.doc?.result?.counts.verified).toBe(1);
 
     const rb = await cli(['rollback', '--journal', 'j.db', '--yes']);
     expect(rb.code, rb.stderr).toBe(0);
-    expect(regionOf(aws).launchTemplates[0]?.defaultVersion).toBe(1);
+    expect(fakeRegion(aws, REGION).launchTemplates[0]?.defaultVersion).toBe(1);
     expect(rb.doc?.result?.counts.verified).toBe(1);
   });
 
   it('defaults --set required, then rollback back to no preference', async () => {
     aws = await startFakeAws({
-      fleet: handFleet((r) => {
+      fleet: handFleet([REGION], (r) => {
         r.defaults = { httpPutResponseHopLimit: 2 };
       }),
     });
@@ -715,11 +664,11 @@ describe('fleet templates and fleet defaults against fake-aws', () => {
     });
     const set = await cli(['defaults', '--set', 'required', '--yes', '--journal', 'j.db']);
     expect(set.code, set.stderr).toBe(0);
-    expect(regionOf(aws).defaults).toEqual({ httpTokens: 'required', httpPutResponseHopLimit: 2 });
+    expect(fakeRegion(aws, REGION).defaults).toEqual({ httpTokens: 'required', httpPutResponseHopLimit: 2 });
     const again = await cli(['defaults', '--set', 'required', '--yes', '--journal', 'j.db']);
     expect(again.doc?.counts.bySkipReason['already-compliant']).toBe(1);
     const rb = await cli(['rollback', '--journal', 'j.db', '--yes']);
     expect(rb.code, rb.stderr).toBe(0);
-    expect(regionOf(aws).defaults).toEqual({ httpPutResponseHopLimit: 2 });
+    expect(fakeRegion(aws, REGION).defaults).toEqual({ httpPutResponseHopLimit: 2 });
   });
 });

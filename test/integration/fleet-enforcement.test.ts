@@ -14,17 +14,21 @@ import { runInProcess } from '../support/cli.js';
 import { mixedUsageFleet, onlyKinds } from '../support/fake-aws/cloudwatch.js';
 import { attachDeclarativePolicy } from '../support/fake-aws/declarative.js';
 import {
-  addInstance,
-  emptyAccount,
   type FakeAws,
   type FakeFleet,
   type FakeRegion,
   fakeCredentialsEnv,
-  getRegion,
   startFakeAws,
 } from '../support/fake-aws/index.js';
+import {
+  ACCOUNT as A,
+  add,
+  fakeRegion,
+  fleetCli,
+  handFleet,
+  numberedInstance,
+} from '../support/fake-fleet.js';
 
-const A = '111111111111';
 const POLICY_MESSAGE = 'IMDS settings are managed by the platform team: see go/imds';
 
 let aws: FakeAws | undefined;
@@ -40,62 +44,24 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** us-east-1 and eu-west-1, `instancesEach` instances on optional in each. */
 function twoRegions(instancesEach = 2): FakeFleet {
-  const account = emptyAccount(A, ['us-east-1', 'eu-west-1']);
   let n = 0;
-  for (const region of account.regions.values()) {
-    for (let k = 0; k < instancesEach; k++) {
-      n += 1;
-      const hex = n.toString(16).padStart(17, '0');
-      addInstance(region, A, {
-        instanceId: `i-${hex}`,
-        reservationId: `r-${hex}`,
-        instanceType: 't3.micro',
-        imageId: 'ami-0123456789abcdef0',
-        state: 'running',
-        launchTime: new Date(Date.UTC(2025, 0, 1)),
-        tags: { Name: `host-${n}` },
-        metadataOptions: {
-          state: 'applied',
-          httpTokens: 'optional',
-          httpEndpoint: 'enabled',
-          httpPutResponseHopLimit: 1,
-          httpProtocolIpv6: 'disabled',
-          instanceMetadataTags: 'disabled',
-        },
-      });
-    }
-  }
-  return {
-    managementAccountId: A,
-    accounts: new Map([[A, account]]),
-    regionNames: ['us-east-1', 'eu-west-1'],
-    nextId: 1,
-  };
+  return handFleet(['us-east-1', 'eu-west-1'], (r) => {
+    for (let k = 0; k < instancesEach; k++) add(r, numberedInstance(++n));
+  });
 }
 
 function region(name: string): FakeRegion {
-  return getRegion((aws as FakeAws).fleet, A, name) as FakeRegion;
+  return fakeRegion(aws as FakeAws, name);
 }
 
 /** A fleet command in JSON; change commands (all but discover) get the test's journal. */
 async function cli(args: string[], regions = 'us-east-1,eu-west-1') {
   const journal = args[0] === 'discover' ? [] : ['--journal', join(dir, 'j.db')];
-  const r = await runInProcess(
-    [
-      'fleet',
-      ...args,
-      '--endpoint-url',
-      (aws as FakeAws).url,
-      '--regions',
-      regions,
-      '--format',
-      'json',
-      ...journal,
-    ],
-    { env: fakeCredentialsEnv('us-east-1'), cwd: dir },
-  );
-  return { ...r, json: r.stdout.trim().startsWith('{') ? JSON.parse(r.stdout) : null };
+  const r = await fleetCli(aws as FakeAws, regions.split(','), dir, [...args, ...journal]);
+  // Untyped: each test reads what its command's document holds.
+  return { ...r, json: r.doc as ReturnType<typeof JSON.parse> };
 }
 
 describe("each region's effective state", () => {

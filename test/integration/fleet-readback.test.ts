@@ -12,19 +12,16 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Journal } from '../../src/fleet/journal/store.js';
 import type { ChangeDocument } from '../../src/report/changes.js';
-import { runInProcess } from '../support/cli.js';
+import { type FakeAws, type FakeFleet, startFakeAws } from '../support/fake-aws/index.js';
 import {
-  addInstance,
-  allInstances,
-  emptyAccount,
-  type FakeAws,
-  type FakeFleet,
-  type FakeRegion,
-  fakeCredentialsEnv,
-  startFakeAws,
-} from '../support/fake-aws/index.js';
+  add,
+  fakeRegion,
+  fleetCli,
+  handFleet,
+  metadataSnapshot,
+  numberedInstance,
+} from '../support/fake-fleet.js';
 
-const ACCOUNT = '111111111111';
 const REGION = 'us-east-1';
 
 let aws: FakeAws | undefined;
@@ -40,65 +37,31 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** `n` instances on optional with a mix of the other settings. */
 function fleetOf(n: number): FakeFleet {
-  const account = emptyAccount(ACCOUNT, [REGION]);
-  const region = account.regions.get(REGION) as FakeRegion;
-  for (let k = 1; k <= n; k++) {
-    const hex = k.toString(16).padStart(17, '0');
-    addInstance(region, ACCOUNT, {
-      instanceId: `i-${hex}`,
-      reservationId: `r-${hex}`,
-      instanceType: 't3.micro',
-      imageId: 'ami-0123456789abcdef0',
-      state: 'running',
-      launchTime: new Date(Date.UTC(2025, 0, 1)),
-      tags: { Name: `host-${k}` },
-      metadataOptions: {
-        state: 'applied',
-        httpTokens: 'optional',
-        httpEndpoint: k % 5 === 0 ? 'disabled' : 'enabled',
-        httpPutResponseHopLimit: 1 + (k % 3),
-        httpProtocolIpv6: k % 4 === 0 ? 'enabled' : 'disabled',
-        instanceMetadataTags: k % 2 === 0 ? 'enabled' : 'disabled',
-      },
-    });
-  }
-  return {
-    managementAccountId: ACCOUNT,
-    accounts: new Map([[ACCOUNT, account]]),
-    regionNames: [REGION],
-    nextId: 1,
-  };
+  return handFleet([REGION], (r) => {
+    for (let k = 1; k <= n; k++) {
+      add(
+        r,
+        numberedInstance(k, {
+          httpEndpoint: k % 5 === 0 ? 'disabled' : 'enabled',
+          httpPutResponseHopLimit: 1 + (k % 3),
+          httpProtocolIpv6: k % 4 === 0 ? 'enabled' : 'disabled',
+          instanceMetadataTags: k % 2 === 0 ? 'enabled' : 'disabled',
+        }),
+      );
+    }
+  });
 }
 
-function snapshot(a: FakeAws): Record<string, unknown> {
-  return Object.fromEntries(
-    [...allInstances(a.fleet)].map(({ instance: i }) => {
-      const { state: _s, ...rest } = i.metadataOptions;
-      return [i.instanceId, rest];
-    }),
-  );
-}
-
-async function cli(args: string[]) {
-  const r = await runInProcess(
-    [
-      'fleet',
-      ...args,
-      '--endpoint-url',
-      (aws as FakeAws).url,
-      '--regions',
-      REGION,
-      '--format',
-      'json',
-      '--journal',
-      join(dir, 'j.db'),
-      '--max-attempts',
-      '2',
-    ],
-    { env: fakeCredentialsEnv(REGION), cwd: dir },
-  );
-  return { ...r, doc: r.stdout.trim().startsWith('{') ? (JSON.parse(r.stdout) as ChangeDocument) : null };
+function cli(args: string[]) {
+  return fleetCli<ChangeDocument>(aws as FakeAws, [REGION], dir, [
+    ...args,
+    '--journal',
+    join(dir, 'j.db'),
+    '--max-attempts',
+    '2',
+  ]);
 }
 
 /** The read-backs: DescribeInstances filtered by instance id (the inventory scan uses no filter). */
@@ -108,7 +71,7 @@ const readBack = (c: { params?: URLSearchParams | undefined }) =>
 describe('read-back after a change', () => {
   it('under throttling the harden and its rollback verify, and every instance is exactly as before', async () => {
     aws = await startFakeAws({ fleet: fleetOf(12) });
-    const original = snapshot(aws);
+    const original = metadataSnapshot(aws);
     // Each read-back is throttled more times than the SDK's own attempts (2): only the run's
     // throttle rounds get it through.
     aws.faults.throttle({ action: 'DescribeInstances', match: readBack, next: 3 });
@@ -121,7 +84,7 @@ describe('read-back after a change', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.doc?.result?.counts).toEqual({ verified: h.doc?.counts.change });
     expect(r.doc?.items.some((i) => i.status === 'mismatch')).toBe(false);
-    expect(snapshot(aws)).toEqual(original);
+    expect(metadataSnapshot(aws)).toEqual(original);
   }, 90_000);
 
   it('a read-back that never succeeds is unverified (never mismatch): the change is made, exit 1', async () => {
@@ -141,7 +104,7 @@ describe('read-back after a change', () => {
     expect(h.stderr).toContain('[IMDSGUARD_E_CHANGE_UNVERIFIED]');
     expect(h.stderr).not.toContain('mismatch');
     // It was applied: the fleet says so, and the journal lets a rollback consider it.
-    const region = aws.fleet.accounts.get(ACCOUNT)?.regions.get(REGION);
+    const region = fakeRegion(aws, REGION);
     for (const i of changed)
       expect(region?.instances.get(i.resourceId)?.metadataOptions.httpTokens).toBe('required');
   });
@@ -150,7 +113,7 @@ describe('read-back after a change', () => {
 describe('ambiguous failures are read back', () => {
   it('a modify cut after AWS acted is applied, one cut before is not-applied; the rollback uses that record', async () => {
     aws = await startFakeAws({ fleet: fleetOf(6) });
-    const original = snapshot(aws);
+    const original = metadataSnapshot(aws);
     const acted = 'i-00000000000000001';
     const notActed = 'i-00000000000000002';
     // Every attempt is cut: the SDK's retries cannot hide it.
@@ -164,7 +127,7 @@ describe('ambiguous failures are read back', () => {
     expect(byId.get(acted)?.status).toBe('verified');
     expect(byId.get(notActed)?.status).toBe('not-applied');
     expect(byId.get(notActed)?.errorMessage).toMatch(/socket hang up|ECONNRESET|aborted/);
-    const region = aws.fleet.accounts.get(ACCOUNT)?.regions.get(REGION);
+    const region = fakeRegion(aws, REGION);
     expect(region?.instances.get(acted)?.metadataOptions.httpTokens).toBe('required');
     expect(region?.instances.get(notActed)?.metadataOptions.httpTokens).toBe('optional');
     const j = Journal.open(join(dir, 'j.db'), { mustExist: true });
@@ -180,14 +143,14 @@ describe('ambiguous failures are read back', () => {
     expect(rolled).toContain(acted);
     // Nothing to undo for the change that never happened.
     expect(rolled).not.toContain(notActed);
-    expect(snapshot(aws)).toEqual(original);
+    expect(metadataSnapshot(aws)).toEqual(original);
   });
 });
 
 describe('a failing DryRun fails the dry run', () => {
   it('UnauthorizedOperation on a DryRun call is dry-run-failed, exit 1; nothing changes', async () => {
     aws = await startFakeAws({ fleet: fleetOf(4) });
-    const original = snapshot(aws);
+    const original = metadataSnapshot(aws);
     const denied = 'i-00000000000000003';
     aws.faults.deny({ action: 'ModifyInstanceMetadataOptions', resourceId: denied });
     const d = await cli(['harden', '--dry-run']);
@@ -206,6 +169,6 @@ describe('a failing DryRun fails the dry run', () => {
       aws.calls.count({ action: 'ModifyInstanceMetadataOptions', errorCode: 'UnauthorizedOperation' }),
     ).toBe(1);
     expect(aws.calls.count({ action: 'ModifyInstanceMetadataOptions', failed: false })).toBe(0);
-    expect(snapshot(aws)).toEqual(original);
+    expect(metadataSnapshot(aws)).toEqual(original);
   });
 });

@@ -5,6 +5,7 @@
 import { type RunResult, runInProcess } from './cli.js';
 import {
   addInstance,
+  allInstances,
   emptyAccount,
   type FakeAws,
   type FakeFleet,
@@ -29,15 +30,13 @@ export function metadata(o: Partial<FakeMetadataOptions> = {}): FakeMetadataOpti
   };
 }
 
-let seq = 0;
-
-/** A running instance with these metadata options (the rest of its fields fixed). */
-export function fakeInstance(
+/** Instance number `k`, running, with these metadata options: its ids (i-/r- and `k` in hex) and Name tag follow `k`. */
+export function numberedInstance(
+  k: number,
   o: Partial<FakeMetadataOptions> = {},
   extra: Partial<FakeInstance> = {},
 ): FakeInstance {
-  seq += 1;
-  const hex = seq.toString(16).padStart(17, '0');
+  const hex = k.toString(16).padStart(17, '0');
   return {
     instanceId: `i-${hex}`,
     reservationId: `r-${hex}`,
@@ -45,10 +44,21 @@ export function fakeInstance(
     imageId: 'ami-0123456789abcdef0',
     state: 'running',
     launchTime: new Date(Date.UTC(2025, 0, 1)),
-    tags: { Name: `host-${seq}` },
+    tags: { Name: `host-${k}` },
     metadataOptions: metadata(o),
     ...extra,
   };
+}
+
+let seq = 0;
+
+/** A running instance with these metadata options (the next number of this test file). */
+export function fakeInstance(
+  o: Partial<FakeMetadataOptions> = {},
+  extra: Partial<FakeInstance> = {},
+): FakeInstance {
+  seq += 1;
+  return numberedInstance(seq, o, extra);
 }
 
 /** A launch template with one version whose HttpTokens is `tokens` (optional: IMDSv1 launches). */
@@ -90,19 +100,30 @@ export function add(region: FakeRegion, ...instances: FakeInstance[]): void {
   for (const i of instances) addInstance(region, ACCOUNT, i);
 }
 
+/** Every instance's metadata options by id, without the pending/applied state AWS moves by itself. */
+export function metadataSnapshot(aws: FakeAws): Record<string, Omit<FakeMetadataOptions, 'state'>> {
+  const out: Record<string, Omit<FakeMetadataOptions, 'state'>> = {};
+  for (const { instance: i } of allInstances(aws.fleet)) {
+    const { state: _s, ...rest } = i.metadataOptions;
+    out[i.instanceId] = { ...rest };
+  }
+  return out;
+}
+
 /**
  * `imdsguard fleet ARGS --endpoint-url <aws> --regions <regions> --format json` in-process, in `cwd`,
- * never stopped; `doc` is the parsed JSON document when stdout holds one.
+ * not stopped unless `opts.shutdown` settles; `doc` is the parsed JSON document when stdout holds one.
  */
 export async function fleetCli<D = Record<string, unknown>>(
   aws: FakeAws,
   regions: readonly string[],
   cwd: string,
   args: string[],
+  opts: { shutdown?: Promise<string> } = {},
 ): Promise<RunResult & { doc: D | null }> {
   const r = await runInProcess(
     ['fleet', ...args, '--endpoint-url', aws.url, '--regions', regions.join(','), '--format', 'json'],
-    { env: fakeCredentialsEnv(regions[0]), cwd, shutdown: new Promise<string>(() => {}) },
+    { env: fakeCredentialsEnv(regions[0]), cwd, shutdown: opts.shutdown ?? new Promise<string>(() => {}) },
   );
   return { ...r, doc: r.stdout.trim().startsWith('{') ? (JSON.parse(r.stdout) as D) : null };
 }

@@ -356,6 +356,46 @@ describe('createProcResolver over a fake /proc', () => {
     expect(older.error).toMatch(/budget/);
   });
 
+  it('probes the most recent caller even when the budget is already spent, and only that one', async () => {
+    // A paused thread can use the budget up before the search starts; a long-lived caller's next
+    // socket is still worth the few reads of one probe.
+    tree.proc({ pid: 95, ppid: 1, uid: 0, exe: '/usr/bin/aws', fds: { 3: 'socket:[9500]' } });
+    tree.proc({ pid: 96, ppid: 1, uid: 0, exe: '/usr/bin/curl', fds: { 3: 'socket:[9600]' } });
+    tree.tables(
+      '',
+      [
+        ['127.0.0.1:43010', '127.0.0.1:8080', 0x01, 0, 9500],
+        ['127.0.0.1:43012', '127.0.0.1:8080', 0x01, 0, 9600],
+      ],
+      [],
+    );
+    let t = 0;
+    let step = 0;
+    const r = resolver({ budgetMs: 0.5, now: () => (t += step) });
+    // Found with time to spare: 96 first, then 95 (the most recent caller).
+    expect((await r.resolve(conn('127.0.0.1', 43012))).pid).toBe(96);
+    expect((await r.resolve(conn('127.0.0.1', 43010))).pid).toBe(95);
+    // Now every reading of the clock is 1 ms on: the budget is spent before the search begins.
+    step = 1;
+    symlinkSync('socket:[9501]', join(tree.root, '95', 'fd', '4'));
+    symlinkSync('socket:[9601]', join(tree.root, '96', 'fd', '4'));
+    tree.tables(
+      '',
+      [
+        ['127.0.0.1:43011', '127.0.0.1:8080', 0x01, 0, 9501],
+        ['127.0.0.1:43013', '127.0.0.1:8080', 0x01, 0, 9601],
+      ],
+      [],
+    );
+    const before = r.stats().probeHits;
+    expect(await r.resolve(conn('127.0.0.1', 43011))).toMatchObject({ resolved: 'full', pid: 95 });
+    expect(r.stats().probeHits).toBe(before + 1);
+    // 96 called before 95: past the budget, it is not probed.
+    const older = await r.resolve(conn('127.0.0.1', 43013));
+    expect(older.resolved).toBe('partial');
+    expect(older.error).toMatch(/budget/);
+  });
+
   it('with synchronous I/O, keeps ns_last_pid open, reads it afresh per lookup, and closes it', async () => {
     mkdirSync(join(tree.root, 'sys', 'kernel'), { recursive: true });
     const lastPid = join(tree.root, 'sys', 'kernel', 'ns_last_pid');

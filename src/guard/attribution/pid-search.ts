@@ -86,11 +86,15 @@ export class PidSearch {
     }
 
     // 1. Recent callers: long-lived agents open a new connection per request. A few reads each,
-    // where a new socket of theirs most likely is (their whole fd tables are the slow lane's).
+    // where a new socket of theirs most likely is (their whole fd tables are the slow lane's). The
+    // first one that may own the socket is probed even when the budget is already spent: a thread
+    // paused before the search began (a loaded host) must not cost the likeliest answer.
+    let probed = 0;
     for (const pid of this.#recent.keysByRecency().slice(0, RECENT_PROBES)) {
-      if (ctx.now() > deadline) break;
+      if (probed > 0 && ctx.now() > deadline) break;
       const uids = this.#table.pids.get(pid)?.uids;
       if (uid !== undefined && uids !== undefined && !uids.includes(uid)) continue;
+      probed++;
       if (await this.#fds.probe(pid, inode)) {
         stats.probeHits++;
         return this.#found(pid, inode);

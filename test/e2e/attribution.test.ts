@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { GuardEvent } from '../../src/guard/events/types.js';
 import { canUseNetns, createNetns, type Netns } from '../support/netns.js';
+import { waitFor, waitForOutput } from '../support/wait.js';
 
 /**
  * The real binary in a network namespace: an emulator upstream, the guard in monitor mode with
@@ -38,25 +39,13 @@ let guard: ChildProcess;
 let guardLog = '';
 let configFile: string;
 
-function waitFor(child: ChildProcess, text: string, ms: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const t = setTimeout(() => reject(new Error(`"${text}" not seen within ${ms} ms: ${buf}`)), ms);
-    const on = (d: Buffer) => {
-      buf += d.toString();
-      guardLog += d.toString();
-      if (buf.includes(text)) {
-        clearTimeout(t);
-        resolve();
-      }
-    };
-    child.stderr?.on('data', on);
-    child.stdout?.on('data', on);
-    child.once('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`exited (${code}) before "${text}": ${buf}`));
-    });
-  });
+/** Keeps what a child prints in guardLog (for failure messages and the log checks). */
+function logOutput(child: ChildProcess): void {
+  const on = (d: Buffer) => {
+    guardLog += d.toString();
+  };
+  child.stderr?.on('data', on);
+  child.stdout?.on('data', on);
 }
 
 function exited(c: ChildProcess): Promise<number | null> {
@@ -73,17 +62,15 @@ function events(): GuardEvent[] {
 }
 
 async function eventFor(pid: number): Promise<GuardEvent> {
-  const until = Date.now() + 10_000;
-  for (;;) {
-    const e = events().find((x) => x.caller?.pid === pid);
-    if (e) return e;
-    if (Date.now() > until) {
-      throw new Error(
-        `no event attributed to pid ${pid}; events: ${JSON.stringify(events().map((x) => x.caller))}\n${guardLog}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 100));
+  const find = () => events().find((x) => x.caller?.pid === pid);
+  try {
+    await waitFor(() => find() !== undefined, `an event attributed to pid ${pid}`);
+  } catch (err) {
+    throw new Error(
+      `${(err as Error).message}; events: ${JSON.stringify(events().map((x) => x.caller))}\n${guardLog}`,
+    );
   }
+  return find() as GuardEvent;
 }
 
 /** Runs a client as nobody inside the namespace; resolves with its pid once it has exited 0. */
@@ -140,7 +127,8 @@ describe.skipIf(!ENABLED)('attribution end to end (netns, real binary, real clie
       String(GUARD_PORT),
     ]);
     const emu = ns.spawn(process.execPath, [MAIN, 'emulate', '--listen', `127.0.0.1:${EMU_PORT}`]);
-    await waitFor(emu, 'listening on', 15_000);
+    logOutput(emu);
+    await waitForOutput(emu, 'listening on');
     guard = ns.spawn(process.execPath, [
       MAIN,
       'guard',
@@ -157,12 +145,14 @@ describe.skipIf(!ENABLED)('attribution end to end (netns, real binary, real clie
       '--events',
       eventsFile,
     ]);
-    await waitFor(guard, 'listening on', 15_000);
+    logOutput(guard);
+    await waitForOutput(guard, 'listening on');
     // The emulator must answer before clients run.
-    for (let i = 0; i < 50; i++) {
-      if (ns.run(CURL, ['-sf', `http://127.0.0.1:${EMU_PORT}/latest/meta-data/`]).status === 0) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor(
+      () => ns.run(CURL, ['-sf', `http://127.0.0.1:${EMU_PORT}/latest/meta-data/`]).status === 0,
+      'the emulator to answer',
+      100,
+    );
     expect(emu.exitCode).toBeNull();
   }, 60_000);
 
@@ -254,13 +244,14 @@ describe.skipIf(!ENABLED)('attribution end to end (netns, real binary, real clie
       const metric = (text: string, name: string) =>
         Number(new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\d+)`, 'm').exec(text)?.[1] ?? Number.NaN);
       let text = '';
-      const until = Date.now() + 12_000;
-      for (;;) {
-        text = ns.exec(CURL, ['-sf', `http://127.0.0.1:${ADMIN_PORT}/metrics`]);
-        if (metric(text, 'imdsguard_attribution_socket_lookups_total{via="sock_diag"}') >= 4) break;
-        if (Date.now() > until) throw new Error(`sock_diag lookups never reached 4:\n${text}`);
-        await new Promise((r) => setTimeout(r, 250));
-      }
+      await waitFor(
+        () => {
+          text = ns.exec(CURL, ['-sf', `http://127.0.0.1:${ADMIN_PORT}/metrics`]);
+          return metric(text, 'imdsguard_attribution_socket_lookups_total{via="sock_diag"}') >= 4;
+        },
+        '4 sock_diag lookups in the metrics',
+        250,
+      );
       expect(metric(text, 'imdsguard_attribution_sock_diag')).toBe(1);
       expect(metric(text, 'imdsguard_attribution_socket_lookups_total{via="proc_table"}')).toBe(0);
     },

@@ -34,11 +34,7 @@ async function startGuard(args: string[], env: Record<string, string> = {}): Pro
     stderr += d.toString();
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  await waitFor(
-    () => /\nimdsguard: settings: .*\n/.test(stderr) || child.exitCode !== null,
-    30_000,
-    'start-up',
-  );
+  await waitFor(() => /\nimdsguard: settings: .*\n/.test(stderr) || child.exitCode !== null, 'start-up');
   const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(stderr)?.[1]);
   if (!port) throw new Error(`the guard did not start: ${stderr}`);
   const outcome = /imdsguard: (configuration reloaded|reload failed)[^\n]*\n/g;
@@ -49,7 +45,7 @@ async function startGuard(args: string[], env: Record<string, string> = {}): Pro
     async hup() {
       const before = stderr.match(outcome)?.length ?? 0;
       child.kill('SIGHUP');
-      await waitFor(() => (stderr.match(outcome)?.length ?? 0) > before, 20_000, 'the reload');
+      await waitFor(() => (stderr.match(outcome)?.length ?? 0) > before, 'the reload');
       return (stderr.match(outcome) ?? [])[before] as string;
     },
     stop() {
@@ -119,14 +115,14 @@ describe('the guard as a daemon', () => {
       const traffic = (async () => {
         while (!stop) expect(await call(g.port, n++)).toBe(502);
       })();
-      await waitFor(() => paths(file).length >= 50, 30_000, 'events before the rotation');
+      await waitFor(() => paths(file).length >= 50, 'events before the rotation');
       renameSync(file, `${file}.1`);
       const outcome = await g.hup();
       expect(outcome).toMatch(
         /^imdsguard: configuration reloaded \(mode enforce\), events to .*events\.jsonl\n$/,
       );
       const afterHup = n;
-      await waitFor(() => paths(file).some((p) => p > afterHup + 20), 30_000, 'events after the reopen');
+      await waitFor(() => paths(file).some((p) => p > afterHup + 20), 'events after the reopen');
       stop = true;
       await traffic;
       expect(await g.stop()).toBe(0);
@@ -154,7 +150,7 @@ describe('the guard as a daemon', () => {
     const g = await startGuard(['--config', config]);
     try {
       expect(await call(g.port, 1)).toBe(502);
-      await waitFor(() => paths(a).length === 1, 20_000, 'the first event');
+      await waitFor(() => paths(a).length === 1, 'the first event');
       writeFileSync(
         config,
         `${base}  mode: monitor\nevents:\n  file: ${b}\nalerts:\n  webhooks:\n    - url: http://127.0.0.1:9/hook-secret\nadmin:\n  listen: 127.0.0.1:0\n`,
@@ -165,7 +161,7 @@ describe('the guard as a daemon', () => {
       );
       expect(g.stderr()).not.toContain('hook-secret');
       expect(await call(g.port, 2)).toBe(502);
-      await waitFor(() => paths(b).length === 1, 20_000, 'the event in the new file');
+      await waitFor(() => paths(b).length === 1, 'the event in the new file');
       expect(paths(a)).toEqual([1]);
       expect(paths(b)).toEqual([2]);
       expect((JSON.parse(readFileSync(b, 'utf8')) as GuardEvent).mode).toBe('monitor');
@@ -182,16 +178,16 @@ describe('the guard as a daemon', () => {
     const g = await startGuard(['--config', config]);
     try {
       expect(await call(g.port, 1)).toBe(502);
-      await waitFor(() => paths(file).length === 1, 20_000, 'the first event');
+      await waitFor(() => paths(file).length === 1, 'the first event');
       renameSync(file, `${file}.1`);
       writeFileSync(config, 'guard:\n  mode: sometimes\n');
       const outcome = await g.hup();
       expect(outcome).toMatch(
         /^imdsguard: reload failed, keeping the running configuration: .*guard\.mode: must be one of enforce, monitor, trap.*\[IMDSGUARD_E_CONFIG\]/,
       );
-      await waitFor(() => g.stderr().includes(`events to ${file} (reopened)`), 20_000, 'the reopen');
+      await waitFor(() => g.stderr().includes(`events to ${file} (reopened)`), 'the reopen');
       expect(await call(g.port, 2)).toBe(502);
-      await waitFor(() => paths(file).length === 1, 20_000, 'the event in the new file');
+      await waitFor(() => paths(file).length === 1, 'the event in the new file');
       expect(paths(`${file}.1`)).toEqual([1]);
       expect(paths(file)).toEqual([2]);
     } finally {

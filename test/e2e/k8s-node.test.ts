@@ -28,6 +28,7 @@ import {
   writeKubeletLogs,
 } from '../support/k8s-node.js';
 import { createNetns, type Netns } from '../support/netns.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * A Kubernetes node without a cluster. Network namespaces: "imds" holds
@@ -108,14 +109,11 @@ describe.skipIf(!ENABLED)('a Kubernetes node in network namespaces (hop limit 1,
       .slice(from)
       .map((e) => `${e.request.method} ${e.request.path} ${e.status} ${e.rule} ${JSON.stringify(e.caller)}`)
       .join('\n')}`;
-  /** The events of requests with this User-Agent, once `n` of them are recorded (at most 10 s). */
+  /** The events of requests with this User-Agent, once `n` of them are recorded. */
   const eventsOf = async (agent: string, n = 1): Promise<GuardEvent[]> => {
-    const end = Date.now() + 10_000;
-    for (;;) {
-      const got = events().filter((e) => e.request.userAgent === agent);
-      if (got.length >= n || Date.now() > end) return got;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const got = () => events().filter((e) => e.request.userAgent === agent);
+    await waitFor(() => got().length >= n, `${n} event(s) of ${agent}`);
+    return got();
   };
   const status = (stdout: string, code: number | null) =>
     /^HTTP\/[\d.]+ (\d+)/m.exec(stdout)?.[1] ?? `curl exit ${code}`;
@@ -207,7 +205,7 @@ describe.skipIf(!ENABLED)('a Kubernetes node in network namespaces (hop limit 1,
       ],
       { env: CLEAN_ENV },
     );
-    await waitForLine(emu, /"listening"/, 30_000);
+    await waitForLine(emu, /"listening"/);
     podA = addPod(n, 'k8s-poda', 1);
     podB = addPod(n, 'k8s-podb', 2);
     pods.push(podA, podB);
@@ -289,7 +287,7 @@ describe.skipIf(!ENABLED)('a Kubernetes node in network namespaces (hop limit 1,
     guard.stderr?.on('data', (c: Buffer) => {
       guardStderr += c.toString();
     });
-    await waitForLine(guard, /listening on/, 30_000);
+    await waitForLine(guard, /listening on/);
     const r = n.run(process.execPath, [
       MAIN,
       'install',

@@ -122,10 +122,10 @@ describe.skipIf(!HOST_TESTS_ENABLED).each(['iptables', 'nftables'] as const)(
 
       // The watcher turns it on, and then on for the next pod as it appears.
       const w = watch(host);
-      await waitForLine(w, new RegExp(`${b.iface}/route_localnet = 1`), 30_000);
+      await waitForLine(w, new RegExp(`${b.iface}/route_localnet = 1`));
       expect(await host.curlFrom(b.ns)).toEqual({ code: '200', viaGuard: true });
       const c = pod('podc');
-      await waitForLine(w, new RegExp(`${c.iface}/route_localnet = 1`), 30_000);
+      await waitForLine(w, new RegExp(`${c.iface}/route_localnet = 1`));
       expect(await host.curlFrom(c.ns)).toEqual({ code: '200', viaGuard: true });
       expect(doctor(host).checks).toEqual(ALL_OK);
 
@@ -176,9 +176,9 @@ describe.skipIf(!HOST_TESTS_ENABLED).each(['iptables', 'nftables'] as const)(
 
       // A watcher left running after uninstall turns nothing on: the drop rule is gone.
       const stray = watch(host);
-      await waitForLine(stray, /route_localnet left alone/, 30_000);
+      await waitForLine(stray, /route_localnet left alone/);
       const d = pod('podd');
-      await waitForLine(stray, /route_localnet left alone/, 30_000);
+      await waitForLine(stray, /route_localnet left alone/);
       expect(localnet(d)).toBe('0');
       await stop(stray);
       expect(readdirSync(host.root)).toEqual([]);

@@ -60,12 +60,12 @@ describe('event outputs with the admin endpoint', () => {
         r.record(denied);
         r.record(allowed);
       }
-      await waitFor(() => hook.requests.length >= 1, 5000, 'the alert');
+      await waitFor(() => hook.requests.length >= 1, 'the alert');
       const alerts = hook.requests.flatMap((q) => (JSON.parse(q.body) as { alerts: Alert[] }).alerts);
       expect(alerts.map((a) => a.reason)).toEqual(['denied-one']);
 
       // Delivered alerts leave the spool when the sink cursors are saved (every second).
-      await waitFor(() => outputs.alerts?.stats().spool.alerts === 0, 5000, 'the spool to empty');
+      await waitFor(() => outputs.alerts?.stats().spool.alerts === 0, 'the spool to empty');
       const res = await fetch(`${url}/metrics`);
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
@@ -124,7 +124,7 @@ describe('event outputs with the admin endpoint', () => {
       for (let i = 0; i < 3; i++) {
         for (const r of outputs.recorders) r.record(makeEvent({ request: { path: `/p/${i}` } }));
       }
-      await waitFor(() => (outputs.alerts?.stats().sinks[0]?.failures ?? 0) >= 2, 5000, 'failures');
+      await waitFor(() => (outputs.alerts?.stats().sinks[0]?.failures ?? 0) >= 2, 'failures');
       const text = await (await fetch(`${outputs.adminUrl}/metrics`)).text();
       expect(metricValue(text, 'imdsguard_alert_sink_backlog{sink="dead"}')).toBe(3);
       expect(metricValue(text, 'imdsguard_alert_sink_up{sink="dead"}')).toBe(0);

@@ -68,7 +68,7 @@ describe('the /proc resolver in the guard', () => {
     // The guard looks the caller up beside the request; the clients stay connected until it is done.
     const a = await openClient('127.0.0.1', v4?.port as number);
     const b = await openClient('::1', v6?.port as number);
-    const events = await rec.waitFor(2, 5000);
+    const events = await rec.waitFor(2);
     a.close();
     b.close();
     expect(events).toHaveLength(2);

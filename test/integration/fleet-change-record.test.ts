@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Journal } from '../../src/fleet/journal/store.js';
 import type { ChangeDocument } from '../../src/report/changes.js';
 import { type FakeAws, startFakeAws } from '../support/fake-aws/index.js';
@@ -21,6 +21,10 @@ import {
   fleetCli,
   handFleet,
 } from '../support/fake-fleet.js';
+
+// Whole commands run in-process against fake-aws over HTTP through the real SDK (whose first import
+// the first test pays): seconds each on a quiet machine, many times that on a loaded one.
+vi.setConfig({ testTimeout: 60_000 });
 
 const EAST = 'us-east-1';
 const WEST = 'eu-west-1';

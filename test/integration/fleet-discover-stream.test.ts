@@ -157,7 +157,7 @@ describe('fleet discover streams ndjson and csv', { timeout: 120_000 }, () => {
       io,
       fakeCredentialsEnv(),
     );
-    await waitFor(() => release !== undefined, 30_000, 'the first page');
+    await waitFor(() => release !== undefined, 'the first page');
     // Let the SDK and the server run a while: the second page must still not be asked for.
     for (let n = 0; n < 20; n++) await new Promise((r) => setTimeout(r, 10));
     expect(a.calls.count({ action: 'DescribeInstances', region: REGIONS[0] })).toBe(1);
@@ -245,7 +245,7 @@ describe('fleet discover streams ndjson and csv', { timeout: 120_000 }, () => {
       ['fleet', 'discover', '--endpoint-url', a.url, '--regions', REGIONS.join(','), '--format', 'ndjson'],
       { env: fakeCredentialsEnv(), shutdown, stdout },
     );
-    await waitFor(() => stdout.text.includes('"type":"meta"'), 30_000, 'the first record');
+    await waitFor(() => stdout.text.includes('"type":"meta"'), 'the first record');
     stop('SIGINT');
     const r = await pending;
     expect(r.code).toBe(1);

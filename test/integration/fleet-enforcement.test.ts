@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ChangeDocument } from '../../src/report/changes.js';
 import { runInProcess } from '../support/cli.js';
 import { mixedUsageFleet, onlyKinds } from '../support/fake-aws/cloudwatch.js';
@@ -28,6 +28,10 @@ import {
   handFleet,
   numberedInstance,
 } from '../support/fake-fleet.js';
+
+// Whole commands run in-process against fake-aws over HTTP through the real SDK (whose first import
+// the first test pays): seconds each on a quiet machine, many times that on a loaded one.
+vi.setConfig({ testTimeout: 60_000 });
 
 const POLICY_MESSAGE = 'IMDS settings are managed by the platform team: see go/imds';
 

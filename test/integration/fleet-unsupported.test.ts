@@ -3,11 +3,15 @@
  * XML, InvalidAction) is classified once as unsupported, not retried, and said so, through the real
  * CLI code and the real SDK against fake-aws.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { unsupportedReason } from '../../src/fleet/aws/unsupported.js';
 import { runInProcess } from '../support/cli.js';
 import { mixedUsageFleet, onlyKinds } from '../support/fake-aws/cloudwatch.js';
 import { type FakeAws, fakeCredentialsEnv, startFakeAws } from '../support/fake-aws/index.js';
+
+// Whole commands run in-process against fake-aws over HTTP through the real SDK (whose first import
+// the first test pays): seconds each on a quiet machine, many times that on a loaded one.
+vi.setConfig({ testTimeout: 60_000 });
 
 let aws: FakeAws | undefined;
 

@@ -4,7 +4,7 @@
  * minutes ago is never ready, for any --days, at any time of day: checked at and around period
  * boundaries with a controlled clock (the fake's and the window's), through the real CloudWatch SDK.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AwsClientFactory } from '../../src/fleet/aws/clients.js';
 import type { InstanceRecord } from '../../src/fleet/inventory/model.js';
 import { assessFleet } from '../../src/fleet/posture/readiness.js';
@@ -21,6 +21,10 @@ import {
   startFakeAws,
 } from '../support/fake-aws/index.js';
 import { instanceRecord } from '../support/fleet-records.js';
+
+// Whole commands run in-process against fake-aws over HTTP through the real SDK (whose first import
+// the first test pays): seconds each on a quiet machine, many times that on a loaded one.
+vi.setConfig({ testTimeout: 60_000 });
 
 const ACCOUNT = '111111111111';
 const REGION = 'us-east-1';

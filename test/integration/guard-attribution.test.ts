@@ -167,7 +167,7 @@ describe('caller rules through the guard', () => {
     );
     // The request waits for the lookup before it goes upstream: nothing reaches the upstream until
     // the lookup is released.
-    await waitFor(() => release !== undefined, 5000, 'the lookup');
+    await waitFor(() => release !== undefined, 'the lookup');
     await new Promise((t) => setTimeout(t, 50));
     expect(emulator.requests.length).toBe(before);
     (release as unknown as () => void)();
@@ -182,7 +182,7 @@ describe('caller rules through the guard', () => {
     release = undefined;
     const sent = emulator.requests.length;
     const v2 = send(url, 'GET', '/latest/meta-data/', { 'x-aws-ec2-metadata-token': 'x' });
-    await waitFor(() => emulator.requests.length > sent, 5000, 'the upstream request');
+    await waitFor(() => emulator.requests.length > sent, 'the upstream request');
     expect(release).toBeDefined();
     (release as unknown as () => void)();
     expect((await v2).status).not.toBe(0);
@@ -199,7 +199,7 @@ describe('caller rules through the guard', () => {
     const { url, recorder } = await start({ attribution: { timeoutMs: 5_000, holdV1: false } }, r);
     const sent = emulator.requests.length;
     const res = send(url, 'GET', '/latest/meta-data/instance-id', { 'user-agent': 'aws-cli/2.9.19' });
-    await waitFor(() => emulator.requests.length > sent, 5000, 'the upstream request');
+    await waitFor(() => emulator.requests.length > sent, 'the upstream request');
     expect(release).toBeDefined();
     (release as unknown as () => void)();
     expect((await res).status).toBe(200);
@@ -236,7 +236,7 @@ describe('caller rules through the guard', () => {
         r,
       );
       expect((await send(url, 'GET', '/latest/meta-data/', { 'user-agent': 'curl/8' })).status).toBe(403);
-      const [e] = await recorder.waitFor(1, 5000);
+      const [e] = await recorder.waitFor(1);
       expect(e?.caller).toMatchObject({ resolved: 'none' });
       expect(e?.caller?.error).toBe(
         `attribution timed out after 50 ms; the lookup did not finish within ${eventWaitMs} ms`,

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmulator, type Emulator } from '../../src/emulator/index.js';
 import { capture, runInProcess } from '../support/cli.js';
-import { send } from '../support/guard-helpers.js';
+import { type Reply, send } from '../support/guard-helpers.js';
 import { waitFor } from '../support/wait.js';
 
 /** `imdsguard guard` through the CLI table, in-process: flags, config errors, events on stdout. */
@@ -42,20 +42,23 @@ describe('imdsguard guard', () => {
       stdout,
     });
     const url = `http://127.0.0.1:${port}`;
-    let reply = await send(url, 'PUT', '/latest/api/token', {
-      'x-aws-ec2-metadata-token-ttl-seconds': '60',
-    }).catch(() => undefined);
-    for (let i = 0; i < 100 && reply === undefined; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      reply = await send(url, 'PUT', '/latest/api/token', {
-        'x-aws-ec2-metadata-token-ttl-seconds': '60',
-      }).catch(() => undefined);
-    }
+    let reply: Reply | undefined;
+    // The guard listens once its modules are loaded: retry until it answers.
+    await waitFor(
+      async () => {
+        reply = await send(url, 'PUT', '/latest/api/token', {
+          'x-aws-ec2-metadata-token-ttl-seconds': '60',
+        }).catch(() => undefined);
+        return reply !== undefined;
+      },
+      'the guard to answer',
+      50,
+    );
     expect(reply?.status).toBe(200);
     const v1 = await send(url, 'GET', '/latest/meta-data/', { 'x-meta-auth': 'cli-secret-value' });
     expect(v1.status).toBe(401); // allowed by the secret; the emulator requires IMDSv2
     // Both events written (an event follows its response), then stop.
-    await waitFor(() => stdout.text.trim().split('\n').length >= 2, 5000, 'two events on stdout');
+    await waitFor(() => stdout.text.trim().split('\n').length >= 2, 'two events on stdout');
     stop('SIGTERM');
     const r = await run;
     expect(r.code).toBe(0);

@@ -48,7 +48,7 @@ describe('JSON-lines recorder', () => {
     expect(logs).toEqual([]);
     // Once the output drains, the next batch goes out and the drops are reported.
     release();
-    await waitFor(() => logs.length > 0, 5000, 'the drop report');
+    await waitFor(() => logs.length > 0, 'the drop report');
     expect(logs.join('\n')).toMatch(/45 event\(s\) dropped/);
     release();
   });
@@ -62,7 +62,7 @@ describe('JSON-lines recorder', () => {
     const logs: string[] = [];
     const r = createJsonlRecorder({ stream: broken, log: (m) => logs.push(m) });
     r.record(event(1));
-    await waitFor(() => logs.length > 0, 5000, 'the write error');
+    await waitFor(() => logs.length > 0, 'the write error');
     expect(logs.join('\n')).toContain('disk full');
     expect(() => r.record(event(2))).not.toThrow();
     // close() waits until the buffer is settled: event 2 was dropped, not written or thrown.

@@ -143,7 +143,7 @@ beforeAll(async () => {
     ],
   ];
   for (const [cmd, args] of clients) await run(cmd, args, { timeout: 20_000 });
-  await waitFor(() => events.length >= clients.length + 1, 15_000, 'the events');
+  await waitFor(() => events.length >= clients.length + 1, 'the events');
   await wired.close();
   files = readdirSync(dir).map((f) => [f, readFileSync(join(dir, f)).toString('latin1')]);
 }, 90_000);

@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Caller, ProcessResolver } from '../../src/guard/attribution/types.js';
 import { createGuard, type Guard } from '../../src/guard/index.js';
 import { guardConfig, MemoryRecorder, raw, statusOf } from '../support/guard-helpers.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * The request path judged on raw bytes (header count and size, repeated headers, forwarding headers and the attacks around them): what
@@ -59,12 +60,13 @@ async function start(guard: Record<string, unknown> = {}, resolver?: ProcessReso
 
 /** Waits until the guard has nothing in flight and no event pending. */
 async function idle(g: Guard): Promise<void> {
-  for (let i = 0; i < 400; i++) {
+  const quiet = () => {
     const s = g.stats();
-    if (s.inFlight === 0 && s.pendingEvents === 0 && s.upstreamActive === 0) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`guard not idle: ${JSON.stringify(g.stats())}`);
+    return s.inFlight === 0 && s.pendingEvents === 0 && s.upstreamActive === 0;
+  };
+  await waitFor(quiet, 'the guard to be idle').catch(() => {
+    throw new Error(`guard not idle: ${JSON.stringify(g.stats())}`);
+  });
 }
 
 const pad = (n: number) => Array.from({ length: n }, (_, i) => `X-Pad-${i}: x\r\n`).join('');

@@ -93,7 +93,7 @@ const getWith = (url: string, token: string, path = CREDS) =>
   curl(['-H', `${TOKEN_HEADER}: ${token}`, `${url}${path}`]);
 
 async function eventsOf(s: Started, n: number): Promise<GuardEvent[]> {
-  await waitFor(() => s.events.length >= n, 15_000, `${n} events`);
+  await waitFor(() => s.events.length >= n, `${n} events`);
   return s.events;
 }
 

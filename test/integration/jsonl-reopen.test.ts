@@ -26,7 +26,7 @@ describe('JSON-lines recorder: reopen', () => {
     const file = join(dir, 'events.jsonl');
     const r = createJsonlRecorder({ file });
     for (let i = 0; i < 100; i++) r.record(event(i));
-    await waitFor(() => ids(file).length === 100, 10_000, 'the first events');
+    await waitFor(() => ids(file).length === 100, 'the first events');
     renameSync(file, `${file}.1`);
     // Before the signal, events still go to the renamed file (its descriptor is open).
     for (let i = 100; i < 150; i++) r.record(event(i));
@@ -83,7 +83,7 @@ describe('JSON-lines recorder: reopen', () => {
     expect(s.file).toBeUndefined();
     await s.reopen(); // no file: nothing to reopen
     s.record(event(2));
-    await waitFor(() => streamed.includes('id-2'), 10_000, 'the streamed event');
+    await waitFor(() => streamed.includes('id-2'), 'the streamed event');
     await s.reopen(a);
     s.record(event(3));
     await s.close();

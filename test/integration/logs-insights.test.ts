@@ -1,5 +1,5 @@
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { isImdsguardError } from '../../src/errors.js';
 import {
   AccountSlots,
@@ -10,6 +10,10 @@ import {
 import { callerRecord, putRecords } from '../support/caller-records.js';
 import { FAKE_CREDENTIALS, type FakeAws, startFakeAws } from '../support/fake-aws/index.js';
 import { waitFor } from '../support/wait.js';
+
+// Queries run in-process against fake-aws over HTTP through the real SDK (whose first import the
+// first test pays): seconds each on a quiet machine, many times that on a loaded one.
+vi.setConfig({ testTimeout: 60_000 });
 
 /**
  * Logs Insights queries of the guards' caller summary records against fake-aws's CloudWatch Logs, through the real SDK: the
@@ -258,7 +262,6 @@ describe('Logs Insights queries of the caller summary', () => {
     );
     await waitFor(
       () => aws.calls.count({ action: 'StartQuery', errorCode: 'LimitExceededException' }) >= 2,
-      10_000,
       'refused StartQuery calls',
     );
     aws.logs.hold = false;
@@ -353,7 +356,7 @@ describe('Logs Insights queries of the caller summary', () => {
         signal: stop.signal,
       },
     );
-    await waitFor(() => aws.calls.count({ action: 'GetQueryResults' }) >= 1, 10_000, 'a poll');
+    await waitFor(() => aws.calls.count({ action: 'GetQueryResults' }) >= 1, 'a poll');
     stop.abort('SIGINT');
     const err = await run.then(
       () => undefined,

@@ -372,7 +372,7 @@ describe('syslog specifics', () => {
       });
       const [a] = markedAlerts(1);
       await sink.send([a as Alert]);
-      await waitFor(() => messages.length > 0, 5000, 'the syslog datagram');
+      await waitFor(() => messages.length > 0, 'the syslog datagram');
       await sink.close();
       const m = messages[0] ?? '';
       // local3 (19) * 8 + warning (4) = 156

@@ -7,6 +7,7 @@ import { createProcResolver } from '../../src/guard/attribution/index.js';
 import { addressToKernelHex, findRowsByLocal, TCP_STATES } from '../../src/guard/attribution/proc-parse.js';
 import { loadSockDiag, type SockDiag } from '../../src/guard/attribution/sock-diag.js';
 import { connectionInfo } from '../../src/guard/attribution/types.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * The native sock_diag addon (native/addon) against this machine's kernel: exact lookups of real
@@ -43,11 +44,7 @@ async function clientOf(host: string, to: number): Promise<Socket> {
 
 /** Waits until the server has accepted `count` connections in all; returns the last of them. */
 async function waitAccepted(count: number): Promise<Socket> {
-  const until = Date.now() + 10_000;
-  while (accepted.length < count) {
-    if (Date.now() > until) throw new Error(`only ${accepted.length} of ${count} connections arrived`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await waitFor(() => accepted.length >= count, `${count} connections in all`);
   return accepted[count - 1] as Socket;
 }
 
@@ -143,7 +140,7 @@ describe.skipIf(SKIP)('the resolver with sock_diag', () => {
       PY,
       [
         '-c',
-        `import socket,time\ns=socket.create_connection(('${host}',${port}))\ns.sendall(b'x')\ntime.sleep(20)`,
+        `import socket,time\ns=socket.create_connection(('${host}',${port}))\ns.sendall(b'x')\ntime.sleep(300)`,
       ],
       { stdio: 'ignore' },
     );
@@ -193,7 +190,7 @@ describe.skipIf(SKIP)('the resolver with sock_diag', () => {
         PY,
         [
           '-c',
-          `import socket,time\ncs=[socket.create_connection(('127.0.0.1',${port})) for _ in range(3)]\nfor c in cs: c.sendall(b'x')\ntime.sleep(20)`,
+          `import socket,time\ncs=[socket.create_connection(('127.0.0.1',${port})) for _ in range(3)]\nfor c in cs: c.sendall(b'x')\ntime.sleep(300)`,
         ],
         { stdio: 'ignore' },
       );
@@ -231,29 +228,32 @@ describe.skipIf(SKIP)('the resolver with sock_diag', () => {
   it('reuses a process description for its next connection, and describes afresh after an exec', async () => {
     const r = createProcResolver({ budgetMs: 2000 });
     try {
-      // Two connections from python, then python execs curl, which makes a third.
+      // Two connections from python, then python execs curl, which makes a third; each step waits
+      // for the test to have attributed the connection before.
       const start = accepted.length;
       const child = spawn(
         PY,
         [
           '-c',
           [
-            'import socket, os, time',
+            'import socket, os, sys',
             `a = socket.create_connection(('127.0.0.1', ${port})); a.sendall(b'1')`,
-            'time.sleep(0.3)',
+            'sys.stdin.readline()',
             `b = socket.create_connection(('127.0.0.1', ${port})); b.sendall(b'2')`,
-            'time.sleep(0.6)',
-            `os.execv('/usr/bin/curl', ['curl', '-s', '--max-time', '15', 'http://127.0.0.1:${port}/after-exec'])`,
+            'sys.stdin.readline()',
+            `os.execv('/usr/bin/curl', ['curl', '-s', '--max-time', '60', 'http://127.0.0.1:${port}/after-exec'])`,
           ].join('\n'),
         ],
-        { stdio: 'ignore' },
+        { stdio: ['pipe', 'ignore', 'ignore'] },
       );
       children.push(child);
       const first = await r.resolve(info(await waitAccepted(start + 1)));
       expect(first).toMatchObject({ pid: child.pid, exe: realpathSync(PY) });
+      child.stdin?.write('\n');
       const second = await r.resolve(info(await waitAccepted(start + 2)));
       expect(second).toMatchObject({ pid: child.pid, exe: realpathSync(PY) });
       expect(r.stats().describeHits).toBe(1);
+      child.stdin?.write('\n');
       const third = await r.resolve(info(await waitAccepted(start + 3)));
       expect(third).toMatchObject({ pid: child.pid, exe: realpathSync('/usr/bin/curl') });
       expect(third.cmdline).toContain('http://127.0.0.1:' + port + '/after-exec');
@@ -339,7 +339,7 @@ describe.skipIf(SKIP)('the resolver with sock_diag', () => {
           PY,
           [
             '-c',
-            `import socket,time\na=socket.create_connection(('127.0.0.1',${port}))\na.sendall(b'1')\ntime.sleep(0.3)\nb=socket.create_connection(('127.0.0.1',${port}))\nb.sendall(b'2')\ntime.sleep(20)`,
+            `import socket,time\na=socket.create_connection(('127.0.0.1',${port}))\na.sendall(b'1')\ntime.sleep(0.3)\nb=socket.create_connection(('127.0.0.1',${port}))\nb.sendall(b'2')\ntime.sleep(300)`,
           ],
           { stdio: 'ignore' },
         );

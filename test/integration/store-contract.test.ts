@@ -218,7 +218,7 @@ describe('store recorder', () => {
     for (const e of evs) expect(rec.record(e)).toBeUndefined();
     expect(rec.depth).toBeLessThanOrEqual(50);
     expect(rec.dropped).toBe(20);
-    await waitFor(() => rec.inserted === 50, 5000, 'inserts');
+    await waitFor(() => rec.inserted === 50, 'inserts');
     rec.record(makeEvent({ time: at(999) }));
     await rec.flush();
     expect((await store.query({ limit: 1000 })).length).toBe(51);

@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import { parseConfig } from '../../src/config/index.js';
 import type { GuardConfig } from '../../src/config/schema.js';
 import type { EventRecorder, GuardEvent } from '../../src/guard/events/types.js';
+import { waitFor } from './wait.js';
 
 /** Helpers for guard integration tests: a config builder, a memory recorder, HTTP and raw clients. */
 
@@ -16,10 +17,12 @@ export class MemoryRecorder implements EventRecorder {
     this.events.push(e);
   }
   async close(): Promise<void> {}
-  /** Waits until at least n events are recorded (events are recorded when a response closes). */
-  async waitFor(n: number, ms = 10_000): Promise<GuardEvent[]> {
-    const end = Date.now() + ms;
-    while (this.events.length < n && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+  /**
+   * Waits until at least n events are recorded (events are recorded when a response closes), for as
+   * long as the running test may (test/support/wait.ts).
+   */
+  async waitFor(n: number): Promise<GuardEvent[]> {
+    await waitFor(() => this.events.length >= n, `${n} recorded event(s)`);
     return this.events;
   }
   last(): GuardEvent {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { GuardEvent } from '../../src/guard/events/types.js';
 import { canUseNetns, createNetns, type Netns } from './netns.js';
+import { waitFor as waitForEvent } from './wait.js';
 
 /**
  * The real deployment, inside a network namespace the suite creates: 169.254.169.254 on lo, the
@@ -77,15 +78,10 @@ export function guardInNetnsSuite(title: string, binary: () => GuardBinary): voi
         return [];
       }
     };
-    /** Events recorded after `from`, once they stop arriving. */
+    /** Events recorded after `from`, once there are at least `atLeast`. */
     const newEvents = async (from: number, atLeast: number): Promise<GuardEvent[]> => {
-      const end = Date.now() + 5000;
-      let got = events().slice(from);
-      while (got.length < atLeast && Date.now() < end) {
-        await new Promise((r) => setTimeout(r, 50));
-        got = events().slice(from);
-      }
-      return got;
+      await waitFor(() => events().length - from >= atLeast, `${atLeast} new event(s)`);
+      return events().slice(from);
     };
     const emulatorRequests = (): Array<{
       path: string;
@@ -97,17 +93,16 @@ export function guardInNetnsSuite(title: string, binary: () => GuardBinary): voi
     const curlAs = (uid: string, args: string[], gid = uid) =>
       ns.run(
         'setpriv',
-        ['--reuid', uid, '--regid', gid, '--clear-groups', 'curl', '-s', '-m', '5', ...args],
+        ['--reuid', uid, '--regid', gid, '--clear-groups', 'curl', '-s', '-m', '20', ...args],
         {
           env: CLIENT_ENV,
         },
       );
-    const waitFor = async (what: () => boolean, ms: number, label: string) => {
-      const end = Date.now() + ms;
-      while (!what()) {
-        if (Date.now() > end)
-          throw new Error(`timed out waiting for ${label}; guard stderr:\n${guardStderr}`);
-        await new Promise((r) => setTimeout(r, 50));
+    const waitFor = async (what: () => boolean, label: string, pollMs?: number) => {
+      try {
+        await waitForEvent(what, label, pollMs);
+      } catch (err) {
+        throw new Error(`${(err as Error).message}; guard stderr:\n${guardStderr}`);
       }
     };
     const writeConfig = (guardSection: string) => {
@@ -118,7 +113,7 @@ export function guardInNetnsSuite(title: string, binary: () => GuardBinary): voi
       const n = guardStderr.split('configuration reloaded').length;
       writeConfig(guardSection);
       process.kill(guard.pid as number, 'SIGHUP');
-      await waitFor(() => guardStderr.split('configuration reloaded').length > n, 5000, 'the reload');
+      await waitFor(() => guardStderr.split('configuration reloaded').length > n, 'the reload');
     };
 
     beforeAll(async () => {
@@ -143,11 +138,11 @@ export function guardInNetnsSuite(title: string, binary: () => GuardBinary): voi
         );
         emu.stderr?.resume();
         emu.stdout?.resume();
-        const end = Date.now() + 15_000;
-        while (ns.run('curl', ['-s', '-o', '/dev/null', 'http://127.0.0.1:1339/settings']).status !== 0) {
-          if (Date.now() > end) throw new Error('the emulator did not start');
-          await new Promise((r) => setTimeout(r, 100));
-        }
+        await waitFor(
+          () => ns.run('curl', ['-s', '-o', '/dev/null', 'http://127.0.0.1:1339/settings']).status === 0,
+          'the emulator to listen',
+          100,
+        );
         dir = mkdtempSync(join(tmpdir(), 'imdsg-netns-'));
         chmodSync(dir, 0o777);
         configFile = join(dir, 'guard.yaml');
@@ -195,7 +190,7 @@ export function guardInNetnsSuite(title: string, binary: () => GuardBinary): voi
         guard.stderr?.on('data', (c: string) => {
           guardStderr += c;
         });
-        await waitFor(() => guardStderr.includes('listening on'), 15_000, 'the guard to listen');
+        await waitFor(() => guardStderr.includes('listening on'), 'the guard to listen');
       } catch (err) {
         ns.destroy();
         throw err;

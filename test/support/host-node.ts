@@ -4,6 +4,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { canUseNetns, createNetns, type Netns } from './netns.js';
+import { waitFor, waitForOutput } from './wait.js';
 
 /**
  * A host built out of network namespaces for the install/doctor/uninstall tests: an emulator on
@@ -53,27 +54,12 @@ export function tokenPutArgs(agent: string, url: string): string[] {
   ];
 }
 
-/** Resolves when the child prints a line matching re (stdout or stderr); rejects on exit or after ms. */
-export function waitForLine(child: ChildProcess, re: RegExp, ms = 15_000): Promise<void> {
-  return new Promise((ok, fail) => {
-    let buf = '';
-    const timer = setTimeout(() => fail(new Error(`timed out waiting for ${re}: ${buf}`)), ms);
-    const on = (c: Buffer) => {
-      buf += c.toString();
-      if (re.test(buf)) {
-        clearTimeout(timer);
-        child.stdout?.off('data', on);
-        child.stderr?.off('data', on);
-        ok();
-      }
-    };
-    child.stdout?.on('data', on);
-    child.stderr?.on('data', on);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      fail(new Error(`exited ${code} before ${re}: ${buf}`));
-    });
-  });
+/**
+ * Resolves when the child prints a line matching re (stdout or stderr); rejects on exit, or just
+ * before the running test's timeout (test/support/wait.ts).
+ */
+export async function waitForLine(child: ChildProcess, re: RegExp): Promise<void> {
+  await waitForOutput(child, re);
 }
 
 export interface CurlResult {
@@ -98,8 +84,12 @@ export interface Host {
   curl(user: 'root' | 'nobody', url: string): Promise<CurlResult>;
   /** A token PUT from another namespace (a container, a pod). */
   curlFrom(ns: Netns, url?: string): Promise<CurlResult>;
-  /** Waits (at most `ms`) for an event of a request with this User-Agent; true when it appears. */
-  sawAgent(agent: string, ms: number): Promise<boolean>;
+  /**
+   * Whether the guard recorded a request with this User-Agent (sent before this call). When the guard
+   * runs, a marker request sent to it now is waited for first: the guard records events in order, so
+   * once the marker's is there, an earlier request's is too, or it never went through the guard.
+   */
+  sawAgent(agent: string): Promise<boolean>;
   /** The firewall as text: iptables-save, ip6tables-save and nft list ruleset. */
   snapshot(): string;
   /** What IMDS (the emulator) was asked so far. */
@@ -197,20 +187,30 @@ export async function createHost(label: string, guardYaml = ''): Promise<Host> {
           ? ['curl', ...args]
           : ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'curl', ...args];
       const r = ns.run(argv[0] as string, argv.slice(1));
-      return { code: status(r), viaGuard: await host.sawAgent(agent, 3000) };
+      return { code: status(r), viaGuard: await host.sawAgent(agent) };
     },
     async curlFrom(other, url = 'http://169.254.169.254/latest/api/token') {
       const agent = `imdsg-e2e-${randomBytes(6).toString('hex')}`;
       const r = other.run('curl', tokenPutArgs(agent, url));
-      return { code: status(r), viaGuard: await host.sawAgent(agent, 3000) };
+      return { code: status(r), viaGuard: await host.sawAgent(agent) };
     },
-    async sawAgent(agent, ms) {
-      const end = Date.now() + ms;
-      while (!events().includes(`"${agent}"`)) {
-        if (Date.now() >= end) return false;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      return true;
+    async sawAgent(agent) {
+      const seen = () => events().includes(`"${agent}"`);
+      if (seen() || host.guard === undefined || host.guard.exitCode !== null) return seen();
+      const marker = `imdsg-e2e-marker-${randomBytes(6).toString('hex')}`;
+      const r = ns.run('curl', [
+        '-s',
+        '-o',
+        '/dev/null',
+        '--max-time',
+        '30',
+        '-A',
+        marker,
+        `http://127.0.0.1:${GUARD_PORT}/latest/meta-data/`,
+      ]);
+      if (r.status !== 0) throw new Error(`the marker request to the guard failed: curl exit ${r.status}`);
+      await waitFor(() => events().includes(`"${marker}"`), 'the marker request in the events');
+      return seen();
     },
     imdsRequests() {
       const out = ns.exec('curl', [

@@ -91,7 +91,7 @@ export function sinkContract(name: string, make: MakeHarness, opts: { outages?: 
       const h = await harness();
       const [a] = markedAlerts(1);
       await h.sink.send([a as Alert]);
-      await waitFor(async () => (await h.received()).length >= 1, 5000, 'one alert');
+      await waitFor(async () => (await h.received()).length >= 1, 'one alert');
       expect(await h.received()).toEqual(markersOf([a as Alert]));
     });
 
@@ -100,7 +100,7 @@ export function sinkContract(name: string, make: MakeHarness, opts: { outages?: 
       const n = Math.min(h.sink.maxBatch, 25);
       const alerts = markedAlerts(n);
       await h.sink.send(alerts);
-      await waitFor(async () => (await h.received()).length >= n, 5000, 'the batch');
+      await waitFor(async () => (await h.received()).length >= n, 'the batch');
       expect(await h.received()).toEqual(markersOf(alerts));
     });
 
@@ -110,14 +110,14 @@ export function sinkContract(name: string, make: MakeHarness, opts: { outages?: 
       const b = markedAlerts(4);
       await h.sink.send(a);
       await h.sink.send(b);
-      await waitFor(async () => (await h.received()).length >= 7, 5000, 'two batches');
+      await waitFor(async () => (await h.received()).length >= 7, 'two batches');
       expect(await h.received()).toEqual(markersOf([...a, ...b]));
     });
 
     it('never sends secrets, argv or the configured credentials', async () => {
       const h = await harness();
       await h.sink.send(markedAlerts(2));
-      await waitFor(async () => (await h.received()).length >= 2, 5000, 'two alerts');
+      await waitFor(async () => (await h.received()).length >= 2, 'two alerts');
       const all = h.payloads().join('\n');
       expect(all).not.toContain('SECRET-ARGV-VALUE');
       for (const s of h.secrets) expect(all).not.toContain(s);
@@ -130,7 +130,7 @@ export function sinkContract(name: string, make: MakeHarness, opts: { outages?: 
       await expect(h.sink.send(alerts)).rejects.toThrow();
       await h.up();
       await h.sink.send(alerts);
-      await waitFor(async () => (await h.received()).length >= 2, 5000, 'delivery after recovery');
+      await waitFor(async () => (await h.received()).length >= 2, 'delivery after recovery');
       expect(firstOccurrences(await h.received())).toEqual(markersOf(alerts));
     });
 
@@ -151,16 +151,12 @@ export function sinkContract(name: string, make: MakeHarness, opts: { outages?: 
         makeEvent({ reason: `p-${String(900000 + i)}`, request: { path: `/latest/meta-data/p${i}` } }),
       );
       for (const e of events) pipeline.record(e);
-      await waitFor(() => pipeline.stats().sinks[0]!.failures >= 2, 5000, 'failed attempts');
+      await waitFor(() => pipeline.stats().sinks[0]!.failures >= 2, 'failed attempts');
       expect(await h.received()).toEqual([]);
       await h.up();
-      await waitFor(() => pipeline.stats().sinks[0]!.backlog === 0, 10_000, 'the backlog to drain');
+      await waitFor(() => pipeline.stats().sinks[0]!.backlog === 0, 'the backlog to drain');
       // Accepted by the transport; a datagram receiver may still be reading its queue.
-      await waitFor(
-        async () => firstOccurrences(await h.received()).length >= events.length,
-        5000,
-        'the receiver',
-      );
+      await waitFor(async () => firstOccurrences(await h.received()).length >= events.length, 'the receiver');
       expect(firstOccurrences(await h.received())).toEqual(events.map((e) => e.reason));
       await pipeline.close();
     });

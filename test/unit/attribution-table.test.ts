@@ -35,7 +35,7 @@ describe('TableScan', () => {
     const scan = new TableScan(path, 0, 64 * 1024 * 1024, 4096);
     const rows = await scan.find('0100007F', 1001);
     expect(rows.map((r) => r.inode)).toEqual([5001]);
-    await waitFor(() => scan.finished, 5000, 'the scan to stop');
+    await waitFor(() => scan.finished, 'the scan to stop');
     expect(scan.complete).toBe(false);
   });
 

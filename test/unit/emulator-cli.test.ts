@@ -20,7 +20,7 @@ async function emulate(args: string[]): Promise<{
     stdout,
   });
   try {
-    await waitFor(() => stdout.text.includes('"listening"'), 10_000, 'the listening line');
+    await waitFor(() => stdout.text.includes('"listening"'), 'the listening line');
   } catch (err) {
     end('test');
     await pending;

@@ -58,7 +58,8 @@ describe('buildGuardrails', () => {
   });
 });
 
-describe('fleet guardrails (CLI)', () => {
+// The CLI runs in-process, the AWS SDK's first import included: seconds on a loaded machine.
+describe('fleet guardrails (CLI)', { timeout: 60_000 }, () => {
   it('prints both policies as valid JSON, or one with --policy', async () => {
     const r = await runInProcess([
       'fleet',

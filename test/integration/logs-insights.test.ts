@@ -72,47 +72,53 @@ function account(): string {
   return aws.fleet.managementAccountId;
 }
 
+type RecordFields = Omit<Parameters<typeof callerRecord>[0], 'accountId' | 'region'>;
+
+/** Caller summary records of this account and region, in GROUP. */
+function put(records: RecordFields[]): void {
+  const full = records.map((r) => callerRecord({ ...r, accountId: account(), region: REGION }));
+  putRecords(aws.logs, account(), REGION, GROUP, full);
+}
+
+/** One run of the queries for these instances over the last 24 hours of GROUP (FAST, then `opts`). */
+function query(
+  instanceIds: readonly string[],
+  opts: Partial<LogsQueryOptions> = {},
+  slots = new AccountSlots(4),
+) {
+  const t = { ...target(instanceIds), accountId: account() };
+  return queryCallerRows(t, NOW - 24 * HOUR, NOW, slots, { ...FAST, ...opts });
+}
+
 describe('Logs Insights queries of the caller summary', () => {
   it('sums every record per instance and caller over the window, and reports the bytes scanned', async () => {
     const [a, b] = ids(2);
-    putRecords(aws.logs, account(), REGION, GROUP, [
-      callerRecord({ instanceId: a, accountId: account(), region: REGION, atMs: NOW - 2 * HOUR, calls: 3 }),
-      callerRecord({ instanceId: a, accountId: account(), region: REGION, atMs: NOW - HOUR, calls: 4 }),
-      callerRecord({
+    put([
+      { instanceId: a, atMs: NOW - 2 * HOUR, calls: 3 },
+      { instanceId: a, atMs: NOW - HOUR, calls: 4 },
+      {
         instanceId: a,
-        accountId: account(),
-        region: REGION,
         atMs: NOW - HOUR,
         version: 'v2',
         exe: '/usr/bin/python3.11',
         calls: 9,
-      }),
-      callerRecord({
+      },
+      {
         instanceId: b,
-        accountId: account(),
-        region: REGION,
         atMs: NOW - HOUR,
         version: 'none',
         exe: '-',
         calls: 0,
-      }),
+      },
       // outside the window: before it, and at its end (the window is [start, end))
-      callerRecord({
+      {
         instanceId: a,
-        accountId: account(),
-        region: REGION,
         atMs: NOW - 30 * HOUR,
         calls: 100,
-      }),
-      callerRecord({ instanceId: a, accountId: account(), region: REGION, atMs: NOW + 5000, calls: 1000 }),
+      },
+      { instanceId: a, atMs: NOW + 5000, calls: 1000 },
     ]);
-    const r = await queryCallerRows(
-      { ...target([a as string, b as string]), accountId: account() },
-      NOW - 24 * HOUR,
-      NOW,
-      new AccountSlots(4),
-      FAST,
-    );
+    const r = await query([a as string, b as string]);
     expect(r.stats).toMatchObject({ status: 'complete', queries: 1, splits: 0, truncated: false });
     expect(r.stats.bytesScanned).toBeGreaterThan(0);
     expect(r.stats.recordsMatched).toBe(4);
@@ -124,25 +130,8 @@ describe('Logs Insights queries of the caller summary', () => {
   it('splits by instance id prefix when the rows fill the limit, and finds every instance', async () => {
     const many = ids(120);
     const before = aws.calls.count({ action: 'StartQuery' });
-    putRecords(
-      aws.logs,
-      account(),
-      REGION,
-      GROUP,
-      many.map((id) =>
-        callerRecord({ instanceId: id, accountId: account(), region: REGION, atMs: NOW - HOUR }),
-      ),
-    );
-    const r = await queryCallerRows(
-      { ...target(many), accountId: account() },
-      NOW - 24 * HOUR,
-      NOW,
-      new AccountSlots(4),
-      {
-        ...FAST,
-        limit: 25,
-      },
-    );
+    put(many.map((id) => ({ instanceId: id, atMs: NOW - HOUR })));
+    const r = await query(many, { limit: 25 });
     expect(r.stats.splits).toBeGreaterThan(0);
     expect(r.stats.queries).toBeGreaterThan(1);
     expect(r.stats.truncated).toBe(false);
@@ -157,56 +146,31 @@ describe('Logs Insights queries of the caller summary', () => {
     const recs = [];
     // 30 callers early in the window, 30 others late, and one caller in both halves
     for (let k = 0; k < 30; k++) {
-      recs.push(
-        callerRecord({
-          instanceId: one,
-          accountId: account(),
-          region: REGION,
-          atMs: NOW - 20 * HOUR,
-          exe: `/opt/early/${k}`,
-        }),
-      );
-      recs.push(
-        callerRecord({
-          instanceId: one,
-          accountId: account(),
-          region: REGION,
-          atMs: NOW - 2 * HOUR,
-          exe: `/opt/late/${k}`,
-        }),
-      );
-    }
-    recs.push(
-      callerRecord({
+      recs.push({
         instanceId: one,
-        accountId: account(),
-        region: REGION,
         atMs: NOW - 20 * HOUR,
-        exe: '/usr/bin/both',
-        calls: 2,
-      }),
-    );
-    recs.push(
-      callerRecord({
+        exe: `/opt/early/${k}`,
+      });
+      recs.push({
         instanceId: one,
-        accountId: account(),
-        region: REGION,
         atMs: NOW - 2 * HOUR,
-        exe: '/usr/bin/both',
-        calls: 3,
-      }),
-    );
-    putRecords(aws.logs, account(), REGION, GROUP, recs);
-    const r = await queryCallerRows(
-      { ...target([one as string]), accountId: account() },
-      NOW - 24 * HOUR,
-      NOW,
-      new AccountSlots(4),
-      {
-        ...FAST,
-        limit: 40,
-      },
-    );
+        exe: `/opt/late/${k}`,
+      });
+    }
+    recs.push({
+      instanceId: one,
+      atMs: NOW - 20 * HOUR,
+      exe: '/usr/bin/both',
+      calls: 2,
+    });
+    recs.push({
+      instanceId: one,
+      atMs: NOW - 2 * HOUR,
+      exe: '/usr/bin/both',
+      calls: 3,
+    });
+    put(recs);
+    const r = await query([one as string], { limit: 40 });
     expect(r.stats.truncated).toBe(false);
     expect(r.rows).toHaveLength(61);
     expect(r.rows.find((x) => x.exe === '/usr/bin/both')?.calls).toBe(5);
@@ -215,51 +179,20 @@ describe('Logs Insights queries of the caller summary', () => {
   it('says so when even the narrowest split does not fit (never silently drops rows)', async () => {
     const [one] = ids(1);
     const at = NOW - HOUR;
-    putRecords(
-      aws.logs,
-      account(),
-      REGION,
-      GROUP,
-      Array.from({ length: 30 }, (_, k) =>
-        callerRecord({ instanceId: one, accountId: account(), region: REGION, atMs: at, exe: `/bin/p${k}` }),
-      ),
-    );
-    const r = await queryCallerRows(
-      { ...target([one as string]), accountId: account() },
-      NOW - 24 * HOUR,
-      NOW,
-      new AccountSlots(4),
-      {
-        ...FAST,
-        limit: 10,
-      },
-    );
+    put(Array.from({ length: 30 }, (_, k) => ({ instanceId: one, atMs: at, exe: `/bin/p${k}` })));
+    const r = await query([one as string], { limit: 10 });
     expect(r.stats.truncated).toBe(true);
     expect(r.rows.length).toBeGreaterThanOrEqual(10);
   });
 
   it('waits for a query slot when the account is at its concurrent-query limit (LimitExceededException)', async () => {
     const [a] = ids(1);
-    putRecords(aws.logs, account(), REGION, GROUP, [
-      callerRecord({ instanceId: a, accountId: account(), region: REGION, atMs: NOW - HOUR }),
-    ]);
+    put([{ instanceId: a, atMs: NOW - HOUR }]);
     aws.logs.maxConcurrentQueries = 1;
     aws.logs.hold = true;
     const slots = new AccountSlots(4);
-    const first = queryCallerRows(
-      { ...target([a as string]), accountId: account() },
-      NOW - 24 * HOUR,
-      NOW,
-      slots,
-      FAST,
-    );
-    const second = queryCallerRows(
-      { ...target([a as string]), accountId: account() },
-      NOW - 24 * HOUR,
-      NOW,
-      slots,
-      FAST,
-    );
+    const first = query([a as string], {}, slots);
+    const second = query([a as string], {}, slots);
     await waitFor(
       () => aws.calls.count({ action: 'StartQuery', errorCode: 'LimitExceededException' }) >= 2,
       'refused StartQuery calls',
@@ -274,20 +207,9 @@ describe('Logs Insights queries of the caller summary', () => {
 
   it('gives up on a slot after limitWaitMs, failing that account and region with a clear message', async () => {
     const [a] = ids(1);
-    putRecords(aws.logs, account(), REGION, GROUP, [
-      callerRecord({ instanceId: a, accountId: account(), region: REGION, atMs: NOW - HOUR }),
-    ]);
+    put([{ instanceId: a, atMs: NOW - HOUR }]);
     aws.logs.maxConcurrentQueries = 0;
-    const r = await queryCallerRows(
-      { ...target([a as string]), accountId: account() },
-      NOW - 24 * HOUR,
-      NOW,
-      new AccountSlots(4),
-      {
-        ...FAST,
-        limitWaitMs: 200,
-      },
-    );
+    const r = await query([a as string], { limitWaitMs: 200 });
     expect(r.stats.status).toBe('failed');
     expect(r.stats.error?.message).toMatch(/concurrent Logs Insights query limit/);
   });
@@ -295,17 +217,9 @@ describe('Logs Insights queries of the caller summary', () => {
   for (const status of ['Failed', 'Timeout', 'Cancelled'] as const) {
     it(`a query that ends ${status} fails its account and region, naming why`, async () => {
       const [a] = ids(1);
-      putRecords(aws.logs, account(), REGION, GROUP, [
-        callerRecord({ instanceId: a, accountId: account(), region: REGION, atMs: NOW - HOUR }),
-      ]);
+      put([{ instanceId: a, atMs: NOW - HOUR }]);
       aws.logs.failNext(status);
-      const r = await queryCallerRows(
-        { ...target([a as string]), accountId: account() },
-        NOW - 24 * HOUR,
-        NOW,
-        new AccountSlots(4),
-        FAST,
-      );
+      const r = await query([a as string]);
       expect(r.stats.status).toBe('failed');
       expect(r.rows).toEqual([]);
       expect(r.stats.error?.awsCode).toBe(status);
@@ -317,21 +231,10 @@ describe('Logs Insights queries of the caller summary', () => {
 
   it('stops a query that runs past its timeout (StopQuery), and fails that account and region', async () => {
     const [a] = ids(1);
-    putRecords(aws.logs, account(), REGION, GROUP, [
-      callerRecord({ instanceId: a, accountId: account(), region: REGION, atMs: NOW - HOUR }),
-    ]);
+    put([{ instanceId: a, atMs: NOW - HOUR }]);
     aws.logs.hold = true;
     const stops = aws.calls.count({ action: 'StopQuery' });
-    const r = await queryCallerRows(
-      { ...target([a as string]), accountId: account() },
-      NOW - 24 * HOUR,
-      NOW,
-      new AccountSlots(4),
-      {
-        ...FAST,
-        timeoutMs: 100,
-      },
-    );
+    const r = await query([a as string], { timeoutMs: 100 });
     expect(r.stats.status).toBe('failed');
     expect(r.stats.error?.message).toMatch(/ran longer than/);
     expect(aws.calls.count({ action: 'StopQuery' }) - stops).toBe(1);
@@ -340,22 +243,11 @@ describe('Logs Insights queries of the caller summary', () => {
 
   it('an interrupted run stops its running queries (StopQuery) and says it was stopped', async () => {
     const [a] = ids(1);
-    putRecords(aws.logs, account(), REGION, GROUP, [
-      callerRecord({ instanceId: a, accountId: account(), region: REGION, atMs: NOW - HOUR }),
-    ]);
+    put([{ instanceId: a, atMs: NOW - HOUR }]);
     aws.logs.hold = true;
     const stops = aws.calls.count({ action: 'StopQuery' });
     const stop = new AbortController();
-    const run = queryCallerRows(
-      { ...target([a as string]), accountId: account() },
-      NOW - 24 * HOUR,
-      NOW,
-      new AccountSlots(4),
-      {
-        ...FAST,
-        signal: stop.signal,
-      },
-    );
+    const run = query([a as string], { signal: stop.signal });
     await waitFor(() => aws.calls.count({ action: 'GetQueryResults' }) >= 1, 'a poll');
     stop.abort('SIGINT');
     const err = await run.then(
@@ -368,13 +260,7 @@ describe('Logs Insights queries of the caller summary', () => {
   });
 
   it('a region without the log group has no guard records (not a failure)', async () => {
-    const r = await queryCallerRows(
-      { ...target(ids(1)), accountId: account() },
-      NOW - 24 * HOUR,
-      NOW,
-      new AccountSlots(4),
-      FAST,
-    );
+    const r = await query(ids(1));
     expect(r.stats.status).toBe('no-log-group');
     expect(r.rows).toEqual([]);
   });

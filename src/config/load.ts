@@ -17,6 +17,7 @@ import { configSchema, type ImdsguardConfig } from './schema.js';
 export interface ConfigFlags {
   config?: string;
   listen?: string[];
+  allowRemoteListen?: boolean;
   upstream?: string;
   mode?: string;
   flavor?: string;
@@ -147,6 +148,8 @@ export function flagsLayer(flags: ConfigFlags): Layer {
   const layer: Layer = { data: {}, origins: new Map() };
   const set = (path: string, value: unknown, flag: string) => setPath(layer, path, value, `flag ${flag}`);
   if (flags.listen?.length) set('guard.listen', flags.listen, '--listen');
+  if (flags.allowRemoteListen !== undefined)
+    set('guard.allowRemoteListen', flags.allowRemoteListen, '--allow-remote-listen');
   if (flags.upstream !== undefined) set('guard.upstream', flags.upstream, '--upstream');
   if (flags.mode !== undefined) set('guard.mode', flags.mode, '--mode');
   if (flags.flavor !== undefined) set('guard.flavor', flags.flavor, '--flavor');

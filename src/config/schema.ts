@@ -9,7 +9,7 @@ import {
 import { UNKNOWN_TOKEN_ACTIONS } from '../guard/tokens/verdict.js';
 import { FLAVOR_SPECS, FLAVORS } from '../imds/flavors.js';
 import { IMDS_VERSIONS } from '../imds/version.js';
-import { parseListen } from '../net/listen.js';
+import { formatListen, isLoopbackHost, parseListen } from '../net/listen.js';
 import { adminConfigSchema } from './admin.js';
 import { alertsConfigSchema } from './alerts.js';
 import { eventsConfigSchema } from './events.js';
@@ -248,11 +248,30 @@ export const attributionSchema = z
   })
   .strict();
 
+/**
+ * Why the guard must not listen on `addr` in `mode`, or undefined: enforce and monitor listen on
+ * loopback only unless guard.allowRemoteListen says otherwise (other hosts could then reach the
+ * metadata service through it); trap may listen anywhere (a remote canary). Pure.
+ */
+export function remoteListenProblem(
+  mode: (typeof GUARD_MODES)[number],
+  addr: { host: string; port: number },
+  allowRemoteListen: boolean,
+): string | undefined {
+  if (mode === 'trap' || allowRemoteListen || isLoopbackHost(addr.host)) return undefined;
+  return `${formatListen(addr)} is not a loopback address: in ${mode} mode the guard listens on loopback only (127.0.0.1 or [::1]; containers reach it through the host's redirect). To serve other hosts on purpose, set guard.allowRemoteListen: true (flag --allow-remote-listen); their tokenless requests then need the secret header or a rule`;
+}
+
 export const guardConfigSchema = z
   .object({
     mode: z.enum(GUARD_MODES).default('enforce'),
     flavor: z.enum(FLAVORS).default('aws'),
     listen: z.array(listenAddress).min(1).prefault(['127.0.0.1:16925', '[::1]:16925']),
+    /**
+     * Let enforce and monitor listen on a non-loopback address (other hosts, through it, become remote
+     * clients: their tokenless requests need the secret or a rule). Trap mode may listen anywhere.
+     */
+    allowRemoteListen: z.boolean().default(false),
     /** Default: the flavour's metadata address (169.254.169.254, or 100.100.100.200 for alibaba). */
     upstream: upstreamUrl.optional(),
     /** Name of the guard's secret header (stripped before forwarding). */
@@ -303,6 +322,9 @@ export const guardConfigSchema = z
     for (const [i, l] of g.listen.entries()) {
       if (isIP(l.host) === 0 && l.host !== 'localhost') {
         ctx.addIssue({ code: 'custom', path: ['listen', i], message: 'must be an IP address' });
+      } else {
+        const problem = remoteListenProblem(g.mode, l, g.allowRemoteListen);
+        if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['listen', i], message: problem });
       }
     }
   })

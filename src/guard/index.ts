@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import type { GuardConfig } from '../config/schema.js';
+import { type GuardConfig, remoteListenProblem } from '../config/schema.js';
 import { errorMessage, ImdsguardError } from '../errors.js';
 import { formatListen, type ListenAddress } from '../net/listen.js';
 import { noAttribution, type ProcessResolver } from './attribution/types.js';
@@ -58,7 +58,10 @@ export interface GuardStats {
 }
 
 export interface Guard {
-  /** Binds every listen address. Throws IMDSGUARD_E_LISTEN with the address and the reason. */
+  /**
+   * Binds every listen address. Throws IMDSGUARD_E_LISTEN with the address and the reason, and
+   * IMDSGUARD_E_CONFIG for a non-loopback address the mode may not use (guard.allowRemoteListen).
+   */
   start(): Promise<void>;
   /** The addresses actually bound (after start). */
   readonly addresses: ListenAddress[];
@@ -75,6 +78,20 @@ export interface Guard {
   close(): Promise<void>;
   isReady(): boolean;
   stats(): GuardStats;
+}
+
+/**
+ * Refuses a mode that may not run on these addresses (enforce or monitor on a non-loopback address
+ * without guard.allowRemoteListen). The config schema refuses such a config already; this also holds
+ * for the addresses actually bound when a reload changes the mode or the option but not the listener.
+ */
+function checkListeners(config: GuardConfig, addrs: readonly ListenAddress[]): void {
+  for (const addr of addrs) {
+    const problem = remoteListenProblem(config.mode, addr, config.allowRemoteListen);
+    if (problem !== undefined) {
+      throw new ImdsguardError('IMDSGUARD_E_CONFIG', `guard.listen: ${problem}`);
+    }
+  }
 }
 
 function buildState(
@@ -148,6 +165,7 @@ export function createGuard(options: GuardOptions): Guard {
       return state.config.mode;
     },
     async start() {
+      checkListeners(state.config, state.config.listen);
       const r = await bindAll(
         state.config.listen,
         () => createProxyServer(state.config.limits, handlers),
@@ -158,6 +176,8 @@ export function createGuard(options: GuardOptions): Guard {
       ready = true;
     },
     reload(config) {
+      // the listeners stay as they are: the new mode must be allowed on them
+      checkListeners(config, bound);
       const next = buildState(config, resolver, options.hostname, now);
       const old = state.config;
       if (JSON.stringify(old.listen) !== JSON.stringify(config.listen)) {

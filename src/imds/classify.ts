@@ -27,6 +27,11 @@ export interface RequestInput {
   local?: { address: string; port: number };
   /** Whether the client's address is one of this host's (same network namespace), from the socket. */
   clientNetns?: 'host' | 'other';
+  /**
+   * The client is remote: it reached a non-loopback address of the guard from an address that is
+   * not one of this host's (src/guard/proxy/local-addresses.ts, isRemoteClient).
+   */
+  remote?: boolean;
 }
 
 export interface ClassifiedRequest {
@@ -81,6 +86,8 @@ export interface ClassifiedRequest {
   local?: { address: string; port: number };
   /** 'host' when the client's address is one of this host's, 'other' when not (from the socket). */
   clientNetns?: 'host' | 'other';
+  /** Set when the client is remote (another host, through a non-loopback listener). */
+  remote?: true;
 }
 
 /** Returns why the framing headers are ambiguous, or undefined. Duplicates are judged elsewhere. */
@@ -179,5 +186,6 @@ export function classifyRequest(input: RequestInput, flavor: Flavor, authHeader:
   if (smuggling !== undefined) out.smuggling = smuggling;
   if (input.local) out.local = input.local;
   if (input.clientNetns) out.clientNetns = input.clientNetns;
+  if (input.remote) out.remote = true;
   return out;
 }

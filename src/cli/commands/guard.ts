@@ -33,6 +33,10 @@ export const guardCommand: CommandSpec = {
         collect,
       )
       .option(
+        '--allow-remote-listen',
+        'enforce/monitor: allow a non-loopback --listen (remote tokenless callers then need the secret or a rule)',
+      )
+      .option(
         '--upstream <url>',
         "the metadata service (default: the flavour's, http://169.254.169.254 for aws)",
       )

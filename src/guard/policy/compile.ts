@@ -23,8 +23,8 @@ import type { DecidedBy, Decision, Policy } from './types.js';
  *  3. token requests from containers / other network namespaces (guard.containerTokens), and from
  *     Kubernetes pods that are not hostNetwork;
  *  4. IMDSv2 (token PUT, token-bearing requests, or the flavour's required header) -> allow;
- *  5. tokenless: the secret, a Kubernetes pod (denied), requireV2, User-Agent prefix,
- *     Metadata-Flavor: Amazon, allowed caller,
+ *  5. tokenless: the secret, a remote client (denied), a Kubernetes pod (denied), requireV2,
+ *     User-Agent prefix, Metadata-Flavor: Amazon, allowed caller,
  *     else deny.
  */
 
@@ -40,6 +40,7 @@ const STATUS = {
   'require-v2': 401,
   'default-deny-v1': 401,
   'pod-v1': 401,
+  'remote-v1': 401,
 } as const;
 
 export interface CompileOptions {
@@ -215,6 +216,13 @@ export function compilePolicy(config: GuardConfig, options: CompileOptions = {})
       }
     }
     // 4. IMDSv2
+    if (r.remote && token === undefined && secret !== 'valid') {
+      // gcp, azure, oci, digitalocean: no token, and a header any remote client can send is no proof
+      return deny(
+        'remote-v1',
+        `request from a remote client: the ${spec.flavor} metadata service has no session token, so only the secret header or a rule allows one`,
+      );
+    }
     if (r.version === 'token') return allow('imdsv2-token', 'IMDSv2 token request');
     if (r.version === 'v2') {
       return allow(
@@ -238,6 +246,15 @@ export function compilePolicy(config: GuardConfig, options: CompileOptions = {})
     }
     if (secret === 'valid')
       return allow('auth-header', `tokenless request with the ${authHeaderLabel} secret`);
+    if (r.remote) {
+      // Another host, through a listener guard.allowRemoteListen opened: no header it sends proves
+      // anything, and attribution cannot see its processes. Only the secret (above) or a configured
+      // rule (step 2) lets its tokenless requests through.
+      return deny(
+        'remote-v1',
+        'tokenless (IMDSv1) request from a remote client: only the secret header or a rule allows one',
+      );
+    }
     if (podAware) {
       // Pods get no IMDSv1 unless a rule allows them: neither a User-Agent nor allowExe/allowUser,
       // which the pod chooses itself, lets a pod's tokenless request through.

@@ -12,6 +12,7 @@ import type { IssuedToken, SeenToken } from '../tokens/guard.js';
 import { otherCallerDecision, tokenDecision } from '../tokens/verdict.js';
 import type { GuardState, ProxyContext } from './context.js';
 import type { UpstreamAnswer } from './forward.js';
+import { isRemoteClient } from './local-addresses.js';
 
 /**
  * The request path of the guard, orchestration only: classify -> find the caller (when a rule needs
@@ -104,6 +105,7 @@ function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, fo
   const socket = req.socket;
   ctx.counters.requests++;
   ctx.counters.inFlight++;
+  const hostClient = ctx.localAddresses.has(socket.remoteAddress ?? '');
   const cls = classifyRequest(
     {
       method: req.method ?? '',
@@ -111,7 +113,8 @@ function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, fo
       httpVersion: req.httpVersion,
       rawHeaders: req.rawHeaders,
       local: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
-      clientNetns: ctx.localAddresses.has(socket.remoteAddress ?? '') ? 'host' : 'other',
+      clientNetns: hostClient ? 'host' : 'other',
+      remote: isRemoteClient(socket.localAddress ?? '', hostClient),
     },
     config.flavor,
     config.authHeader,

@@ -1,4 +1,20 @@
 import { networkInterfaces } from 'node:os';
+import { isLoopbackHost } from '../../net/listen.js';
+
+/**
+ * Whether a client is remote: it arrived on a non-loopback address of the guard (a listener on
+ * 0.0.0.0 or on an interface's address, allowed by guard.allowRemoteListen) and its own address is
+ * not one of this host's. A process on this host connecting to the host's own address is local (its
+ * source is that address); a container or pod whose traffic the host redirects to the guard (DNAT or
+ * REDIRECT to 127.0.0.1, as `install` and the Kubernetes manifests set up) arrives on a loopback
+ * address and is local too, whatever its source. Pure.
+ */
+export function isRemoteClient(localAddress: string, clientIsHostAddress: boolean): boolean {
+  if (clientIsHostAddress) return false;
+  // no local address: the socket is already gone; it cannot be judged remote
+  if (localAddress === '') return false;
+  return !isLoopbackHost(localAddress.replace(/%.*$/, ''));
+}
 
 /**
  * This host's addresses (in the guard's network namespace), to tell from the socket alone whether a

@@ -304,19 +304,6 @@ export function assessFleet(
 }
 
 /**
- * `fleet harden --only-ready`: keeps exactly the candidates whose readiness is "ready". A candidate
- * without a readiness row (not assessed) is left out, never assumed ready.
- */
-export function selectReady<T extends { accountId: string; region: string; instanceId: string }>(
-  candidates: readonly T[],
-  readiness: Iterable<Pick<InstanceReadiness, 'accountId' | 'region' | 'instanceId' | 'readiness'>>,
-): T[] {
-  const ready = new Set<string>();
-  for (const r of readiness) if (r.readiness === 'ready') ready.add(instanceKey(r));
-  return candidates.filter((c) => ready.has(instanceKey(c)));
-}
-
-/**
  * `fleet harden --only-ready` as a selection filter (the SelectionFilter shape of
  * fleet/plan/selection.ts): keeps the instances whose readiness is "ready", and those that no longer
  * allow IMDSv1 (enforced, broken, disabled), so that the planner says what they are (already

@@ -18,7 +18,7 @@ import { createClientErrorHandler, createSpecialHandler } from './proxy/socket-r
 import { TokenGuard } from './tokens/guard.js';
 import { memoryLedger, type OpenLedger } from './tokens/persist.js';
 import { GuardRedaction } from './tokens/redact-event.js';
-import { createTrap } from './trap/index.js';
+import { LazyTrap } from './trap/lazy.js';
 
 /**
  * The guard: a policy-enforcing reverse proxy in front of the metadata service. createGuard builds
@@ -104,7 +104,7 @@ function buildState(
   return Object.freeze({
     config,
     policy: compilePolicy(config, { attribution }),
-    trap: createTrap(config.trap, config.flavor, hostname, now),
+    trap: config.mode === 'trap' ? new LazyTrap(config.trap, config.flavor, hostname, now) : undefined,
     attribution,
   });
 }
@@ -166,6 +166,8 @@ export function createGuard(options: GuardOptions): Guard {
     },
     async start() {
       checkListeners(state.config, state.config.listen);
+      // trap mode: the trap's module is loaded now, and a trap that cannot be built fails the start
+      await state.trap?.ready;
       const r = await bindAll(
         state.config.listen,
         () => createProxyServer(state.config.limits, handlers),

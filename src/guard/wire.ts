@@ -5,8 +5,7 @@ import type { EventsConfig } from '../config/events.js';
 import type { ImdsguardConfig } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { type AdminServer, startAdminServer } from './admin/server.js';
-import { AlertPipeline } from './alerts/pipeline.js';
-import { createSink, sinkConfigs } from './alerts/sinks/index.js';
+import type { AlertPipeline } from './alerts/pipeline.js';
 import type { AlertSink } from './alerts/sinks/types.js';
 import type { ResolverStats } from './attribution/index.js';
 import { loadSockDiag } from './attribution/sock-diag.js';
@@ -14,7 +13,7 @@ import { createThreadedProcResolver } from './attribution/threaded.js';
 import { noAttribution, type ProcessResolver } from './attribution/types.js';
 import { identitySource, readInstanceIdentity } from './callers/identity.js';
 import type { InstanceIdentity } from './callers/interval.js';
-import { CallerShipper } from './callers/ship.js';
+import type { CallerShipper } from './callers/ship.js';
 import { createJsonlRecorder, type JsonlRecorder } from './events/jsonl.js';
 import type { EventRecorder, GuardMode } from './events/types.js';
 import { createGuard, type Guard } from './index.js';
@@ -208,8 +207,13 @@ export async function createEventOutputs(
     }
 
     let pipeline: AlertPipeline | undefined;
-    const configs = sinkConfigs(alerts);
-    if (configs.length > 0) {
+    // The sinks, the spool and the pipeline are loaded only when a sink is configured (start-up).
+    if (alerts.webhooks.length > 0 || alerts.sinks.length > 0) {
+      const [{ createSink, sinkConfigs }, { AlertPipeline }] = await Promise.all([
+        import('./alerts/sinks/index.js'),
+        import('./alerts/pipeline.js'),
+      ]);
+      const configs = sinkConfigs(alerts);
       const sinks: AlertSink[] = [];
       try {
         const identity = deps.identity;
@@ -248,6 +252,7 @@ export async function createEventOutputs(
     let callerShipper: CallerShipper | undefined;
     if (pipeline?.takes('callers')) {
       const p = pipeline;
+      const { CallerShipper } = await import('./callers/ship.js');
       const shipper = new CallerShipper({
         intervalMs: alerts.callers.intervalMs,
         maxCallers: alerts.callers.maxCallers,

@@ -67,6 +67,32 @@ describe('what the binary loads', () => {
     // Node's own HTTPS, HTTP/2 and compression stacks: an ESM import of node:http pulls them all in.
     expect(t.modules.some((m) => m === 'node-internal:http')).toBe(true);
     expect(t.modules.filter((m) => /^node-internal:(tls|http2|zlib|https)$/.test(m))).toEqual([]);
+    // The trap's emulator loads in trap mode only, the alert sinks when one is configured.
+    expect(
+      t.modules.filter((m) => /\/emulator\/|\/guard\/trap\/index\.js$|\/alerts\/sinks\//.test(m)),
+    ).toEqual([]);
+  }, 60_000);
+
+  it('trap mode loads the emulator; a configured alert sink loads the sinks', async () => {
+    requireBuild();
+    const t = await traced(
+      [
+        'guard',
+        '--mode',
+        'trap',
+        '--listen',
+        '127.0.0.1:0',
+        '--upstream',
+        'http://127.0.0.1:9',
+        '--events',
+        '/dev/null',
+        '--alert',
+        'http://127.0.0.1:9/hook',
+      ],
+      /listening on/,
+    );
+    expect(t.modules.some((m) => m.endsWith('/emulator/flavors/index.js'))).toBe(true);
+    expect(t.modules.some((m) => m.endsWith('/alerts/sinks/webhook.js'))).toBe(true);
   }, 60_000);
 
   it('loads SQLite once the configuration asks for an event store (--db)', async () => {

@@ -3,7 +3,7 @@ import type { EventIds } from '../events/build.js';
 import type { EventRecorder } from '../events/types.js';
 import type { Policy } from '../policy/types.js';
 import type { TokenGuard } from '../tokens/guard.js';
-import type { Trap } from '../trap/index.js';
+import type { LazyTrap } from '../trap/lazy.js';
 import type { CallerLookup } from './caller-lookup.js';
 import type { Connections } from './connections.js';
 import type { Forwarder } from './forward.js';
@@ -13,7 +13,8 @@ import type { LocalAddresses } from './local-addresses.js';
 export interface GuardState {
   readonly config: GuardConfig;
   readonly policy: Policy;
-  readonly trap: Trap;
+  /** The trap, in trap mode only. */
+  readonly trap: LazyTrap | undefined;
   /** Whether attribution runs (a resolver exists and guard.attribution.enabled). */
   readonly attribution: boolean;
 }

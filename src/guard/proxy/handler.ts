@@ -10,6 +10,7 @@ import { applyMode, protocolDeny } from '../policy/mode.js';
 import type { Decision } from '../policy/types.js';
 import type { IssuedToken, SeenToken } from '../tokens/guard.js';
 import { otherCallerDecision, tokenDecision } from '../tokens/verdict.js';
+import type { Trap } from '../trap/index.js';
 import type { GuardState, ProxyContext } from './context.js';
 import type { UpstreamAnswer } from './forward.js';
 import { isRemoteClient } from './local-addresses.js';
@@ -370,10 +371,18 @@ function handle(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, fo
     ctx.connections.closing(socket);
     const q = cls.forwardPath.indexOf('?');
     const query = new URLSearchParams(q === -1 ? '' : cls.forwardPath.slice(q + 1));
-    writeImdsAnswer(
-      res,
-      state.trap.answer({ method: cls.method, path: cls.path, query, headers: headerView(req.rawHeaders) }),
-    );
+    const answer = (t: Trap) => {
+      if (res.headersSent || res.destroyed) return;
+      writeImdsAnswer(
+        res,
+        t.answer({ method: cls.method, path: cls.path, query, headers: headerView(req.rawHeaders) }),
+      );
+    };
+    const lazy = state.trap;
+    if (lazy?.value !== undefined) answer(lazy.value);
+    // built once its module loaded (the first trap after a reload into trap mode)
+    else if (lazy !== undefined) lazy.ready.then(answer, () => fail(500, 'the trap could not be built'));
+    else fail(500, 'no trap in this mode');
   }
 
   function refuse(decision: Decision): void {

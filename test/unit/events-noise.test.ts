@@ -73,6 +73,15 @@ describe('noise filter', () => {
     expect(global?.text).toContain('45 more alerts in the last 1 minute');
   });
 
+  it('flush() also closes the global window: its overflow summary, then a fresh window', () => {
+    const f = new NoiseFilter({ ...opts, globalLimit: 5 }, T0);
+    for (let i = 0; i < 50; i++) f.offer(alertFor(`/bin/p${i}`), T0 + i);
+    const global = f.flush(T0 + 100).filter((s) => s.rule === 'alert-rate-limit');
+    expect(global.map((s) => s.summary?.count)).toEqual([45]);
+    const again = Array.from({ length: 10 }, (_, i) => f.offer(alertFor(`/bin/q${i}`), T0 + 200 + i)).flat();
+    expect(again).toHaveLength(5);
+  });
+
   it('tracks at most maxKeys keys', () => {
     const f = new NoiseFilter({ ...opts, maxKeys: 10 }, T0);
     for (let i = 0; i < 100; i++) f.offer(alertFor(`/bin/p${i}`), T0);

@@ -112,34 +112,34 @@ export class NoiseFilter {
     for (const [key, w] of this.keys) {
       if (now - w.start < this.opts.windowMs) continue;
       this.keys.delete(key);
-      if (w.suppressed > 0 && w.last) {
-        out.push(summaryAlert(w.last, w.suppressed, w.firstSuppressed, now, this.opts.windowMs));
-      }
+      this.summarize(w, now, out);
     }
-    if (now - this.global.start >= this.opts.globalWindowMs) {
-      const g = this.global;
-      if (g.suppressed > 0 && g.last) {
-        out.push(overflowSummary(g.last, g.suppressed, g.firstSuppressed, now, this.opts.globalWindowMs));
-      }
-      this.global = { start: now, passed: 0, suppressed: 0, firstSuppressed: 0 };
-    }
+    if (now - this.global.start >= this.opts.globalWindowMs) this.closeGlobal(now, out);
     return out;
   }
 
   /** Closes every window now (at shutdown), so no suppressed count is lost. */
   flush(now: number): Alert[] {
     const out: Alert[] = [];
-    for (const w of this.keys.values()) {
-      if (w.suppressed > 0 && w.last) {
-        out.push(summaryAlert(w.last, w.suppressed, w.firstSuppressed, now, this.opts.windowMs));
-      }
-    }
+    for (const w of this.keys.values()) this.summarize(w, now, out);
     this.keys.clear();
+    this.closeGlobal(now, out);
+    return out;
+  }
+
+  /** The summary of a key's window that suppressed alerts, into `out`. */
+  private summarize(w: Window, now: number, out: Alert[]): void {
+    if (w.suppressed > 0 && w.last) {
+      out.push(summaryAlert(w.last, w.suppressed, w.firstSuppressed, now, this.opts.windowMs));
+    }
+  }
+
+  /** Ends the global window: its overflow summary (if it suppressed any) into `out`, and a new window. */
+  private closeGlobal(now: number, out: Alert[]): void {
     const g = this.global;
     if (g.suppressed > 0 && g.last) {
       out.push(overflowSummary(g.last, g.suppressed, g.firstSuppressed, now, this.opts.globalWindowMs));
     }
     this.global = { start: now, passed: 0, suppressed: 0, firstSuppressed: 0 };
-    return out;
   }
 }

@@ -282,6 +282,11 @@ export const guardConfigSchema = z
     allowUserAgents: z.array(z.string().min(1)).default([...DEFAULT_ALLOWED_USER_AGENTS]),
     /** Allow tokenless requests carrying `Metadata-Flavor: Amazon`. */
     allowMetadataFlavorAmazon: z.boolean().default(true),
+    /**
+     * Alert when a tokenless read of credentials or user-data was allowed only by a User-Agent prefix
+     * (allowUserAgents) or Metadata-Flavor: Amazon: headers any process can send.
+     */
+    alertHeaderAllowedReads: z.boolean().default(true),
     /** Executables allowed without token (exact, `/dir/*` prefix, or glob). */
     allowExe: z.array(absolutePath).default([]),
     /** Users (names or uids) allowed without token. */

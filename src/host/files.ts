@@ -18,8 +18,11 @@ export function configFile(opts: InstallOptions): string {
   const lines = [
     FILE_MARK,
     `# imdsguard guard configuration (YAML); see docs/config.md. The unit passes --listen 127.0.0.1:${opts.port}${opts.ipv6 ? ` and [::1]:${opts.port}` : ''}`,
-    '# on the command line. Defaults: enforce mode, IMDSv2 allowed for local callers, IMDSv1 refused',
-    '# unless a caller rule allows it. Install never overwrites this file once it exists.',
+    '# on the command line. Defaults (docs/policy.md): enforce mode; IMDSv2 allowed for local callers;',
+    '# IMDSv1 allowed for the AWS SDK and CLI User-Agents (guard.allowUserAgents), Metadata-Flavor: Amazon,',
+    '# the secret header and allowed executables or users, and refused (401) for everyone else;',
+    '# a credentials or user-data read allowed on a header alone raises an alert. To refuse IMDSv1',
+    '# except for named callers: guard.requireV2: true. Install never overwrites this file once it exists.',
   ];
   // the token ledger survives restarts there (SDKs cache tokens for up to 6 hours)
   lines.push('guard:', `  stateDir: ${PATHS.stateDir}`);

@@ -38,3 +38,24 @@ describe('a header-allowed IMDSv1 read of an ordinary path is forwarded and quie
     expect(x.events[0]?.alert).toBe(false);
   });
 });
+
+describe('a credentials or user-data read allowed on a header alone raises an alert', () => {
+  const paths = () => [
+    '/latest/meta-data/iam/security-credentials/',
+    `/latest/meta-data/iam/security-credentials/${role}`,
+    `/latest//meta-data/iam/security-credentials/${role}`,
+    `/latest/meta-data/iam/info/../security-credentials/${role}`,
+    '/latest/user-data',
+    '/latest/user-data/',
+  ];
+  const cases = HEADERS.flatMap(([n, h]) =>
+    [0, 1, 2, 3, 4, 5].map((i) => [`${n}, path #${i}`, h, i] as const),
+  );
+  it.each(cases)('%s', async (_n, h, i) => {
+    const path = paths()[i] as string;
+    const x = await g.exchange(request('GET', path, [['Host', METADATA_HOST], h]));
+    const why = `${path}\n${describeExchange(x)}`;
+    expect(x.events[0]?.decision, why).toBe('allow');
+    expect(x.events[0]?.alert, why).toBe(true);
+  });
+});

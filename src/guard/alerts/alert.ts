@@ -1,4 +1,5 @@
 import type { GuardEvent } from '../events/types.js';
+import { isHeaderAllowedSecretRead } from '../policy/header-reads.js';
 
 /**
  * What an alert sink receives: a reduced, secret-free view of a GuardEvent (or a summary of events
@@ -59,11 +60,15 @@ function clip(s: string, max = MAX_FIELD): string {
   return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
 }
 
-export function severityOf(event: Pick<GuardEvent, 'mode' | 'decision' | 'action' | 'token'>): Severity {
+export function severityOf(
+  event: Pick<GuardEvent, 'mode' | 'decision' | 'action' | 'token' | 'rule' | 'request'>,
+): Severity {
   if (event.mode === 'trap' || event.action === 'trapped') return 'critical';
   if (event.decision === 'deny' || event.action === 'error') return 'warning';
   // a token used by another caller than the one it was issued to: token theft inside the host
   if (event.token?.status === 'other-caller') return 'warning';
+  // credentials or user-data handed out on a User-Agent or Metadata-Flavor header any process can send
+  if (isHeaderAllowedSecretRead(event)) return 'warning';
   return 'info';
 }
 

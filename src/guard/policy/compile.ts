@@ -3,8 +3,10 @@ import type { GuardConfig } from '../../config/schema.js';
 import { ImdsguardError } from '../../errors.js';
 import type { ClassifiedRequest } from '../../imds/classify.js';
 import { FLAVOR_SPECS } from '../../imds/flavors.js';
+import { isSecretPath } from '../../imds/secret-paths.js';
 import type { Caller } from '../attribution/types.js';
 import { type CallerMatch, exeMatch, netnsOf, type Tri, UNKNOWN, userMatch } from './caller-match.js';
+import { HEADER_READ_REASON } from './header-reads.js';
 import { describePod } from './pod-match.js';
 import { compileProtocolChecks, type SecretState } from './protocol.js';
 import { compileRule } from './rules.js';
@@ -85,6 +87,12 @@ export function compilePolicy(config: GuardConfig, options: CompileOptions = {})
   const uaPrefixes = [...config.allowUserAgents];
   const protocol = compileProtocolChecks(config);
   const allowFlavorHeader = config.allowMetadataFlavorAmazon && spec.flavor === 'aws';
+  const alertHeaderReads = config.alertHeaderAllowedReads;
+  /** A tokenless read allowed by a header alone: an alert when it reads credentials or user-data. */
+  const byHeader = (r: ClassifiedRequest, rule: string, reason: string): Decision =>
+    alertHeaderReads && isSecretPath(r.path)
+      ? allow(rule, `${reason}: ${HEADER_READ_REASON}`, true)
+      : allow(rule, reason);
   const token = spec.token;
   const required = spec.requiredHeader;
   const noScheme = token === undefined && required === undefined;
@@ -285,11 +293,11 @@ export function compilePolicy(config: GuardConfig, options: CompileOptions = {})
     if (ua !== undefined) {
       for (const p of uaPrefixes) {
         if (ua.startsWith(p))
-          return allow('ua-allowlist', `tokenless request from an allowed User-Agent (${p})`);
+          return byHeader(r, 'ua-allowlist', `tokenless request from an allowed User-Agent (${p})`);
       }
     }
     if (allowFlavorHeader && r.metadataFlavorAmazon) {
-      return allow('metadata-flavor', 'tokenless request with Metadata-Flavor: Amazon');
+      return byHeader(r, 'metadata-flavor', 'tokenless request with Metadata-Flavor: Amazon');
     }
     if (allowed === NEEDS_CALLER) return NEEDS_CALLER;
     if (allowed === true)

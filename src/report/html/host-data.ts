@@ -8,6 +8,7 @@
  */
 import { CallerAggregator, type CallerSummary } from '../../guard/callers/summarize.js';
 import type { GuardEvent } from '../../guard/events/types.js';
+import { isHeaderAllowedSecretRead } from '../../guard/policy/header-reads.js';
 
 export const HOST_REPORT_SCHEMA_VERSION = 1 as const;
 
@@ -18,6 +19,8 @@ export const HOST_REPORT_LIMITS = {
   v1Callers: 200,
   /** Denied or alerted requests listed (the newest); all are counted. */
   requests: 500,
+  /** Credential and user-data reads allowed on a header alone listed (the newest); all are counted. */
+  headerReads: 200,
   /** Most buckets in the timeline (the bucket size is chosen to stay under it). */
   maxBuckets: 120,
   /** Distinct host names remembered. */
@@ -67,12 +70,20 @@ export interface HostReportDocument {
     errors: number;
     callers: number;
     v1Callers: number;
+    /** Tokenless credential or user-data reads allowed on a User-Agent or Metadata-Flavor header alone. */
+    headerReads: number;
   };
   timeline: { bucketSeconds: number; buckets: Array<{ start: string; allow: number; deny: number }> };
   topCallers: CallerSummary[];
   v1Callers: CallerSummary[];
   /** Requests denied or alerted: the newest `rows` (newest first), and how many there were. */
   requests: { total: number; rows: RequestRow[] };
+  /**
+   * Tokenless reads of credentials or user-data allowed only by a User-Agent prefix or
+   * Metadata-Flavor: Amazon (any process can send them): the newest `rows` (newest first), and how
+   * many there were.
+   */
+  headerReads: { total: number; rows: RequestRow[] };
 }
 
 export function chooseBucketSeconds(spanMs: number): number {
@@ -112,6 +123,7 @@ export class HostReportBuilder {
     errors: 0,
     callers: 0,
     v1Callers: 0,
+    headerReads: 0,
   };
   private startMs: number | undefined;
   private bucketMs = 0;
@@ -119,6 +131,7 @@ export class HostReportBuilder {
   private readonly hosts = new Set<string>();
   private recent: RequestRow[] = [];
   private requestsTotal = 0;
+  private headerReads: RequestRow[] = [];
 
   constructor(opts: HostReportOptions) {
     this.opts = opts;
@@ -180,6 +193,13 @@ export class HostReportBuilder {
     if (e.decision === 'deny') b.deny += 1;
     else b.allow += 1;
     this.buckets.set(idx, b);
+    if (isHeaderAllowedSecretRead(e)) {
+      t.headerReads += 1;
+      this.headerReads.push(requestRow(e));
+      if (this.headerReads.length > HOST_REPORT_LIMITS.headerReads * 2) {
+        this.headerReads = newest(this.headerReads, HOST_REPORT_LIMITS.headerReads);
+      }
+    }
     if (e.decision === 'deny' || e.alert) {
       this.requestsTotal += 1;
       this.recent.push(requestRow(e));
@@ -226,6 +246,10 @@ export class HostReportBuilder {
       requests: {
         total: this.requestsTotal,
         rows: newest(this.recent, HOST_REPORT_LIMITS.requests).reverse(),
+      },
+      headerReads: {
+        total: this.totals.headerReads,
+        rows: newest(this.headerReads, HOST_REPORT_LIMITS.headerReads).reverse(),
       },
     };
   }

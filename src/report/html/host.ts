@@ -37,6 +37,16 @@ function callersTable(id: string, rows: readonly CallerSummary[], testid: string
   return `<div class="tablewrap"><table id="${esc(id)}" data-sortable><thead><tr><th data-key="exe">Executable</th><th data-key="user">User</th>${pods ? '<th data-key="pod">Pod</th>' : ''}${containers ? '<th data-key="container">Container</th>' : ''}<th class="num" data-key="v1" data-type="num">IMDSv1</th><th class="num" data-key="v2" data-type="num">IMDSv2</th><th class="num" data-key="token" data-type="num">Token PUTs</th><th class="num" data-key="denied" data-type="num">Denied</th><th class="num" data-key="total" data-type="num">Total</th><th data-key="last">Last seen</th><th data-key="path">Last path</th></tr></thead><tbody>${body}</tbody></table></div>`;
 }
 
+/** Rows of a requests table (denied and alerted requests, header-allowed reads). */
+function requestRowsHtml(rows: HostReportDocument['requests']['rows'], testid: string): string {
+  return rows
+    .map(
+      (r) =>
+        `<tr data-testid="${esc(testid)}"><td class="nowrap" data-v="${esc(r.time)}">${esc(fmtSecond(r.time))}</td><td data-f="${esc(r.decision)}"><span class="pill ${r.decision === 'deny' ? 'deny' : 'allow'}">${esc(r.decision)}</span><span class="sub2 nowrap">${esc(r.action)}${r.alert ? ' · alert' : ''} · ${r.status}</span></td><td>${esc(r.version)}</td><td class="mono path">${esc(r.method)} ${pathHtml(r.path)}</td><td><span class="mono">${esc(r.exe ?? '(unattributed)')}</span><span class="sub2">${esc(r.user ?? 'user unknown')}${r.pid !== null ? ` · pid ${r.pid}` : ''}</span></td><td><code>${esc(r.rule)}</code><span class="sub2">${esc(r.reason)}</span></td></tr>`,
+    )
+    .join('');
+}
+
 export function renderHostHtml(doc: HostReportDocument): string {
   const t = doc.totals;
   const hosts = doc.hosts.length > 0 ? doc.hosts.join(', ') : 'no events';
@@ -66,6 +76,14 @@ export function renderHostHtml(doc: HostReportDocument): string {
       sub: 'break when IMDSv2 is required',
     }),
   ];
+  if (t.headerReads > 0) {
+    cards.push(
+      card('Secrets read on a header', fmtInt(t.headerReads), 'host-header-reads', {
+        tone: 'bad',
+        sub: 'IMDSv1, User-Agent or Metadata-Flavor alone',
+      }),
+    );
+  }
   if (t.trapped > 0) cards.push(card('Trapped', fmtInt(t.trapped), 'host-trapped', { tone: 'bad' }));
   const buckets = doc.timeline.buckets;
   const chart =
@@ -80,12 +98,12 @@ export function renderHostHtml(doc: HostReportDocument): string {
           ],
           doc.timeline.bucketSeconds * 1000,
         );
-  const reqRows = doc.requests.rows
-    .map(
-      (r) =>
-        `<tr data-testid="request-row"><td class="nowrap" data-v="${esc(r.time)}">${esc(fmtSecond(r.time))}</td><td data-f="${esc(r.decision)}"><span class="pill ${r.decision === 'deny' ? 'deny' : 'allow'}">${esc(r.decision)}</span><span class="sub2 nowrap">${esc(r.action)}${r.alert ? ' · alert' : ''} · ${r.status}</span></td><td>${esc(r.version)}</td><td class="mono path">${esc(r.method)} ${pathHtml(r.path)}</td><td><span class="mono">${esc(r.exe ?? '(unattributed)')}</span><span class="sub2">${esc(r.user ?? 'user unknown')}${r.pid !== null ? ` · pid ${r.pid}` : ''}</span></td><td><code>${esc(r.rule)}</code><span class="sub2">${esc(r.reason)}</span></td></tr>`,
-    )
-    .join('');
+  const reqRows = requestRowsHtml(doc.requests.rows, 'request-row');
+  const headerReadRows = requestRowsHtml(doc.headerReads.rows, 'header-read-row');
+  const headerReads =
+    doc.headerReads.rows.length === 0
+      ? '<p class="empty" data-testid="header-reads-empty">No credential or user-data read was allowed on a header alone.</p>'
+      : `<div class="tablewrap"><table id="header-reads-table" data-sortable><thead><tr><th data-key="time">Time</th><th data-key="decision">Decision</th><th data-key="version">Version</th><th data-key="request">Request</th><th data-key="caller">Caller</th><th data-key="rule">Rule and reason</th></tr></thead><tbody>${headerReadRows}</tbody></table></div>${doc.headerReads.total > doc.headerReads.rows.length ? `<p class="note">The newest ${fmtInt(doc.headerReads.rows.length)} of ${fmtInt(doc.headerReads.total)} are listed.</p>` : ''}`;
   const requests =
     doc.requests.rows.length === 0
       ? '<p class="empty">No denied or alerted request in this window.</p>'
@@ -98,6 +116,7 @@ export function renderHostHtml(doc: HostReportDocument): string {
     ],
   )}${chart}</section>
 <section id="v1-callers"><h2>IMDSv1 callers</h2><p class="note">Processes that made tokenless (IMDSv1) requests: they stop working when IMDSv2 is required on this instance. Update them to an SDK that uses IMDSv2, or allow them explicitly.</p>${callersTable('v1-callers-table', doc.v1Callers, 'v1-caller', 'No IMDSv1 caller: every process here already uses IMDSv2.')}</section>
+<section id="header-reads"><h2>Credential and user-data reads allowed on a header alone</h2><p class="note"><span data-testid="header-reads-total">${fmtInt(doc.headerReads.total)}</span> tokenless reads of credentials or user-data were allowed only by a User-Agent prefix or <code>Metadata-Flavor: Amazon</code>, headers any process can send. Move these callers to IMDSv2, or allow them by executable or user.</p>${headerReads}</section>
 <section id="top-callers"><h2>Top callers</h2><p class="note">The ${fmtInt(doc.topCallers.length)} most active processes.</p>${callersTable('top-callers-table', doc.topCallers, 'top-caller', 'No caller.')}</section>
 <section id="requests"><h2>Denied and alerted requests</h2><p class="note"><span data-testid="requests-total">${fmtInt(doc.requests.total)}</span> requests were denied or raised an alert. Click a column header to sort; type to filter.</p>${requests}</section>`;
   return renderPage({

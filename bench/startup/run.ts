@@ -284,16 +284,30 @@ function idleClient(port: number): Promise<Socket> {
   });
 }
 
+/** The guard with attribution on or off, holding connections open for two minutes, on `port`. */
+function idleGuardArgv(subject: Subject, upPort: number, attribution: boolean) {
+  return (port: number) => [
+    ...subject.argv,
+    'guard',
+    '--config',
+    idleConfig(upPort, attribution),
+    '--listen',
+    `127.0.0.1:${port}`,
+  ];
+}
+
+/** The floor: a bare Node HTTP server answering keep-alive, as the guard does, on `port`. */
+const FLOOR_KEEPALIVE = (port: number) => [
+  process.execPath,
+  '-e',
+  `const s = require('node:http').createServer((q, r) => r.end('i-0123456789abcdef0')); s.keepAliveTimeout = 120000; s.listen(${port}, '127.0.0.1', () => process.stderr.write('listening\\n'))`,
+];
+
 async function connectionsDelta(
-  subject: Subject,
-  upPort: number,
-  attribution: boolean,
+  argvFor: (port: number) => string[],
 ): Promise<{ idle: number; loaded: number }> {
   const port = await freePort();
-  const g = await startListening(
-    [...subject.argv, 'guard', '--config', idleConfig(upPort, attribution), '--listen', `127.0.0.1:${port}`],
-    port,
-  );
+  const g = await startListening(argvFor(port), port);
   const sockets: Socket[] = [];
   try {
     await sleep(SETTLE_MS);
@@ -409,9 +423,13 @@ async function main(): Promise<void> {
   const conn = new Map<string, { idle: number; loaded: number }>();
   if (CONNECTIONS > 0) {
     const keepAlive = await upstream(true);
+    conn.set('floor', await connectionsDelta(FLOOR_KEEPALIVE));
     for (const s of SUBJECTS) {
       for (const attribution of [true, false]) {
-        conn.set(`${s.name} ${attribution}`, await connectionsDelta(s, keepAlive.port, attribution));
+        conn.set(
+          `${s.name} ${attribution}`,
+          await connectionsDelta(idleGuardArgv(s, keepAlive.port, attribution)),
+        );
       }
     }
     await new Promise((r) => keepAlive.server.close(r));
@@ -446,6 +464,18 @@ async function main(): Promise<void> {
     ...floorMem,
     compare: 'ratio',
   });
+  const floorConn = conn.get('floor');
+  if (floorConn) {
+    rows.push({
+      what: `RSS with ${CONNECTIONS} idle keep-alive connections, an HTTP server (reference)`,
+      subject: 'node -e',
+      value: floorConn.loaded,
+      baseline: floorConn.idle,
+      baselineName: 'the same server idle',
+      unit: 'MB',
+      compare: 'delta',
+    });
+  }
   for (const s of SUBJECTS) {
     const sub = { subject: s.name };
     rows.push({ what: '--version', ...sub, value: m(`${s.name} version`), ...ms, limit: 2 });

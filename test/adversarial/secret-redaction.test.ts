@@ -270,3 +270,141 @@ describe('no secret or token value is written anywhere, whatever the command lin
     }
   });
 });
+
+/** Values the name-based redaction misses: redaction by value catches them. */
+const OPEN: Case[] = [
+  {
+    name: 'curl -H "X-Guard-Pass: SECRET" (a custom secret header name)',
+    marker: 'c01',
+    command: () => 'curl',
+    args: () => [
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-H',
+      `${SECRET_HEADER}: ${SECRET}`,
+      `${guardUrl}/latest/meta-data/?c01`,
+      holdUrl,
+    ],
+    stdin: false,
+  },
+  {
+    name: 'curl -HX-Guard-Pass:SECRET (attached option)',
+    marker: 'c02',
+    command: () => 'curl',
+    args: () => [
+      '-sS',
+      '-o',
+      '/dev/null',
+      `-H${SECRET_HEADER}:${SECRET}`,
+      `${guardUrl}/latest/meta-data/?c02`,
+      holdUrl,
+    ],
+    stdin: false,
+  },
+  {
+    name: 'python3 -c, multi-line, with a dict',
+    marker: 'c05',
+    command: () => 'python3',
+    args: () => [
+      '-c',
+      [
+        'import sys, urllib.request  # c05',
+        'saved = {',
+        `    'X-aws-ec2-metadata-token': '${TOKEN}',`,
+        `    "${SECRET_HEADER}": "${SECRET}",`,
+        '}',
+        'h = {"X-Forwarded-For": "9.9.9.9"}',
+        'try:',
+        `    urllib.request.urlopen(urllib.request.Request('${guardUrl}/latest/meta-data/', headers=h))`,
+        'except Exception as e:',
+        '    print(e)',
+        'sys.stdin.read()',
+      ].join('\n'),
+    ],
+    stdin: true,
+  },
+  {
+    name: 'python3 -c, one line, headers=dict(...)',
+    marker: 'c06',
+    command: () => 'python3',
+    args: () => [
+      '-c',
+      `import sys,urllib.request as u; r=u.Request('${guardUrl}/latest/meta-data/?c06', headers=dict(Auth="x", **{"${SECRET_HEADER}":"${SECRET}"}));\ntry: u.urlopen(r)\nexcept Exception as e: print(e)\nsys.stdin.read()`,
+    ],
+    stdin: true,
+  },
+  nodeCase(
+    'PowerShell @{...}',
+    'c08',
+    () => [
+      'pwsh',
+      '-Command',
+      `Invoke-RestMethod -Uri http://169.254.169.254/latest/meta-data/ -Headers @{"X-aws-ec2-metadata-token" = "${TOKEN}"; "${SECRET_HEADER}"="${SECRET}"}`,
+    ],
+    () => ({}),
+  ),
+  nodeCase(
+    'Ruby hash',
+    'c09',
+    () => [
+      'ruby',
+      '-e',
+      `require "net/http"; Net::HTTP.get(URI("http://169.254.169.254/latest/meta-data/"), {"X-aws-ec2-metadata-token" => "${TOKEN}", :"${SECRET_HEADER}" => '${SECRET}'})`,
+    ],
+    () => ({}),
+  ),
+  nodeCase(
+    'Go code in a one-liner',
+    'c10',
+    () => [
+      'go',
+      'run',
+      `package main; func main() { req.Header.Set("X-aws-ec2-metadata-token", "${TOKEN}"); req.Header.Add("${SECRET_HEADER}", \`${SECRET}\`) }`,
+    ],
+    () => ({}),
+  ),
+  nodeCase(
+    'shell assignments and exports',
+    'c11',
+    () => [`IMDS_T=${TOKEN}`, `export GP="${SECRET}"`, `set -- ${SECRET}`, `T='${TOKEN}' curl`],
+    () => ({}),
+  ),
+  nodeCase(
+    'bare values as arguments',
+    'c12',
+    () => [SECRET, TOKEN, `${SECRET},${TOKEN}`],
+    () => ({}),
+  ),
+  nodeCase(
+    'JSON in an argument',
+    'c13',
+    () => [JSON.stringify({ headers: { [SECRET_HEADER]: SECRET, 'X-aws-ec2-metadata-token': TOKEN } })],
+    () => ({}),
+  ),
+  nodeCase(
+    'the header name and value as two arguments',
+    'c14',
+    () => [`${SECRET_HEADER}:`, SECRET, 'X-aws-ec2-metadata-token:', TOKEN],
+    () => ({}),
+  ),
+  nodeCase(
+    'a value cut by the argument-length bound',
+    'c15',
+    () => [`${'a'.repeat(236)}${SECRET}`, `${'b'.repeat(230)}${TOKEN}`],
+    () => ({}),
+  ),
+  nodeCase(
+    'the secret sent in its header by a node client (allowed by it)',
+    'c16',
+    () => [`--pass=${SECRET}`, `--token ${TOKEN}`],
+    () => ({ [SECRET_HEADER]: SECRET }),
+  ),
+];
+ALL.push(...OPEN);
+
+describe('redaction by value, whatever the syntax', () => {
+  it.each(OPEN.map((k) => [k.name, k] as const))('%s', (_n, k) => {
+    expectNoLeak(k);
+  });
+});

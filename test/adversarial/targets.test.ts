@@ -10,6 +10,7 @@ import {
   tokenPut,
   v2Get,
 } from '../support/imds-requests.js';
+import { parseResponses } from '../support/raw-http.js';
 
 /**
  * Encodings and path tricks, request-target forms, methods, CONNECT, upgrades and Expect. A path
@@ -401,5 +402,17 @@ describe('Expect other than 100-continue is answered by the guard, with an event
       `PUT /latest/api/token HTTP/1.1\r\nHost: ${METADATA_HOST}\r\n${TTL_HEADER[0]}: 21600\r\nExpect: 200-ok\r\n\r\n`,
     );
     expectRefused(x, { status: [400, 417] });
+  });
+});
+
+describe('a half-closed client is answered', () => {
+  it('a client that half-closes right after its request still gets the answer', async () => {
+    const c = await g.connect();
+    await c.write(v2Get('/latest/meta-data/instance-id', TOKEN));
+    c.finish();
+    await c.untilClosed(10_000);
+    await g.idle(10_000);
+    const [r] = parseResponses(c.received(), { closed: true });
+    expect(r?.status).toBe(200);
   });
 });

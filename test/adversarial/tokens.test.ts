@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Caller, ConnectionInfo, ProcessResolver } from '../../src/guard/attribution/types.js';
+import type { GuardEvent } from '../../src/guard/events/types.js';
 import { describeExchange, GuardUnderTest, type GuardUnderTestOptions } from '../support/guard-under-test.js';
 import { expectRefused } from '../support/guard-verdicts.js';
 import { METADATA_HOST, request, TOKEN_HEADER_NAME, tokenPut, v2Get } from '../support/imds-requests.js';
@@ -138,5 +140,93 @@ describe('ADV-15: a token header without a token is not IMDSv2', () => {
       ]),
     );
     expectRefused(x, { status: 403, rule: 'no-v1-creds' });
+  });
+});
+
+const TOKEN_STATES = ['issued-here', 'unknown', 'expired', 'other-caller'] as const;
+
+/** The token state an event names, wherever the guard puts it. */
+function tokenState(e: GuardEvent | undefined): string | undefined {
+  const found: string[] = [];
+  const walk = (v: unknown): void => {
+    if (typeof v === 'string' && (TOKEN_STATES as readonly string[]).includes(v)) found.push(v);
+    else if (v && typeof v === 'object') for (const x of Object.values(v)) walk(x);
+  };
+  walk(e);
+  return found[0];
+}
+
+const AWS_CLI: Caller = {
+  resolved: 'full',
+  pid: 1111,
+  exe: '/usr/bin/aws',
+  uid: 1000,
+  user: 'app',
+  netns: 'host',
+};
+const PYTHON: Caller = {
+  resolved: 'full',
+  pid: 2222,
+  exe: '/usr/bin/python3',
+  uid: 33,
+  user: 'www-data',
+  netns: 'host',
+};
+
+class SwitchableResolver implements ProcessResolver {
+  caller: Caller = { resolved: 'none', error: 'not set' };
+  async resolve(_c: ConnectionInfo): Promise<Caller> {
+    return this.caller;
+  }
+  async close(): Promise<void> {}
+}
+
+describe('the token ledger', () => {
+  it('a token issued through the guard is issued-here and raises nothing', async () => {
+    const g = await start({});
+    const t = await issue(g);
+    const x = await g.exchange(v2Get(CREDS, t));
+    expect(x.responses[0]?.status, describeExchange(x)).toBe(200);
+    expect(tokenState(x.events[0]), JSON.stringify(x.events[0])).toBe('issued-here');
+    expect(x.events[0]?.alert).toBe(false);
+  });
+
+  it.each([
+    ['a bogus token', 'not-a-token'],
+    [
+      'a well-formed token the guard never issued',
+      'AQAEAHVMWxqfvxSX9aBhJhZLkeZHYq7n3yR1G5lK8Ugv0mYx3Q8zQpYf3dQ=',
+    ],
+  ])('%s is unknown, and flagged by default (alert)', async (_n, t) => {
+    const g = await start({});
+    const x = await g.exchange(v2Get(CREDS, t));
+    expect(x.events.length, describeExchange(x)).toBe(1);
+    expect(tokenState(x.events[0]), JSON.stringify(x.events[0])).toBe('unknown');
+    expect(x.events[0]?.alert).toBe(true);
+  });
+
+  it('an expired token is expired', async () => {
+    let clock = Date.UTC(2026, 0, 1);
+    const g = await start({ now: () => clock });
+    const t = await issue(g, '1');
+    clock += 5_000;
+    const x = await g.exchange(v2Get(CREDS, t));
+    expect(x.responses[0]?.status, describeExchange(x)).toBe(401);
+    expect(tokenState(x.events[0]), JSON.stringify(x.events[0])).toBe('expired');
+  });
+
+  it("another process's token is other-caller, and raises an alert (token theft inside the host)", async () => {
+    const resolver = new SwitchableResolver();
+    const g = await start({ resolver });
+    resolver.caller = AWS_CLI;
+    const t = await issue(g);
+    resolver.caller = PYTHON;
+    const x = await g.exchange(v2Get(CREDS, t));
+    expect(tokenState(x.events[0]), JSON.stringify(x.events[0])).toBe('other-caller');
+    expect(x.events[0]?.alert).toBe(true);
+    // the same caller again is fine
+    resolver.caller = AWS_CLI;
+    const y = await g.exchange(v2Get(CREDS, t));
+    expect(tokenState(y.events[0]), JSON.stringify(y.events[0])).toBe('issued-here');
   });
 });

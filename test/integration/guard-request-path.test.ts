@@ -191,7 +191,59 @@ describe('what is forwarded is what was judged', () => {
 });
 
 describe('connections', () => {
-  it('a client that sends FIN before its answer is taken as gone: 499, nothing in flight', async () => {
+  it('a client that half-closes (FIN) after its request still gets the answer, then the close', async () => {
+    const slow: ProcessResolver = {
+      resolve: () => new Promise<Caller>(() => {}),
+      close: async () => {},
+    };
+    const { url, recorder, g } = await start(
+      { attribution: { timeoutMs: 300 }, allowExe: ['/opt/agent'] },
+      slow,
+    );
+    const { connect } = await import('node:net');
+    const u = new URL(url);
+    const got = await new Promise<string>((resolve) => {
+      let data = '';
+      const s = connect(Number(u.port), u.hostname, () =>
+        s.end(`GET /latest/meta-data/ HTTP/1.1\r\n${H}\r\n`),
+      );
+      s.on('data', (d: Buffer) => {
+        data += d.toString('latin1');
+      });
+      s.on('close', () => resolve(data));
+    });
+    // decided once attribution timed out: the caller is unknown, so allowExe cannot allow it
+    expect(statusOf(got)).toBe(403);
+    const [e] = await recorder.waitFor(1);
+    expect(e).toMatchObject({ status: 403, action: 'refused', rule: 'attribution-required' });
+    await idle(g);
+    expect(seen).toHaveLength(0);
+  });
+
+  it('a half-close in the middle of a request head gets 400 and one event; a bare FIN just closes', async () => {
+    const { url, recorder, g } = await start();
+    const { connect } = await import('node:net');
+    const u = new URL(url);
+    const exchange = (bytes: string) =>
+      new Promise<string>((resolve) => {
+        let data = '';
+        const s = connect(Number(u.port), u.hostname, () => s.end(bytes));
+        s.on('data', (d: Buffer) => {
+          data += d.toString('latin1');
+        });
+        s.on('close', () => resolve(data));
+      });
+    expect(await exchange('')).toBe('');
+    const cut = await exchange('GET /latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\n');
+    expect(statusOf(cut)).toBe(400);
+    const [e] = await recorder.waitFor(1);
+    expect(e).toMatchObject({ status: 400, action: 'refused', rule: 'malformed-request' });
+    await idle(g);
+    expect(recorder.events).toHaveLength(1);
+    expect(seen).toHaveLength(0);
+  });
+
+  it('a client that resets the connection before its answer is taken as gone: 499, nothing in flight', async () => {
     const slow: ProcessResolver = {
       resolve: () => new Promise<Caller>(() => {}),
       close: async () => {},
@@ -202,13 +254,13 @@ describe('connections', () => {
     );
     const { connect } = await import('node:net');
     const u = new URL(url);
-    await new Promise<void>((resolve) => {
-      const s = connect(Number(u.port), u.hostname, () =>
-        s.end(`GET /latest/meta-data/ HTTP/1.1\r\n${H}\r\n`),
-      );
-      s.on('close', () => resolve());
-      s.resume();
-    });
+    const s = connect(Number(u.port), u.hostname, () =>
+      s.write(`GET /latest/meta-data/ HTTP/1.1\r\n${H}\r\n`),
+    );
+    // gone once the guard has the request (its event is pending attribution)
+    await waitFor(() => g.stats().inFlight === 1, 'the request in flight');
+    // a reset, not a FIN: a FIN alone is a half-close, and the answer would still be sent
+    s.resetAndDestroy();
     const [e] = await recorder.waitFor(1);
     expect(e).toMatchObject({ status: 499, action: 'error', rule: 'client-gone' });
     await idle(g);

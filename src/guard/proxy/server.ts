@@ -57,9 +57,12 @@ export function createProxyServer(limits: LimitsConfig, h: ProxyHandlers): Serve
   applyLimits(server, limits);
   server.on('checkExpectation', h.onExpectation);
   server.on('clientError', h.onClientError);
-  // httpAllowHalfOpen stays false (node's default): a client that sends FIN before its answer is
-  // taken as gone (its request ends with a 499 event, its work stops), not as half-closed. Real
-  // clients keep their side open until the answer; a client that half-closes gets no answer.
+  // A client that half-closes (FIN) after a complete request still gets its answer, as from the
+  // metadata service (nc -q, some HTTP/1.0 clients and scripts do it); the answer closes the
+  // connection. A request cut by the FIN is a parse error (400); a FIN with nothing pending ends the
+  // connection. A client that really goes (reset, or its socket closed before the answer) is gone:
+  // 499. Node's default (false) would drop the answer of every half-closed client.
+  server.httpAllowHalfOpen = true;
   server.on('connect', h.onConnect);
   server.on('upgrade', h.onUpgrade);
   return server;

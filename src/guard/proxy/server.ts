@@ -62,7 +62,8 @@ export function createProxyServer(limits: LimitsConfig, h: ProxyHandlers): Serve
   // connection. A request cut by the FIN is a parse error (400); a FIN with nothing pending ends the
   // connection. A client that really goes (reset, or its socket closed before the answer) is gone:
   // 499. Node's default (false) would drop the answer of every half-closed client.
-  server.httpAllowHalfOpen = true;
+  // (node's own switch, read by its socketOnEnd on Node 22 and 24; not in @types/node)
+  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.on('connect', h.onConnect);
   server.on('upgrade', h.onUpgrade);
   return server;

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { testTimeLeft } from '../support/wait.js';
 
 /**
  * The real binary: node dist/cli/main.js emulate ... (npm test builds it first).
@@ -67,7 +68,10 @@ function startEmulate(args: string[]): Promise<Running> {
   let err = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`emulate did not start: ${err}`)), 15_000);
+    const timer = setTimeout(
+      () => reject(new Error(`emulate did not start: ${err}`)),
+      testTimeLeft() ?? 60_000,
+    );
     child.stderr?.on('data', (d: Buffer) => {
       err += d.toString();
     });

@@ -6,6 +6,7 @@ import type { GuardEvent } from '../../src/guard/events/types.js';
 import { SqliteEventStore } from '../../src/guard/store/index.js';
 import { CLI_MAIN, type CliRun, requireBuild, runBin } from '../support/bin.js';
 import { writeSampleEvents } from '../support/event-store.js';
+import { waitFor } from '../support/wait.js';
 
 /** The real binary: node dist/cli/main.js events ... (npm test builds it first). */
 
@@ -153,15 +154,14 @@ describe('imdsguard guard --db --admin --alert (the real binary)', { timeout: 60
       stderr += c.toString('utf8');
     });
     try {
-      const deadline = Date.now() + 20_000;
-      while (
-        !/admin (http:\/\/127\.0\.0\.1:\d+)/.test(stderr) ||
-        !/listening on (127\.0\.0\.1:\d+)/.test(stderr)
-      ) {
-        if (Date.now() > deadline || child.exitCode !== null)
-          throw new Error(`guard did not start: ${stderr}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitFor(
+        () =>
+          child.exitCode !== null ||
+          (/admin (http:\/\/127\.0\.0\.1:\d+)/.test(stderr) &&
+            /listening on (127\.0\.0\.1:\d+)/.test(stderr)),
+        'the guard to listen',
+      );
+      if (child.exitCode !== null) throw new Error(`guard did not start: ${stderr}`);
       const admin = (/admin (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr) as RegExpExecArray)[1] as string;
       const guardAddr = (/listening on (127\.0\.0\.1:\d+)/.exec(stderr) as RegExpExecArray)[1] as string;
 
@@ -176,8 +176,7 @@ describe('imdsguard guard --db --admin --alert (the real binary)', { timeout: 60
       ).text();
       expect(token.length).toBeGreaterThan(0);
 
-      const until = Date.now() + 10_000;
-      while (hookBodies.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      await waitFor(() => hookBodies.length > 0, 'the webhook alert');
       const alerts = hookBodies.flatMap(
         (b) => (JSON.parse(b) as { alerts: Array<{ request: { path: string }; decision: string }> }).alerts,
       );

@@ -13,6 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Journal } from '../../src/fleet/journal/store.js';
 import { CLI_MAIN, type CliRun, emptyAwsConfig, requireBuild, runBin } from '../support/bin.js';
 import { allInstances, type FakeAws, type FakeFleet, startFakeAws } from '../support/fake-aws/index.js';
+import { waitFor } from '../support/wait.js';
 
 const REGIONS = ['eu-west-1', 'us-east-1'];
 let aws: FakeAws | undefined;
@@ -154,14 +155,11 @@ describe('fleet changes through the real binary', () => {
         r();
       }),
     );
-    const deadline = Date.now() + 30_000;
-    while (
-      !gone &&
-      fake().calls.count({ action: 'ModifyInstanceMetadataOptions' }) < 15 &&
-      Date.now() < deadline
-    ) {
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    await waitFor(
+      () => gone || fake().calls.count({ action: 'ModifyInstanceMetadataOptions' }) >= 15,
+      '15 changes sent',
+      5,
+    );
     expect(gone, 'the CLI exited before it was killed').toBe(false);
     child.kill('SIGKILL');
     await exited;

@@ -56,9 +56,9 @@ describe.skipIf(!ENABLED).each(['iptables', 'nftables'] as const)(
     }, 60_000);
     afterAll(() => destroyHost(h));
 
-    it('refuses to add the redirect while the guard is down, unless forced', () => {
+    it('refuses to add the redirect while the guard is down, unless forced', async () => {
       const host = h as Host;
-      const r = host.cli(installArgs());
+      const r = await host.cli(installArgs());
       expect(r.status).toBe(1);
       expect(r.stderr).toContain('IMDSGUARD_E_GUARD_UNHEALTHY');
       expect(host.snapshot()).toBe(before);
@@ -67,7 +67,7 @@ describe.skipIf(!ENABLED).each(['iptables', 'nftables'] as const)(
     it('install --apply sends other users to the guard and exempts the guard user', async () => {
       const host = h as Host;
       await host.startGuard();
-      const r = host.cli(installArgs());
+      const r = await host.cli(installArgs());
       expect(r.stderr).toBe('');
       expect(r.status).toBe(0);
       expect((json(r.stdout)['changes'] as string[]).length).toBeGreaterThan(0);
@@ -100,10 +100,10 @@ describe.skipIf(!ENABLED).each(['iptables', 'nftables'] as const)(
       expect((json(r.stdout)['notes'] as string[]).join('\n')).toContain('not running systemctl');
     }, 90_000);
 
-    it('a second install changes nothing', () => {
+    it('a second install changes nothing', async () => {
       const host = h as Host;
       const first = host.snapshot();
-      const r = host.cli(installArgs());
+      const r = await host.cli(installArgs());
       expect(r.status, `${r.stderr}${r.stdout}`).toBe(0);
       expect(json(r.stdout)['changes']).toEqual([]);
       expect(host.snapshot()).toBe(first);
@@ -111,24 +111,24 @@ describe.skipIf(!ENABLED).each(['iptables', 'nftables'] as const)(
 
     it('doctor reports healthy, then names each broken piece', async () => {
       const host = h as Host;
-      let d = doctor(host);
+      let d = await doctor(host);
       expect(d.checks, d.raw).toEqual(ALL_OK);
       expect(d.status).toBe(0);
 
       // 1. the redirect is deleted
       if (backend === 'nftables') host.ns.exec('nft', ['flush', 'chain', 'inet', 'imdsguard', 'output']);
       else host.ns.exec('iptables', ['-t', 'nat', '-F', 'IMDSGUARD']);
-      d = doctor(host);
+      d = await doctor(host);
       expect(d.status).toBe(1);
       expect(d.checks['redirect-v4']).toBe('fail');
       expect(d.checks['guard-health']).toBe('ok');
       expect((await host.curl('root', 'http://169.254.169.254/latest/api/token')).viaGuard).toBe(false);
-      expect(host.cli(installArgs()).status).toBe(0);
-      expect(doctor(host).checks).toEqual(ALL_OK);
+      expect((await host.cli(installArgs())).status).toBe(0);
+      expect((await doctor(host)).checks).toEqual(ALL_OK);
 
       // 2. the guard stops: fail closed, IMDS unreachable for everyone but the guard user
       await host.stopGuard();
-      d = doctor(host);
+      d = await doctor(host);
       expect(d.status).toBe(1);
       expect(d.checks['guard-health']).toBe('fail');
       expect(d.checks['imds-via-guard']).toBe('fail');
@@ -143,25 +143,33 @@ describe.skipIf(!ENABLED).each(['iptables', 'nftables'] as const)(
         '--user',
         'daemon',
       ];
-      expect(host.cli([...daemonArgs, '--force']).status).toBe(0);
-      d = doctor(host, ['--user', 'nobody']);
+      expect((await host.cli([...daemonArgs, '--force'])).status).toBe(0);
+      d = await doctor(host, ['--user', 'nobody']);
       expect(d.checks['guard-exempt']).toBe('fail');
       expect(d.checks['redirect-v4']).toBe('ok');
-      expect(host.cli([...installArgs(), '--force']).status).toBe(0);
+      expect((await host.cli([...installArgs(), '--force'])).status).toBe(0);
       await host.startGuard();
-      expect(doctor(host).checks).toEqual(ALL_OK);
+      expect((await doctor(host)).checks).toEqual(ALL_OK);
       // Seven doctor runs (each starts a probe process too), three installs and a guard start: up to
       // 100 s on a 2-core machine loaded by a second suite.
     }, 240_000);
 
-    it('uninstall --apply leaves the rulesets and the root exactly as before', () => {
+    it('uninstall --apply leaves the rulesets and the root exactly as before', async () => {
       const host = h as Host;
-      const r = host.cli(['uninstall', '--apply', '--json', '--backend', backend, '--root', host.root]);
+      const r = await host.cli(['uninstall', '--apply', '--json', '--backend', backend, '--root', host.root]);
       expect(r.status, r.stderr).toBe(0);
       expect(host.snapshot()).toBe(before);
       expect(readdirSync(host.root)).toEqual([]);
       // and a second uninstall has nothing left to do
-      const again = host.cli(['uninstall', '--apply', '--json', '--backend', backend, '--root', host.root]);
+      const again = await host.cli([
+        'uninstall',
+        '--apply',
+        '--json',
+        '--backend',
+        backend,
+        '--root',
+        host.root,
+      ]);
       expect(json(again.stdout)['changes']).toEqual([]);
     });
   },
@@ -211,7 +219,7 @@ describe.skipIf(!ENABLED)('install --containers', () => {
     await host.startGuard();
     const args = host.installArgs('--containers', '--bridges', 'imdsgbr0', '--ipv6');
     for (const backend of ['nftables', 'iptables']) {
-      const r = host.cli([...args, '--backend', backend]);
+      const r = await host.cli([...args, '--backend', backend]);
       expect(r.status, r.stderr).toBe(0);
       expect(host.ns.exec('cat', ['/proc/sys/net/ipv4/conf/imdsgbr0/route_localnet']).trim()).toBe('1');
       expect(await fromContainer()).toEqual({ code: '200', viaGuard: true });
@@ -220,29 +228,29 @@ describe.skipIf(!ENABLED)('install --containers', () => {
       expect(await fromContainer(v6)).toEqual({ code: 'curl exit 7', viaGuard: false });
       expect(existsSync(join(host.root, 'etc/sysctl.d/60-imdsguard.conf'))).toBe(true);
       // doctor checks what install recorded: the DNAT, route_localnet, the IPv6 refusal.
-      expect(doctor(host).checks['containers'], backend).toBe('ok');
+      expect((await doctor(host)).checks['containers'], backend).toBe('ok');
       host.ns.exec('sysctl', ['-qw', 'net.ipv4.conf.imdsgbr0.route_localnet=0']);
-      const off = doctor(host);
+      const off = await doctor(host);
       expect(off.checks['containers']).toBe('fail');
       expect(off.raw).toContain('imdsgbr0: route_localnet is 0');
       host.ns.exec('sysctl', ['-qw', 'net.ipv4.conf.imdsgbr0.route_localnet=1']);
       // Without the drop of other bridge traffic to 127.0.0.0/8, route_localnet exposes loopback.
       if (backend === 'nftables') host.ns.exec('nft', ['flush', 'chain', 'inet', 'imdsguard', 'input']);
       else host.ns.exec('iptables', ['-t', 'filter', '-F', 'IMDSGUARD-IN']);
-      const open = doctor(host);
+      const open = await doctor(host);
       expect(open.checks['containers']).toBe('fail');
       expect(open.raw).toContain('imdsgbr0: nothing drops its other traffic to 127.0.0.0/8');
       // A second install puts it back.
-      expect(host.cli([...args, '--backend', backend]).status).toBe(0);
-      expect(doctor(host).checks['containers']).toBe('ok');
+      expect((await host.cli([...args, '--backend', backend])).status).toBe(0);
+      expect((await doctor(host)).checks['containers']).toBe('ok');
     }
     // The fail-open stop hook (uninstall --rules-only) takes route_localnet back with the drop rule:
     // the switch never stays on without it.
-    const rulesOnly = host.cli(['uninstall', '--apply', '--rules-only', '--json', '--root', host.root]);
+    const rulesOnly = await host.cli(['uninstall', '--apply', '--rules-only', '--json', '--root', host.root]);
     expect(rulesOnly.status, rulesOnly.stderr).toBe(0);
     expect(host.ns.exec('cat', ['/proc/sys/net/ipv4/conf/imdsgbr0/route_localnet']).trim()).toBe('0');
     expect(existsSync(join(host.root, 'etc/sysctl.d/60-imdsguard.conf'))).toBe(true);
-    const r = host.cli(['uninstall', '--apply', '--json', '--root', host.root]);
+    const r = await host.cli(['uninstall', '--apply', '--json', '--root', host.root]);
     expect(r.status, r.stderr).toBe(0);
     expect(host.ns.exec('cat', ['/proc/sys/net/ipv4/conf/imdsgbr0/route_localnet']).trim()).toBe('0');
     expect(host.snapshot()).toBe(before);
@@ -262,7 +270,7 @@ describe.skipIf(!ENABLED)('print mode and the fail-open unit hooks', () => {
     h = await createHost('hook');
     const host = h;
     const before = host.snapshot();
-    const r = host.cli([
+    const r = await host.cli([
       'install',
       '--user',
       'nobody',
@@ -281,7 +289,7 @@ describe.skipIf(!ENABLED)('print mode and the fail-open unit hooks', () => {
     expect(r.stdout).toContain('AmbientCapabilities=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE');
     expect(host.snapshot()).toBe(before);
     expect(readdirSync(host.root)).toEqual([]);
-    const u = host.cli(['uninstall', '--root', host.root]);
+    const u = await host.cli(['uninstall', '--root', host.root]);
     expect(u.stdout).toContain('none found');
   }, 60_000);
 
@@ -310,7 +318,7 @@ describe.skipIf(!ENABLED)('print mode and the fail-open unit hooks', () => {
     await host.startGuard();
     expect(await done).toBe(0);
     expect((await host.curl('root', 'http://169.254.169.254/latest/api/token')).viaGuard).toBe(true);
-    const r = host.cli(['uninstall', '--apply', '--rules-only', '--backend', 'nftables', '--json']);
+    const r = await host.cli(['uninstall', '--apply', '--rules-only', '--backend', 'nftables', '--json']);
     expect(r.status, r.stderr).toBe(0);
     expect(json(r.stdout)['changes']).toEqual(['nft delete table inet imdsguard']);
     expect(host.snapshot()).toBe(before);

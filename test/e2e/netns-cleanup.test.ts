@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, inject, it } from 'vitest';
 import { canUseNetns, createNetns, type Netns } from '../support/netns.js';
 import { cleanupRunNamespaces, listNetns, RUN_TAG_KEY, RUN_TAG_RE } from '../support/netns-cleanup.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * The global teardown (test/support/global-netns.ts) against real namespaces. The test uses its own
@@ -52,13 +53,12 @@ describe('global netns teardown', () => {
         });
         // `ip netns exec` execs sleep in place, so the child's pid is the process inside the namespace.
         const pid = sleeper.pid as number;
-        const deadline = Date.now() + 5000;
-        while (
-          !execFileSync('ip', ['netns', 'pids', leaked.name], { encoding: 'utf8' }).includes(String(pid))
-        ) {
-          if (Date.now() > deadline) throw new Error('sleep did not enter the namespace');
-          await new Promise((r) => setTimeout(r, 20));
-        }
+        await waitFor(
+          () =>
+            execFileSync('ip', ['netns', 'pids', leaked.name], { encoding: 'utf8' }).includes(String(pid)),
+          'sleep to enter the namespace',
+          20,
+        );
         // Created during the run by someone else (a benchmark, another test run): no tag of ours.
         execFileSync('ip', ['netns', 'add', foreign]);
         const otherRun = createNetns('other', { runTag: 'ffffffff' === tag ? 'eeeeeeee' : 'ffffffff' });

@@ -94,7 +94,7 @@ describe.skipIf(!HOST_TESTS_ENABLED).each(['iptables', 'nftables'] as const)(
 
       await host.startGuard();
       const args = host.installArgs('--backend', backend, '--pod-interfaces', 'eni+', '--ipv6');
-      const r = host.cli(args);
+      const r = await host.cli(args);
       expect(r.status, r.stderr).toBe(0);
       expect(localnet(a)).toBe('1');
       expect(await host.curlFrom(a.ns)).toEqual({ code: '200', viaGuard: true });
@@ -103,11 +103,11 @@ describe.skipIf(!HOST_TESTS_ENABLED).each(['iptables', 'nftables'] as const)(
       // The node's own processes still go through the guard, and the guard's user around it.
       expect(await host.curl('root', V4)).toEqual({ code: '200', viaGuard: true });
       expect(await host.curl('nobody', V4)).toEqual({ code: '200', viaGuard: false });
-      expect(doctor(host).checks).toEqual(ALL_OK);
+      expect((await doctor(host)).checks).toEqual(ALL_OK);
 
       // Idempotent: a second install changes nothing.
       const installed = host.snapshot();
-      const again = host.cli(args);
+      const again = await host.cli(args);
       expect(json(again.stdout)['changes']).toEqual([]);
       expect(host.snapshot()).toBe(installed);
 
@@ -116,7 +116,7 @@ describe.skipIf(!HOST_TESTS_ENABLED).each(['iptables', 'nftables'] as const)(
       const b = pod('podb');
       expect(localnet(b)).toBe('0');
       expect(await host.curlFrom(b.ns)).toEqual({ code: 'curl exit 28', viaGuard: false });
-      const late = doctor(host);
+      const late = await doctor(host);
       expect(late.checks['containers']).toBe('fail');
       expect(late.raw).toContain(`${b.iface} (eni+): route_localnet is 0`);
 
@@ -127,11 +127,11 @@ describe.skipIf(!HOST_TESTS_ENABLED).each(['iptables', 'nftables'] as const)(
       const c = pod('podc');
       await waitForLine(w, new RegExp(`${c.iface}/route_localnet = 1`));
       expect(await host.curlFrom(c.ns)).toEqual({ code: '200', viaGuard: true });
-      expect(doctor(host).checks).toEqual(ALL_OK);
+      expect((await doctor(host)).checks).toEqual(ALL_OK);
 
       // The Kubernetes readiness probe: only the checks it names, and no IMDSv1 question to IMDS.
       const asked = host.imdsRequests().length;
-      const probe = doctor(host, [
+      const probe = await doctor(host, [
         '--checks',
         'redirect-v4,containers,guard-health,guard-exempt,imds-via-guard',
         '--user',
@@ -159,15 +159,15 @@ describe.skipIf(!HOST_TESTS_ENABLED).each(['iptables', 'nftables'] as const)(
       if (backend === 'nftables') host.ns.exec('nft', ['flush', 'chain', 'inet', 'imdsguard', 'input']);
       else host.ns.exec('iptables', ['-t', 'filter', '-F', 'IMDSGUARD-IN']);
       expect(loopbackFrom(c).stdout).toBe('200');
-      const open = doctor(host);
+      const open = await doctor(host);
       expect(open.checks['containers']).toBe('fail');
       expect(open.raw).toContain('eni+: nothing drops its other traffic to 127.0.0.0/8');
-      expect(host.cli(args).status).toBe(0);
+      expect((await host.cli(args)).status).toBe(0);
       expect(loopbackFrom(c).status).toBe(28);
 
       // Uninstall (the watcher stopped first, as the systemd uninstall does) puts every switch back.
       await stop(w);
-      const u = host.cli(['uninstall', '--apply', '--json', '--root', host.root]);
+      const u = await host.cli(['uninstall', '--apply', '--json', '--root', host.root]);
       expect(u.status, u.stderr).toBe(0);
       expect([localnet(a), localnet(b), localnet(c)]).toEqual(['0', '0', '0']);
       expect(host.snapshot()).toBe(before);

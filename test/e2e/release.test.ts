@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GuardEvent } from '../../src/guard/events/types.js';
 import { requireBuild } from '../support/bin.js';
 import { guardInNetnsSuite } from '../support/guard-netns-suite.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * The one-file release (`npm run release`, scripts/release/): built once here for this machine's
@@ -241,14 +242,13 @@ describe.skipIf(!supported)('the one-file release', () => {
         req.end();
       });
       expect(status).toBe(401);
-      const until = Date.now() + 10_000;
       let event: GuardEvent | undefined;
-      while (!event && Date.now() < until) {
+      await waitFor(() => {
         const text = existsSync(events) ? readFileSync(events, 'utf8') : '';
         const line = text.split('\n').find(Boolean);
         if (line) event = JSON.parse(line) as GuardEvent;
-        else await new Promise((r) => setTimeout(r, 50));
-      }
+        return event !== undefined;
+      }, 'the first event');
       // This test process made the request: the worker inside the executable named it.
       expect(event?.caller).toMatchObject({ resolved: 'full', pid: process.pid });
     } finally {

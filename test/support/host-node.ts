@@ -75,7 +75,12 @@ export interface Host {
   /** Scratch directory (writable by nobody): guard config and events. */
   work: string;
   guard: ChildProcess | undefined;
-  cli(args: string[]): { status: number; stdout: string; stderr: string };
+  /**
+   * The CLI in the host's namespace. Asynchronous: a test that ran several of these synchronously
+   * held its worker's event loop for minutes on a loaded machine, long enough for vitest's own
+   * worker messages to time out.
+   */
+  cli(args: string[]): Promise<{ status: number; stdout: string; stderr: string }>;
   /** `install --apply --json --user nobody --root ROOT` and more arguments. */
   installArgs(...more: string[]): string[];
   startGuard(): Promise<void>;
@@ -147,7 +152,23 @@ export async function createHost(label: string, guardYaml = ''): Promise<Host> {
     root,
     work,
     guard: undefined,
-    cli: (args) => ns.run('node', [MAIN, ...args]),
+    cli: (args) =>
+      new Promise((resolve, reject) => {
+        const child = ns.spawn('node', [MAIN, ...args]);
+        let stdout = '';
+        let stderr = '';
+        child.stdout?.on('data', (c: Buffer) => {
+          stdout += c.toString();
+        });
+        child.stderr?.on('data', (c: Buffer) => {
+          stderr += c.toString();
+        });
+        child.stdin?.end();
+        child.once('error', reject);
+        child.once('close', (code, signal) =>
+          resolve({ status: code ?? (signal ? 128 : 1), stdout, stderr }),
+        );
+      }),
     installArgs: (...more) => ['install', '--apply', '--json', '--user', 'nobody', '--root', root, ...more],
     async startGuard() {
       const g = ns.spawn(
@@ -255,8 +276,8 @@ export interface DoctorRun {
 }
 
 /** imdsguard doctor --json on the host, against the guard's admin /readyz. */
-export function doctor(h: Host, extra: string[] = []): DoctorRun {
-  const r = h.cli([
+export async function doctor(h: Host, extra: string[] = []): Promise<DoctorRun> {
+  const r = await h.cli([
     'doctor',
     '--json',
     '--root',

@@ -11,7 +11,7 @@ import { getCurrentTest } from 'vitest/suite';
 /** What is kept of the test's time for the failure to be reported: this share of its timeout... */
 const MARGIN_SHARE = 0.05;
 /** ...within these bounds, milliseconds. */
-const MARGIN_MIN_MS = 50;
+const MARGIN_MIN_MS = 250;
 const MARGIN_MAX_MS = 1000;
 /** Poll interval, milliseconds. */
 const POLL_MS = 10;

@@ -10,10 +10,11 @@ import { createEmulator, type Emulator } from '../../src/emulator/index.js';
 import type { GuardEvent } from '../../src/guard/events/types.js';
 import { type WiredGuard, wireGuard } from '../../src/guard/wire.js';
 import { tokenPut } from '../support/imds-requests.js';
+import { leaks as leaksOf } from '../support/leaks.js';
 import { parseResponses, RawConnection } from '../support/raw-http.js';
 
 /**
- * Secrets written to disk through the command line (issue 15 item 4). Real processes (curl,
+ * Secrets written to disk through the command line. Real processes (curl,
  * python3, node) call the guard with its secret header or a token it issued; their command lines
  * carry those values in the syntax of several languages (a curl -H, a multi-line python dict, a
  * PowerShell @{...}, a Ruby hash, Go and Node code, shell assignments, bare values, a value cut by
@@ -217,19 +218,7 @@ afterAll(async () => {
 
 /** The secret, the token, and every piece of either at least 12 characters long. */
 function leaks(text: string): string[] {
-  const out: string[] = [];
-  for (const [label, v] of [
-    ['secret', SECRET],
-    ['token', TOKEN],
-  ] as const) {
-    for (let i = 0; i + 12 <= v.length; i++) {
-      if (text.includes(v.slice(i, i + 12))) {
-        out.push(`${label}[${i}..${i + 12}]`);
-        break;
-      }
-    }
-  }
-  return out;
+  return leaksOf(text, { secret: SECRET, token: TOKEN });
 }
 
 /** This case's process was attributed, and nothing written about it holds a piece of a secret. */

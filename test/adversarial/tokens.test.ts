@@ -6,7 +6,7 @@ import { expectRefused } from '../support/guard-verdicts.js';
 import { METADATA_HOST, request, TOKEN_HEADER_NAME, tokenPut, v2Get } from '../support/imds-requests.js';
 
 /**
- * Token cases (issue 15 item 7): an empty, whitespace or bogus token header is not IMDSv2; a token
+ * Token cases: an empty, whitespace or bogus token header is not IMDSv2; a token
  * the guard issued is known by a keyed hash (never its value), with its expiry and the caller that
  * asked for it; every token-bearing event says issued-here, unknown, expired or other-caller; a token
  * used by another process than the one it was issued to raises an alert.
@@ -96,7 +96,7 @@ describe('tokens through a second, unrelated request line', () => {
 
 // ---- findings the adversarial review reported, each fixed ----
 
-describe('ADV-15: a token header without a token is not IMDSv2', () => {
+describe('a token header without a token is not IMDSv2', () => {
   const empties: Array<[string, string]> = [
     ['an empty', ''],
     ['a spaces-only', '   '],

@@ -4,7 +4,7 @@ import { type CallerMatch, UNKNOWN } from './caller-match.js';
 import { compilePatterns } from './match.js';
 
 /**
- * Conditions on the caller's Kubernetes pod (issue 18.3): `namespace`, `pod` (globs), `hostNetwork`,
+ * Conditions on the caller's Kubernetes pod: `namespace`, `pod` (globs), `hostNetwork`,
  * and in a rule that has any of them, `container` names (the container's name in the pod spec;
  * elsewhere `container` strings stay container id prefixes, so a pod cannot name its container after
  * an id to match a rule written for that id). A caller that is not a pod never matches a pod key; a

@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { parseConfig } from '../../src/config/index.js';
 import type { GuardConfig } from '../../src/config/schema.js';
 import type { EventRecorder, GuardEvent } from '../../src/guard/events/types.js';
-import { waitFor } from './wait.js';
+import { testTimeLeft, waitFor } from './wait.js';
 
 /** Helpers for guard integration tests: a config builder, a memory recorder, HTTP and raw clients. */
 
@@ -59,13 +59,22 @@ export function send(
       },
     );
     req.on('error', reject);
-    req.setTimeout(5000, () => req.destroy(new Error('client timeout')));
+    // Bounds a hang only: as long as the running test may wait.
+    req.setTimeout(testTimeLeft() ?? 5000, () => req.destroy(new Error('client timeout')));
     req.end(body);
   });
 }
 
-/** Sends raw bytes and returns everything the server wrote until it closed (or timeoutMs). */
-export function raw(url: string, data: string | string[], timeoutMs = 3000, gapMs = 0): Promise<string> {
+/**
+ * Sends raw bytes and returns everything the server wrote until it closed (or timeoutMs: by default
+ * as long as the running test may wait; the guard closes the connection after every answer).
+ */
+export function raw(
+  url: string,
+  data: string | string[],
+  timeoutMs = testTimeLeft() ?? 3000,
+  gapMs = 0,
+): Promise<string> {
   const u = new URL(url);
   return new Promise((resolve) => {
     const s = connect(Number(u.port), u.hostname.replace(/^\[|\]$/g, ''));

@@ -108,9 +108,9 @@ describe('the /proc resolver in the guard', () => {
       s.write('GET /latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n');
     });
     s.on('error', () => {});
-    // The client leaves once the guard is waiting for its caller.
+    // The client leaves (a reset, not a half-close, which is answered) once the guard waits for its caller.
     await lookupStarted(1);
-    s.destroy();
+    s.resetAndDestroy();
     const [gone] = await rec.waitFor(1);
     expect(gone?.status).toBe(499);
     expect(gone?.action).toBe('error');

@@ -67,18 +67,20 @@ export class ProcessDescriber {
     // stands while its exe link is the same (an exec would change it) and the socket's owner is the
     // uid it was described with. One readlink instead of six reads.
     const known = this.#described.get(pid);
+    let linkNow: string | undefined;
     if (known) {
-      const link = await io.readlink(`${base}/exe`).catch(() => undefined);
-      if (link === known.exeLink && (socketUid === undefined || socketUid === known.caller.uid)) {
+      linkNow = await io.readlink(`${base}/exe`).catch(() => undefined);
+      if (linkNow === known.exeLink && (socketUid === undefined || socketUid === known.caller.uid)) {
         ctx.counters.describeHits++;
         return cloneCaller(known.caller);
       }
       this.#described.delete(pid);
     }
     // What this lookup read a moment ago (the fd scan's exe link, the new-pid probe's status) is
-    // not read again: a process that is still starting makes every /proc read slow.
+    // not read again: a process that is still starting makes every /proc read slow. The link just
+    // read above wins over an earlier one: after an exec, the earlier one names the old program.
     const seen = this.#table.exeSeen.get(pid);
-    const freshExe = seen && ctx.now() - seen.at <= JUST_READ_MS ? seen.link : undefined;
+    const freshExe = linkNow ?? (seen && ctx.now() - seen.at <= JUST_READ_MS ? seen.link : undefined);
     const freshStatus = this.#table.statusJustRead.get(pid);
     this.#table.statusJustRead.delete(pid);
     const [exeR, cmdR, statusR, cgroupR, nsR, selfNs, statR] = await Promise.allSettled([
